@@ -1,0 +1,484 @@
+"""Observation dataclasses: what one step saw, in OONI's field names (FACTS.md §4).
+
+Every step returns one of these. `t0`/`t` are seconds since the measurement's zero time
+(`Trace.zero`), `transaction_id` is shared by the steps of one endpoint flow. `to_dict()` gives
+the OONI-shaped JSON object; `from_dict()` reads it back (records, control replies).
+Our own additions use the ``x_`` prefix, which OONI readers ignore.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# Caps that keep a hostile peer from growing a record without bound.
+MAX_NETWORK_EVENTS_PER_FLOW = 64
+
+
+@dataclass(slots=True)
+class Trace:
+    """Shared by the steps of one endpoint flow: the zero time, the flow's id, its events."""
+
+    zero: float
+    transaction_id: int
+    events: list[NetworkEvent] = field(default_factory=list)
+
+    def now(self) -> float:
+        return round(time.monotonic() - self.zero, 6)
+
+    def add_event(self, event: NetworkEvent) -> None:
+        if len(self.events) < MAX_NETWORK_EVENTS_PER_FLOW:
+            self.events.append(event)
+
+
+def _opt(d: dict[str, Any], key: str, default: Any = None) -> Any:
+    value = d.get(key, default)
+    return default if value is None else value
+
+
+@dataclass(slots=True)
+class NetworkEvent:
+    """df-008: one socket operation (connect, read, write, tls_handshake_start, ...)."""
+
+    operation: str
+    address: str | None = None
+    num_bytes: int | None = None
+    failure: str | None = None
+    t0: float = 0.0
+    t: float = 0.0
+    transaction_id: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "operation": self.operation,
+            "address": self.address,
+            "num_bytes": self.num_bytes,
+            "failure": self.failure,
+            "t0": self.t0,
+            "t": self.t,
+            "transaction_id": self.transaction_id,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NetworkEvent:
+        return cls(
+            operation=str(d.get("operation", "")),
+            address=d.get("address"),
+            num_bytes=d.get("num_bytes"),
+            failure=d.get("failure"),
+            t0=float(_opt(d, "t0", 0.0)),
+            t=float(_opt(d, "t", 0.0)),
+            transaction_id=int(_opt(d, "transaction_id", 0)),
+        )
+
+
+@dataclass(slots=True)
+class DNSAnswer:
+    """One answer record. `answer_type` is A, AAAA or CNAME."""
+
+    answer_type: str
+    ipv4: str | None = None
+    ipv6: str | None = None
+    hostname: str | None = None
+    ttl: int | None = None
+    asn: int | None = None
+    as_org_name: str | None = None
+
+    @property
+    def ip(self) -> str | None:
+        return self.ipv4 or self.ipv6
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"answer_type": self.answer_type, "ttl": self.ttl}
+        if self.ipv4 is not None:
+            d["ipv4"] = self.ipv4
+        if self.ipv6 is not None:
+            d["ipv6"] = self.ipv6
+        if self.hostname is not None:
+            d["hostname"] = self.hostname
+        d["asn"] = self.asn
+        d["as_org_name"] = self.as_org_name
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DNSAnswer:
+        return cls(
+            answer_type=str(d.get("answer_type", "")),
+            ipv4=d.get("ipv4"),
+            ipv6=d.get("ipv6"),
+            hostname=d.get("hostname"),
+            ttl=d.get("ttl"),
+            asn=d.get("asn"),
+            as_org_name=d.get("as_org_name"),
+        )
+
+
+@dataclass(slots=True)
+class DNSQuery:
+    """df-002: one query and its reply. A duplicate reply to one UDP query (an injected answer
+    racing the genuine one) is recorded as a second DNSQuery with `x_duplicate = True`."""
+
+    hostname: str
+    query_type: str  # A | AAAA | ANY (getaddrinfo asks for both)
+    engine: str  # getaddrinfo | udp | tcp | doh
+    resolver_address: str  # "" for getaddrinfo (the system decides)
+    answers: list[DNSAnswer] = field(default_factory=list)
+    failure: str | None = None
+    rcode: int | None = None
+    raw_response: str | None = None  # base64 of the reply message
+    t0: float = 0.0
+    t: float = 0.0
+    transaction_id: int = 0
+    x_duplicate: bool = False
+    x_queue_time: float | None = None  # getaddrinfo: seconds spent waiting for a worker
+
+    @property
+    def failed_operation(self) -> str | None:
+        return "resolve" if self.failure else None
+
+    def addresses(self) -> list[str]:
+        return [a.ip for a in self.answers if a.ip]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answers": [a.to_dict() for a in self.answers],
+            "engine": self.engine,
+            "failure": self.failure,
+            "failed_operation": self.failed_operation,
+            "hostname": self.hostname,
+            "query_type": self.query_type,
+            "rcode": self.rcode,
+            "raw_response": self.raw_response,
+            "resolver_address": self.resolver_address,
+            "t0": self.t0,
+            "t": self.t,
+            "transaction_id": self.transaction_id,
+            "x_duplicate": self.x_duplicate,
+            "x_queue_time": self.x_queue_time,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DNSQuery:
+        return cls(
+            hostname=str(d.get("hostname") or ""),
+            query_type=str(d.get("query_type") or ""),
+            engine=str(d.get("engine") or ""),
+            resolver_address=str(d.get("resolver_address") or ""),
+            answers=[DNSAnswer.from_dict(a) for a in d.get("answers") or [] if isinstance(a, dict)],
+            failure=d.get("failure"),
+            rcode=d.get("rcode"),
+            raw_response=d.get("raw_response"),
+            t0=float(_opt(d, "t0", 0.0)),
+            t=float(_opt(d, "t", 0.0)),
+            transaction_id=int(_opt(d, "transaction_id", 0)),
+            x_duplicate=bool(d.get("x_duplicate", False)),
+            x_queue_time=d.get("x_queue_time"),
+        )
+
+
+@dataclass(slots=True)
+class TCPConnect:
+    """df-005: one TCP connect to ip:port."""
+
+    ip: str
+    port: int
+    success: bool
+    failure: str | None = None
+    t0: float = 0.0
+    t: float = 0.0
+    transaction_id: int = 0
+
+    @property
+    def failed_operation(self) -> str | None:
+        return "connect" if self.failure else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ip": self.ip,
+            "port": self.port,
+            "status": {"success": self.success, "failure": self.failure, "blocked": None},
+            "failed_operation": self.failed_operation,
+            "t0": self.t0,
+            "t": self.t,
+            "transaction_id": self.transaction_id,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TCPConnect:
+        status = d.get("status") or {}
+        return cls(
+            ip=str(d.get("ip") or ""),
+            port=int(_opt(d, "port", 0)),
+            success=bool(status.get("success", False)),
+            failure=status.get("failure"),
+            t0=float(_opt(d, "t0", 0.0)),
+            t=float(_opt(d, "t", 0.0)),
+            transaction_id=int(_opt(d, "transaction_id", 0)),
+        )
+
+
+@dataclass(slots=True)
+class TLSHandshake:
+    """df-006: one TLS handshake. `peer_certificates` is the chain as sent by the peer (DER,
+    base64), recorded also when verification failed."""
+
+    address: str  # "ip:port" ("[v6]:port")
+    server_name: str
+    network: str = "tcp"
+    tls_version: str | None = None
+    cipher_suite: str | None = None
+    negotiated_protocol: str | None = None
+    no_tls_verify: bool = False
+    peer_certificates: list[str] = field(default_factory=list)
+    failure: str | None = None
+    failed_operation: str | None = None
+    t0: float = 0.0
+    t: float = 0.0
+    transaction_id: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "network": self.network,
+            "address": self.address,
+            "server_name": self.server_name,
+            "tls_version": self.tls_version,
+            "cipher_suite": self.cipher_suite,
+            "negotiated_protocol": self.negotiated_protocol,
+            "no_tls_verify": self.no_tls_verify,
+            "peer_certificates": [{"format": "base64", "data": c} for c in self.peer_certificates],
+            "failure": self.failure,
+            "failed_operation": self.failed_operation,
+            "t0": self.t0,
+            "t": self.t,
+            "transaction_id": self.transaction_id,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TLSHandshake:
+        certs = [
+            str(c.get("data")) for c in d.get("peer_certificates") or [] if isinstance(c, dict)
+        ]
+        return cls(
+            address=str(d.get("address") or ""),
+            server_name=str(d.get("server_name") or ""),
+            network=str(d.get("network") or "tcp"),
+            tls_version=d.get("tls_version"),
+            cipher_suite=d.get("cipher_suite"),
+            negotiated_protocol=d.get("negotiated_protocol"),
+            no_tls_verify=bool(d.get("no_tls_verify", False)),
+            peer_certificates=certs,
+            failure=d.get("failure"),
+            failed_operation=d.get("failed_operation"),
+            t0=float(_opt(d, "t0", 0.0)),
+            t=float(_opt(d, "t", 0.0)),
+            transaction_id=int(_opt(d, "transaction_id", 0)),
+        )
+
+
+def _headers_map(headers_list: list[tuple[str, str]]) -> dict[str, str]:
+    """OONI's `headers`: one value per name (the first one wins)."""
+    out: dict[str, str] = {}
+    for name, value in headers_list:
+        out.setdefault(name, value)
+    return out
+
+
+@dataclass(slots=True)
+class HTTPTransaction:
+    """df-001: one HTTP request and its response (one hop of a redirect chain).
+
+    `body` is a snapshot of the decoded body, at most the body cap; the control never sends
+    bodies, only `x_body_length`, `x_body_sha256`, `x_title` and the headers."""
+
+    url: str
+    method: str = "GET"
+    request_headers: list[tuple[str, str]] = field(default_factory=list)
+    address: str | None = None  # "ip:port" the request went to
+    response_code: int | None = None
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    body: str | None = None
+    body_is_truncated: bool = False
+    body_length: int | None = None  # decoded bytes read (up to the cap)
+    body_sha256: str | None = None
+    title: str | None = None
+    location: str | None = None  # a redirect's target, resolved against `url`
+    failure: str | None = None
+    failed_operation: str | None = None
+    t0: float = 0.0
+    t: float = 0.0
+    transaction_id: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        response: dict[str, Any] | None = None
+        if self.response_code is not None:
+            response = {
+                "code": self.response_code,
+                "headers_list": [list(h) for h in self.response_headers],
+                "headers": _headers_map(self.response_headers),
+                "body": self.body,
+                "body_is_truncated": self.body_is_truncated,
+                "x_body_length": self.body_length,
+                "x_body_sha256": self.body_sha256,
+                "x_title": self.title,
+            }
+        return {
+            "request": {
+                "url": self.url,
+                "method": self.method,
+                "headers_list": [list(h) for h in self.request_headers],
+                "headers": _headers_map(self.request_headers),
+                "x_address": self.address,
+            },
+            "response": response,
+            "failure": self.failure,
+            "failed_operation": self.failed_operation,
+            "x_location": self.location,
+            "t0": self.t0,
+            "t": self.t,
+            "transaction_id": self.transaction_id,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HTTPTransaction:
+        request = d.get("request") or {}
+        response = d.get("response") or {}
+
+        def pairs(v: Any) -> list[tuple[str, str]]:
+            return [(str(h[0]), str(h[1])) for h in v or [] if isinstance(h, list | tuple)]
+
+        body = response.get("body")
+        if isinstance(body, dict):  # OONI encodes non-UTF-8 bodies as {"format": "base64", ...}
+            body = None
+        return cls(
+            url=str(request.get("url") or ""),
+            method=str(request.get("method") or "GET"),
+            request_headers=pairs(request.get("headers_list")),
+            address=request.get("x_address"),
+            response_code=response.get("code"),
+            response_headers=pairs(response.get("headers_list"))
+            or [(str(k), str(v)) for k, v in (response.get("headers") or {}).items()],
+            body=body,
+            body_is_truncated=bool(response.get("body_is_truncated", False)),
+            body_length=response.get("x_body_length"),
+            body_sha256=response.get("x_body_sha256"),
+            title=response.get("x_title"),
+            location=d.get("x_location"),
+            failure=d.get("failure"),
+            failed_operation=d.get("failed_operation"),
+            t0=float(_opt(d, "t0", 0.0)),
+            t=float(_opt(d, "t", 0.0)),
+            transaction_id=int(_opt(d, "transaction_id", 0)),
+        )
+
+
+@dataclass(slots=True)
+class MTProtoHandshake:
+    """Our own: one unencrypted req_pq_multi exchange over one transport.
+
+    `reply` says what came back: "res_pq" (our nonce echoed), "transport_error" (a bare
+    negative code such as -404: the peer speaks MTProto), or None on failure."""
+
+    address: str  # "ip:port"
+    transport: str  # abridged | intermediate | padded_intermediate | obfuscated2
+    success: bool = False
+    failure: str | None = None
+    failed_operation: str | None = None
+    reply: str | None = None
+    error_code: int | None = None
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    server_public_key_fingerprints: list[str] = field(default_factory=list)
+    first_bytes: str | None = None  # hex of the first bytes received when they were foreign
+    t0: float = 0.0
+    t: float = 0.0
+    transaction_id: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "transport": self.transport,
+            "success": self.success,
+            "failure": self.failure,
+            "failed_operation": self.failed_operation,
+            "reply": self.reply,
+            "error_code": self.error_code,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "server_public_key_fingerprints": list(self.server_public_key_fingerprints),
+            "first_bytes": self.first_bytes,
+            "t0": self.t0,
+            "t": self.t,
+            "transaction_id": self.transaction_id,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MTProtoHandshake:
+        return cls(
+            address=str(d.get("address") or ""),
+            transport=str(d.get("transport") or ""),
+            success=bool(d.get("success", False)),
+            failure=d.get("failure"),
+            failed_operation=d.get("failed_operation"),
+            reply=d.get("reply"),
+            error_code=d.get("error_code"),
+            bytes_sent=int(_opt(d, "bytes_sent", 0)),
+            bytes_received=int(_opt(d, "bytes_received", 0)),
+            server_public_key_fingerprints=[
+                str(x) for x in d.get("server_public_key_fingerprints") or []
+            ],
+            first_bytes=d.get("first_bytes"),
+            t0=float(_opt(d, "t0", 0.0)),
+            t=float(_opt(d, "t", 0.0)),
+            transaction_id=int(_opt(d, "transaction_id", 0)),
+        )
+
+
+@dataclass(slots=True)
+class Observations:
+    """Everything measured for one target (by the probe, or by the control for it)."""
+
+    queries: list[DNSQuery] = field(default_factory=list)
+    tcp_connect: list[TCPConnect] = field(default_factory=list)
+    tls_handshakes: list[TLSHandshake] = field(default_factory=list)
+    requests: list[HTTPTransaction] = field(default_factory=list)
+    network_events: list[NetworkEvent] = field(default_factory=list)
+    mtproto: list[MTProtoHandshake] = field(default_factory=list)
+
+    def extend(self, other: Observations) -> None:
+        self.queries.extend(other.queries)
+        self.tcp_connect.extend(other.tcp_connect)
+        self.tls_handshakes.extend(other.tls_handshakes)
+        self.requests.extend(other.requests)
+        self.network_events.extend(other.network_events)
+        self.mtproto.extend(other.mtproto)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "queries": [q.to_dict() for q in self.queries],
+            "tcp_connect": [c.to_dict() for c in self.tcp_connect],
+            "tls_handshakes": [h.to_dict() for h in self.tls_handshakes],
+            "requests": [r.to_dict() for r in self.requests],
+            "network_events": [e.to_dict() for e in self.network_events],
+            "mtproto": [m.to_dict() for m in self.mtproto],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Observations:
+        def items(key: str) -> list[dict[str, Any]]:
+            value = d.get(key)
+            return [x for x in value if isinstance(x, dict)] if isinstance(value, list) else []
+
+        return cls(
+            queries=[DNSQuery.from_dict(x) for x in items("queries")],
+            tcp_connect=[TCPConnect.from_dict(x) for x in items("tcp_connect")],
+            tls_handshakes=[TLSHandshake.from_dict(x) for x in items("tls_handshakes")],
+            requests=[HTTPTransaction.from_dict(x) for x in items("requests")],
+            network_events=[NetworkEvent.from_dict(x) for x in items("network_events")],
+            mtproto=[MTProtoHandshake.from_dict(x) for x in items("mtproto")],
+        )
+
+
+def format_address(ip: str, port: int) -> str:
+    """ "ip:port", with brackets around IPv6 literals."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"

@@ -1,0 +1,169 @@
+"""TCP: the connect step and the byte stream every later layer (TLS, HTTP, MTProto) runs on.
+
+We create and connect the socket ourselves so that the address is exactly the one we chose
+(never a library's pick), an optional source address can be bound, and every byte sent and
+received is counted for the round's data-usage figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+from typing import Protocol
+
+from probe import failures
+from probe.observations import NetworkEvent, TCPConnect, Trace, format_address
+
+
+class ByteCounter:
+    """Bytes sent and received, summed over every stream that shares this counter."""
+
+    __slots__ = ("received", "sent")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.received = 0
+
+
+class ByteStream(Protocol):
+    """What TLS, HTTP and MTProto need from a connection (trio-style names)."""
+
+    bytes_sent: int
+    bytes_received: int
+
+    async def send_all(self, data: bytes) -> None: ...
+
+    async def receive_some(self, max_bytes: int = 65536) -> bytes:
+        """Up to `max_bytes`; b"" at end of stream. Errors propagate (the caller classifies)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class SocketStream:
+    """A connected non-blocking socket. Records read/write network events on `trace`."""
+
+    def __init__(
+        self, sock: socket.socket, trace: Trace | None = None, counter: ByteCounter | None = None
+    ) -> None:
+        self.sock = sock
+        self.trace = trace
+        self.counter = counter
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        peer = sock.getpeername()
+        self.address = format_address(peer[0], peer[1])
+        self._loop = asyncio.get_running_loop()
+
+    def _event(self, operation: str, t0: float, num_bytes: int | None, failure: str | None) -> None:
+        if self.trace is not None:
+            self.trace.add_event(
+                NetworkEvent(
+                    operation=operation,
+                    address=self.address,
+                    num_bytes=num_bytes,
+                    failure=failure,
+                    t0=t0,
+                    t=self.trace.now(),
+                    transaction_id=self.trace.transaction_id,
+                )
+            )
+
+    def _now(self) -> float:
+        return self.trace.now() if self.trace is not None else 0.0
+
+    async def send_all(self, data: bytes) -> None:
+        t0 = self._now()
+        try:
+            await self._loop.sock_sendall(self.sock, data)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._event("write", t0, None, failures.classify(exc))
+            raise
+        self.bytes_sent += len(data)
+        if self.counter is not None:
+            self.counter.sent += len(data)
+        self._event("write", t0, len(data), None)
+
+    async def receive_some(self, max_bytes: int = 65536) -> bytes:
+        t0 = self._now()
+        try:
+            data = await self._loop.sock_recv(self.sock, max_bytes)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._event("read", t0, None, failures.classify(exc))
+            raise
+        self.bytes_received += len(data)
+        if self.counter is not None:
+            self.counter.received += len(data)
+        self._event("read", t0, len(data), None if data else failures.EOF_ERROR)
+        return data
+
+    async def aclose(self) -> None:
+        self.sock.close()
+
+
+@dataclass(slots=True)
+class TCPConnectResult:
+    observation: TCPConnect
+    stream: SocketStream | None  # None when the connect failed
+
+
+async def tcp_connect(
+    ip: str,
+    port: int,
+    *,
+    trace: Trace,
+    timeout: float,
+    source_address: str | None = None,
+    counter: ByteCounter | None = None,
+) -> TCPConnectResult:
+    """Connect to ip:port within `timeout` seconds. Failures are data; only cancellation escapes.
+
+    The caller owns the returned stream and must `aclose()` it."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    t0 = trace.now()
+    sock: socket.socket | None = None
+    failure: str | None = None
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        if source_address:
+            sock.bind((source_address, 0))
+        async with asyncio.timeout(timeout):
+            await asyncio.get_running_loop().sock_connect(sock, (ip, port))
+    except asyncio.CancelledError:
+        if sock is not None:
+            sock.close()
+        raise
+    except Exception as exc:
+        failure = failures.classify(exc)
+    observation = TCPConnect(
+        ip=ip,
+        port=port,
+        success=failure is None,
+        failure=failure,
+        t0=t0,
+        t=trace.now(),
+        transaction_id=trace.transaction_id,
+    )
+    trace.add_event(
+        NetworkEvent(
+            operation="connect",
+            address=format_address(ip, port),
+            failure=failure,
+            t0=t0,
+            t=observation.t,
+            transaction_id=trace.transaction_id,
+        )
+    )
+    if failure is not None:
+        if sock is not None:
+            sock.close()
+        return TCPConnectResult(observation, None)
+    assert sock is not None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return TCPConnectResult(observation, SocketStream(sock, trace, counter))

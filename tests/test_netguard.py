@@ -1,0 +1,43 @@
+"""The guard itself must work, or every other test's promise is empty."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests import netguard
+
+
+def test_guard_blocks_public_connect():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        with pytest.raises(netguard.NetworkGuardError):
+            sock.connect(("192.0.2.1", 443))  # TEST-NET-1: never routed, and never tried
+    finally:
+        sock.close()
+    assert netguard.violations
+    netguard.violations.clear()
+
+
+def test_guard_blocks_udp_sendto_and_foreign_names():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        with pytest.raises(netguard.NetworkGuardError):
+            sock.sendto(b"x", ("192.0.2.1", 53))
+    finally:
+        sock.close()
+    with pytest.raises(socket.gaierror):
+        socket.getaddrinfo("example.invalid", 443)
+    assert len(netguard.violations) == 2
+    netguard.violations.clear()
+
+
+def test_guard_allows_loopback_and_lab():
+    assert netguard.allowed_ip("127.0.0.2")
+    assert netguard.allowed_ip("::1")
+    assert netguard.allowed_ip("198.19.255.1")
+    assert not netguard.allowed_ip("10.10.34.36")
+    assert netguard.allowed_name("localhost")
+    socket.getaddrinfo("localhost", 80)
