@@ -1,0 +1,77 @@
+"""IP address facts shared by the layers: literals, bogons, and what counts as public."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: A DNS answer in these ranges for a public name is suspicious (FACTS.md §5).
+BOGON_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::/128",
+        "::1/128",
+        "::ffff:0:0/96",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+        "2001:db8::/32",
+    )
+)
+
+
+@lru_cache(maxsize=4096)
+def parse_ip(text: str) -> IPAddress | None:
+    """The address for an IP literal (IPv6 may carry brackets or a zone), else None."""
+    candidate = text.strip()
+    if candidate.startswith("[") and candidate.endswith("]"):
+        candidate = candidate[1:-1]
+    candidate = candidate.split("%", 1)[0]
+    try:
+        return ipaddress.ip_address(candidate)
+    except ValueError:
+        return None
+
+
+def is_ip_literal(text: str) -> bool:
+    return parse_ip(text) is not None
+
+
+def is_ipv6(text: str) -> bool:
+    return isinstance(parse_ip(text), ipaddress.IPv6Address)
+
+
+def is_bogon(ip: str) -> bool:
+    """True for addresses in the bogon ranges (an IPv4-mapped IPv6 address counts as its v4)."""
+    address = parse_ip(ip)
+    if address is None:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address.version == n.version and address in n for n in BOGON_NETWORKS)
+
+
+def is_public(ip: str) -> bool:
+    """Globally routable: not private, loopback, link-local, reserved or a bogon."""
+    address = parse_ip(ip)
+    if address is None:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not is_bogon(str(address))
