@@ -58,6 +58,10 @@ HTTP_REDIRECT_REFUSED = "http_redirect_refused"
 HTTP_INVALID_RESPONSE = "http_invalid_response"
 #: the control server refuses to measure a private/reserved destination
 CONTROL_REFUSED_DESTINATION = "control_refused_destination"
+#: no control server answered (each URL's own failure is logged)
+CONTROL_UNREACHABLE = "control_unreachable"
+#: the control server answered, but not with a usable reply (HTTP error status, bad JSON)
+CONTROL_HTTP_ERROR = "control_http_error"
 #: the step was skipped because an earlier step of the same flow failed
 SKIPPED = "skipped"
 

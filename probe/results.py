@@ -27,7 +27,7 @@ class SourcedObject:
 def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+    return open(path, encoding="utf-8", errors="replace")
 
 
 def iter_json_objects(path: str | os.PathLike[str]) -> Iterator[SourcedObject]:
@@ -71,7 +71,7 @@ def iter_json_objects(path: str | os.PathLike[str]) -> Iterator[SourcedObject]:
             continue
         try:
             obj = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             yield SourcedObject(source, number, None, f"not JSON: {exc.msg}")
             continue
         if isinstance(obj, dict):
@@ -89,3 +89,72 @@ def iter_result_files(paths: list[str]) -> Iterator[Path]:
             yield from sorted(found)
         else:
             yield p
+
+
+class ResultsDirError(Exception):
+    """The results directory cannot be created or written (bad input: exit status 2)."""
+
+
+class ResultWriteError(Exception):
+    """A record could not be written whole (disk full, I/O error); nothing partial was left."""
+
+
+class ResultWriter:
+    """Appends one JSON object per line to results/YYYY-MM-DD/<start>_<report_id>.jsonl.
+
+    Each record is one `os.write` of one whole line on an O_APPEND descriptor under an
+    exclusive `flock`, so two runs writing into the same file never interleave partial lines.
+    If a write comes up short (disk full), the file is truncated back to where it was, so a
+    reader never sees half a line.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike[str], start: str, report_id: str) -> None:
+        day = f"{start[0:4]}-{start[4:6]}-{start[6:8]}"  # start is %Y%m%dT%H%M%SZ
+        self.path = Path(out_dir) / day / f"{start}_{report_id}.jsonl"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ResultsDirError(f"{out_dir}: results directory not writable ({reason})") from exc
+        self.records_written = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        import fcntl
+
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            size_before = os.fstat(self._fd).st_size
+            try:
+                written = os.write(self._fd, line)
+            except OSError as exc:
+                self._truncate(size_before)
+                raise ResultWriteError(f"{self.path}: {exc.strerror or exc}") from exc
+            if written != len(line):
+                self._truncate(size_before)
+                raise ResultWriteError(f"{self.path}: short write (disk full?)")
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self.records_written += 1
+
+    def _truncate(self, size: int) -> None:
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            try:
+                os.fsync(self._fd)
+            except OSError:
+                pass
+            os.close(self._fd)
+            self._fd = -1
+        # An empty results file (nothing measured) is noise for researchers.
+        try:
+            if self.records_written == 0 and self.path.stat().st_size == 0:
+                self.path.unlink()
+        except OSError:
+            pass

@@ -1,0 +1,455 @@
+"""One measurement round: baselines first, probe and control in parallel, analysis, records.
+
+Records are written as each target finishes (append-only JSON Lines). If the round is
+cancelled (Ctrl-C, SIGTERM), what finished is already on disk and every unfinished target gets
+an `interrupted` record before the cancellation goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import platform
+import resource
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from probe import SOFTWARE_NAME, __version__, dns, failures
+from probe.addresses import is_ipv6
+from probe.measure import MeasureConfig, RunState, measure_target
+from probe.observations import Observations
+from probe.results import ResultWriter
+from probe.targets import Target, TargetList
+from probe.vantage import PROBE_IP, Scrubber, Vantage
+
+DATA_FORMAT_VERSION = "0.2.0"
+TEST_VERSION = "0.1.0"
+
+
+def ooni_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True, slots=True)
+class RoundOptions:
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    out_dir: str = "results"
+    control_urls: tuple[str, ...] = ()
+    control_token: str | None = None
+    geoip_dbs: tuple[str, ...] = ()
+    fingerprint_files: tuple[str, ...] = ()
+    #: annotate records with this configured country; a control echo that disagrees means VPN
+    expected_cc: str | None = None
+
+
+@dataclass(slots=True)
+class ControlOutcome:
+    """What the round learned from the control server (or from its absence)."""
+
+    observations: dict[str, Observations] = field(default_factory=dict)
+    failure: str | None = None
+    reachable: bool = False
+    doh: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RoundResult:
+    report_id: str
+    start: datetime
+    path: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    runtime: float = 0.0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    interrupted: bool = False
+    vantage: Vantage = field(default_factory=Vantage)
+    x_vantage: dict[str, Any] = field(default_factory=dict)
+    control_failure: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def offline(self) -> bool:
+        xv = self.x_vantage
+        return bool(
+            xv.get("baseline_total")
+            and not xv.get("baseline_ok")
+            and not xv.get("control_reachable")
+        )
+
+
+def raise_open_file_limit(wanted: int) -> None:
+    """Raise the soft RLIMIT_NOFILE towards `wanted` (bounded by the hard limit)."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def reached(target: Target, observations: Observations) -> bool:
+    """Did the full chain of `target`'s check succeed on at least one endpoint?"""
+    if target.check == "dns":
+        return any(q.answers and not q.failure for q in observations.queries)
+    if target.check == "tcp":
+        return any(c.success for c in observations.tcp_connect)
+    if target.check == "tls":
+        return any(h.failure is None for h in observations.tls_handshakes)
+    if target.check == "mtproto":
+        return any(m.success for m in observations.mtproto)
+    return any(r.response_code is not None and r.failure is None for r in observations.requests)
+
+
+def ipv6_reachability(observations: Sequence[Observations]) -> bool | None:
+    """True if any IPv6 connect succeeded, False if some were tried and none did, None if none
+    were tried (the baselines resolved no IPv6 address)."""
+    tried = [c for obs in observations for c in obs.tcp_connect if is_ipv6(c.ip)]
+    if not tried:
+        return None
+    return any(c.success for c in tried)
+
+
+def new_report_id() -> str:
+    return secrets.token_hex(8)
+
+
+class Round:
+    """State of one round; `run()` is the whole thing."""
+
+    def __init__(
+        self,
+        lists: Sequence[TargetList],
+        targets: Sequence[Target],
+        options: RoundOptions,
+        *,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+        vantage: Vantage | None = None,
+        scrubber: Scrubber | None = None,
+    ) -> None:
+        self.lists = {lst.name: lst for lst in lists}
+        self.targets = list(targets)
+        self.options = options
+        self.on_record = on_record
+        self.start = datetime.now(UTC).replace(microsecond=0)
+        self.start_text = self.start.strftime("%Y%m%dT%H%M%SZ")
+        self.report_id = new_report_id()
+        self.writer = ResultWriter(options.out_dir, self.start_text, self.report_id)
+        self.vantage = vantage or Vantage()
+        self.scrubber = scrubber or Scrubber()
+        self.result = RoundResult(self.report_id, self.start, str(self.writer.path))
+        self.finished: set[str] = set()
+        self.x_vantage: dict[str, Any] = {
+            "baseline_ok": 0,
+            "baseline_total": 0,
+            "control_reachable": False,
+            "ipv6_ok": None,
+        }
+        self.control = ControlOutcome()
+        self._control_ready = asyncio.Event()
+        self._fingerprints: Any = None
+        self._timing: dict[str, tuple[datetime, float]] = {}
+
+    # -- the round -------------------------------------------------------------------------
+
+    async def run(self) -> RoundResult:
+        started = time.monotonic()
+        config = self.options.measure
+        raise_open_file_limit(4 * config.concurrency + 256)
+        pool = dns.GetaddrinfoPool()
+        resolver = dns.Resolver(
+            config.resolver,
+            pool=pool,
+            source_address=config.source_address,
+        )
+        state = RunState(config=config, resolver=resolver)
+        resolver.counter = state.counter
+        self._load_fingerprints()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._run_control(state))
+                baselines = [t for t in self.targets if t.is_baseline]
+                others = [t for t in self.targets if not t.is_baseline]
+                # Baselines first: their outcome says whether this vantage is online at all.
+                baseline_obs = await self._measure_all(baselines, state)
+                self.x_vantage["baseline_total"] = len(baselines)
+                self.x_vantage["baseline_ok"] = sum(
+                    reached(t, baseline_obs[t.id]) for t in baselines if t.id in baseline_obs
+                )
+                self.x_vantage["ipv6_ok"] = ipv6_reachability(list(baseline_obs.values()))
+                record_tasks = [
+                    group.create_task(self._finish(t, baseline_obs[t.id], state)) for t in baselines
+                ]
+                await self._measure_all(others, state, finish=True)
+                for task in record_tasks:
+                    await task
+        except asyncio.CancelledError:
+            self.result.interrupted = True
+            self._write_interrupted()
+            raise
+        finally:
+            pool.close()
+            self.writer.close()
+            self.result.runtime = round(time.monotonic() - started, 3)
+            self.result.bytes_sent = state.counter.sent
+            self.result.bytes_received = state.counter.received
+            self.result.x_vantage = dict(self.x_vantage)
+            self.result.vantage = self.vantage
+            self.result.control_failure = self.control.failure
+        return self.result
+
+    async def _measure_all(
+        self, targets: Sequence[Target], state: RunState, *, finish: bool = False
+    ) -> dict[str, Observations]:
+        results: dict[str, Observations] = {}
+
+        async def one(target: Target) -> None:
+            started_at = datetime.now(UTC)
+            t0 = time.monotonic()
+            observations = await measure_target(target, state)
+            results[target.id] = observations
+            self._timing[target.id] = (started_at, time.monotonic() - t0)
+            if finish:
+                await self._finish(target, observations, state)
+
+        async with asyncio.TaskGroup() as group:
+            for target in targets:
+                group.create_task(one(target))
+        return results
+
+    # -- control ---------------------------------------------------------------------------
+
+    async def _run_control(self, state: RunState) -> None:
+        try:
+            if self.options.control_urls:
+                from probe import control
+
+                client = control.ControlClient(
+                    self.options.control_urls,
+                    token=self.options.control_token,
+                    timeout=control.client_timeout(state.config.timeout),
+                    resolver=state.resolver,
+                    source_address=state.config.source_address,
+                    counter=state.counter,
+                )
+                reply = await client.measure(self.targets)
+                self.control.observations = reply.observations
+                self.control.failure = reply.failure
+                self.control.reachable = reply.failure is None
+                if reply.client is not None:
+                    self.scrubber.add(reply.client.ip)
+                    self._apply_echo(reply.client)
+            if not self.control.reachable and state.config.resolver is None:
+                await self._doh_fallback(state)
+        finally:
+            self.x_vantage["control_reachable"] = self.control.reachable
+            self._control_ready.set()
+
+    def _apply_echo(self, client: Any) -> None:
+        if client.asn:
+            self.vantage.probe_asn = f"AS{client.asn}"
+        if client.cc:
+            self.vantage.probe_cc = client.cc
+            expected = self.options.expected_cc
+            if expected and client.cc.upper() != expected.upper():
+                self.vantage.network_type = "vpn"
+                self.vantage.notes.append(
+                    f"the control sees this probe in {client.cc}, not {expected}: "
+                    "a VPN or proxy seems to carry the traffic"
+                )
+        if client.network_name:
+            self.vantage.probe_network_name = client.network_name
+
+    async def _doh_fallback(self, state: RunState) -> None:
+        """No control answered: DNS over HTTPS to public resolvers is the DNS-only control."""
+        from probe import control
+
+        names = sorted({t.hostname for t in self.targets if t.hostname})
+        self.control.doh = await control.doh_control(names, state)
+
+    # -- records ---------------------------------------------------------------------------
+
+    def _load_fingerprints(self) -> None:
+        from probe.fingerprints import FingerprintDB
+
+        self._fingerprints = FingerprintDB.load(self.options.fingerprint_files)
+
+    async def _finish(self, target: Target, observations: Observations, state: RunState) -> None:
+        await self._control_ready.wait()
+        started_at, runtime = self._timing.get(target.id, (self.start, 0.0))
+        record = self._record(target, observations, started_at, runtime)
+        self._write(target, record)
+
+    def _envelope(self, target: Target, started_at: datetime, runtime: float) -> dict[str, Any]:
+        v = self.vantage
+        annotations: dict[str, str] = {
+            "platform": platform.system().lower(),
+            "architecture": platform.machine(),
+            "engine_name": SOFTWARE_NAME,
+        }
+        if v.network_type:
+            annotations["network_type"] = v.network_type
+        return {
+            "annotations": annotations,
+            "data_format_version": DATA_FORMAT_VERSION,
+            "input": target.id,
+            "measurement_start_time": ooni_time(started_at),
+            "probe_asn": v.probe_asn,
+            "probe_cc": v.probe_cc,
+            "probe_ip": PROBE_IP,
+            "probe_network_name": v.probe_network_name,
+            "report_id": self.report_id,
+            "resolver_asn": v.resolver_asn,
+            "resolver_ip": v.resolver_ip,
+            "resolver_network_name": v.resolver_network_name,
+            "software_name": SOFTWARE_NAME,
+            "software_version": __version__,
+            "test_keys": {},
+            "test_name": target.service,
+            "test_runtime": round(runtime, 3),
+            "test_start_time": ooni_time(self.start),
+            "test_version": TEST_VERSION,
+        }
+
+    def _list_provenance(self, target: Target) -> dict[str, str] | None:
+        lst = self.lists.get(target.list_name)
+        return lst.provenance() if lst is not None else None
+
+    def _record(
+        self, target: Target, observations: Observations, started_at: datetime, runtime: float
+    ) -> dict[str, Any]:
+        from probe.analysis import analyze
+
+        record = self._envelope(target, started_at, runtime)
+        control_obs = self.control.observations.get(target.id)
+        test_keys: dict[str, Any] = {
+            "target": dict(target.definition) or {"id": target.id},
+            "list": self._list_provenance(target),
+            **observations.to_dict(),
+            "x_vantage": dict(self.x_vantage),
+            "control": control_obs.to_dict() if control_obs is not None else None,
+            "control_failure": self.control.failure,
+        }
+        doh = self.control.doh.get(target.hostname)
+        if doh:
+            test_keys["x_doh"] = doh
+        record["test_keys"] = test_keys
+        analysis = analyze(record, self._fingerprints)
+        test_keys["x_endpoints"] = [e.to_dict() for e in analysis.endpoints]
+        test_keys["verdict"] = analysis.verdict.to_dict()
+        return record
+
+    def _interrupted_record(self, target: Target) -> dict[str, Any]:
+        record = self._envelope(target, datetime.now(UTC), 0.0)
+        record["annotations"]["interrupted"] = "true"
+        record["test_keys"] = {
+            "target": dict(target.definition) or {"id": target.id},
+            "list": self._list_provenance(target),
+            **Observations().to_dict(),
+            "x_endpoints": [],
+            "x_vantage": dict(self.x_vantage),
+            "control": None,
+            "control_failure": self.control.failure,
+            "failure": failures.INTERRUPTED,
+            "verdict": {
+                "status": "inconclusive",
+                "blocking": None,
+                "confirmed": False,
+                "fingerprints": [],
+                "reason": "The run was interrupted before this target was measured.",
+            },
+        }
+        return record
+
+    def _write(self, target: Target, record: dict[str, Any]) -> None:
+        if target.id in self.finished:
+            return
+        record = self._scrub(record)
+        self.writer.write(record)
+        self.finished.add(target.id)
+        self.result.records.append(record)
+        if self.on_record is not None:
+            self.on_record(record)
+
+    def _scrub(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Replace the public address wherever it appears (failure messages, headers, bodies)."""
+        if not self.scrubber.addresses:
+            return record
+        import json
+
+        text = json.dumps(record, ensure_ascii=False)
+        scrubbed = self.scrubber.scrub(text)
+        return record if scrubbed == text else json.loads(scrubbed)
+
+    def _write_interrupted(self) -> None:
+        for target in self.targets:
+            if target.id not in self.finished:
+                with contextlib.suppress(Exception):
+                    self._write(target, self._interrupted_record(target))
+
+
+async def run_round(
+    lists: Sequence[TargetList],
+    targets: Sequence[Target],
+    options: RoundOptions,
+    *,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> RoundResult:
+    """Measure `targets` once and write one record per target. See `Round`."""
+    return await Round(lists, targets, options, on_record=on_record).run()
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as "90s", "30m", "6h", "1d" (a bare number is seconds)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    raw = text.strip().lower()
+    unit = raw[-1:] if raw[-1:] in units else "s"
+    number = raw[:-1] if raw[-1:] in units else raw
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"bad duration {text!r}: use e.g. 90s, 30m, 6h or 1d") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"bad duration {text!r}: must be positive")
+    return value * units[unit]
+
+
+def jittered(every: float, rng: Callable[[], float]) -> float:
+    """`every` ± 10%: volunteers on one schedule must not all measure in the same second
+    (a burst is easy for a censor to spot and skews a shared control server)."""
+    return every * (0.9 + 0.2 * rng())
+
+
+async def run_rounds(
+    lists: Sequence[TargetList],
+    targets: Sequence[Target],
+    options: RoundOptions,
+    *,
+    every: float | None = None,
+    count: int | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    on_round: Callable[[RoundResult], None] | None = None,
+    on_wait: Callable[[float], None] | None = None,
+) -> list[RoundResult]:
+    """One round, or rounds every `every` seconds (with jitter, never overlapping) until
+    `count` rounds are done; forever when `every` is set and `count` is None."""
+    import random
+
+    results: list[RoundResult] = []
+    rng = random.SystemRandom().random
+    while True:
+        started = time.monotonic()
+        result = await run_round(lists, targets, options, on_record=on_record)
+        results.append(result)
+        if on_round is not None:
+            on_round(result)
+        if every is None or (count is not None and len(results) >= count):
+            return results
+        # Rounds never overlap: the next one starts one period after this one started, or
+        # right away when this one took longer than the period.
+        delay = max(0.0, jittered(every, rng) - (time.monotonic() - started))
+        if on_wait is not None:
+            on_wait(delay)
+        await asyncio.sleep(delay)
