@@ -45,15 +45,23 @@ class SocketStream:
     """A connected non-blocking socket. Records read/write network events on `trace`."""
 
     def __init__(
-        self, sock: socket.socket, trace: Trace | None = None, counter: ByteCounter | None = None
+        self,
+        sock: socket.socket,
+        trace: Trace | None = None,
+        counter: ByteCounter | None = None,
+        address: str | None = None,
     ) -> None:
         self.sock = sock
         self.trace = trace
         self.counter = counter
         self.bytes_sent = 0
         self.bytes_received = 0
-        peer = sock.getpeername()
-        self.address = format_address(peer[0], peer[1])
+        if address is None:
+            # getpeername() fails (ENOTCONN) once an RST has arrived, so callers that know the
+            # address pass it: a reset right after connect must be a read failure, not a crash.
+            peer = sock.getpeername()
+            address = format_address(peer[0], peer[1])
+        self.address = address
         self._loop = asyncio.get_running_loop()
 
     def _event(self, operation: str, t0: float, num_bytes: int | None, failure: str | None) -> None:
@@ -165,5 +173,9 @@ async def tcp_connect(
             sock.close()
         return TCPConnectResult(observation, None)
     assert sock is not None
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return TCPConnectResult(observation, SocketStream(sock, trace, counter))
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass  # already reset by the peer: the first read will say so
+    stream = SocketStream(sock, trace, counter, address=format_address(ip, port))
+    return TCPConnectResult(observation, stream)
