@@ -32,12 +32,212 @@ def fail(message: str) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="probe")
-def cli() -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="PROBE_CONFIG",
+    help="Config file with defaults (default: ~/.config/probe/config.toml).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
     """Is Telegram (and WhatsApp, Signal, Messenger) reachable from here? If not, how is it
     blocked? `probe run` measures; the result files are for researchers."""
+    from pathlib import Path
+
+    from probe import config
+
+    try:
+        ctx.default_map = config.load(
+            Path(config_path) if config_path else None, explicit=config_path is not None
+        )
+    except config.ConfigError as exc:
+        raise BadInput(str(exc)) from None
 
 
 # --- command modules register below (keep one block per command group) ---------------------
+
+
+# --- probe analyze (probe/analysis.py, probe/ooni.py, probe/fingerprints.py) ----------------
+
+
+@cli.command("analyze")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per record on stdout.")
+@click.option(
+    "--fingerprints",
+    "fingerprint_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    metavar="FILE",
+    help="Extra blocking fingerprints in the community CSV format (repeatable).",
+)
+def analyze_command(
+    files: tuple[str, ...], as_json: bool, fingerprint_files: tuple[str, ...]
+) -> int:
+    """Recompute verdicts from stored records: ours, or OONI measurements (JSON, JSON Lines,
+    plain or .gz). Files that hold no measurement are noted on stderr and skipped."""
+    import json
+
+    from probe.fingerprints import FingerprintDB, default_db
+    from probe.ooni import AnalyzeNote, analyze_paths
+
+    try:
+        db = FingerprintDB.load(fingerprint_files) if fingerprint_files else default_db()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    if fingerprint_files and db.skipped:
+        click.echo(
+            f"probe: {db.skipped} fingerprint rows skipped (first: {db.warnings[0]})", err=True
+        )
+    analysed = 0
+    for item in analyze_paths(files, db):
+        if isinstance(item, AnalyzeNote):
+            click.echo(f"probe: {item.message}", err=True)
+            continue
+        analysed += 1
+        click.echo(json.dumps(item.to_dict(), ensure_ascii=False) if as_json else item.text_line())
+    if not analysed:
+        raise BadInput(f"no measurements found in {len(files)} file(s)")
+    return EXIT_OK
+
+
+# --- probe report (probe/report.py) ---------------------------------------------------------
+
+
+@cli.command("report")
+@click.argument("results", nargs=-1, type=click.Path(path_type=str))
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write an HTML page.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write rows as CSV.")
+@click.option(
+    "--parquet", "parquet_path", type=click.Path(dir_okay=False), help="Write rows as Parquet."
+)
+@click.option("--since", help="Keep runs at or after this UTC date/datetime (ISO).")
+@click.option("--until", help="Keep runs before this UTC date/datetime (ISO).")
+@click.option("--service", multiple=True, help="Keep this service (repeatable, or a,b).")
+@click.option("--asn", multiple=True, help="Keep this network, AS1234 or 1234 (repeatable).")
+@click.option("--cc", multiple=True, help="Keep this country code (repeatable).")
+def report_command(
+    results: tuple[str, ...],
+    html_path: str | None,
+    csv_path: str | None,
+    parquet_path: str | None,
+    since: str | None,
+    until: str | None,
+    service: tuple[str, ...],
+    asn: tuple[str, ...],
+    cc: tuple[str, ...],
+) -> int:
+    """Timelines and changes over time from result files and directories (default ./results):
+    ours and OONI measurements, .json, .jsonl and .gz."""
+    from probe import report
+
+    try:
+        filters = report.make_filters(since, until, service, asn, cc)
+        built = report.build_report(list(results) or ["results"], filters)
+        if sys.stdout.isatty():
+            from rich.console import Console
+
+            report.print_rich(built, Console())
+        else:
+            click.echo(report.render_text(built), nl=False)
+        if html_path:
+            report.write_html(built, html_path)
+        if csv_path:
+            report.write_csv(built, csv_path)
+        if parquet_path:
+            report.write_parquet(built, parquet_path)
+    except report.ReportInputError as exc:
+        raise BadInput(str(exc)) from None
+    return EXIT_OK
+
+
+# --- probe targets (probe/targets.py, probe/citizenlab.py) ---------------------------------
+
+
+def _report_problems(problems: list[str], what: str) -> None:
+    """Every problem on stderr as `file:line: message`, then the one-line error (exit 2)."""
+    for problem in problems:
+        click.echo(problem, err=True)
+    count = len(problems)
+    raise BadInput(f"{count} problem{'s' if count != 1 else ''} in {what}")
+
+
+@cli.group("targets")
+def targets_group() -> None:
+    """Check, show and import target lists."""
+
+
+@targets_group.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+def targets_validate(paths: tuple[str, ...]) -> int:
+    """Check list files (or directories of *.toml); print every problem as file:line: message."""
+    from probe.targets import load_lists
+
+    loaded = load_lists(paths)
+    if loaded.problems:
+        _report_problems(loaded.problems, "the target lists")
+    lists, targets = len(loaded.lists), len(loaded.targets)
+    click.echo(f"{lists} list{'s' if lists != 1 else ''}, {targets} targets: ok")
+    return EXIT_OK
+
+
+@targets_group.command("list")
+@click.argument("paths", nargs=-1, type=click.Path())
+def targets_list(paths: tuple[str, ...]) -> int:
+    """Show the targets (default: the bundled lists), one per line: id, check, endpoints."""
+    from probe.targets import bundled_list_paths, describe_targets, load_lists
+
+    loaded = load_lists(list(paths) or bundled_list_paths())
+    if loaded.problems:
+        _report_problems(loaded.problems, "the target lists")
+    for line in describe_targets(loaded.targets):
+        click.echo(line)
+    return EXIT_OK
+
+
+@targets_group.command("import-citizenlab")
+@click.argument("csv_path", metavar="CSV", type=click.Path())
+@click.option("-o", "--output", type=click.Path(), help="Write the list here (default: stdout).")
+@click.option("--category", "categories", multiple=True, metavar="CODE", help="Keep this category.")
+@click.option("--service", default="web", show_default=True, help="Service (and id prefix).")
+@click.option("--name", "list_name", help="List name (default: citizenlab-<CSV file stem>).")
+@click.option("--updated", metavar="YYYY-MM-DD", help="The list's `updated` date (default: today).")
+def targets_import_citizenlab(
+    csv_path: str,
+    output: str | None,
+    categories: tuple[str, ...],
+    service: str,
+    list_name: str | None,
+    updated: str | None,
+) -> int:
+    """Convert a Citizen Lab test-list CSV into a target list (nothing is written on a problem)."""
+    import datetime
+
+    from probe.citizenlab import import_citizenlab, write_atomically
+
+    try:
+        updated_date = datetime.date.fromisoformat(updated) if updated else None
+    except ValueError:
+        raise BadInput(f"--updated {updated}: not a date (YYYY-MM-DD)") from None
+    result = import_citizenlab(
+        csv_path,
+        categories=categories,
+        service=service,
+        list_name=list_name,
+        updated=updated_date,
+    )
+    if result.problems:
+        _report_problems(result.problems, f"{csv_path}; nothing written")
+    if output is None:
+        click.echo(result.text, nl=False)
+    else:
+        try:
+            write_atomically(output, result.text)
+        except OSError as exc:
+            raise BadInput(f"{output}: cannot write: {exc.strerror or exc}") from None
+        click.echo(f"{output}: {len(result.rows)} targets", err=True)
+    return EXIT_OK
 
 
 # --- probe run ----------------------------------------------------------------------------
@@ -105,6 +305,12 @@ def _load_targets(paths: tuple[str, ...], only: tuple[str, ...]) -> tuple[list[A
 @click.option("--every", metavar="DURATION", help="Repeat every DURATION (30m, 6h) with jitter.")
 @click.option("--count", type=int, help="Stop after N rounds.")
 @click.option("--json", "as_json", is_flag=True, help="One summary object per round on stdout.")
+@click.option(
+    "--country",
+    metavar="CC",
+    help="Where this probe is (a control seeing another "
+    "country means the traffic goes through a VPN).",
+)
 def run_command(
     targets: tuple[str, ...],
     only: tuple[str, ...],
@@ -123,6 +329,7 @@ def run_command(
     every: str | None,
     count: int | None,
     as_json: bool,
+    country: str | None,
 ) -> int:
     """Measure every target once (or on a schedule) and write one record per target."""
     from probe.measure import DEFAULT_CONCURRENCY, MeasureConfig
@@ -145,8 +352,10 @@ def run_command(
     server = _parse_resolver(resolver)
     _check_ca_files(ca_files)
     lists, selected = _load_targets(targets, only)
-    if no_control and controls:
-        raise BadInput("--no-control and --control exclude each other")
+    if no_control:
+        controls = ()
+    if country is not None and not (len(country) == 2 and country.isalpha()):
+        raise BadInput(f"--country {country}: use a two-letter country code such as IR")
     options = RoundOptions(
         measure=MeasureConfig(
             timeout=timeout,
@@ -161,6 +370,7 @@ def run_command(
         control_token=control_token,
         geoip_dbs=tuple(geoip_dbs),
         fingerprint_files=tuple(fingerprint_files),
+        expected_cc=country.upper() if country else None,
     )
     from probe.console import run_and_report
 
@@ -247,6 +457,44 @@ def control_serve(
         control.serve(config, host, port, log_addresses=log_client_addresses)
     except OSError as exc:
         raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return EXIT_OK
+
+
+# --- probe schedule -----------------------------------------------------------------------
+
+
+@cli.group("schedule")
+def schedule_group() -> None:
+    """Run the probe regularly (a systemd user timer, or a cron line)."""
+
+
+@schedule_group.command("install", context_settings={"ignore_unknown_options": True})
+@click.option("--every", required=True, metavar="DURATION", help="e.g. 30m, 1h, 6h.")
+@click.argument("run_args", nargs=-1, type=click.UNPROCESSED)
+def schedule_install(every: str, run_args: tuple[str, ...]) -> int:
+    """Install a timer running `probe run RUN_ARGS...` every DURATION."""
+    from pathlib import Path
+
+    from probe import schedule
+    from probe.runner import parse_duration
+
+    try:
+        seconds = parse_duration(every)
+    except ValueError as exc:
+        raise BadInput(f"--every: {exc}") from None
+    if seconds < 300:
+        raise BadInput(f"--every {every}: at least 5m between rounds, please")
+    result = schedule.install(seconds, list(run_args), Path.cwd())
+    click.echo(result.message)
+    return EXIT_OK
+
+
+@schedule_group.command("remove")
+def schedule_remove() -> int:
+    """Disable and delete the timer."""
+    from probe import schedule
+
+    click.echo(schedule.remove())
     return EXIT_OK
 
 

@@ -143,19 +143,23 @@ def run_and_report(
             raise
         found = _find(exc, (ResultsDirError, ResultWriteError))
         if isinstance(found, ResultsDirError):
-            err.print(f"probe: error: {found}", highlight=False, markup=False)
+            _error_line(f"probe: error: {found}")
             return EXIT_BAD_INPUT
         if isinstance(found, ResultWriteError):
-            err.print(f"probe: error: cannot write results: {found}", highlight=False, markup=False)
+            _error_line(f"probe: error: cannot write results: {found}")
             return EXIT_ERROR
         if os.environ.get("PROBE_DEBUG"):
             raise
-        err.print(
-            f"probe: internal error: {type(exc).__name__}: {exc} (set PROBE_DEBUG=1 for details)",
-            highlight=False,
-            markup=False,
+        _error_line(
+            f"probe: internal error: {type(exc).__name__}: {exc} (set PROBE_DEBUG=1 for details)"
         )
         return EXIT_ERROR
+
+
+def _error_line(text: str) -> None:
+    """One line on stderr, never wrapped (scripts and tests read it whole)."""
+    sys.stderr.write(" ".join(text.split()) + "\n")
+    sys.stderr.flush()
 
 
 def _find(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:

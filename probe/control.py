@@ -249,7 +249,9 @@ def create_app(config: ControlServerConfig) -> web.Application:
                 targets = _parse_targets(body, config.max_targets, ca_dir)
             except BadRequest as exc:
                 return _json_error(400, str(exc))
-            resolver = dns.Resolver(measure_config.resolver, pool=pool)
+            resolver = dns.Resolver(
+                measure_config.resolver, pool=pool, source_address=measure_config.source_address
+            )
             state = RunState(config=measure_config, resolver=resolver)
             results = await _measure_many(targets, state)
             for observations in results:

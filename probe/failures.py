@@ -64,6 +64,9 @@ CONTROL_UNREACHABLE = "control_unreachable"
 CONTROL_HTTP_ERROR = "control_http_error"
 #: the step was skipped because an earlier step of the same flow failed
 SKIPPED = "skipped"
+#: the name cannot be put in a DNS query (empty label, label over 63 bytes, bad IDNA): no
+#: packet was sent, so this says nothing about the network
+DNS_INVALID_HOSTNAME = "dns_invalid_hostname"
 
 # failed_operation values
 RESOLVE = "resolve"

@@ -20,11 +20,19 @@ from typing import Any
 
 from probe import SOFTWARE_NAME, __version__, dns, failures
 from probe.addresses import is_ipv6
+from probe.geoip import GeoIP
 from probe.measure import MeasureConfig, RunState, measure_target
-from probe.observations import Observations
+from probe.observations import Observations, Trace
 from probe.results import ResultWriter
 from probe.targets import Target, TargetList
-from probe.vantage import PROBE_IP, Scrubber, Vantage
+from probe.vantage import (
+    PROBE_IP,
+    WHOAMI_NAME,
+    Scrubber,
+    Vantage,
+    local_global_ipv6_addresses,
+    tunnel_default_routes,
+)
 
 DATA_FORMAT_VERSION = "0.2.0"
 TEST_VERSION = "0.1.0"
@@ -139,6 +147,8 @@ class Round:
         self.writer = ResultWriter(options.out_dir, self.start_text, self.report_id)
         self.vantage = vantage or Vantage()
         self.scrubber = scrubber or Scrubber()
+        for address in local_global_ipv6_addresses():
+            self.scrubber.add(address)
         self.result = RoundResult(self.report_id, self.start, str(self.writer.path))
         self.finished: set[str] = set()
         self.x_vantage: dict[str, Any] = {
@@ -151,6 +161,7 @@ class Round:
         self._control_ready = asyncio.Event()
         self._fingerprints: Any = None
         self._timing: dict[str, tuple[datetime, float]] = {}
+        self.geoip = GeoIP(options.geoip_dbs)
 
     # -- the round -------------------------------------------------------------------------
 
@@ -167,9 +178,11 @@ class Round:
         state = RunState(config=config, resolver=resolver)
         resolver.counter = state.counter
         self._load_fingerprints()
+        self._detect_vpn()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._run_control(state))
+                group.create_task(self._identify_resolver(state))
                 baselines = [t for t in self.targets if t.is_baseline]
                 others = [t for t in self.targets if not t.is_baseline]
                 # Baselines first: their outcome says whether this vantage is online at all.
@@ -191,6 +204,7 @@ class Round:
             raise
         finally:
             pool.close()
+            self.geoip.close()
             self.writer.close()
             self.result.runtime = round(time.monotonic() - started, 3)
             self.result.bytes_sent = state.counter.sent
@@ -248,6 +262,14 @@ class Round:
             self._control_ready.set()
 
     def _apply_echo(self, client: Any) -> None:
+        if client.ip and not (client.asn and client.cc) and self.geoip:
+            info = self.geoip.lookup(client.ip)
+            client = type(client)(
+                ip=client.ip,
+                asn=client.asn or info.asn,
+                cc=client.cc or info.cc,
+                network_name=client.network_name or info.as_org_name,
+            )
         if client.asn:
             self.vantage.probe_asn = f"AS{client.asn}"
         if client.cc:
@@ -268,6 +290,41 @@ class Round:
 
         names = sorted({t.hostname for t in self.targets if t.hostname})
         self.control.doh = await control.doh_control(names, state)
+
+    def _detect_vpn(self) -> None:
+        tunnels = tunnel_default_routes()
+        if tunnels:
+            self.vantage.network_type = "vpn"
+            self.vantage.notes.append(
+                f"the default route goes through {', '.join(tunnels)}, which looks like a VPN: "
+                "these results describe the VPN's network, not yours"
+            )
+
+    async def _identify_resolver(self, state: RunState) -> None:
+        """Ask the resolver in use who it is (its egress address shows whose resolver it is);
+        fall back to the configured address."""
+        server = state.config.resolver or state.resolver.system_nameserver
+        if server is None:
+            return
+        self.vantage.resolver_ip = server[0]
+        trace = Trace(time.monotonic(), 0)
+        queries = await dns.resolve_udp(
+            WHOAMI_NAME,
+            "A",
+            server,
+            trace=trace,
+            timeout=min(state.config.timeout, 5.0),
+            duplicate_window=0.0,
+            source_address=state.config.source_address,
+            counter=state.counter,
+        )
+        answers = [ip for q in queries[:1] if q.failure is None for ip in q.addresses()]
+        if answers:
+            self.vantage.resolver_ip = answers[0]
+        info = self.geoip.lookup(self.vantage.resolver_ip or "")
+        if info.asn:
+            self.vantage.resolver_asn = f"AS{info.asn}"
+            self.vantage.resolver_network_name = info.as_org_name
 
     # -- records ---------------------------------------------------------------------------
 
@@ -324,6 +381,9 @@ class Round:
 
         record = self._envelope(target, started_at, runtime)
         control_obs = self.control.observations.get(target.id)
+        self.geoip.annotate(observations.queries)
+        if control_obs is not None:
+            self.geoip.annotate(control_obs.queries)
         test_keys: dict[str, Any] = {
             "target": dict(target.definition) or {"id": target.id},
             "list": self._list_provenance(target),

@@ -41,3 +41,9 @@ def test_guard_allows_loopback_and_lab():
     assert not netguard.allowed_ip("10.10.34.36")
     assert netguard.allowed_name("localhost")
     socket.getaddrinfo("localhost", 80)
+
+
+def test_well_formed_localhost_subdomains_are_refused():
+    # glibc sends them to the configured nameserver (outside loopback): the guard must stop it.
+    assert not netguard.allowed_name("nonexistent.localhost")
+    assert netguard.allowed_name("no such host.localhost")  # refused by the C library itself

@@ -1,0 +1,146 @@
+"""The optional config file: defaults for `probe run` and `probe control serve`.
+
+TOML at ``$XDG_CONFIG_HOME/probe/config.toml`` (``~/.config/probe/config.toml``; on macOS
+``~/Library/Application Support/probe/config.toml``), or the path in ``--config`` /
+``PROBE_CONFIG``. Options on the command line win over the file. Example::
+
+    [run]
+    control = ["https://control.example.org"]
+    control_token = "..."
+    out = "/home/me/probe-results"
+    geoip_db = ["/home/me/dbip-asn-lite.mmdb", "/home/me/dbip-country-lite.mmdb"]
+    country = "IR"        # where this probe is; a control that sees another country means VPN
+    timeout = 10
+
+    [control]
+    port = 8080
+    allow_net = []
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config problem, already phrased as ``file:line: message``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    param: str  # the click parameter it sets
+    kind: type | tuple[type, ...]
+    many: bool = False
+
+
+#: config key → click parameter, per command
+KEYS: dict[str, dict[str, Key]] = {
+    "run": {
+        "control": Key("controls", str, many=True),
+        "control_token": Key("control_token", str),
+        "out": Key("out_dir", str),
+        "timeout": Key("timeout", (int, float)),
+        "concurrency": Key("concurrency", int),
+        "resolver": Key("resolver", str),
+        "ca_file": Key("ca_files", str, many=True),
+        "geoip_db": Key("geoip_dbs", str, many=True),
+        "fingerprints": Key("fingerprint_files", str, many=True),
+        "source_address": Key("source_address", str),
+        "body_cap": Key("body_cap", int),
+        "country": Key("country", str),
+    },
+    "control": {
+        "host": Key("host", str),
+        "port": Key("port", int),
+        "allow_net": Key("allow_nets", str, many=True),
+        "token": Key("token", str),
+        "resolver": Key("resolver", str),
+        "ca_file": Key("ca_files", str, many=True),
+        "geoip_db": Key("geoip_dbs", str, many=True),
+        "timeout": Key("timeout", (int, float)),
+    },
+}
+
+
+def default_path() -> Path:
+    if "PROBE_CONFIG" in os.environ:
+        return Path(os.environ["PROBE_CONFIG"])
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "probe" / "config.toml"
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "probe" / "config.toml"
+
+
+def _line_of(text: str, section: str | None, key: str) -> int:
+    """The line of `key` (inside `[section]` when given); 1 when not found."""
+    current: str | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        header = re.match(r"\s*\[\s*([A-Za-z0-9_.-]+)\s*\]", line)
+        if header:
+            current = header.group(1)
+            if section is None and current == key:
+                return number
+            continue
+        if current == section and re.match(rf"\s*{re.escape(key)}\s*=", line):
+            return number
+    return 1
+
+
+def _check(value: Any, kind: type | tuple[type, ...]) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def load(path: Path | None = None, *, explicit: bool = False) -> dict[str, dict[str, Any]]:
+    """click `default_map` from the config file; {} when there is none (and none was asked
+    for). Relative paths in the file are relative to the file."""
+    path = path or default_path()
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"{path}: config file not found")
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+        doc = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}:1: cannot read config file ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None) or 1
+        raise ConfigError(f"{path}:{line}: invalid TOML: {exc}") from None
+    default_map: dict[str, dict[str, Any]] = {}
+    for section, table in doc.items():
+        if section not in KEYS:
+            known = ", ".join(KEYS)
+            raise ConfigError(
+                f"{path}:{_line_of(text, None, section)}: unknown section [{section}] ({known})"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}:{_line_of(text, None, section)}: {section} must be a table")
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            line = _line_of(text, section, key)
+            spec = KEYS[section].get(key)
+            if spec is None:
+                raise ConfigError(f"{path}:{line}: unknown key {key!r} in [{section}]")
+            if spec.many:
+                items = value if isinstance(value, list) else [value]
+                if not all(_check(v, spec.kind) for v in items):
+                    raise ConfigError(f"{path}:{line}: {key} must be a list of strings")
+                if spec.param in ("ca_files", "geoip_dbs", "fingerprint_files"):
+                    items = [str((path.parent / v).expanduser()) for v in items]
+                values[spec.param] = tuple(items)
+            else:
+                if not _check(value, spec.kind):
+                    raise ConfigError(f"{path}:{line}: {key} has the wrong type")
+                if spec.param == "out_dir":
+                    value = str((path.parent / value).expanduser())
+                values[spec.param] = value
+        default_map[section] = values
+    if "control" in default_map:
+        default_map["control"] = {"serve": default_map["control"]}
+    return default_map
