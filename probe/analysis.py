@@ -1,0 +1,1206 @@
+"""The verdict: a pure function of one stored record (no I/O, no clock).
+
+Input is a result record (DESIGN.md "Contract: result records"): the target's definition, the
+probe's observations, the control's observations for the same target (or a `control_failure`),
+DNS-over-HTTPS answers used as a DNS-only control (`x_doh`), and the round-level facts in
+`x_vantage`. Output is a `Verdict` for the target and an `EndpointOutcome` per endpoint flow.
+
+How it decides (docs/verdicts.md says the same in plain words):
+
+1. DNS, for a target named by a host name: an answer matching a blocking fingerprint, a bogon the
+   control does not also return, an answer outside `expect_asn`, answers sharing no address and
+   no network with the control, or a failure here while the control resolved the name. An
+   answer is rehabilitated when the address proved itself: a TLS certificate verified for the
+   name on it, a genuine MTProto reply from it, or a plain-HTTP page that matches the control.
+2. Each endpoint flow (one address and port; for MTProto one per transport) is judged at the
+   first step that failed, compared with the control's flow to the same address (else with the
+   control's flows for the target on the same port): it fails here but not there → blocked at
+   that layer; it fails at the control too → down; no control → inconclusive unless the
+   evidence stands on its own (a fingerprint, a forged MTProto reply, another transport of the
+   same address working).
+3. The target: blocked if DNS or any endpoint is blocked (`blocking` = the first layer in the
+   order dns, tcp, tls, http-failure, http-diff, protocol), else ok if any endpoint works, else
+   down or inconclusive. On an offline vantage nothing is ever blocked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from probe import failures
+from probe.addresses import is_bogon, is_ipv6, parse_ip
+from probe.fingerprints import FingerprintDB, Match, default_db
+from probe.observations import (
+    DNSAnswer,
+    DNSQuery,
+    HTTPTransaction,
+    MTProtoHandshake,
+    Observations,
+    TCPConnect,
+    TLSHandshake,
+    format_address,
+)
+
+# --- vocabulary -----------------------------------------------------------------------------
+
+OK = "ok"
+BLOCKED = "blocked"
+DOWN = "down"
+INCONCLUSIVE = "inconclusive"
+SKIPPED = "skipped"
+STATUSES = (OK, BLOCKED, DOWN, INCONCLUSIVE)
+
+DNS = "dns"
+TCP = "tcp"
+TLS = "tls"
+HTTP_FAILURE = "http-failure"
+HTTP_DIFF = "http-diff"
+PROTOCOL = "protocol"
+#: The order in which `blocking` names the first layer that failed.
+LAYERS = (DNS, TCP, TLS, HTTP_FAILURE, HTTP_DIFF, PROTOCOL)
+
+CERTIFICATE_FAILURES = frozenset(
+    {
+        failures.SSL_INVALID_HOSTNAME,
+        failures.SSL_UNKNOWN_AUTHORITY,
+        failures.SSL_INVALID_CERTIFICATE,
+    }
+)
+#: A forged MTProto reply: no genuine data centre sends these, so they need no control.
+FORGED_MTPROTO = frozenset({failures.MTPROTO_FOREIGN_REPLY, failures.MTPROTO_NONCE_MISMATCH})
+#: Observations that say nothing about the network (the step did not run, or was refused).
+NOT_MEASURED = frozenset({failures.SKIPPED, failures.CONTROL_REFUSED_DESTINATION})
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+#: What a vantage without an IPv6 route says when asked to reach an IPv6 address.
+NO_ROUTE = frozenset(
+    {
+        failures.NETWORK_UNREACHABLE,
+        failures.HOST_UNREACHABLE,
+        failures.NETWORK_DOWN,
+        failures.ADDRESS_NOT_AVAILABLE,
+        failures.PROTOCOL_NOT_SUPPORTED,
+    }
+)
+
+# OONI's Web Connectivity comparison (FACTS.md §4).
+BODY_PROPORTION_THRESHOLD = 0.7
+TITLE_WORD_MIN = 5
+#: Header names every server sends; only the others characterise a server (OONI's list).
+COMMON_HEADERS = frozenset(
+    {
+        "date",
+        "content-type",
+        "server",
+        "cache-control",
+        "vary",
+        "set-cookie",
+        "location",
+        "expires",
+        "x-powered-by",
+        "content-encoding",
+        "last-modified",
+        "accept-ranges",
+        "pragma",
+        "x-frame-options",
+        "etag",
+        "x-content-type-options",
+        "age",
+        "via",
+        "p3p",
+        "x-xss-protection",
+        "content-language",
+        "cf-ray",
+        "strict-transport-security",
+        "link",
+        "x-varnish",
+        "content-length",
+        "connection",
+        "transfer-encoding",
+        "keep-alive",
+    }
+)
+_TITLE_RE = re.compile(r"<title\b[^>]{0,200}>(.{0,400}?)</title", re.IGNORECASE | re.DOTALL)
+_SCOPE_WORDS = {
+    "nat": "national",
+    "isp": "ISP-level",
+    "prod": "filtering-product",
+    "inst": "institutional",
+    "vbw": "filtering",
+    "prov": "provider",
+    "injb": "injected",
+}
+#: At most this many addresses are named in one reason.
+MAX_NAMED = 3
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: str  # ok | blocked | down | inconclusive
+    blocking: str | None  # dns | tcp | tls | http-failure | http-diff | protocol
+    confirmed: bool  # a known blocking fingerprint matched
+    fingerprints: list[str]
+    reason: str  # one human sentence naming the evidence
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "blocking": self.blocking,
+            "confirmed": self.confirmed,
+            "fingerprints": list(self.fingerprints),
+            "reason": self.reason,
+        }
+
+
+@dataclass(slots=True)
+class EndpointOutcome:
+    """What happened on one endpoint flow. `evidence` is the phrase the reason is built from."""
+
+    address: str
+    port: int
+    transport: str | None
+    outcome: str  # ok | blocked | down | inconclusive | skipped
+    failure: str | None = None
+    failed_operation: str | None = None
+    blocking: str | None = None
+    confirmed: bool = False
+    fingerprints: list[str] = field(default_factory=list)
+    evidence: str = ""
+    #: the address proved it belongs to the service (verified TLS, MTProto reply, HTTP match)
+    proves_address: bool = False
+
+    @property
+    def label(self) -> str:
+        if not self.address:
+            return "an unrecorded address"
+        where = format_address(self.address, self.port) if self.port else self.address
+        return f"{where} ({self.transport})" if self.transport else where
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "port": self.port,
+            "transport": self.transport,
+            "outcome": self.outcome,
+            "blocking": self.blocking,
+            "failure": self.failure,
+            "failed_operation": self.failed_operation,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    verdict: Verdict
+    endpoints: list[EndpointOutcome]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.to_dict(),
+            "x_endpoints": [e.to_dict() for e in self.endpoints],
+        }
+
+
+# --- small helpers --------------------------------------------------------------------------
+
+
+def _split_address(address: str | None) -> tuple[str, int] | None:
+    """("ip", port) from "ip:port" or "[v6]:port"; None when it is not that."""
+    if not address:
+        return None
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    else:
+        host, sep, port_text = address.rpartition(":")
+        if not sep or ":" in host:
+            return None
+    if parse_ip(host) is None or not port_text.isdigit():
+        return None
+    return str(parse_ip(host)), int(port_text)
+
+
+def _norm_ip(ip: str) -> str:
+    address = parse_ip(ip)
+    return str(address) if address is not None else ip
+
+
+def _url_endpoint(url: str) -> tuple[str, int] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    return (host, port) if host else None
+
+
+def _names(items: Iterable[str], limit: int = MAX_NAMED) -> str:
+    values = list(dict.fromkeys(items))
+    if not values:
+        return "nothing"
+    shown = ", ".join(values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def _answer_label(answer: DNSAnswer) -> str:
+    ip = answer.ip or "?"
+    return f"{ip} (AS{answer.asn})" if answer.asn else ip
+
+
+def _title_of(transaction: HTTPTransaction) -> str | None:
+    if transaction.title:
+        return transaction.title
+    if transaction.body:
+        found = _TITLE_RE.search(transaction.body[:65536])
+        if found:
+            return " ".join(found.group(1).split())
+    return None
+
+
+def _body_length(transaction: HTTPTransaction) -> int | None:
+    if transaction.body_length is not None:
+        return int(transaction.body_length)
+    if transaction.body is not None:
+        return len(transaction.body.encode("utf-8", errors="replace"))
+    return None
+
+
+def _is_interrupted(failure: str | None) -> bool:
+    return failure == failures.INTERRUPTED
+
+
+def _measured(failure: str | None) -> bool:
+    return failure not in NOT_MEASURED
+
+
+# --- flows: one endpoint's observations -----------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Flow:
+    """The steps of one endpoint flow, in order: grouped by transaction id (ours: one per
+    address and port) or, when a record has none, by address."""
+
+    origin: tuple[str, int] | None = None
+    tcp: list[TCPConnect] = field(default_factory=list)
+    tls: list[TLSHandshake] = field(default_factory=list)
+    requests: list[HTTPTransaction] = field(default_factory=list)
+    mtproto: list[MTProtoHandshake] = field(default_factory=list)
+
+    def origin_address(self) -> str | None:
+        return format_address(*self.origin) if self.origin else None
+
+    def origin_tcp(self) -> TCPConnect | None:
+        """The connect to the origin: a successful one if any (MTProto connects once per
+        transport), else the first failure."""
+        mine = [c for c in self.tcp if self.origin and (_norm_ip(c.ip), c.port) == self.origin]
+        for connect in mine:
+            if connect.success:
+                return connect
+        return mine[0] if mine else None
+
+    def origin_tls(self) -> TLSHandshake | None:
+        address = self.origin_address()
+        for handshake in self.tls:
+            if _split_address(handshake.address) == self.origin or handshake.address == address:
+                return handshake
+        for handshake in self.tls:  # older OONI data records no address
+            if _split_address(handshake.address) is None:
+                return handshake
+        return None
+
+    def refused(self) -> bool:
+        return any(c.failure == failures.CONTROL_REFUSED_DESTINATION for c in self.tcp)
+
+
+def _attach_target(
+    flows: dict[object, _Flow], host: str, port: int, names: dict[str, set[str]]
+) -> _Flow | None:
+    """For a request recorded without an address (older OONI data): the flow to the same
+    port whose handshake named the host, or whose address the host resolved to."""
+    best: _Flow | None = None
+    for flow in flows.values():
+        if flow.origin is None or flow.origin[1] != port:
+            continue
+        named = any(h.server_name.lower() == host for h in flow.tls)
+        resolved = flow.origin[0] in names.get(host, set()) or flow.origin[0] == host
+        if not (named or resolved):
+            continue
+        connected = any(c.success for c in flow.tcp)
+        if best is None or (connected and not any(c.success for c in best.tcp)):
+            best = flow
+    return best
+
+
+def _flows(obs: Observations) -> list[_Flow]:
+    flows: dict[object, _Flow] = {}
+    names: dict[str, set[str]] = {}
+    for q in obs.queries:
+        for a in q.answers:
+            if a.ip:
+                names.setdefault(q.hostname.lower().rstrip("."), set()).add(_norm_ip(a.ip))
+
+    def flow_for(tid: int, address: str | None) -> _Flow:
+        key: object = tid if tid else ("address", address)
+        if key not in flows:
+            flows[key] = _Flow()
+        return flows[key]
+
+    for c in obs.tcp_connect:
+        flow = flow_for(c.transaction_id, format_address(_norm_ip(c.ip), c.port))
+        flow.tcp.append(c)
+        if flow.origin is None:
+            flow.origin = (_norm_ip(c.ip), c.port)
+    for h in obs.tls_handshakes:
+        attached = None
+        if not h.transaction_id and _split_address(h.address) is None and h.server_name:
+            attached = _attach_target(flows, h.server_name.lower(), 443, names)
+        flow = attached or flow_for(h.transaction_id, h.address)
+        flow.tls.append(h)
+        flow.origin = flow.origin or _split_address(h.address)
+    for m in obs.mtproto:
+        flow = flow_for(m.transaction_id, m.address)
+        flow.mtproto.append(m)
+        flow.origin = flow.origin or _split_address(m.address)
+    for r in obs.requests:
+        key_address = r.address
+        endpoint = _url_endpoint(r.url)
+        attached = None
+        if not key_address and not r.transaction_id and endpoint:
+            attached = _attach_target(flows, endpoint[0].lower(), endpoint[1], names)
+        if not key_address:
+            key_address = f"url:{endpoint[0]}:{endpoint[1]}" if endpoint else f"url:{r.url}"
+        flow = attached or flow_for(r.transaction_id, key_address)
+        flow.requests.append(r)
+        if flow.origin is None:
+            flow.origin = _split_address(r.address) or _url_endpoint(r.url)
+    for flow in flows.values():
+        flow.requests.sort(key=lambda r: r.t0)
+    return list(flows.values())
+
+
+# --- the control, as seen from one endpoint --------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Control:
+    """The control's observations for the target, with the lookups the rules need.
+
+    Each lookup prefers the control's flow to the same address and port; without one it falls
+    back to the control's flows on the same port (the control resolved the name itself and may
+    have measured other addresses), and says None when the control has nothing to say."""
+
+    obs: Observations
+    flows: list[_Flow]
+
+    @classmethod
+    def build(cls, obs: Observations) -> _Control:
+        return cls(obs, [f for f in _flows(obs) if not f.refused()])
+
+    def _candidates(self, origin: tuple[str, int] | None) -> tuple[list[_Flow], bool]:
+        same = [f for f in self.flows if origin and f.origin == origin]
+        if same:
+            return same, True
+        port = origin[1] if origin else None
+        return [f for f in self.flows if f.origin and f.origin[1] == port], False
+
+    def tcp_ok(self, origin: tuple[str, int] | None) -> tuple[bool | None, bool]:
+        flows, exact = self._candidates(origin)
+        connects = [f.origin_tcp() for f in flows]
+        seen = [c for c in connects if c is not None and (c.success or _measured(c.failure))]
+        if not seen:
+            return None, exact
+        return any(c.success for c in seen), exact
+
+    def tls_ok(self, origin: tuple[str, int] | None, server_name: str) -> tuple[bool | None, bool]:
+        flows, exact = self._candidates(origin)
+        handshakes = [
+            h
+            for f in flows
+            if (h := f.origin_tls()) is not None
+            and (not server_name or h.server_name.lower() == server_name.lower())
+        ]
+        if not handshakes:
+            return None, exact
+        return any(h.failure is None for h in handshakes), exact
+
+    def tls_failure(self, origin: tuple[str, int] | None) -> str | None:
+        flows, _ = self._candidates(origin)
+        for f in flows:
+            h = f.origin_tls()
+            if h is not None and h.failure:
+                return h.failure
+        return None
+
+    def mtproto_ok(self, origin: tuple[str, int] | None, transport: str) -> bool | None:
+        flows, _ = self._candidates(origin)
+        same = [m for f in flows for m in f.mtproto if m.transport == transport]
+        same = [m for m in same if m.success or _measured(m.failure)]
+        if same:
+            return any(m.success for m in same)
+        others = [m for f in flows for m in f.mtproto if m.success or _measured(m.failure)]
+        if any(m.success for m in others):
+            return True
+        return None
+
+    def final_http(
+        self, origin: tuple[str, int] | None, url: str
+    ) -> tuple[HTTPTransaction | None, str | None]:
+        """The control's final response for the same URL (same address first), or the failure
+        that ended its chain; (None, None) when the control fetched nothing comparable."""
+        flows, _ = self._candidates(origin)
+        chains = [f.requests for f in flows if f.requests]
+        if not chains:
+            chains = [f.requests for f in _flows(self.obs) if f.requests]
+        same_url = [c for c in chains if _same_url(c[0].url, url)]
+        chains = same_url or chains
+        failure: str | None = None
+        for chain in chains:
+            final = chain[-1]
+            if final.failure is None and final.response_code is not None:
+                return final, None
+            failure = failure or final.failure
+        return None, failure
+
+
+def _same_url(a: str, b: str) -> bool:
+    return a.rstrip("/").lower() == b.rstrip("/").lower()
+
+
+# --- the HTTP comparison (OONI's Web Connectivity rules, FACTS.md §4) ------------------------
+
+
+def _title_words(title: str | None) -> set[str]:
+    return {w.lower() for w in (title or "").split() if len(w) >= TITLE_WORD_MIN}
+
+
+def _uncommon_headers(transaction: HTTPTransaction) -> set[str]:
+    return {n.lower() for n, _ in transaction.response_headers} - COMMON_HEADERS
+
+
+def http_differences(probe: HTTPTransaction, control: HTTPTransaction) -> list[str]:
+    """Plain-words differences between two responses; empty when they look like the same page.
+
+    Status codes must match (unless the control got a 5xx: then the server is flaky and the
+    status says nothing), and at least one of body length (smaller/larger > 0.7), title words
+    of 5+ characters, or uncommon header names must agree when they can be compared."""
+    differences: list[str] = []
+    control_code = control.response_code or 0
+    if probe.response_code != control.response_code and control_code < 500:
+        differences.append(
+            f"status {probe.response_code} here but {control.response_code} at the control"
+        )
+    checks: list[bool] = []
+    probe_len, control_len = _body_length(probe), _body_length(control)
+    if probe_len and control_len:
+        if probe.body_is_truncated and probe_len < control_len:
+            pass  # our snapshot stopped at the cap: the sizes cannot be compared
+        else:
+            proportion = min(probe_len, control_len) / max(probe_len, control_len)
+            checks.append(proportion > BODY_PROPORTION_THRESHOLD)
+            if not checks[-1]:
+                differences.append(f"body {probe_len} bytes here but {control_len} at the control")
+    probe_words, control_words = _title_words(_title_of(probe)), _title_words(_title_of(control))
+    if control_words:
+        checks.append(bool(probe_words & control_words))
+        if not checks[-1]:
+            differences.append(
+                f"title {_title_of(probe)!r} here but {_title_of(control)!r} at the control"
+            )
+    probe_headers, control_headers = _uncommon_headers(probe), _uncommon_headers(control)
+    if probe_headers or control_headers:
+        checks.append(bool(probe_headers & control_headers))
+    if differences and (not checks or not any(checks)):
+        return differences
+    if any(d.startswith("status") for d in differences):
+        return differences
+    return []
+
+
+# --- the analysis ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Context:
+    target: dict[str, Any]
+    hostname: str | None  # the name resolved; None for an IP-literal target
+    server_name: str
+    expect_asn: frozenset[int]
+    probe: Observations
+    control: _Control | None
+    control_failure: str | None
+    doh: list[DNSQuery]
+    offline: bool
+    offline_reason: str
+    ipv6_ok: bool | None
+    db: FingerprintDB
+    probe_cc: str | None
+    #: address -> ASN, from every DNS answer in the record (probe, control, DoH)
+    asn_of: dict[str, int] = field(default_factory=dict)
+    trusted_ips: set[str] = field(default_factory=set)
+    trusted_names: set[str] = field(default_factory=set)
+
+
+def _target_hostname(target: dict[str, Any]) -> str:
+    host = target.get("host")
+    if isinstance(host, str) and host:
+        return host.strip().strip("[]").rstrip(".").lower()
+    url = target.get("url")
+    if isinstance(url, str):
+        endpoint = _url_endpoint(url)
+        if endpoint:
+            return endpoint[0].rstrip(".").lower()
+    return ""
+
+
+def _context(record: dict[str, Any], db: FingerprintDB) -> _Context:
+    test_keys = record.get("test_keys") if isinstance(record.get("test_keys"), dict) else {}
+    assert isinstance(test_keys, dict)
+    target = test_keys.get("target") if isinstance(test_keys.get("target"), dict) else {}
+    assert isinstance(target, dict)
+    host = _target_hostname(target)
+    hostname = None if not host or parse_ip(host) is not None else host
+    probe = Observations.from_dict(test_keys)
+    control_dict = test_keys.get("control")
+    control = (
+        _Control.build(Observations.from_dict(control_dict))
+        if isinstance(control_dict, dict)
+        else None
+    )
+    doh_raw = test_keys.get("x_doh")
+    doh = [DNSQuery.from_dict(q) for q in doh_raw or [] if isinstance(q, dict)]
+    doh.extend(q for q in probe.queries if q.engine == "doh")
+    probe.queries = [q for q in probe.queries if q.engine != "doh"]
+    vantage = test_keys.get("x_vantage") if isinstance(test_keys.get("x_vantage"), dict) else {}
+    assert isinstance(vantage, dict)
+    baseline_ok = int(vantage.get("baseline_ok") or 0)
+    baseline_total = int(vantage.get("baseline_total") or 0)
+    control_reachable = bool(vantage.get("control_reachable", control is not None))
+    offline = baseline_total > 0 and baseline_ok == 0 and not control_reachable
+    expect = target.get("expect_asn") or []
+    expect_asn = frozenset(int(a) for a in expect if isinstance(a, int | str) and str(a).isdigit())
+    sni = target.get("sni")
+    ctx = _Context(
+        target=target,
+        hostname=hostname,
+        server_name=(sni if isinstance(sni, str) and sni else host).lower(),
+        expect_asn=expect_asn,
+        probe=probe,
+        control=control,
+        control_failure=test_keys.get("control_failure"),
+        doh=doh,
+        offline=offline,
+        offline_reason=(
+            f"this vantage looks offline (0 of {baseline_total} baseline sites answered and no "
+            "control server was reachable)"
+        ),
+        ipv6_ok=vantage.get("ipv6_ok"),
+        db=db,
+        probe_cc=record.get("probe_cc") if isinstance(record.get("probe_cc"), str) else None,
+    )
+    all_queries = list(probe.queries) + list(doh) + (list(control.obs.queries) if control else [])
+    for query in all_queries:
+        for answer in query.answers:
+            if answer.ip and answer.asn:
+                ctx.asn_of.setdefault(_norm_ip(answer.ip), int(answer.asn))
+    if hostname is None and host:
+        ctx.trusted_ips.add(_norm_ip(host))  # an IP-literal target: no DNS to doubt
+    for query in probe.queries:
+        for answer in query.answers:
+            if answer.ip and answer.asn and expect_asn and int(answer.asn) in expect_asn:
+                ctx.trusted_ips.add(_norm_ip(answer.ip))
+                ctx.trusted_names.add(query.hostname.lower().rstrip("."))
+    return ctx
+
+
+def _no_control_phrase(ctx: _Context) -> str:
+    if ctx.control_failure:
+        return f"no control to compare with (the control failed: {ctx.control_failure})"
+    return "no control to compare with"
+
+
+def _fail_outcome(
+    ctx: _Context,
+    flow: _Flow,
+    transport: str | None,
+    layer: str,
+    failure: str | None,
+    operation: str | None,
+    what: str,
+    control_ok: bool | None,
+    exact: bool,
+) -> EndpointOutcome:
+    """A step failed here: compare with the control's view of the same step."""
+    ip, port = flow.origin or ("", 0)
+    outcome = EndpointOutcome(ip, port, transport, INCONCLUSIVE, failure, operation)
+    where = "the control" if exact else "the control (on its own addresses)"
+    if _is_interrupted(failure):
+        outcome.evidence = f"{outcome.label} was interrupted before {what} finished"
+    elif ctx.ipv6_ok is False and is_ipv6(ip):
+        outcome.evidence = f"{outcome.label} is IPv6 and this vantage has no IPv6"
+    elif ctx.ipv6_ok is not True and is_ipv6(ip) and failure in NO_ROUTE:
+        outcome.evidence = f"{outcome.label} is IPv6 and this vantage seems to have no IPv6 route"
+    elif control_ok is True:
+        outcome.outcome, outcome.blocking = BLOCKED, layer
+        outcome.evidence = (
+            f"{what} to {outcome.label} failed here ({failure}) but worked at {where}"
+        )
+    elif control_ok is False:
+        outcome.outcome = DOWN
+        outcome.evidence = f"{what} to {outcome.label} failed here ({failure}) and at {where} too"
+    else:
+        outcome.evidence = (
+            f"{what} to {outcome.label} failed ({failure}), {_no_control_phrase(ctx)}"
+        )
+    return outcome
+
+
+def _judge_mtproto(
+    ctx: _Context, flow: _Flow, m: MTProtoHandshake, siblings: Sequence[MTProtoHandshake]
+) -> EndpointOutcome:
+    ip, port = flow.origin or ("", 0)
+    outcome = EndpointOutcome(ip, port, m.transport, OK, m.failure, m.failed_operation)
+    if m.success:
+        reply = "a transport error code" if m.reply == "transport_error" else "a genuine resPQ"
+        outcome.evidence = f"{outcome.label} answered MTProto with {reply}"
+        outcome.proves_address = True
+        return outcome
+    if not _measured(m.failure):
+        outcome.outcome = SKIPPED
+        outcome.evidence = f"{outcome.label} was not measured"
+        return outcome
+    control_ok = ctx.control.mtproto_ok(flow.origin, m.transport) if ctx.control else None
+    working = [s.transport for s in siblings if s.success]
+    what = f"the MTProto handshake over {m.transport}"
+    if control_ok is None and not _is_interrupted(m.failure):
+        if m.failure in FORGED_MTPROTO:
+            outcome.outcome, outcome.blocking = BLOCKED, PROTOCOL
+            outcome.evidence = (
+                f"{outcome.label} connected but the MTProto reply was forged ({m.failure}): "
+                "something other than Telegram answered"
+            )
+            return outcome
+        if working:
+            outcome.outcome, outcome.blocking = BLOCKED, PROTOCOL
+            outcome.evidence = (
+                f"{what} to {outcome.label} failed ({m.failure}) while "
+                f"{_names(working)} got genuine replies from the same address"
+            )
+            return outcome
+    return _fail_outcome(
+        ctx, flow, m.transport, PROTOCOL, m.failure, m.failed_operation, what, control_ok, True
+    )
+
+
+def _judge_http(ctx: _Context, flow: _Flow, verified_tls: bool) -> EndpointOutcome:
+    ip, port = flow.origin or ("", 0)
+    first = flow.requests[0]
+    final = flow.requests[-1]
+    outcome = EndpointOutcome(ip, port, None, OK)
+    label = outcome.label if flow.origin else first.url
+    # A later hop of the chain that could not be opened (connect or handshake failed).
+    hop_failure: tuple[str | None, str | None] | None = None
+    for c in flow.tcp:
+        if (_norm_ip(c.ip), c.port) != flow.origin and not c.success and _measured(c.failure):
+            hop_failure = (c.failure, failures.CONNECT)
+    for h in flow.tls:
+        if _split_address(h.address) != flow.origin and h.failure:
+            hop_failure = (h.failure, failures.TLS_HANDSHAKE)
+    failed = next((r for r in flow.requests if r.failure), None)
+    failure, operation = (failed.failure, failed.failed_operation) if failed else (None, None)
+    if failure is None and hop_failure is not None:
+        failure, operation = hop_failure
+    if failure is None and final.response_code in REDIRECT_CODES and final.location:
+        next_host = (_url_endpoint(final.location) or ("", 0))[0].lower()
+        lookups = [q for q in ctx.probe.queries if q.hostname.lower().rstrip(".") == next_host]
+        if lookups and not any(q.answers for q in lookups):
+            failure = next((q.failure for q in lookups if q.failure), failures.DNS_NO_ANSWER)
+            operation = failures.RESOLVE
+    control_final, control_failure = (
+        ctx.control.final_http(flow.origin, first.url) if ctx.control else (None, None)
+    )
+    if failure is not None:
+        outcome.failure, outcome.failed_operation = failure, operation or failures.HTTP_ROUND_TRIP
+        if failure == failures.HTTP_REDIRECT_REFUSED and control_final is not None:
+            outcome.outcome, outcome.blocking = BLOCKED, HTTP_DIFF
+            outcome.evidence = (
+                f"{label} redirected to {final.location or 'a private address'}, which the "
+                "control was not sent to"
+            )
+            return outcome
+        control_ok = True if control_final is not None else (False if control_failure else None)
+        if operation == failures.RESOLVE:
+            return _fail_outcome(
+                ctx,
+                flow,
+                None,
+                DNS,
+                failure,
+                operation,
+                f"resolving the redirect target {final.location}",
+                control_ok,
+                True,
+            )
+        return _fail_outcome(
+            ctx,
+            flow,
+            None,
+            HTTP_FAILURE,
+            failure,
+            outcome.failed_operation,
+            "the HTTP exchange",
+            control_ok,
+            True,
+        )
+    if final.response_code is None:
+        outcome.outcome = INCONCLUSIVE
+        outcome.evidence = f"{label} recorded no HTTP response"
+        return outcome
+    matches = [m for r in flow.requests for m in ctx.db.match_http(r, probe_cc=ctx.probe_cc)]
+    blocking_matches = [m for m in matches if not m.false_positive]
+    if blocking_matches and not verified_tls:
+        outcome.outcome, outcome.blocking = BLOCKED, HTTP_DIFF
+        outcome.confirmed = any(m.confirmed for m in blocking_matches)
+        outcome.fingerprints = list(dict.fromkeys(m.name for m in blocking_matches))
+        outcome.evidence = (
+            f"{label} answered HTTP {final.response_code} with a known "
+            f"{_scope_word(blocking_matches)} blockpage "
+            f"(fingerprint {_names(outcome.fingerprints)})"
+        )
+        return outcome
+    code = final.response_code
+    if code in REDIRECT_CODES:
+        outcome.evidence = f"{label} answered HTTP {code}, a redirect to {final.location or '?'}"
+        return outcome
+    if verified_tls:
+        outcome.evidence = f"{label} answered HTTP {code} over TLS verified for {ctx.server_name}"
+        return outcome
+    if control_final is not None:
+        differences = http_differences(final, control_final)
+        if differences:
+            outcome.outcome, outcome.blocking = BLOCKED, HTTP_DIFF
+            outcome.evidence = f"the page from {label} differs from the control's: " + "; ".join(
+                differences
+            )
+            return outcome
+        outcome.proves_address = True
+        outcome.evidence = f"{label} answered HTTP {code}, the same page as at the control"
+        return outcome
+    if ip in ctx.trusted_ips:
+        outcome.evidence = (
+            f"{label} answered HTTP {code} (any HTTP reply from the service's own address counts "
+            "as reachable)"
+        )
+        return outcome
+    outcome.outcome = INCONCLUSIVE
+    outcome.evidence = (
+        f"{label} answered HTTP {code}, but with {_no_control_phrase(ctx)} "
+        "the page cannot be checked"
+    )
+    return outcome
+
+
+def _scope_word(matches: Sequence[Match]) -> str:
+    best = next((m for m in matches if m.confirmed), matches[0])
+    return _SCOPE_WORDS.get(best.scope, "filtering")
+
+
+def _control_fetched(ctx: _Context) -> bool | None:
+    """Did the control's own fetch of the target's URL succeed? (None: it fetched nothing.)
+    The last resort for a step the control has no counterpart for, e.g. a redirect hop."""
+    if ctx.control is None or not ctx.control.obs.requests:
+        return None
+    url = str(ctx.target.get("url") or "")
+    final, failure = ctx.control.final_http(None, url)
+    if final is not None:
+        return True
+    return False if failure else None
+
+
+def _judge_flow(ctx: _Context, flow: _Flow) -> list[EndpointOutcome]:
+    ip, port = flow.origin or ("", 0)
+    tcp = flow.origin_tcp()
+    control = ctx.control
+    if tcp is not None and not tcp.success:
+        if not _measured(tcp.failure):
+            return [EndpointOutcome(ip, port, None, SKIPPED, tcp.failure, failures.CONNECT)]
+        ok, exact = control.tcp_ok(flow.origin) if control else (None, True)
+        if ok is None and control is not None:
+            ok, exact = _control_fetched(ctx), False
+        return [
+            _fail_outcome(
+                ctx, flow, None, TCP, tcp.failure, failures.CONNECT, "the TCP connect", ok, exact
+            )
+        ]
+    tls = flow.origin_tls()
+    verified = False
+    if tls is not None and tls.failure:
+        ok, exact = control.tls_ok(flow.origin, tls.server_name) if control else (None, True)
+        if ok is None and control is not None:
+            ok, exact = _control_fetched(ctx), False
+        what = f"the TLS handshake for {tls.server_name}"
+        if tls.failure in CERTIFICATE_FAILURES:
+            what = f"certificate verification for {tls.server_name}"
+            if ok is True:
+                outcome = _fail_outcome(
+                    ctx, flow, None, TLS, tls.failure, failures.TLS_HANDSHAKE, what, ok, exact
+                )
+                outcome.evidence += " (a man in the middle)"
+                return [outcome]
+        return [
+            _fail_outcome(
+                ctx, flow, None, TLS, tls.failure, failures.TLS_HANDSHAKE, what, ok, exact
+            )
+        ]
+    if tls is not None:
+        verified = not tls.no_tls_verify
+    if flow.mtproto:
+        return [_judge_mtproto(ctx, flow, m, flow.mtproto) for m in flow.mtproto]
+    if flow.requests:
+        outcome = _judge_http(ctx, flow, verified)
+        if (
+            verified
+            and tls is not None
+            and ctx.hostname
+            and tls.server_name.lower() == ctx.hostname
+        ):
+            outcome.proves_address = True
+        return [outcome]
+    outcome = EndpointOutcome(ip, port, None, OK)
+    if tls is not None:
+        if verified and tls.server_name.lower() == (ctx.hostname or tls.server_name.lower()):
+            outcome.proves_address = True
+        check = "verified" if verified else "completed (unverified)"
+        outcome.evidence = f"the TLS handshake for {tls.server_name} on {outcome.label} {check}"
+    elif tcp is not None:
+        outcome.evidence = f"the TCP connect to {outcome.label} succeeded"
+    else:
+        outcome.outcome = INCONCLUSIVE
+        outcome.evidence = f"{outcome.label} has no usable observation"
+    return [outcome]
+
+
+# --- DNS ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _DNSResult:
+    status: str | None = None  # None: no DNS to judge (IP-literal target or no queries)
+    reason: str = ""
+    confirmed: bool = False
+    fingerprints: list[str] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
+    suspicious: set[str] = field(default_factory=set)
+    #: answers that look wrong but cannot be checked (no control): endpoints on them prove little
+    doubtful: set[str] = field(default_factory=set)
+
+
+def _dns_reference(ctx: _Context) -> tuple[list[DNSQuery], str]:
+    """The queries to compare with: the control's, else DNS over HTTPS."""
+    name = ctx.hostname or ""
+    if ctx.control is not None:
+        queries = [q for q in ctx.control.obs.queries if q.hostname.lower().rstrip(".") == name]
+        if queries:
+            return queries, "the control"
+    queries = [q for q in ctx.doh if q.hostname.lower().rstrip(".") == name]
+    return queries, "DNS over HTTPS"
+
+
+def _asns(ctx: _Context, answers: Iterable[DNSAnswer]) -> set[int]:
+    found: set[int] = set()
+    for a in answers:
+        asn = a.asn or (ctx.asn_of.get(_norm_ip(a.ip)) if a.ip else None)
+        if asn:
+            found.add(int(asn))
+    return found
+
+
+def _query_family_failed(query: DNSQuery, ref_answers: Sequence[DNSAnswer]) -> bool:
+    """A query that failed although the reference has answers of the family it asked for
+    (a v4-only name legitimately has no AAAA answer)."""
+    if not query.failure or query.x_duplicate or _is_interrupted(query.failure):
+        return False
+    if failures.is_timeout(query.failure):
+        return False  # a slow engine is not a lie; timeouts count only when every engine failed
+    if query.query_type == "A":
+        return any(a.ipv4 for a in ref_answers)
+    if query.query_type == "AAAA":
+        return any(a.ipv6 for a in ref_answers)
+    return bool(ref_answers)
+
+
+def _judge_dns(ctx: _Context, proven: set[str]) -> _DNSResult:
+    name = ctx.hostname
+    if name is None:
+        return _DNSResult()
+    queries = [q for q in ctx.probe.queries if q.hostname.lower().rstrip(".") == name]
+    if not queries:
+        return _DNSResult()
+    answers = [a for q in queries for a in q.answers if a.ip]
+    ips = list(dict.fromkeys(_norm_ip(a.ip) for a in answers if a.ip))
+    reference, ref_name = _dns_reference(ctx)
+    ref_answers = [a for q in reference for a in q.answers if a.ip]
+    ref_ips = list(dict.fromkeys(_norm_ip(a.ip) for a in ref_answers if a.ip))
+    ref_text = f"{ref_name} resolved {_names(ref_ips)}" if ref_ips else ""
+    result = _DNSResult(answers=ips)
+    if not ips:
+        failure = next((q.failure for q in queries if q.failure), None) or failures.DNS_NO_ANSWER
+        if _is_interrupted(failure):
+            result.status, result.reason = INCONCLUSIVE, f"resolving {name} was interrupted"
+        elif ref_ips:
+            result.status = BLOCKED
+            result.reason = f"DNS for {name} failed here ({failure}) but {ref_text}"
+        elif reference:
+            ref_failure = next((q.failure for q in reference if q.failure), failures.DNS_NO_ANSWER)
+            result.status = DOWN
+            result.reason = (
+                f"{name} does not resolve here ({failure}) nor at {ref_name} ({ref_failure})"
+            )
+        else:
+            result.status = INCONCLUSIVE
+            result.reason = f"DNS for {name} failed ({failure}), {_no_control_phrase(ctx)}"
+        return result
+    # Suspicious answers, each with the words that say why. An address the reference returns
+    # too is how the name resolves, whatever it looks like.
+    suspicious: dict[str, str] = {}
+    confirmed_ips: set[str] = set()
+    for ip in ips:
+        if ip in ref_ips:
+            continue
+        matches = [m for m in ctx.db.match_dns(ip, probe_cc=ctx.probe_cc) if not m.false_positive]
+        if matches:
+            result.fingerprints.extend(m.name for m in matches)
+            if any(m.confirmed for m in matches):
+                confirmed_ips.add(ip)
+            names = _names([m.name for m in matches])
+            suspicious[ip] = (
+                f"a known {_scope_word(matches)} blocking address (fingerprint {names})"
+            )
+        elif is_bogon(ip):
+            suspicious[ip] = (
+                f"a private or reserved address {ref_name} does not return"
+                if ref_ips
+                else "a private or reserved address"
+            )
+    if ctx.expect_asn:
+        for a in answers:
+            ip = _norm_ip(a.ip or "")
+            asn = a.asn or ctx.asn_of.get(ip)
+            if ip not in suspicious and asn and int(asn) not in ctx.expect_asn:
+                expected = ", ".join(f"AS{n}" for n in sorted(ctx.expect_asn))
+                suspicious[ip] = f"in AS{asn}, outside the expected {expected}"
+                confirmed_ips.add(ip)  # a known ASN outside the list stands without a control
+    if reference and not ref_ips and all(q.failure == failures.DNS_NXDOMAIN for q in reference):
+        for ip in ips:  # the name does not exist, yet something here answered for it
+            suspicious.setdefault(ip, f"although the name does not exist at {ref_name}")
+            confirmed_ips.add(ip)
+    if ref_ips and not set(ips) & set(ref_ips):
+        mine, theirs = _asns(ctx, answers), _asns(ctx, ref_answers)
+        if mine and theirs and not mine & theirs:
+            for ip in ips:
+                suspicious.setdefault(ip, f"sharing no address and no network with {ref_name}")
+    # Rehabilitation: an address that proved itself (verified TLS for the name, a genuine
+    # MTProto reply, the control's page) was a fine answer.
+    for ip in list(suspicious):
+        if ip in proven and ip not in result.fingerprints:
+            del suspicious[ip]
+    result.fingerprints = list(dict.fromkeys(result.fingerprints))
+    failed_engines = [q for q in queries if _query_family_failed(q, ref_answers)]
+    if not suspicious and failed_engines:
+        q = failed_engines[0]
+        engine = "the system resolver" if q.engine == "getaddrinfo" else f"the {q.engine} query"
+        result.status = BLOCKED
+        result.reason = f"DNS for {name} failed in {engine} ({q.failure}) but {ref_text}"
+        return result
+    if not suspicious:
+        result.status = OK if reference or name in ctx.trusted_names else INCONCLUSIVE
+        if result.status == OK:
+            basis = f"consistent with {ref_name}" if reference else "in the expected network"
+            result.reason = f"{name} resolved to {_names(ips)}, {basis}"
+        else:
+            result.reason = (
+                f"{name} resolved to {_names(ips)}; {_no_control_phrase(ctx)}, "
+                "the answer cannot be checked"
+            )
+        result.fingerprints = []
+        return result
+    first_ip = next(iter(suspicious))
+    others = [ip for ip in suspicious if ip != first_ip]
+    reason = f"DNS for {name} answered {first_ip}, {suspicious[first_ip]}"
+    if others:
+        reason += f" (also {_names(others)})"
+    result.suspicious = set(suspicious)
+    result.confirmed = bool(confirmed_ips & set(suspicious)) and bool(result.fingerprints)
+    if not ref_ips and not (confirmed_ips & set(suspicious)):
+        # Without anything to compare with, only a confirmed fingerprint or a known ASN
+        # outside the list proves a lie; a private address alone may be how the name resolves.
+        result.status = INCONCLUSIVE
+        result.reason = f"{reason}; {_no_control_phrase(ctx)}"
+        result.doubtful = set(suspicious)
+        return result
+    result.status = BLOCKED
+    result.reason = reason + (f"; {ref_text}" if ref_text else "")
+    return result
+
+
+# --- the target -----------------------------------------------------------------------------
+
+
+def _apply_vantage(ctx: _Context, outcomes: list[EndpointOutcome]) -> None:
+    """On an offline vantage a failure proves nothing: never blocked, never down."""
+    if not ctx.offline:
+        return
+    for o in outcomes:
+        if o.outcome in (BLOCKED, DOWN):
+            o.outcome, o.blocking, o.confirmed = INCONCLUSIVE, None, False
+
+
+def _sentence(*parts: str) -> str:
+    text = "; ".join(" ".join(p.split()).rstrip(".") for p in parts if p and p.strip())
+    if not text:
+        return ""
+    first_word = text.split(" ", 1)[0]
+    if first_word.isalpha() and first_word.islower():
+        text = text[0].upper() + text[1:]
+    return text + "."
+
+
+def _transport_note(outcomes: Sequence[EndpointOutcome]) -> str:
+    """For MTProto: which transports get through, which do not (obfuscated proxies...)."""
+    by_transport: dict[str, set[str]] = {}
+    for o in outcomes:
+        if o.transport:
+            by_transport.setdefault(o.transport, set()).add(o.outcome)
+    working = [t for t, s in by_transport.items() if OK in s]
+    blocked = [t for t, s in by_transport.items() if BLOCKED in s]
+    if working and blocked:
+        note = (
+            f"{_names(working, 4)} still get through while {_names(blocked, 4)} are interfered with"
+        )
+        if "obfuscated2" in working:
+            note += " (obfuscated proxies work)"
+        return note
+    return ""
+
+
+def _verdict(ctx: _Context, dns: _DNSResult, outcomes: list[EndpointOutcome]) -> Verdict:
+    measured = [o for o in outcomes if o.outcome != SKIPPED]
+    ok = [o for o in measured if o.outcome == OK]
+    blocked = [o for o in measured if o.outcome == BLOCKED]
+    down = [o for o in measured if o.outcome == DOWN]
+    unclear = [o for o in measured if o.outcome == INCONCLUSIVE]
+    target_name = ctx.hostname or str(ctx.target.get("host") or ctx.target.get("url") or "")
+    still = f"still working: {_names([o.label for o in ok])}" if ok else ""
+
+    if ctx.offline:
+        evidence = ""
+        if dns.status == BLOCKED:
+            evidence = f"seen anyway: {dns.reason}"
+        if ok:
+            return Verdict(OK, None, False, [], _sentence(f"{ok[0].evidence}", ctx.offline_reason))
+        return Verdict(
+            INCONCLUSIVE, None, False, dns.fingerprints, _sentence(ctx.offline_reason, evidence)
+        )
+    if dns.status == BLOCKED:
+        return Verdict(BLOCKED, DNS, dns.confirmed, dns.fingerprints, _sentence(dns.reason))
+    if blocked:
+        layer = min((o.blocking or PROTOCOL for o in blocked), key=LAYERS.index)
+        first = next(o for o in blocked if o.blocking == layer)
+        confirmed = any(o.confirmed for o in blocked)
+        prints = list(dict.fromkeys(f for o in blocked for f in o.fingerprints))
+        count = f"{len(blocked)} of {len(measured)} endpoints blocked" if len(measured) > 1 else ""
+        note = _transport_note(measured)
+        return Verdict(
+            BLOCKED,
+            layer,
+            confirmed,
+            prints,
+            _sentence(first.evidence, count, note or still),
+        )
+    if dns.status == DOWN:
+        return Verdict(DOWN, None, False, [], _sentence(dns.reason))
+    if ok:
+        if len(measured) == 1:
+            summary = ok[0].evidence
+        else:
+            summary = f"{len(ok)} of {len(measured)} endpoints work ({ok[0].evidence})"
+        extra = ""
+        if down:
+            extra = f"{_names([o.label for o in down])} fail at the control too (down, not blocked)"
+        elif unclear:
+            extra = f"{_names([o.label for o in unclear])} inconclusive ({unclear[0].evidence})"
+        return Verdict(OK, None, False, [], _sentence(summary, extra))
+    if not measured and dns.status in (OK, INCONCLUSIVE):
+        return Verdict(dns.status, None, False, [], _sentence(dns.reason))
+    v6_only_unclear = all(is_ipv6(o.address) and ctx.ipv6_ok is False for o in unclear)
+    if down and v6_only_unclear:
+        return Verdict(
+            DOWN, None, False, [], _sentence(down[0].evidence, "the service is down, not censored")
+        )
+    if unclear:
+        return Verdict(INCONCLUSIVE, None, False, [], _sentence(unclear[0].evidence))
+    if not measured:
+        return Verdict(
+            INCONCLUSIVE,
+            None,
+            False,
+            [],
+            _sentence(f"nothing was measured for {target_name or 'this target'}"),
+        )
+    return Verdict(INCONCLUSIVE, None, False, [], _sentence(measured[0].evidence))
+
+
+def analyze(record: dict[str, Any], fingerprints: FingerprintDB | None = None) -> Analysis:
+    """The verdict for one record, and the outcome of each endpoint flow. Pure: no I/O (once
+    the fingerprint database is loaded), no clock."""
+    db = fingerprints if fingerprints is not None else default_db()
+    ctx = _context(record, db)
+    outcomes: list[EndpointOutcome] = []
+    for flow in _flows(ctx.probe):
+        outcomes.extend(_judge_flow(ctx, flow))
+    proven = {o.address for o in outcomes if o.proves_address}
+    dns = _judge_dns(ctx, proven)
+    # Endpoints on a lying DNS answer reach the censor, not the service: blocked by DNS,
+    # whatever happened on them.
+    for o in outcomes:
+        if o.address in dns.suspicious and o.outcome != SKIPPED:
+            o.outcome, o.blocking = BLOCKED, DNS
+            o.confirmed = dns.confirmed
+    for o in outcomes:
+        if o.address in dns.doubtful and o.outcome == OK and not o.proves_address:
+            o.outcome = INCONCLUSIVE
+            o.evidence = dns.reason
+    _apply_vantage(ctx, outcomes)
+    return Analysis(_verdict(ctx, dns, outcomes), outcomes)
+
+
+def reanalyze(record: dict[str, Any], fingerprints: FingerprintDB | None = None) -> dict[str, Any]:
+    """The record with `test_keys.verdict` and `test_keys.x_endpoints` recomputed (a copy)."""
+    analysis = analyze(record, fingerprints)
+    out = dict(record)
+    test_keys = dict(out.get("test_keys") or {})
+    test_keys["verdict"] = analysis.verdict.to_dict()
+    test_keys["x_endpoints"] = [e.to_dict() for e in analysis.endpoints]
+    out["test_keys"] = test_keys
+    return out
+
+
+__all__ = [
+    "BLOCKED",
+    "DOWN",
+    "INCONCLUSIVE",
+    "LAYERS",
+    "OK",
+    "Analysis",
+    "EndpointOutcome",
+    "Verdict",
+    "analyze",
+    "http_differences",
+    "reanalyze",
+]

@@ -1,0 +1,210 @@
+"""Fingerprint loading (bundled copies, users' extra files, bad input) and matching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from probe.cli import cli
+from probe.fingerprints import (
+    HEADER,
+    REGEX_INPUT_LIMIT,
+    FingerprintDB,
+    default_db,
+)
+from probe.observations import HTTPTransaction
+
+CSV_HEADER = ",".join(HEADER) + "\n"
+IRAN_BLOCKPAGE = (
+    "<html><head><title>M1-6</title></head><body><iframe "
+    'src="http://10.10.34.36/?type=Invalid Keyword&policy=MainPolicy " style="width: 100%"'
+    "></iframe></body></html>"
+)
+
+
+def extra(tmp_path: Path, *rows: str, name: str = "extra.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(CSV_HEADER + "".join(r + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def response(body: str = "", headers: tuple[tuple[str, str], ...] = (), code: int = 200):
+    return HTTPTransaction(
+        "http://example.org/", response_code=code, body=body, response_headers=list(headers)
+    )
+
+
+def test_bundled_files_load_cleanly() -> None:
+    db = default_db()
+    assert db is default_db()  # cached
+    assert len(db) > 1900
+    assert db.skipped == 0, db.warnings[:3]
+
+
+@pytest.mark.parametrize(
+    "ip,name",
+    [
+        ("10.10.34.34", "ooni.ir_4"),
+        ("10.10.34.35", "ooni.ir_5"),
+        ("10.10.34.36", "ooni.ir_10dot10_ipv4_1"),
+        ("d0::11", "ooni.ir_ipv6_1"),
+        ("d0:0:0:0:0:0:0:11", "ooni.ir_ipv6_1"),
+        ("2001:4188:2:600:10:10:34:34", "probe.ir_ipv6_34"),
+        ("2001:4188:2:600:10:10:34:35", "probe.ir_ipv6_35"),
+        ("2001:4188:2:600:10:10:34:36", "probe.ir_ipv6_36"),
+    ],
+)
+def test_iran_dns_injection_addresses_are_confirmed(ip: str, name: str) -> None:
+    matches = default_db().match_dns(ip, probe_cc="DE")  # nat scope: confirmed anywhere
+    assert [(m.name, m.scope, m.location, m.confirmed) for m in matches] == [
+        (name, "nat", "dns", True)
+    ]
+
+
+def test_ordinary_addresses_match_nothing() -> None:
+    db = default_db()
+    for ip in ("149.154.167.51", "2001:67c:4e8:f002::a", "93.184.216.34"):
+        assert db.match_dns(ip) == []
+
+
+def test_iran_blockpage_iframe() -> None:
+    matches = default_db().match_http(response(IRAN_BLOCKPAGE, code=403), probe_cc="IR")
+    names = {m.name for m in matches}
+    assert {"cl.nat_ir_iframe_forward_ipv4", "probe.ir_iframe_10dot10"} <= names
+    assert all(m.confirmed and not m.false_positive for m in matches)
+    # other quoting is still Iran's blockpage (the project's own regexp row)
+    single = IRAN_BLOCKPAGE.replace('"http://10.10.34.36/?', "'http://10.10.34.34/?")
+    assert "probe.ir_iframe_10dot10" in {m.name for m in default_db().match_http(response(single))}
+
+
+def test_iran_destination_pages() -> None:
+    names = {m.name for m in default_db().match_http(response("see https://peyvandha.ir/1-2.html"))}
+    assert "ooni.ir_3" in names
+
+
+def test_header_names_are_case_insensitive() -> None:
+    matches = default_db().match_http(
+        response(headers=(("SERVER", "Protected by WireFilter 8000"),))
+    )
+    assert [m.name for m in matches] == ["ooni.ae_0"]
+    assert matches[0].location == "header.server"
+
+
+def test_no_response_matches_nothing() -> None:
+    failed = HTTPTransaction("http://x/", failure="connection_reset", body=IRAN_BLOCKPAGE)
+    assert default_db().match_http(failed) == []
+
+
+def test_each_pattern_type(tmp_path: Path) -> None:
+    path = extra(
+        tmp_path,
+        "t.full,isp,,body,full,exactly this,5,,t,,",
+        "t.prefix,isp,,header.location,prefix,http://blocked.example/,5,,t,,",
+        "t.contains,isp,,body,contains,needle,5,,t,,",
+        "t.regexp,isp,,body,regexp,blocked by rule [0-9]+,5,,t,,",
+        "t.dns,isp,,dns,full,203.0.113.7,5,,t,,",
+        "t.dnsprefix,isp,,dns,prefix,203.0.113.,5,,t,,",
+    )
+    db = FingerprintDB.load([path])
+
+    def names(body: str = "", headers: tuple[tuple[str, str], ...] = ()) -> set[str]:
+        return {m.name for m in db.match_http(response(body, headers)) if m.name.startswith("t.")}
+
+    assert names("exactly this") == {"t.full"}
+    assert names("exactly this and more") == set()
+    assert names(headers=(("Location", "http://blocked.example/?u=1"),)) == {"t.prefix"}
+    assert names(headers=(("Location", "https://ok.example/http://blocked.example/"),)) == set()
+    assert names("a haystack with a needle in it") == {"t.contains"}
+    assert names("this was blocked by rule 42 today") == {"t.regexp"}
+    assert names("blocked by rule x") == set()
+    assert {m.name for m in db.match_dns("203.0.113.7")} == {"t.dns", "t.dnsprefix"}
+    assert {m.name for m in db.match_dns("203.0.113.8")} == {"t.dnsprefix"}
+
+
+def test_confirmed_rules(tmp_path: Path) -> None:
+    path = extra(
+        tmp_path,
+        "c.isp,isp,,body,contains,isp-page,5,,t,,",
+        'c.prod,prod,,body,contains,product-page,5,"IR,TR",t,,',
+        "c.fp,fp,,body,contains,lookalike-page,5,IR,t,,",
+    )
+    db = FingerprintDB.load([path])
+
+    def match(body: str, cc: str | None):
+        (found,) = [
+            m for m in db.match_http(response(body), probe_cc=cc) if m.name.startswith("c.")
+        ]
+        return found
+
+    assert match("isp-page", None).confirmed
+    assert match("product-page", "ir").confirmed  # an expected country
+    assert not match("product-page", "DE").confirmed
+    assert not match("product-page", None).confirmed
+    lookalike = match("lookalike-page", "IR")
+    assert lookalike.false_positive and not lookalike.confirmed
+
+
+def test_bad_rows_are_skipped_with_a_counted_warning(tmp_path: Path) -> None:
+    path = extra(
+        tmp_path,
+        "ok.1,isp,,body,contains,fine,5,,t,,",
+        "bad.scope,planet,,body,contains,x,5,,t,,",
+        "bad.type,isp,,body,glob,x*,5,,t,,",
+        "bad.regexp,isp,,body,regexp,(unclosed,5,,t,,",
+        "bad.nested,isp,,body,regexp,(a+)+$,5,,t,,",
+        "bad.columns,isp,,body",
+        "bad.location,isp,,cookie,contains,x,5,,t,,",
+    )
+    db = FingerprintDB.load([path])
+    assert db.skipped == 6
+    assert [w.split(": ")[0] for w in db.warnings] == [f"{path}:{n}" for n in range(3, 9)]
+    assert "nested quantifier" in db.warnings[3]
+    assert {m.name for m in db.match_http(response("fine"))} == {"ok.1"}
+
+
+@pytest.mark.parametrize(
+    "content,where,words",
+    [
+        ("name,scope\nx,isp\n", 1, "wrong header"),
+        ("", 1, "empty file"),
+        (b"\xff\xfe" + b"\x00" * 4, 1, "not UTF-8"),
+    ],
+)
+def test_a_bad_extra_file_is_a_clear_error(tmp_path: Path, content, where: int, words: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError) as info:
+        FingerprintDB.load([path])
+    assert str(info.value).startswith(f"{path}:{where}: ")
+    assert words in str(info.value)
+
+
+def test_a_missing_extra_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot read"):
+        FingerprintDB.load([tmp_path / "nope.csv"])
+
+
+def test_cli_reports_a_bad_fingerprint_file_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("hello\n", encoding="utf-8")
+    measurement = tmp_path / "m.json"
+    measurement.write_text('{"test_name": "x", "test_keys": {}}\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["analyze", "--fingerprints", str(bad), str(measurement)])
+    assert result.exit_code == 2
+    assert f"{bad}:1: wrong header" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_regexps_see_a_bounded_prefix_of_the_body(tmp_path: Path) -> None:
+    """A hostile single-line body cannot make a `.*` pattern scan megabytes."""
+    path = extra(tmp_path, "r.late,isp,,body,regexp,start.*finish,5,,t,,")
+    db = FingerprintDB.load([path])
+    near = "start" + "x" * 100 + "finish"
+    far = "start" + "x" * REGEX_INPUT_LIMIT + "finish"
+    assert "r.late" in {m.name for m in db.match_http(response(near))}
+    assert "r.late" not in {m.name for m in db.match_http(response(far))}
+    # a two-megabyte body still gets matched (literal patterns) and returns
+    big = "y" * (2 << 20)
+    assert [m for m in db.match_http(response(big)) if m.name.startswith("r.")] == []
