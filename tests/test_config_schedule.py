@@ -1,0 +1,121 @@
+"""The config file (defaults for run and control serve) and the schedule installer."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from probe import config, schedule
+from probe.cli import cli
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_config_sets_defaults_and_resolves_paths(tmp_path: Path):
+    path = write(
+        tmp_path / "config.toml",
+        '[run]\ncontrol = ["http://127.0.0.1:9"]\nout = "res"\ngeoip_db = "db.mmdb"\n'
+        'timeout = 3\ncountry = "IR"\n\n[control]\nport = 9999\nallow_net = ["10.0.0.0/8"]\n',
+    )
+    default_map = config.load(path, explicit=True)
+    run = default_map["run"]
+    assert run["controls"] == ("http://127.0.0.1:9",)
+    assert run["out_dir"] == str(tmp_path / "res")
+    assert run["geoip_dbs"] == (str(tmp_path / "db.mmdb"),)
+    assert run["timeout"] == 3 and run["country"] == "IR"
+    assert default_map["control"]["serve"] == {"port": 9999, "allow_nets": ("10.0.0.0/8",)}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[run]\ntimeout = 'soon'\n", "config.toml:2: timeout has the wrong type"),
+        ("[run]\n\ncolour = 1\n", "config.toml:3: unknown key 'colour' in [run]"),
+        ("[walk]\nx = 1\n", "config.toml:1: unknown section [walk]"),
+        ("[run]\ncontrol = [1]\n", "config.toml:2: control must be a list of strings"),
+        ("[run\n", "config.toml:1: invalid TOML"),
+    ],
+)
+def test_bad_config_is_one_line_with_file_and_line(tmp_path: Path, text: str, message: str):
+    path = write(tmp_path / "config.toml", text)
+    with pytest.raises(config.ConfigError) as raised:
+        config.load(path, explicit=True)
+    assert str(raised.value).startswith(str(tmp_path / message.split(":", 1)[0]))
+    assert message.split(":", 1)[1] in str(raised.value)
+
+
+def test_missing_config_is_fine_unless_asked_for(tmp_path: Path):
+    assert config.load(tmp_path / "none.toml") == {}
+    with pytest.raises(config.ConfigError, match="not found"):
+        config.load(tmp_path / "none.toml", explicit=True)
+
+
+def test_cli_reports_a_bad_config_with_exit_2(tmp_path: Path):
+    path = write(tmp_path / "c.toml", "[run]\nnonsense = 1\n")
+    result = CliRunner().invoke(cli, ["--config", str(path), "run", "--help"])
+    assert result.exit_code == 2
+    assert "c.toml:2: unknown key 'nonsense'" in result.output
+
+
+def test_cli_takes_defaults_from_the_config(tmp_path: Path):
+    path = write(tmp_path / "c.toml", "[run]\ntimeout = 700\n")
+    result = CliRunner().invoke(cli, ["--config", str(path), "run", "--no-control"])
+    # The config's timeout reached the option check, which refuses it.
+    assert result.exit_code == 2
+    assert "--timeout 700" in result.output
+
+
+def test_cron_lines():
+    command = ["/usr/bin/python3", "-m", "probe", "run"]
+    assert schedule.cron_line(1800, command).startswith(
+        "*/30 * * * * /usr/bin/python3 -m probe run"
+    )
+    assert schedule.cron_line(3600, command).startswith("17 * * * * ")
+    assert schedule.cron_line(6 * 3600, command).startswith("17 */6 * * * ")
+    assert schedule.cron_line(86400, command).startswith("17 3 * * * ")
+
+
+def test_install_without_systemd_prints_a_cron_line(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no systemctl on PATH
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    result = CliRunner().invoke(cli, ["schedule", "install", "--every", "1h", "--no-control"])
+    assert result.exit_code == 0, result.output
+    assert "crontab -e" in result.output
+    assert "-m probe run --no-control" in result.output
+    assert not (tmp_path / "cfg" / "systemd").exists()
+
+
+def test_install_and_remove_with_systemd(tmp_path: Path, monkeypatch):
+    # A stand-in systemctl that records its arguments: the units must be written and enabled.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "systemctl.log"
+    fake = bin_dir / "systemctl"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    result = CliRunner().invoke(cli, ["schedule", "install", "--every", "2h", "--json"])
+    assert result.exit_code == 0, result.output
+    unit_dir = tmp_path / "cfg" / "systemd" / "user"
+    timer = (unit_dir / "probe.timer").read_text()
+    service = (unit_dir / "probe.service").read_text()
+    assert "OnUnitActiveSec=7200s" in timer and "RandomizedDelaySec=720s" in timer
+    assert "-m probe run --json" in service
+    assert "enable --now probe.timer" in log.read_text()
+    result = CliRunner().invoke(cli, ["schedule", "remove"])
+    assert result.exit_code == 0
+    assert not (unit_dir / "probe.timer").exists()
+    assert "disable --now probe.timer" in log.read_text()
+
+
+def test_schedule_refuses_too_short_periods():
+    result = CliRunner().invoke(cli, ["schedule", "install", "--every", "1m"])
+    assert result.exit_code == 2
