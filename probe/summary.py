@@ -142,9 +142,11 @@ def print_summary(result: RoundResult, console: Console) -> None:
             "[bold]This probe appears to be offline[/bold]: no baseline site and no control "
             "server could be reached, so nothing here is called blocked."
         )
-    for row in rows:
-        for reason in row["reasons"][:8]:
-            console.print(f"  - {reason}", highlight=False)
+    else:
+        # One sentence per target that is not ok (the offline case needs only the one above).
+        for row in rows:
+            for reason in row["reasons"][:8]:
+                console.print(f"  - {reason}", highlight=False)
     for note in result.vantage.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     if result.control_failure:
