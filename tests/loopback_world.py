@@ -107,13 +107,9 @@ async def loopback_world(tmp: Path, *, timeout: float = 1.5) -> AsyncIterator[Wo
         dns_server = await stack.enter_async_context(DNSServer(zone, rules))
         await stack.enter_async_context(page)
         await stack.enter_async_context(blockpage)
-        https = await stack.enter_async_context(
-            TLSServer(pki.good, app=page.handle_connection)
-        )
+        https = await stack.enter_async_context(TLSServer(pki.good, app=page.handle_connection))
         reset_tls = await stack.enter_async_context(TLSServer(pki.good, by_peer={PROBE: "reset"}))
-        silent_tls = await stack.enter_async_context(
-            TLSServer(pki.good, by_peer={PROBE: "silent"})
-        )
+        silent_tls = await stack.enter_async_context(TLSServer(pki.good, by_peer={PROBE: "silent"}))
         mitm = await stack.enter_async_context(PeerCertServer({PROBE: wrong}, good))
         dc = await stack.enter_async_context(FakeDC(ports=(0, 0)))
         dpi_dc = await stack.enter_async_context(
@@ -147,7 +143,9 @@ async def loopback_world(tmp: Path, *, timeout: float = 1.5) -> AsyncIterator[Wo
                 check="https",
                 url=f"https://web.test.localhost:{https.port}/page",
             ),
-            _toml_target(id="itest/dnslie", service="itest", check="dns", host="lie.test.localhost"),
+            _toml_target(
+                id="itest/dnslie", service="itest", check="dns", host="lie.test.localhost"
+            ),
             _toml_target(
                 id="itest/reset",
                 service="itest",

@@ -96,7 +96,12 @@ async def test_a_redirect_into_a_private_range_is_recorded_and_not_followed():
 
 async def test_bodies_never_leave_the_control():
     async with HTTPTestServer() as http_server, running_control() as base:
-        target = {"id": "test/page", "service": "test", "check": "http", "url": http_server.url("/page")}
+        target = {
+            "id": "test/page",
+            "service": "test",
+            "check": "http",
+            "url": http_server.url("/page"),
+        }
         status, reply = await post(base, {"targets": [target]})
     assert status == 200
     [request] = reply["results"][0]["observations"]["requests"]
@@ -153,7 +158,13 @@ async def test_saturated_control_answers_503():
     # A server that accepts and stays silent keeps the first request busy for its timeout.
     silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = silent.sockets[0].getsockname()[1]
-    target = {"id": "t/dc", "service": "t", "check": "mtproto", "host": "127.0.0.1", "ports": [port]}
+    target = {
+        "id": "t/dc",
+        "service": "t",
+        "check": "mtproto",
+        "host": "127.0.0.1",
+        "ports": [port],
+    }
     async with silent, running_control(max_concurrent=1, timeout=1.5) as base:
         first = asyncio.create_task(post(base, {"targets": [target]}))
         await asyncio.sleep(0.3)

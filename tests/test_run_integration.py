@@ -56,7 +56,9 @@ async def test_run_with_a_control_gives_the_right_verdict_for_each_kind_of_block
     verdicts = {r["input"]: r["test_keys"]["verdict"] for r in records}
     assert set(verdicts) == set(world.expected)
     got = {k: (v["status"], v["blocking"]) for k, v in verdicts.items()}
-    assert got == world.expected, {k: verdicts[k]["reason"] for k in got if got[k] != world.expected[k]}
+    assert got == world.expected, {
+        k: verdicts[k]["reason"] for k in got if got[k] != world.expected[k]
+    }
     # The national blockpage address and the blockpage are known fingerprints.
     assert verdicts["itest/dnslie"]["confirmed"] is True
     assert verdicts["itest/blockpage"]["confirmed"] is True
