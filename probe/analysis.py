@@ -140,6 +140,9 @@ MAX_NAMED = 3
 # --- results --------------------------------------------------------------------------------
 
 
+INTERRUPTED_REASON = "The run was interrupted before this target was measured."
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     status: str  # ok | blocked | down | inconclusive
@@ -1159,6 +1162,9 @@ def _verdict(ctx: _Context, dns: _DNSResult, outcomes: list[EndpointOutcome]) ->
 def analyze(record: dict[str, Any], fingerprints: FingerprintDB | None = None) -> Analysis:
     """The verdict for one record, and the outcome of each endpoint flow. Pure: no I/O (once
     the fingerprint database is loaded), no clock."""
+    test_keys = record.get("test_keys")
+    if isinstance(test_keys, dict) and test_keys.get("failure") == failures.INTERRUPTED:
+        return Analysis(Verdict(INCONCLUSIVE, None, False, [], INTERRUPTED_REASON), [])
     db = fingerprints if fingerprints is not None else default_db()
     ctx = _context(record, db)
     outcomes: list[EndpointOutcome] = []

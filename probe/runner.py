@@ -20,6 +20,7 @@ from typing import Any
 
 from probe import SOFTWARE_NAME, __version__, dns, failures
 from probe.addresses import is_ipv6
+from probe.analysis import analyze
 from probe.geoip import GeoIP
 from probe.measure import MeasureConfig, RunState, measure_target
 from probe.observations import Observations, Trace
@@ -377,8 +378,6 @@ class Round:
     def _record(
         self, target: Target, observations: Observations, started_at: datetime, runtime: float
     ) -> dict[str, Any]:
-        from probe.analysis import analyze
-
         record = self._envelope(target, started_at, runtime)
         control_obs = self.control.observations.get(target.id)
         self.geoip.annotate(observations.queries)
@@ -413,14 +412,9 @@ class Round:
             "control": None,
             "control_failure": self.control.failure,
             "failure": failures.INTERRUPTED,
-            "verdict": {
-                "status": "inconclusive",
-                "blocking": None,
-                "confirmed": False,
-                "fingerprints": [],
-                "reason": "The run was interrupted before this target was measured.",
-            },
         }
+        # The analysis knows interrupted records, so `probe analyze` reproduces this verdict.
+        record["test_keys"]["verdict"] = analyze(record, self._fingerprints).verdict.to_dict()
         return record
 
     def _write(self, target: Target, record: dict[str, Any]) -> None:

@@ -72,6 +72,16 @@ async def test_run_with_a_control_gives_the_right_verdict_for_each_kind_of_block
     [path] = list(out.rglob("*.jsonl"))
     assert path.name.endswith(f"_{records[0]['report_id']}.jsonl")
     assert "Telegram" in result.stdout and "blocked" in result.stdout
+    assert_reanalysis_reproduces(records)
+
+
+def assert_reanalysis_reproduces(records: list[dict]) -> None:
+    """The verdict is a pure function of the stored record: `probe analyze` gives it again."""
+    from probe.analysis import analyze
+
+    for record in records:
+        again = analyze(record).verdict.to_dict()
+        assert again == record["test_keys"]["verdict"], record["input"]
 
 
 async def test_json_summary_and_mtproto_observations_for_every_transport_and_port(tmp_path):
@@ -158,6 +168,7 @@ async def test_interrupt_keeps_finished_records_and_marks_the_rest(tmp_path):
     for record in interrupted:
         assert record["test_keys"]["verdict"]["status"] == "inconclusive"
         assert record["test_keys"]["failure"] == "interrupted"
+    assert_reanalysis_reproduces(records)
 
 
 async def test_sigterm_exits_143(tmp_path):
