@@ -28,7 +28,7 @@ from probe.observations import (
     format_address,
 )
 from probe.targets import Target
-from probe.tcp import ByteCounter, ByteStream, tcp_connect
+from probe.tcp import ByteCounter, ByteStream, SocketStream, tcp_connect
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_BODY_CAP = 64 * 1024
@@ -142,7 +142,7 @@ async def _flow(
 
 async def _connect(
     ip: str, port: int, trace: Trace, state: RunState, observations: Observations
-) -> ByteStream | None:
+) -> SocketStream | None:
     result = await tcp_connect(
         ip,
         port,
@@ -170,7 +170,7 @@ async def _open(
     if stream is None or not scheme_tls:
         return stream
     result = await tls.tls_handshake(
-        stream,  # type: ignore[arg-type]
+        stream,
         server_name,
         trace=trace,
         timeout=state.config.timeout,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from probe import SOFTWARE_NAME, __version__, dns, failures
+from probe import SOFTWARE_NAME, __version__, control, dns, failures
 from probe.addresses import is_ipv6
 from probe.analysis import analyze
 from probe.geoip import GeoIP
@@ -53,6 +53,9 @@ class RoundOptions:
     fingerprint_files: tuple[str, ...] = ()
     #: annotate records with this configured country; a control echo that disagrees means VPN
     expected_cc: str | None = None
+    #: DNS over HTTPS as the DNS-only control when no control server answers (and no
+    #: --resolver confines DNS to one server); `--no-control` turns it off too
+    doh_urls: tuple[str, ...] = control.PUBLIC_DOH_URLS
 
 
 @dataclass(slots=True)
@@ -239,8 +242,6 @@ class Round:
     async def _run_control(self, state: RunState) -> None:
         try:
             if self.options.control_urls:
-                from probe import control
-
                 client = control.ControlClient(
                     self.options.control_urls,
                     token=self.options.control_token,
@@ -256,7 +257,11 @@ class Round:
                 if reply.client is not None:
                     self.scrubber.add(reply.client.ip)
                     self._apply_echo(reply.client)
-            if not self.control.reachable and state.config.resolver is None:
+            if (
+                not self.control.reachable
+                and state.config.resolver is None
+                and self.options.doh_urls
+            ):
                 await self._doh_fallback(state)
         finally:
             self.x_vantage["control_reachable"] = self.control.reachable
@@ -287,10 +292,8 @@ class Round:
 
     async def _doh_fallback(self, state: RunState) -> None:
         """No control answered: DNS over HTTPS to public resolvers is the DNS-only control."""
-        from probe import control
-
         names = sorted({t.hostname for t in self.targets if t.hostname})
-        self.control.doh = await control.doh_control(names, state)
+        self.control.doh = await control.doh_control(names, state, self.options.doh_urls)
 
     def _detect_vpn(self) -> None:
         tunnels = tunnel_default_routes()
@@ -394,6 +397,7 @@ class Round:
         doh = self.control.doh.get(target.hostname)
         if doh:
             test_keys["x_doh"] = doh
+            record["annotations"]["control"] = "doh"
         record["test_keys"] = test_keys
         analysis = analyze(record, self._fingerprints)
         test_keys["x_endpoints"] = [e.to_dict() for e in analysis.endpoints]
