@@ -198,14 +198,13 @@ async def _connection_flow(
     first: bool,
 ) -> None:
     ca_files = _ca_files(target, state.config)
-    if target.check == "tcp":
-        stream = await _connect(ip, port, trace, state, observations)
-        if stream is not None:
-            await stream.aclose()
-        return
-    if target.check == "tls":
+    if target.check in ("tcp", "tls"):
+        # tcp: connect only; tls: connect and handshake with SNI = `sni` or the host.
         server_name = target.sni or target.hostname
-        stream = await _open(True, server_name, ip, port, trace, state, observations, ca_files)
+        tls_wanted = target.check == "tls"
+        stream = await _open(
+            tls_wanted, server_name, ip, port, trace, state, observations, ca_files
+        )
         if stream is not None:
             await stream.aclose()
         return
