@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from functools import lru_cache
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -57,21 +58,28 @@ def is_ipv6(text: str) -> bool:
     return isinstance(parse_ip(text), ipaddress.IPv6Address)
 
 
+def parse_unmapped(text: str) -> IPAddress | None:
+    """Like `parse_ip`, but an IPv4-mapped IPv6 address (::ffff:a.b.c.d) comes back as its
+    IPv4 address: range checks must not be dodged by writing an address the other way."""
+    address = parse_ip(text)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def in_networks(
+    address: IPAddress, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    return any(address.version == n.version and address in n for n in networks)
+
+
 def is_bogon(ip: str) -> bool:
     """True for addresses in the bogon ranges (an IPv4-mapped IPv6 address counts as its v4)."""
-    address = parse_ip(ip)
-    if address is None:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address.version == n.version and address in n for n in BOGON_NETWORKS)
+    address = parse_unmapped(ip)
+    return address is not None and in_networks(address, BOGON_NETWORKS)
 
 
 def is_public(ip: str) -> bool:
     """Globally routable: not private, loopback, link-local, reserved or a bogon."""
-    address = parse_ip(ip)
-    if address is None:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not is_bogon(str(address))
+    address = parse_unmapped(ip)
+    return address is not None and address.is_global and not in_networks(address, BOGON_NETWORKS)

@@ -37,7 +37,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger, AbstractResolver, ResolveResult
 
 from probe import __version__, dns, failures
-from probe.addresses import is_public, parse_ip
+from probe.addresses import in_networks, is_public, parse_ip, parse_unmapped
 from probe.geoip import GeoIP
 from probe.measure import MeasureConfig, RunState, measure_target
 from probe.observations import DNSQuery, Observations, Trace
@@ -83,14 +83,10 @@ def make_address_guard(
     """True for an address the control must refuse: not public and not explicitly allowed."""
 
     def refuse(ip: str) -> bool:
-        address = parse_ip(ip)
+        address = parse_unmapped(ip)
         if address is None:
             return True
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if any(address.version == n.version and address in n for n in allow_nets):
-            return False
-        return not is_public(str(address))
+        return not in_networks(address, allow_nets) and not is_public(str(address))
 
     return refuse
 
