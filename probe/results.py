@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,54 +31,86 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8", errors="replace")
 
 
-def iter_json_objects(path: str | os.PathLike[str]) -> Iterator[SourcedObject]:
-    """Objects in a .json/.jsonl file (plain or .gz): one JSON document, or JSON Lines.
+#: A line longer than this is reported, not parsed (a record is a few KB; OONI's up to ~1 MB).
+MAX_LINE_CHARS = 64 * 1024 * 1024
+#: A whole-file (pretty-printed) JSON document larger than this is reported, not parsed.
+MAX_DOCUMENT_CHARS = 256 * 1024 * 1024
+_READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, zlib.error, UnicodeError)
 
-    Never raises for bad content: a line that is not a JSON object comes back with `error`."""
+
+def iter_json_objects(path: str | os.PathLike[str]) -> Iterator[SourcedObject]:
+    """Objects in a .json/.jsonl file (plain or .gz): JSON Lines, streamed line by line, or one
+    (pretty-printed) JSON document or array.
+
+    Never raises for bad content: a line that is not a JSON object comes back with `error`,
+    and a file that cannot be read (or stops being readable, e.g. a truncated .gz) ends with one
+    item naming the problem."""
     p = Path(path)
     source = str(p)
+    number = 0
+    seen_any = False
     try:
         with _open_text(p) as handle:
-            first = handle.read(1)
-            while first and first.isspace():
-                first = handle.read(1)
-            rest = handle.read() if first else ""
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            for number, line in enumerate(handle, 1):
+                if len(line) > MAX_LINE_CHARS:
+                    yield SourcedObject(source, number, None, "line too long")
+                    continue
+                stripped = line.strip()
+                if not stripped:
+                    continue
+                first_content = not seen_any
+                seen_any = True
+                try:
+                    obj = json.loads(stripped)
+                except json.JSONDecodeError as exc:
+                    if first_content and stripped[0] in "{[":
+                        # Not JSON Lines: a whole-file document (OONI's single measurements).
+                        yield from _whole_document(p, source)
+                        return
+                    yield SourcedObject(source, number, None, f"not JSON: {exc.msg}")
+                    continue
+                if isinstance(obj, dict):
+                    yield SourcedObject(source, number, obj)
+                elif isinstance(obj, list) and first_content:
+                    yield from _array_items(source, obj)
+                else:
+                    yield SourcedObject(source, number, None, "not a JSON object")
+    except _READ_ERRORS as exc:
+        yield SourcedObject(source, number, None, f"cannot read: {exc}")
+        return
+    if not seen_any:
+        yield SourcedObject(source, 0, None, "empty file")
+
+
+def _array_items(source: str, items: list[Any]) -> Iterator[SourcedObject]:
+    for index, item in enumerate(items, 1):
+        if isinstance(item, dict):
+            yield SourcedObject(source, index, item)
+        else:
+            yield SourcedObject(source, index, None, "not a JSON object")
+
+
+def _whole_document(p: Path, source: str) -> Iterator[SourcedObject]:
+    try:
+        with _open_text(p) as handle:
+            text = handle.read(MAX_DOCUMENT_CHARS + 1)
+    except _READ_ERRORS as exc:
         yield SourcedObject(source, 0, None, f"cannot read: {exc}")
         return
-    text = first + rest
-    stripped = text.strip()
-    if not stripped:
-        yield SourcedObject(source, 0, None, "empty file")
+    if len(text) > MAX_DOCUMENT_CHARS:
+        yield SourcedObject(source, 1, None, "JSON document too large")
         return
-    # A whole-file JSON document (OONI's single-measurement files, pretty-printed).
-    if "\n" in stripped and stripped.startswith(("{", "[")):
-        try:
-            doc = json.loads(stripped)
-        except ValueError:
-            doc = None
-        if isinstance(doc, dict):
-            yield SourcedObject(source, 1, doc)
-            return
-        if isinstance(doc, list):
-            for index, item in enumerate(doc, 1):
-                if isinstance(item, dict):
-                    yield SourcedObject(source, index, item)
-                else:
-                    yield SourcedObject(source, index, None, "not a JSON object")
-            return
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield SourcedObject(source, number, None, f"not JSON: {exc.msg}")
-            continue
-        if isinstance(obj, dict):
-            yield SourcedObject(source, number, obj)
-        else:
-            yield SourcedObject(source, number, None, "not a JSON object")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield SourcedObject(source, exc.lineno, None, f"not JSON: {exc.msg}")
+        return
+    if isinstance(doc, dict):
+        yield SourcedObject(source, 1, doc)
+    elif isinstance(doc, list):
+        yield from _array_items(source, doc)
+    else:
+        yield SourcedObject(source, 1, None, "not a JSON object")
 
 
 def iter_result_files(paths: list[str]) -> Iterator[Path]:
