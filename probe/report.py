@@ -1,0 +1,1211 @@
+"""Reports over time: many result files (ours and OONI's) → timelines, change events, per-network
+tables; text, HTML (inline SVG), CSV and Parquet.
+
+Reading. Our own JSON Lines records go through DuckDB's `read_json` with an explicit column list
+(the fast path: DuckDB parses in parallel, Python never sees a record). A file takes the Python
+path instead when DuckDB cannot read it as our records (bad line, pretty-printed JSON, wrong
+types) or when any of its rows is not one of our records with a verdict (OONI measurements:
+`software_name` is not "probe", or `test_keys.verdict` is missing). The Python path reads objects
+with `results.iter_json_objects`, converts OONI measurements with `ooni.records_from_measurement`
+and analyses records without a verdict with `analysis.analyze`; every line it cannot use is
+counted with its reason. Files DuckDB rejects are found by bisection, so clean data costs one
+`read_json` call.
+
+Rows are deduplicated by (report_id, input, measurement_start_time); filters are SQL predicates.
+
+Change detection (see `detect_changes`): per series (target, ASN, country) in time order,
+inconclusive runs are ignored (they neither confirm nor break a state); a new status is accepted
+when it is seen in `confirm_runs` consecutive conclusive runs (default 2), so one odd run between
+agreeing runs is noise; a new blocking method inside an accepted blocking period likewise. A time
+without any conclusive run longer than `max_gap` (default 24 h) is reported as a gap, and a
+candidate state never spans a gap; if the state after a gap differs from the one before, the event
+is marked `across_gap` (it happened somewhere inside the gap).
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import os
+import secrets
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from probe import results
+
+STATUSES = ("ok", "blocked", "down", "inconclusive")
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+#: Columns DuckDB reads from our records; everything else in a record is parsed but not kept.
+RECORD_COLUMNS: dict[str, str] = {
+    "software_name": "VARCHAR",
+    "test_name": "VARCHAR",
+    "input": "VARCHAR",
+    "report_id": "VARCHAR",
+    "measurement_start_time": "VARCHAR",
+    "probe_asn": "VARCHAR",
+    "probe_cc": "VARCHAR",
+    "test_keys": (
+        "STRUCT(target STRUCT(service VARCHAR), "
+        "verdict STRUCT(status VARCHAR, blocking VARCHAR, confirmed BOOLEAN))"
+    ),
+}
+
+ROW_SCHEMA = (
+    "time TIMESTAMP, probe_asn VARCHAR, probe_cc VARCHAR, input VARCHAR, service VARCHAR, "
+    "status VARCHAR, blocking VARCHAR, confirmed BOOLEAN, report_id VARCHAR, source VARCHAR"
+)
+ROW_COLUMNS = (
+    "time",
+    "probe_asn",
+    "probe_cc",
+    "input",
+    "service",
+    "status",
+    "blocking",
+    "confirmed",
+    "report_id",
+    "source",
+)
+
+#: The fast path's projection of `read_json` rows onto ROW_COLUMNS, plus `ours`: whether the row
+#: is one of our records with a usable verdict (a file with any other row takes the Python path).
+_FAST_SELECT = """
+SELECT
+    try_strptime(measurement_start_time, '%Y-%m-%d %H:%M:%S') AS time,
+    coalesce(probe_asn, 'AS0') AS probe_asn,
+    coalesce(probe_cc, 'ZZ') AS probe_cc,
+    input,
+    coalesce(test_keys.target.service, test_name) AS service,
+    test_keys.verdict.status AS status,
+    test_keys.verdict.blocking AS blocking,
+    coalesce(test_keys.verdict.confirmed, false) AS confirmed,
+    report_id,
+    filename AS source,
+    (software_name IS NOT DISTINCT FROM 'probe'
+     AND test_keys.verdict.status IN ('ok', 'blocked', 'down', 'inconclusive')
+     AND time IS NOT NULL AND input IS NOT NULL AND report_id IS NOT NULL
+     AND service IS NOT NULL) AS ours
+FROM read_json($files, columns = $columns, format = 'newline_delimited', filename = true)
+"""
+
+
+class ReportInputError(ValueError):
+    """A path or option the report cannot use (one line, for the command line)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFilters:
+    """Which rows the report keeps. Times are naive UTC; since inclusive, until exclusive."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    services: tuple[str, ...] = ()
+    asns: tuple[str, ...] = ()
+    ccs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRule:
+    """The noise-robust change rule (module docstring)."""
+
+    confirm_runs: int = 2
+    max_gap: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedLine:
+    source: str
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Consecutive conclusive runs of one series in one state (status, blocking)."""
+
+    status: str
+    blocking: str | None
+    runs: int
+    first: datetime
+    last: datetime
+    gap_before: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    kind: str  # blocking_started | blocking_ended | method_changed | outage_started | ...
+    service: str
+    input: str
+    probe_asn: str
+    probe_cc: str
+    old_status: str
+    old_blocking: str | None
+    new_status: str
+    new_blocking: str | None
+    last_old: datetime  # last observation in the old state
+    first_new: datetime  # first observation in the new state
+    across_gap: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DataGap:
+    service: str
+    input: str
+    probe_asn: str
+    probe_cc: str
+    last_before: datetime
+    first_after: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSummary:
+    """One target on one network: latest status, share of runs blocked, most common method."""
+
+    service: str
+    input: str
+    probe_asn: str
+    probe_cc: str
+    runs: int
+    conclusive_runs: int
+    blocked_runs: int
+    confirmed_runs: int
+    method: str | None
+    first_time: datetime
+    latest_time: datetime
+    latest_status: str
+    latest_blocking: str | None
+
+    @property
+    def network(self) -> str:
+        return f"{self.probe_asn} {self.probe_cc}"
+
+    @property
+    def share_blocked(self) -> float | None:
+        return self.blocked_runs / self.conclusive_runs if self.conclusive_runs else None
+
+
+@dataclass
+class Report:
+    """The flattened rows live in DuckDB table `rows` of `connection`; the rest is summarised."""
+
+    connection: duckdb.DuckDBPyConnection
+    filters: ReportFilters
+    rule: ChangeRule
+    files: int
+    records_read: int
+    duplicates: int
+    skipped: list[SkippedLine]
+    skipped_total: int
+    series: list[SeriesSummary] = field(default_factory=list)
+    events: list[ChangeEvent] = field(default_factory=list)
+    gaps: list[DataGap] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        found = self.connection.execute("SELECT count(*) FROM rows").fetchone()
+        return int(found[0]) if found else 0
+
+    @property
+    def services(self) -> list[str]:
+        return sorted({s.service for s in self.series})
+
+    def skipped_summary(self, limit: int = 5) -> str | None:
+        """'3 lines skipped in 2 files: a.jsonl:4 (not JSON: …), …' or None."""
+        if not self.skipped_total:
+            return None
+        files = len({s.source for s in self.skipped})
+        examples = ", ".join(f"{s.source}:{s.line} ({s.reason})" for s in self.skipped[:limit])
+        more = " …" if self.skipped_total > limit else ""
+        lines = "line" if self.skipped_total == 1 else "lines"
+        in_files = "file" if files == 1 else "files"
+        return f"{self.skipped_total} {lines} skipped in {files} {in_files}: {examples}{more}"
+
+
+# --- options --------------------------------------------------------------------------------
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """An ISO date or datetime; naive means UTC, aware is converted. Returns naive UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ReportInputError(
+            f"{option}: {text!r} is not an ISO date or datetime (e.g. 2024-03-01 or "
+            "2024-03-01T12:00Z)"
+        ) from None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _split(values: Iterable[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def make_filters(
+    since: str | None = None,
+    until: str | None = None,
+    services: Iterable[str] = (),
+    asns: Iterable[str] = (),
+    ccs: Iterable[str] = (),
+) -> ReportFilters:
+    """Filters from command-line text: ASNs as AS1234 or 1234, countries any case, commas ok."""
+    start = parse_time(since, "--since") if since else None
+    end = parse_time(until, "--until") if until else None
+    if start is not None and end is not None and end <= start:
+        raise ReportInputError("--until must be later than --since")
+    asn_list = []
+    for asn in _split(asns):
+        digits = asn[2:] if asn.upper().startswith("AS") else asn
+        if not digits.isdigit():
+            raise ReportInputError(f"--asn: {asn!r} is not an AS number (e.g. AS44244)")
+        asn_list.append(f"AS{int(digits)}")
+    cc_list = []
+    for cc in _split(ccs):
+        if len(cc) != 2 or not cc.isalpha():
+            raise ReportInputError(f"--cc: {cc!r} is not a two-letter country code")
+        cc_list.append(cc.upper())
+    return ReportFilters(start, end, tuple(_split(services)), tuple(asn_list), tuple(cc_list))
+
+
+def _filter_sql(filters: ReportFilters) -> tuple[str, dict[str, Any]]:
+    clauses, params = ["time IS NOT NULL"], dict[str, Any]()
+    if filters.since is not None:
+        clauses.append("time >= $since")
+        params["since"] = filters.since
+    if filters.until is not None:
+        clauses.append("time < $until")
+        params["until"] = filters.until
+    for name, column, values in (
+        ("services", "service", filters.services),
+        ("asns", "probe_asn", filters.asns),
+        ("ccs", "probe_cc", filters.ccs),
+    ):
+        if values:
+            clauses.append(f"list_contains(${name}, {column})")
+            params[name] = list(values)
+    return " AND ".join(clauses), params
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _result_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    for raw in paths:
+        if not Path(raw).exists():
+            raise ReportInputError(f"{os.fspath(raw)}: no such file or directory")
+    seen: dict[Path, None] = {}
+    for path in results.iter_result_files([os.fspath(p) for p in paths]):
+        seen.setdefault(path, None)
+    return list(seen)
+
+
+def _load_fast(con: duckdb.DuckDBPyConnection, files: list[str]) -> list[str]:
+    """Insert every file DuckDB reads as JSON Lines into `staged`; return the files it refused.
+
+    One call for clean data; on an error the batch is halved until the bad files are isolated."""
+    refused: list[str] = []
+    pending = [files] if files else []
+    while pending:
+        batch = pending.pop()
+        try:
+            con.execute(
+                f"INSERT INTO staged {_FAST_SELECT}",
+                {"files": batch, "columns": RECORD_COLUMNS},
+            )
+        except duckdb.Error:
+            if len(batch) == 1:
+                refused.append(batch[0])
+            else:
+                middle = len(batch) // 2
+                pending += [batch[middle:], batch[:middle]]
+    return refused
+
+
+def _optional(module: str) -> Any | None:
+    """probe.ooni / probe.analysis, imported lazily: the report works without them."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _verdict_of(record: dict[str, Any], analysis: Any | None) -> tuple[Any, str | None]:
+    """(verdict, None) from the record, or from re-analysis; (None, reason) when neither works."""
+    test_keys = record.get("test_keys")
+    verdict = test_keys.get("verdict") if isinstance(test_keys, dict) else None
+    if isinstance(verdict, dict) and verdict.get("status") in STATUSES:
+        return verdict, None
+    if analysis is None:
+        return None, "record without a verdict (probe.analysis not available)"
+    try:
+        return analysis.analyze(record).verdict, None
+    except Exception as exc:  # a record the analyser cannot handle must not end the report
+        return None, f"cannot analyse: {type(exc).__name__}: {exc}"
+
+
+def _row(record: dict[str, Any], verdict: Any, source: str) -> tuple[Any, ...] | str:
+    """One flattened row, or the reason the record cannot become one."""
+    status = _field(verdict, "status")
+    if status not in STATUSES:
+        return f"unknown verdict status {status!r}"
+    when = record.get("measurement_start_time")
+    try:
+        time = datetime.strptime(str(when), TIME_FORMAT)
+    except ValueError:
+        return f"bad measurement_start_time {when!r}"
+    test_keys = record.get("test_keys")
+    if not isinstance(test_keys, dict):
+        test_keys = {}
+    target = test_keys.get("target")
+    if not isinstance(target, dict):
+        target = {}
+    service = target.get("service") or record.get("test_name")
+    target_id, report_id = record.get("input"), record.get("report_id")
+    if not isinstance(target_id, str) or not target_id:
+        return "record without input (target id)"
+    if not isinstance(report_id, str) or not report_id or not isinstance(service, str):
+        return "record without report_id or test_name"
+    blocking = _field(verdict, "blocking")
+    return (
+        time,
+        str(record.get("probe_asn") or "AS0"),
+        str(record.get("probe_cc") or "ZZ"),
+        target_id,
+        service,
+        status,
+        None if blocking is None else str(blocking),
+        bool(_field(verdict, "confirmed")),
+        report_id,
+        source,
+    )
+
+
+def _python_rows(path: str, skipped: Callable[[SkippedLine], None]) -> Iterator[tuple[Any, ...]]:
+    """Rows of a file DuckDB could not take: our records line by line, OONI measurements."""
+    ooni = analysis = None
+    items = results.iter_json_objects(path)
+    while True:
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        except (OSError, EOFError, zlib.error) as exc:  # a corrupt .gz stream
+            skipped(SkippedLine(path, 0, f"cannot read: {exc}"))
+            return
+        if item.obj is None:
+            skipped(SkippedLine(item.source, item.line, item.error or "unreadable"))
+            continue
+        obj = item.obj
+        if not isinstance(obj.get("test_keys"), dict) or "measurement_start_time" not in obj:
+            skipped(SkippedLine(item.source, item.line, "not a measurement record"))
+            continue
+        if obj.get("software_name") == "probe":
+            records: list[dict[str, Any]] = [obj]
+        else:
+            ooni = ooni or _optional("probe.ooni")
+            if ooni is None:
+                skipped(
+                    SkippedLine(
+                        item.source, item.line, "OONI measurement (probe.ooni not available)"
+                    )
+                )
+                continue
+            try:
+                records = list(ooni.records_from_measurement(obj))
+            except Exception as exc:  # bad measurement content: count it, keep going
+                skipped(
+                    SkippedLine(item.source, item.line, f"cannot convert OONI measurement: {exc}")
+                )
+                continue
+            if not records:
+                test_name = obj.get("test_name")
+                skipped(
+                    SkippedLine(
+                        item.source,
+                        item.line,
+                        f"OONI {test_name} measurement has no tracked target",
+                    )
+                )
+                continue
+        for record in records:
+            analysis = analysis or _optional("probe.analysis")
+            verdict, reason = _verdict_of(record, analysis)
+            row = reason or _row(record, verdict, item.source)
+            if isinstance(row, str):
+                skipped(SkippedLine(item.source, item.line, row))
+            else:
+                yield row
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    columns = list(zip(*rows, strict=True))
+    params = {name: list(values) for name, values in zip(ROW_COLUMNS, columns, strict=True)}
+    selects = ", ".join(f"unnest(${name})" for name in ROW_COLUMNS)
+    con.execute(f"INSERT INTO staged SELECT {selects}, true", params)
+
+
+# --- change detection -----------------------------------------------------------------------
+
+
+def event_kind(old_status: str, new_status: str) -> str:
+    """The name of a change between two conclusive statuses (method changes: both blocked)."""
+    if old_status == "blocked" and new_status == "blocked":
+        return "method_changed"
+    if new_status == "blocked":
+        return "blocking_started"
+    if old_status == "blocked":
+        return "blocking_ended"
+    if new_status == "down":
+        return "outage_started"
+    if old_status == "down":
+        return "outage_ended"
+    return "status_changed"
+
+
+def segments_of(
+    observations: Iterable[tuple[datetime, str, str | None]], max_gap: timedelta
+) -> list[Segment]:
+    """(time, status, blocking) observations of one series → segments (inconclusive dropped)."""
+    found: list[Segment] = []
+    for time, status, blocking in sorted(observations, key=lambda o: o[0]):
+        if status == "inconclusive":
+            continue
+        method = blocking if status == "blocked" else None
+        previous = found[-1] if found else None
+        gap = previous is not None and time - previous.last > max_gap
+        if previous and not gap and (previous.status, previous.blocking) == (status, method):
+            found[-1] = Segment(
+                status, method, previous.runs + 1, previous.first, time, previous.gap_before
+            )
+        else:
+            found.append(Segment(status, method, 1, time, time, gap))
+    return found
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A state seen lately that is not (yet) the accepted one."""
+
+    key: str | None  # the status (status level) or the blocking method (method level)
+    runs: int
+    first: datetime
+    methods: Counter[str | None] = field(default_factory=Counter)
+
+
+Change = tuple[str, str | None, str, str | None, datetime, datetime, bool]
+
+
+def detect_changes(
+    segments: Iterable[Segment], rule: ChangeRule
+) -> tuple[list[Change], list[tuple[datetime, datetime]]]:
+    """Accepted changes and gaps of one series, from its segments in time order.
+
+    Returns (changes, gaps): a change is (old_status, old_blocking, new_status, new_blocking,
+    last_old, first_new, across_gap); a gap is (last_before, first_after). The first accepted
+    state of a series is where it starts, not a change."""
+    changes: list[Change] = []
+    gaps: list[tuple[datetime, datetime]] = []
+    status: str | None = None  # the accepted state
+    method: str | None = None
+    last_in_state: datetime | None = None  # last run in the accepted status
+    last_in_method: datetime | None = None  # last run in the accepted blocking method
+    candidate: _Candidate | None = None
+    method_candidate: _Candidate | None = None
+    previous_last: datetime | None = None
+    across_gap = False  # a gap came after the last run in the accepted state
+    for seg in segments:
+        if seg.gap_before and previous_last is not None:
+            gaps.append((previous_last, seg.first))
+            candidate = method_candidate = None
+            across_gap = True
+        previous_last = seg.last
+        if seg.status == status:
+            candidate = None
+            last_in_state = seg.last
+            if status != "blocked" or seg.blocking == method:
+                method_candidate = None
+                last_in_method = seg.last
+                across_gap = False
+                continue
+            if method_candidate is None or method_candidate.key != seg.blocking:
+                method_candidate = _Candidate(seg.blocking, 0, seg.first)
+            method_candidate.runs += seg.runs
+            if method_candidate.runs >= rule.confirm_runs and last_in_method is not None:
+                changes.append(
+                    (
+                        "blocked",
+                        method,
+                        "blocked",
+                        seg.blocking,
+                        last_in_method,
+                        method_candidate.first,
+                        across_gap,
+                    )
+                )
+                method, last_in_method = seg.blocking, seg.last
+                method_candidate = None
+                across_gap = False
+            continue
+        method_candidate = None
+        if candidate is None or candidate.key != seg.status:
+            candidate = _Candidate(seg.status, 0, seg.first)
+        candidate.runs += seg.runs
+        candidate.methods[seg.blocking] += seg.runs
+        if candidate.runs < rule.confirm_runs:
+            continue
+        # the method of the new state: the one with most runs, ties to the latest seen
+        most = max(candidate.methods.values())
+        new_method = [m for m, n in candidate.methods.items() if n == most][-1]
+        if status is not None and last_in_state is not None:
+            changes.append(
+                (status, method, seg.status, new_method, last_in_state, candidate.first, across_gap)
+            )
+        status, method = seg.status, new_method
+        last_in_state = last_in_method = seg.last
+        candidate = None
+        across_gap = False
+    return changes, gaps
+
+
+_SEGMENTS_SQL = """
+WITH conclusive AS (
+    SELECT service, input, probe_asn, probe_cc, time, status,
+           CASE WHEN status = 'blocked' THEN blocking END AS method
+    FROM rows WHERE status <> 'inconclusive'
+), marked AS (
+    SELECT *,
+        time - lag(time) OVER series > $max_gap AS gap_before,
+        lag(status) OVER series IS DISTINCT FROM status
+            OR lag(method) OVER series IS DISTINCT FROM method
+            OR time - lag(time) OVER series > $max_gap AS starts
+    FROM conclusive
+    WINDOW series AS (PARTITION BY input, probe_asn, probe_cc ORDER BY time)
+), numbered AS (
+    SELECT *, sum(starts::INTEGER) OVER (
+        PARTITION BY input, probe_asn, probe_cc ORDER BY time ROWS UNBOUNDED PRECEDING
+    ) AS segment
+    FROM marked
+)
+SELECT service, input, probe_asn, probe_cc, any_value(status), any_value(method), count(*),
+       min(time), max(time), coalesce(bool_or(gap_before), false)
+FROM numbered
+GROUP BY service, input, probe_asn, probe_cc, segment
+ORDER BY input, probe_asn, probe_cc, min(time)
+"""
+
+
+def _changes_and_gaps(
+    con: duckdb.DuckDBPyConnection, rule: ChangeRule
+) -> tuple[list[ChangeEvent], list[DataGap]]:
+    events: list[ChangeEvent] = []
+    gaps: list[DataGap] = []
+    found = con.execute(_SEGMENTS_SQL, {"max_gap": rule.max_gap}).fetchall()
+    index = 0
+    while index < len(found):
+        key = found[index][:4]
+        end = index
+        while end < len(found) and found[end][:4] == key:
+            end += 1
+        segments = [Segment(r[4], r[5], r[6], r[7], r[8], r[9]) for r in found[index:end]]
+        index = end
+        service, target, asn, cc = key
+        changes, series_gaps = detect_changes(segments, rule)
+        for old_s, old_m, new_s, new_m, last_old, first_new, across in changes:
+            events.append(
+                ChangeEvent(
+                    event_kind(old_s, new_s),
+                    service,
+                    target,
+                    asn,
+                    cc,
+                    old_s,
+                    old_m,
+                    new_s,
+                    new_m,
+                    last_old,
+                    first_new,
+                    across,
+                )
+            )
+        gaps += [DataGap(service, target, asn, cc, a, b) for a, b in series_gaps]
+    events.sort(key=lambda e: (e.first_new, e.service, e.input, e.probe_asn))
+    gaps.sort(key=lambda g: (g.last_before, g.probe_asn, g.input))
+    return events, gaps
+
+
+_SERIES_SQL = """
+SELECT service, input, probe_asn, probe_cc,
+       count(*),
+       count(*) FILTER (WHERE status <> 'inconclusive'),
+       count(*) FILTER (WHERE status = 'blocked'),
+       count(*) FILTER (WHERE status = 'blocked' AND confirmed),
+       mode(blocking) FILTER (WHERE status = 'blocked'),
+       min(time), max(time),
+       arg_max(status, time), arg_max_null(blocking, time)
+FROM rows
+GROUP BY service, input, probe_asn, probe_cc
+ORDER BY service, input, probe_asn, probe_cc
+"""
+
+
+# --- building --------------------------------------------------------------------------------
+
+
+def build_report(
+    paths: Sequence[str | os.PathLike[str]],
+    filters: ReportFilters | None = None,
+    rule: ChangeRule | None = None,
+) -> Report:
+    """Read result files and directories (recursively) into one report."""
+    filters = filters or ReportFilters()
+    rule = rule or ChangeRule()
+    if rule.confirm_runs < 1:
+        raise ReportInputError("confirm_runs must be at least 1")
+    files = [str(p) for p in _result_files(paths)]
+    con = duckdb.connect()
+    # rows are ordered explicitly where order matters; this lets read_json insert in parallel
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"CREATE TABLE staged ({ROW_SCHEMA}, ours BOOLEAN)")
+    refused = _load_fast(con, files)
+    # a file with any row that is not our record with a verdict is read again in Python
+    odd = [
+        r[0] for r in con.execute("SELECT DISTINCT source FROM staged WHERE NOT ours").fetchall()
+    ]
+    if odd:
+        con.execute("DELETE FROM staged WHERE list_contains($odd, source)", {"odd": odd})
+    skipped: list[SkippedLine] = []
+    skipped_total = 0
+
+    def note(line: SkippedLine) -> None:
+        nonlocal skipped_total
+        skipped_total += 1
+        if len(skipped) < 1000:
+            skipped.append(line)
+
+    batch: list[tuple[Any, ...]] = []
+    for path in sorted(set(refused) | set(odd)):
+        for row in _python_rows(path, note):
+            batch.append(row)
+            if len(batch) >= 10000:
+                _insert_rows(con, batch)
+                batch = []
+    _insert_rows(con, batch)
+
+    where, params = _filter_sql(filters)
+    con.execute(
+        f"""CREATE TABLE rows AS
+        SELECT DISTINCT ON (report_id, input, time) {", ".join(ROW_COLUMNS)}
+        FROM staged WHERE {where}""",
+        params,
+    )
+    staged_found = con.execute(f"SELECT count(*) FROM staged WHERE {where}", params).fetchone()
+    total_found = con.execute("SELECT count(*) FROM staged").fetchone()
+    con.execute("DROP TABLE staged")
+    report = Report(
+        connection=con,
+        filters=filters,
+        rule=rule,
+        files=len(files),
+        records_read=int(total_found[0]) if total_found else 0,
+        duplicates=0,
+        skipped=skipped,
+        skipped_total=skipped_total,
+    )
+    report.duplicates = (int(staged_found[0]) if staged_found else 0) - report.rows
+    report.series = [SeriesSummary(*r) for r in con.execute(_SERIES_SQL).fetchall()]
+    report.events, report.gaps = _changes_and_gaps(con, rule)
+    return report
+
+
+# --- outputs ---------------------------------------------------------------------------------
+
+
+def _atomic_target(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The final path, checked, and a fresh temporary name beside it (created by the writer, so
+    the usual umask applies; renamed over the final path when complete)."""
+    final = Path(path)
+    if final.is_dir():
+        raise ReportInputError(f"{final}: is a directory")
+    if not final.parent.is_dir():
+        raise ReportInputError(f"{final}: directory {final.parent} does not exist")
+    return final, final.parent / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+
+
+def _copy_rows(report: Report, path: str | os.PathLike[str], fmt: str) -> None:
+    final, temp = _atomic_target(path)
+    try:
+        options = "FORMAT csv, HEADER true" if fmt == "csv" else "FORMAT parquet"
+        # COPY takes no parameter for the path: quote it as an SQL string literal
+        literal = "'" + str(temp).replace("'", "''") + "'"
+        report.connection.execute(
+            f"COPY (SELECT {', '.join(ROW_COLUMNS)} FROM rows "
+            f"ORDER BY time, probe_asn, probe_cc, input) TO {literal} ({options})"
+        )
+        os.replace(temp, final)
+    except duckdb.Error as exc:
+        raise ReportInputError(f"{final}: cannot write: {exc}") from None
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def write_csv(report: Report, path: str | os.PathLike[str]) -> None:
+    """The flattened rows as CSV with a header (written atomically)."""
+    _copy_rows(report, path, "csv")
+
+
+def write_parquet(report: Report, path: str | os.PathLike[str]) -> None:
+    """The flattened rows as Parquet (written atomically)."""
+    _copy_rows(report, path, "parquet")
+
+
+def write_text_file(path: str | os.PathLike[str], text: str) -> None:
+    """Write text atomically: a temporary file in the same directory, then rename."""
+    final, temp = _atomic_target(path)
+    try:
+        with open(temp, "x", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, final)
+    except OSError as exc:
+        raise ReportInputError(f"{final}: cannot write: {exc.strerror or exc}") from None
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _fmt_time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _state(status: str, blocking: str | None) -> str:
+    return f"{status}/{blocking}" if status == "blocked" and blocking else status
+
+
+def _share(summary: SeriesSummary) -> str:
+    share = summary.share_blocked
+    return "-" if share is None else f"{share:.0%}"
+
+
+def _event_label(kind: str) -> str:
+    return kind.replace("_", " ")
+
+
+def _header_lines(report: Report) -> list[str]:
+    lines = [
+        f"{report.rows} records from {report.files} files"
+        f" ({report.duplicates} duplicates dropped), {len(report.series)} series,"
+        f" {len(report.events)} change events, {len(report.gaps)} gaps",
+    ]
+    described = describe_filters(report.filters)
+    if described:
+        lines.append(f"filters: {described}")
+    skipped = report.skipped_summary()
+    if skipped:
+        lines.append(skipped)
+    return lines
+
+
+def describe_filters(filters: ReportFilters) -> str:
+    parts = []
+    if filters.since:
+        parts.append(f"since {filters.since:%Y-%m-%d %H:%M:%S}")
+    if filters.until:
+        parts.append(f"until {filters.until:%Y-%m-%d %H:%M:%S}")
+    for name, values in (("service", filters.services), ("asn", filters.asns), ("cc", filters.ccs)):
+        if values:
+            parts.append(f"{name} {','.join(values)}")
+    return "; ".join(parts)
+
+
+def _group_gaps(gaps: Sequence[DataGap]) -> list[tuple[str, str, datetime, datetime, int]]:
+    """Gaps per network: overlapping gaps of one network's series (a vantage offline makes every
+    target's series gap at about the same time) become one (asn, cc, before, after, series)."""
+    merged: list[tuple[str, str, datetime, datetime, int]] = []
+    ordered = sorted(gaps, key=lambda g: (g.probe_asn, g.probe_cc, g.last_before))
+    for gap in ordered:
+        if merged:
+            asn, cc, before, after, count = merged[-1]
+            if (asn, cc) == (gap.probe_asn, gap.probe_cc) and gap.last_before < after:
+                merged[-1] = (asn, cc, before, max(after, gap.first_after), count + 1)
+                continue
+        merged.append((gap.probe_asn, gap.probe_cc, gap.last_before, gap.first_after, 1))
+    return sorted(merged, key=lambda g: (g[2], g[0]))
+
+
+def render_text(report: Report, max_events: int = 200) -> str:
+    """The plain-text summary (used when stdout is not a terminal)."""
+    out = _header_lines(report)
+    for service in report.services:
+        out += ["", f"== {service} =="]
+        rows = [s for s in report.series if s.service == service]
+        table = [("target", "network", "latest", "at", "blocked", "method", "runs")]
+        table += [
+            (
+                s.input,
+                s.network,
+                _state(s.latest_status, s.latest_blocking),
+                _fmt_time(s.latest_time),
+                _share(s),
+                s.method or "-",
+                str(s.runs),
+            )
+            for s in rows
+        ]
+        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+        out += [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table
+        ]
+    if report.events:
+        out += ["", "== change events (last seen in old state -> first seen in new) =="]
+        for e in report.events[-max_events:]:
+            gap = "  (across a data gap)" if e.across_gap else ""
+            out.append(
+                f"{_fmt_time(e.last_old)} -> {_fmt_time(e.first_new)}  {e.probe_asn} {e.probe_cc}"
+                f"  {e.input}  {_event_label(e.kind)}: {_state(e.old_status, e.old_blocking)}"
+                f" -> {_state(e.new_status, e.new_blocking)}{gap}"
+            )
+        if len(report.events) > max_events:
+            out.append(f"({len(report.events) - max_events} earlier events: see --html/--csv)")
+    if report.gaps:
+        out += ["", "== gaps in data (no conclusive run) =="]
+        for asn, cc, before, after, count in _group_gaps(report.gaps):
+            hours = (after - before).total_seconds() / 3600
+            out.append(
+                f"{asn} {cc}  {_fmt_time(before)} -> {_fmt_time(after)}"
+                f"  ({hours:.0f} h, {count} series)"
+            )
+    return "\n".join(out) + "\n"
+
+
+_RICH_STYLE = {"ok": "green", "blocked": "bold red", "down": "yellow", "inconclusive": "dim"}
+
+
+def print_rich(report: Report, console: Any, max_events: int = 200) -> None:
+    """The terminal summary as rich tables (colour when the terminal has it)."""
+    from rich.table import Table
+
+    for line in _header_lines(report):
+        console.print(line, highlight=False, markup=False)
+    for service in report.services:
+        table = Table(title=service, title_justify="left", header_style="bold")
+        for name in ("target", "network", "latest", "at", "blocked", "method", "runs"):
+            table.add_column(name, justify="right" if name in ("blocked", "runs") else "left")
+        for s in (s for s in report.series if s.service == service):
+            style = _RICH_STYLE.get(s.latest_status, "")
+            table.add_row(
+                s.input,
+                s.network,
+                f"[{style}]{_state(s.latest_status, s.latest_blocking)}[/]",
+                _fmt_time(s.latest_time),
+                _share(s),
+                s.method or "-",
+                str(s.runs),
+            )
+        console.print(table)
+    if report.events:
+        table = Table(title="change events", title_justify="left", header_style="bold")
+        for name in ("last seen old", "first seen new", "network", "target", "event", "change"):
+            table.add_column(name)
+        for e in report.events[-max_events:]:
+            change = (
+                f"{_state(e.old_status, e.old_blocking)} → {_state(e.new_status, e.new_blocking)}"
+            )
+            if e.across_gap:
+                change += " (across gap)"
+            table.add_row(
+                _fmt_time(e.last_old),
+                _fmt_time(e.first_new),
+                f"{e.probe_asn} {e.probe_cc}",
+                e.input,
+                _event_label(e.kind),
+                change,
+            )
+        console.print(table)
+        if len(report.events) > max_events:
+            console.print(f"({len(report.events) - max_events} earlier events: see --html/--csv)")
+    if report.gaps:
+        table = Table(title="gaps in data", title_justify="left", header_style="bold")
+        for name in ("network", "last run before", "first run after", "hours", "series"):
+            table.add_column(name)
+        for asn, cc, before, after, count in _group_gaps(report.gaps):
+            table.add_row(
+                f"{asn} {cc}",
+                _fmt_time(before),
+                _fmt_time(after),
+                f"{(after - before).total_seconds() / 3600:.0f}",
+                str(count),
+            )
+        console.print(table)
+
+
+# --- HTML ------------------------------------------------------------------------------------
+
+_COLOURS = {
+    "ok": "#2e9e4f",
+    "partial": "#f0a030",
+    "blocked": "#d62f2f",
+    "down": "#6a6fbf",
+    "inconclusive": "#c8c8c8",
+}
+_CLASS_LABEL = {
+    "ok": "ok",
+    "partial": "some targets blocked",
+    "blocked": "all targets blocked",
+    "down": "down",
+    "inconclusive": "inconclusive only",
+}
+_BUCKETS = (
+    timedelta(hours=1),
+    timedelta(hours=2),
+    timedelta(hours=3),
+    timedelta(hours=6),
+    timedelta(hours=12),
+    timedelta(days=1),
+    timedelta(days=2),
+    timedelta(days=7),
+    timedelta(days=14),
+    timedelta(days=30),
+)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;
+background:#fff;max-width:1400px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
+h3{font-size:15px;margin:18px 0 6px}p.meta{color:#555;margin:2px 0}
+table{border-collapse:collapse;font-size:12px;margin:6px 0}
+th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;white-space:nowrap}
+th{background:#f4f4f4;position:sticky;top:0}
+td.ok{background:#dff3e4}td.blocked{background:#f8d7d7}td.down{background:#e3e4f5}
+td.inconclusive{background:#eee;color:#666}
+.scroll{overflow-x:auto;max-width:100%}
+.legend span{display:inline-block;margin-right:14px;font-size:12px}
+.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-2px}
+svg text{font-family:system-ui,sans-serif;font-size:11px;fill:#333}
+"""
+
+
+def _bucket_width(start: datetime, end: datetime, columns: int = 360) -> timedelta:
+    span = end - start
+    for width in _BUCKETS:
+        if span / width <= columns:
+            return width
+    return _BUCKETS[-1]
+
+
+def _cell_class(ok: int, blocked: int, down: int, conclusive: int) -> str:
+    if conclusive == 0:
+        return "inconclusive"
+    if blocked:
+        return "blocked" if blocked == conclusive else "partial"
+    return "down" if down > ok else "ok"
+
+
+def _timeline_svg(report: Report, service: str, width: int = 1200) -> str:
+    """Status over time per network for one service: one lane per network, one cell per bucket."""
+    con = report.connection
+    bounds = con.execute("SELECT min(time), max(time) FROM rows").fetchone()
+    if not bounds or bounds[0] is None:
+        return ""
+    start, end = bounds[0], bounds[1] + timedelta(seconds=1)
+    bucket = _bucket_width(start, end)
+    seconds = int(bucket.total_seconds())
+    origin = datetime(start.year, start.month, start.day)
+    cells = con.execute(
+        """
+        SELECT probe_asn, probe_cc,
+               (epoch(time) - epoch($origin))::BIGINT // $seconds AS slot,
+               count(*) FILTER (WHERE status = 'ok'),
+               count(*) FILTER (WHERE status = 'blocked'),
+               count(*) FILTER (WHERE status = 'down'),
+               count(*) FILTER (WHERE status <> 'inconclusive')
+        FROM rows WHERE service = $service
+        GROUP BY ALL ORDER BY probe_asn, probe_cc, slot
+        """,
+        {"origin": origin, "seconds": seconds, "service": service},
+    ).fetchall()
+    networks = sorted({(c[0], c[1]) for c in cells}, key=lambda n: (n[1], n[0]))
+    lane_of = {n: i for i, n in enumerate(networks)}
+    slots = int((end - origin).total_seconds() // seconds) + 1
+    left, top, lane_h, right = 110, 8, 16, 10
+    plot_w = width - left - right
+    cell_w = plot_w / slots
+    height = top + lane_h * len(networks) + 28
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(service)} timeline">'
+    ]
+    for network, lane in lane_of.items():
+        y = top + lane * lane_h
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">'
+            f"{html.escape(network[0])} {html.escape(network[1])}</text>"
+        )
+        parts.append(
+            f'<rect x="{left}" y="{y + 1}" width="{plot_w}" height="{lane_h - 2}" fill="#f7f7f7"/>'
+        )
+    # consecutive cells of one class become one rectangle (keeps the page small)
+    runs: list[tuple[int, int, int, str]] = []  # lane, first slot, last slot, class
+    for asn, cc, slot, ok, blocked, down, conclusive in cells:
+        lane, cls = lane_of[(asn, cc)], _cell_class(ok, blocked, down, conclusive)
+        if runs and runs[-1][0] == lane and runs[-1][3] == cls and runs[-1][2] == slot - 1:
+            runs[-1] = (lane, runs[-1][1], slot, cls)
+        else:
+            runs.append((lane, slot, slot, cls))
+    for lane, first, last, cls in runs:
+        x = left + first * cell_w
+        w = (last - first + 1) * cell_w
+        t0 = origin + first * bucket
+        t1 = origin + (last + 1) * bucket
+        parts.append(
+            f'<rect x="{x:.1f}" y="{top + lane * lane_h + 1}" width="{w:.2f}" '
+            f'height="{lane_h - 2}" fill="{_COLOURS[cls]}"><title>{_CLASS_LABEL[cls]}: '
+            f"{_fmt_time(t0)} – {_fmt_time(t1)}</title></rect>"
+        )
+    for event in report.events:
+        lane_index = lane_of.get((event.probe_asn, event.probe_cc))
+        if event.service != service or lane_index is None:
+            continue
+        x = left + (event.first_new - origin).total_seconds() / seconds * cell_w
+        y = top + lane_index * lane_h
+        parts.append(
+            f'<path d="M{x:.1f} {y + lane_h - 1} l-4 -6 h8 z" fill="#111">'
+            f"<title>{html.escape(event.input)}: {_event_label(event.kind)} "
+            f"({_state(event.old_status, event.old_blocking)} → "
+            f"{_state(event.new_status, event.new_blocking)}), first seen "
+            f"{_fmt_time(event.first_new)}</title></path>"
+        )
+    axis_y = top + lane_h * len(networks) + 4
+    parts.append(
+        f'<line x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" stroke="#999"/>'
+    )
+    span_days = max(1, (end - origin).days + 1)
+    step = next(d for d in (1, 2, 7, 14, 30, 61, 91, 182, 365, 10**6) if span_days / d <= 12)
+    day = origin
+    while day <= end:
+        x = left + (day - origin).total_seconds() / seconds * cell_w
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 4}" stroke="#999"/>'
+        )
+        parts.append(
+            f'<text x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle">{day:%Y-%m-%d}</text>'
+        )
+        day += timedelta(days=step)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(report: Report, title: str = "probe report") -> str:
+    """One self-contained page: inline CSS and SVG, no script, no external reference."""
+    esc = html.escape
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+    bounds = report.connection.execute("SELECT min(time), max(time) FROM rows").fetchone()
+    if bounds and bounds[0] is not None:
+        out.append(
+            f'<p class="meta">Runs from {_fmt_time(bounds[0])} to {_fmt_time(bounds[1])} UTC.</p>'
+        )
+    out += [f'<p class="meta">{esc(line)}</p>' for line in _header_lines(report)]
+    out.append(
+        f'<p class="meta">Change rule: a new state counts after {report.rule.confirm_runs} '
+        "consecutive conclusive runs; inconclusive runs are ignored; no conclusive run for more "
+        f"than {report.rule.max_gap.total_seconds() / 3600:.0f} h is a gap.</p>"
+    )
+    legend = "".join(
+        f'<span><i style="background:{_COLOURS[c]}"></i>{_CLASS_LABEL[c]}</span>' for c in _COLOURS
+    )
+    out.append(
+        f'<p class="legend">{legend}<span>▼ change event</span><span>(blank: no data)</span></p>'
+    )
+    for service in report.services:
+        out.append(f'<h2 id="service-{esc(service)}">{esc(service)}</h2>')
+        out.append(
+            f'<h3>Status over time per network</h3><div class="scroll">'
+            f"{_timeline_svg(report, service)}</div>"
+        )
+        rows = [s for s in report.series if s.service == service]
+        networks = sorted({(s.probe_asn, s.probe_cc) for s in rows}, key=lambda n: (n[1], n[0]))
+        targets = sorted({s.input for s in rows})
+        by_key = {(s.input, s.probe_asn, s.probe_cc): s for s in rows}
+        out.append(
+            "<h3>Latest status per network (share of conclusive runs blocked, most "
+            'common method)</h3><div class="scroll"><table><tr><th>target</th>'
+        )
+        out += [f"<th>{esc(a)}<br>{esc(c)}</th>" for a, c in networks]
+        out.append("</tr>")
+        for target in targets:
+            out.append(f"<tr><th>{esc(target)}</th>")
+            for asn, cc in networks:
+                s = by_key.get((target, asn, cc))
+                if s is None:
+                    out.append("<td></td>")
+                    continue
+                detail = f"{_share(s)} blocked" + (f", {s.method}" if s.method else "")
+                out.append(
+                    f'<td class="{esc(s.latest_status)}" title="latest {_fmt_time(s.latest_time)}'
+                    f', {s.runs} runs">{esc(_state(s.latest_status, s.latest_blocking))}<br>'
+                    f"<small>{esc(detail)}</small></td>"
+                )
+            out.append("</tr>")
+        out.append("</table></div>")
+    out.append("<h2>Change events</h2>")
+    if report.events:
+        out.append(
+            '<div class="scroll"><table><tr><th>last seen in old state</th>'
+            "<th>first seen in new state</th><th>service</th><th>target</th>"
+            "<th>network</th><th>event</th><th>from</th><th>to</th></tr>"
+        )
+        for e in report.events:
+            gap = " (across a data gap)" if e.across_gap else ""
+            out.append(
+                f"<tr><td>{_fmt_time(e.last_old)}</td><td>{_fmt_time(e.first_new)}</td>"
+                f"<td>{esc(e.service)}</td><td>{esc(e.input)}</td>"
+                f"<td>{esc(e.probe_asn)} {esc(e.probe_cc)}</td>"
+                f"<td>{esc(_event_label(e.kind))}{gap}</td>"
+                f'<td class="{esc(e.old_status)}">{esc(_state(e.old_status, e.old_blocking))}</td>'
+                f'<td class="{esc(e.new_status)}">{esc(_state(e.new_status, e.new_blocking))}'
+                "</td></tr>"
+            )
+        out.append("</table></div>")
+    else:
+        out.append("<p>No change events.</p>")
+    if report.gaps:
+        out.append(
+            "<h2>Gaps in data</h2><table><tr><th>network</th><th>last run before</th>"
+            "<th>first run after</th><th>hours</th><th>series</th></tr>"
+        )
+        for asn, cc, before, after, count in _group_gaps(report.gaps):
+            out.append(
+                f"<tr><td>{esc(asn)} {esc(cc)}</td><td>{_fmt_time(before)}</td>"
+                f"<td>{_fmt_time(after)}</td>"
+                f"<td>{(after - before).total_seconds() / 3600:.0f}</td>"
+                f"<td>{count}</td></tr>"
+            )
+        out.append("</table>")
+    if report.skipped:
+        out.append("<h2>Skipped lines</h2><ul>")
+        out += [f"<li>{esc(s.source)}:{s.line}: {esc(s.reason)}</li>" for s in report.skipped[:200]]
+        out.append("</ul>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_html(report: Report, path: str | os.PathLike[str]) -> None:
+    write_text_file(path, render_html(report))
