@@ -1147,7 +1147,8 @@ def _verdict(ctx: _Context, dns: _DNSResult, outcomes: list[EndpointOutcome]) ->
             DOWN, None, False, [], _sentence(down[0].evidence, "the service is down, not censored")
         )
     if unclear:
-        return Verdict(INCONCLUSIVE, None, False, [], _sentence(unclear[0].evidence))
+        doubt = dns.reason if dns.status == INCONCLUSIVE else ""
+        return Verdict(INCONCLUSIVE, None, False, [], _sentence(unclear[0].evidence, doubt))
     if not measured:
         return Verdict(
             INCONCLUSIVE,
@@ -1175,9 +1176,11 @@ def analyze(record: dict[str, Any], fingerprints: FingerprintDB | None = None) -
     # Endpoints on a lying DNS answer reach the censor, not the service: blocked by DNS,
     # whatever happened on them.
     for o in outcomes:
-        if o.address in dns.suspicious and o.outcome != SKIPPED:
+        if dns.status == BLOCKED and o.address in dns.suspicious and o.outcome != SKIPPED:
             o.outcome, o.blocking = BLOCKED, DNS
             o.confirmed = dns.confirmed
+            o.fingerprints = list(dns.fingerprints)
+            o.evidence = dns.reason
     for o in outcomes:
         if o.address in dns.doubtful and o.outcome == OK and not o.proves_address:
             o.outcome = INCONCLUSIVE

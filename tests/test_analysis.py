@@ -214,6 +214,13 @@ STUN = {
     "host": "stun.fbsbx.com",
     "expect_asn": [32934],
 }
+TCP_TARGET_NAMED = {
+    "id": "itest/svc",
+    "service": "itest",
+    "check": "tcp",
+    "host": "svc.example",
+    "ports": [443],
+}
 SITE = {"id": "web/site", "service": "web", "check": "http", "url": "http://example.org/"}
 SITE_IP = "93.184.216.34"
 WA = {
@@ -338,6 +345,18 @@ CASES = [
         None,
         False,
         "no control",
+    ),
+    Case(
+        "dns: a bogon without control, and the connection to it fails: doubt, not blocking",
+        record(
+            TCP_TARGET_NAMED,
+            obs(q("svc.example", "127.0.0.1"), tcp("127.0.0.1", failure=F.CONNECTION_REFUSED)),
+            None,
+        ),
+        "inconclusive",
+        None,
+        False,
+        "DNS for svc.example answered 127.0.0.1",
     ),
     Case(
         "dns: NXDOMAIN here, a good answer at the control",
