@@ -14,7 +14,7 @@ import resource
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,13 +93,18 @@ class RoundResult:
         )
 
 
-def raise_open_file_limit(wanted: int) -> None:
-    """Raise the soft RLIMIT_NOFILE towards `wanted` (bounded by the hard limit)."""
+def raise_open_file_limit(wanted: int) -> int:
+    """Raise the soft RLIMIT_NOFILE towards `wanted` (bounded by the hard limit); return the
+    soft limit now in force (`wanted` when unlimited or unknown)."""
     with contextlib.suppress(ValueError, OSError):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
         if soft != resource.RLIM_INFINITY and soft < target:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    with contextlib.suppress(ValueError, OSError):
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return wanted if soft == resource.RLIM_INFINITY else soft
+    return wanted
 
 
 def reached(target: Target, observations: Observations) -> bool:
@@ -122,6 +127,21 @@ def ipv6_reachability(observations: Sequence[Observations]) -> bool | None:
     if not tried:
         return None
     return any(c.success for c in tried)
+
+
+def summary_view(record: dict[str, Any]) -> dict[str, Any]:
+    """What the round summary needs of a record (id, service, check, verdict). Keeping only
+    this in memory keeps a round's memory flat in its number of targets; the full record is on
+    disk and goes to `on_record`."""
+    test_keys = record.get("test_keys") or {}
+    return {
+        "input": record.get("input"),
+        "test_name": record.get("test_name"),
+        "test_keys": {
+            "target": {"check": (test_keys.get("target") or {}).get("check")},
+            "verdict": test_keys.get("verdict"),
+        },
+    }
 
 
 def new_report_id() -> str:
@@ -165,6 +185,7 @@ class Round:
         self._control_ready = asyncio.Event()
         self._fingerprints: Any = None
         self._timing: dict[str, tuple[datetime, float]] = {}
+        self._measured: dict[str, tuple[Target, Observations]] = {}
         self.geoip = GeoIP(options.geoip_dbs)
 
     # -- the round -------------------------------------------------------------------------
@@ -172,7 +193,15 @@ class Round:
     async def run(self) -> RoundResult:
         started = time.monotonic()
         config = self.options.measure
-        raise_open_file_limit(4 * config.concurrency + 256)
+        limit = raise_open_file_limit(4 * config.concurrency + 256)
+        if limit < 4 * config.concurrency + 256:
+            # Fewer flows at once is slower; running out of descriptors mid-round is wrong
+            # (EMFILE in a connect would be recorded as a failure, in an import it crashes).
+            config = replace(config, concurrency=max(1, (limit - 256) // 4))
+            self.vantage.notes.append(
+                f"the open-file limit ({limit}) allows only {config.concurrency} flows at once "
+                "(raise it with `ulimit -n` for faster rounds)"
+            )
         pool = dns.GetaddrinfoPool()
         resolver = dns.Resolver(
             config.resolver,
@@ -227,14 +256,25 @@ class Round:
             started_at = datetime.now(UTC)
             t0 = time.monotonic()
             observations = await measure_target(target, state)
-            results[target.id] = observations
             self._timing[target.id] = (started_at, time.monotonic() - t0)
+            # Measured but not yet written (it may wait for the control): an interrupt must
+            # still write it, not replace it with an empty "interrupted" record.
+            self._measured[target.id] = (target, observations)
             if finish:
+                # Not kept in `results`: a round's memory must not grow with its targets.
                 await self._finish(target, observations, state)
+            else:
+                results[target.id] = observations
 
+        # Targets in flight are bounded as well as flows: each one holds its DNS sockets (two
+        # per name) and its observations from the start, so a list of 10,000 names must not
+        # start them all at once (open-file limit, memory). `concurrency` targets keep the
+        # flow semaphore busy; a fully dropped round of up to that many still costs one timeout.
+        slots = asyncio.Semaphore(max(1, state.config.concurrency))
         async with asyncio.TaskGroup() as group:
             for target in targets:
-                group.create_task(one(target))
+                await slots.acquire()
+                group.create_task(one(target)).add_done_callback(lambda _: slots.release())
         return results
 
     # -- control ---------------------------------------------------------------------------
@@ -263,6 +303,10 @@ class Round:
                 and self.options.doh_urls
             ):
                 await self._doh_fallback(state)
+        except asyncio.CancelledError:
+            if not self.control.reachable and self.options.control_urls:
+                self.control.failure = failures.INTERRUPTED
+            raise
         finally:
             self.x_vantage["control_reachable"] = self.control.reachable
             self._control_ready.set()
@@ -339,9 +383,10 @@ class Round:
 
     async def _finish(self, target: Target, observations: Observations, state: RunState) -> None:
         await self._control_ready.wait()
-        started_at, runtime = self._timing.get(target.id, (self.start, 0.0))
+        started_at, runtime = self._timing.pop(target.id, (self.start, 0.0))
         record = self._record(target, observations, started_at, runtime)
         self._write(target, record)
+        self._measured.pop(target.id, None)
 
     def _envelope(self, target: Target, started_at: datetime, runtime: float) -> dict[str, Any]:
         v = self.vantage
@@ -427,7 +472,7 @@ class Round:
         record = self._scrub(record)
         self.writer.write(record)
         self.finished.add(target.id)
-        self.result.records.append(record)
+        self.result.records.append(summary_view(record))  # the full record is on disk
         if self.on_record is not None:
             self.on_record(record)
 
@@ -442,6 +487,13 @@ class Round:
         return record if scrubbed == text else json.loads(scrubbed)
 
     def _write_interrupted(self) -> None:
+        """On cancellation: write what was measured (without the control if it had not answered
+        yet), then an `interrupted` record for every target never measured."""
+        for target, observations in list(self._measured.values()):
+            if target.id not in self.finished:
+                started_at, runtime = self._timing.get(target.id, (self.start, 0.0))
+                with contextlib.suppress(Exception):
+                    self._write(target, self._record(target, observations, started_at, runtime))
         for target in self.targets:
             if target.id not in self.finished:
                 with contextlib.suppress(Exception):

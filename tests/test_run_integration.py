@@ -303,3 +303,32 @@ async def test_full_disk_is_exit_1_without_a_partial_line(tmp_path):
             json.loads(line)
     [path] = list(out.rglob("*.jsonl"))
     assert 0 < os.path.getsize(path) <= FILE_LIMIT
+
+
+async def test_interrupt_while_waiting_for_the_control_keeps_the_measurements(tmp_path):
+    """Targets measured but still waiting for a slow control are written with what was
+    measured (control_failure "interrupted"), not replaced by empty interrupted records."""
+    from tests.servers.tcp_server import TCPServer
+
+    out = tmp_path / "results"
+    async with TCPServer("silent") as hanging_control, loopback_world(tmp_path) as world:
+        args = [
+            *common_args(world, out),
+            "--only",
+            "itest/down",
+            "--control",
+            f"http://127.0.0.1:{hanging_control.port}",
+        ]
+        process = await start_probe(args)
+        await asyncio.sleep(4.0)  # the flows end within one timeout; the control never answers
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 130
+    records = {r["input"]: r for r in read_records(out)}
+    down = records["itest/down"]["test_keys"]
+    assert down["tcp_connect"], "the measurement made before the interrupt is kept"
+    assert down["control_failure"] == "interrupted"
+    assert down.get("failure") is None
+    validator = schema_validator()
+    assert all(not list(validator.iter_errors(r)) for r in records.values())
+    assert_reanalysis_reproduces(list(records.values()))
