@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import shutil
 import struct
@@ -582,10 +583,15 @@ def test_html_renders_charts_in_headless_chromium(
         pytest.skip("chromium is not installed (apt-get install chromium)")
     page, shot = tmp_path / "report.html", tmp_path / "report.png"
     report.write_html(synthetic_report, page)
+    # No network for the browser: an empty network namespace when we may make one (the page
+    # must need none), and Chromium's own background traffic switched off in any case.
+    isolate = ["unshare", "--net"] if os.geteuid() == 0 and shutil.which("unshare") else []
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
             [
+                *isolate,
                 browser,
+                "--disable-quic",
                 "--headless",
                 "--no-sandbox",
                 "--disable-gpu",
