@@ -203,6 +203,28 @@ def _read_text(path: Path) -> str:
         raise ValueError(f"{path}:{line}: not UTF-8") from None
 
 
+_WORD = re.compile(r"\w+")
+
+
+def required_word(fp: Fingerprint) -> str | None:
+    """A run of word characters that any text matching the (literal) pattern holds as a whole
+    word: for `contains`, a run not touching the pattern's ends (the pattern's own non-word
+    characters bound it); for `prefix`, also one at its start; for `full`, any. The longest is
+    the most selective. None for regexps and patterns without such a run."""
+    if fp.pattern_type not in ("contains", "full", "prefix"):
+        return None
+    pattern = fp.pattern
+
+    def bounded(match: re.Match[str]) -> bool:
+        if fp.pattern_type == "full":
+            return True
+        left = match.start() > 0 or fp.pattern_type == "prefix"
+        return left and match.end() < len(pattern)
+
+    words = [m.group() for m in _WORD.finditer(pattern) if bounded(m)]
+    return max(words, key=len, default=None)
+
+
 class FingerprintDB:
     """All fingerprints, indexed for matching. Build with `load()` (or `default_db()`)."""
 
@@ -212,6 +234,10 @@ class FingerprintDB:
         self._dns_exact: dict[str, list[Fingerprint]] = {}
         self._dns_other: list[Fingerprint] = []
         self._body: list[Fingerprint] = []
+        # Body prefilter: most patterns contain a word that any body holding the pattern must
+        # hold as a whole word; index them by it, and search only those whose word is there.
+        self._body_by_word: dict[str, list[tuple[int, Fingerprint]]] = {}
+        self._body_always: list[tuple[int, Fingerprint]] = []
         self._headers: dict[str, list[Fingerprint]] = {}
         for fp in self.fingerprints:
             if fp.location == "dns":
@@ -220,7 +246,13 @@ class FingerprintDB:
                 else:
                     self._dns_other.append(fp)
             elif fp.location == "body":
+                entry = (len(self._body), fp)
                 self._body.append(fp)
+                word = required_word(fp)
+                if word is None:
+                    self._body_always.append(entry)
+                else:
+                    self._body_by_word.setdefault(word, []).append(entry)
             else:
                 self._headers.setdefault(fp.location.removeprefix("header."), []).append(fp)
 
@@ -268,7 +300,12 @@ class FingerprintDB:
         hits: list[Fingerprint] = []
         body = (transaction.body or "")[:BODY_MATCH_LIMIT]
         if body:
-            hits.extend(fp for fp in self._body if fp.matches(body))
+            words = set(_WORD.findall(body))
+            candidates = list(self._body_always)
+            for word in words.intersection(self._body_by_word):
+                candidates.extend(self._body_by_word[word])
+            candidates.sort(key=lambda entry: entry[0])  # the files' order, as without the index
+            hits.extend(fp for _, fp in candidates if fp.matches(body))
         for name, value in transaction.response_headers:
             for fp in self._headers.get(name.lower(), ()):
                 if fp.matches(value) and fp not in hits:

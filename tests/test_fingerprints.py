@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from probe.cli import cli
 from probe.fingerprints import (
@@ -13,6 +15,7 @@ from probe.fingerprints import (
     REGEX_INPUT_LIMIT,
     FingerprintDB,
     default_db,
+    required_word,
 )
 from probe.observations import HTTPTransaction
 
@@ -208,3 +211,36 @@ def test_regexps_see_a_bounded_prefix_of_the_body(tmp_path: Path) -> None:
     # a two-megabyte body still gets matched (literal patterns) and returns
     big = "y" * (2 << 20)
     assert [m for m in db.match_http(response(big)) if m.name.startswith("r.")] == []
+
+
+# --- the body prefilter must never change a result -------------------------------------------
+
+
+def _brute_force(db, body: str) -> list[str]:
+    return [fp.name for fp in db._body if fp.matches(body)]
+
+
+_BODY_PATTERNS = [fp.pattern for fp in default_db()._body if fp.pattern_type == "contains"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    picks=st.lists(st.sampled_from(_BODY_PATTERNS), max_size=3),
+    noise=st.lists(st.text(max_size=40), max_size=4),
+    glue=st.sampled_from(["", " ", "x", "<", "\n", "é"]),
+)
+def test_prefilter_gives_the_same_matches_as_checking_every_pattern(picks, noise, glue):
+    db = default_db()
+    body = glue.join([*noise[:2], *picks, *noise[2:]])
+    transaction = HTTPTransaction(url="http://x/", response_code=200, body=body)
+    got = [m.name for m in db.match_http(transaction) if m.location == "body"]
+    assert got == _brute_force(db, body)
+
+
+def test_required_words_are_whole_words_of_the_pattern():
+    db = default_db()
+    keyed = [(fp, required_word(fp)) for fp in db._body]
+    assert sum(word is not None for _, word in keyed) > 0.8 * len(keyed)  # the index is useful
+    for fp, word in keyed:
+        if word is not None:
+            assert word in fp.pattern
