@@ -296,7 +296,7 @@ def _load_targets(paths: tuple[str, ...], only: tuple[str, ...]) -> tuple[list[A
 @click.option("--no-control", is_flag=True, help="Measure without a control server.")
 @click.option("--out", "out_dir", default="results", show_default=True, type=click.Path())
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Per step, s.")
-@click.option("--concurrency", type=int, default=None, help="Flows in flight (default 512).")
+@click.option("--concurrency", type=int, default=None, help="Flows in flight (default 1024).")
 @click.option("--ca-file", "ca_files", multiple=True, type=click.Path(), help="Extra roots (PEM).")
 @click.option("--geoip-db", "geoip_dbs", multiple=True, type=click.Path(), help="MaxMind DB.")
 @click.option("--fingerprints", "fingerprint_files", multiple=True, type=click.Path())

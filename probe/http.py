@@ -183,6 +183,10 @@ async def _exchange(
     # The body, until its end or the cap: once the cap is reached we only look at what h11
     # already holds (to tell a body of exactly `body_cap` bytes from a longer one), never read.
     while True:
+        # Ask for no more than the cap still needs (+1 to see that the body is longer): what we
+        # read is what a volunteer pays for (bench/data_usage.py).
+        room = response.body.cap - len(response.body.kept)
+        reader.read_size = max(1024, min(READ_SIZE, room + 1))
         event = await reader.next_event(before_response=False, may_read=not response.body.full)
         if event is h11.NEED_DATA:  # only when the cap is reached and nothing is buffered
             response.body.truncated = True
@@ -204,6 +208,8 @@ class _EventReader:
         self.connection = connection
         self.eof = False
         self.seen = b""  # the first few bytes of the response, to spot non-HTTP early
+        #: bytes asked of the stream per read; lowered near the body cap (see `_exchange`)
+        self.read_size = READ_SIZE
 
     async def next_event(self, *, before_response: bool, may_read: bool = True) -> object:
         while True:
@@ -217,7 +223,7 @@ class _EventReader:
                 return event
             if self.eof:  # h11 wants more after the peer closed: the message is cut short
                 raise failures.ProbeFailure(failures.EOF_ERROR, "closed mid-message")
-            data = await self.stream.receive_some(READ_SIZE)
+            data = await self.stream.receive_some(self.read_size)
             if before_response and len(self.seen) < len(_HTTP_PREFIX):
                 self.seen += data[: len(_HTTP_PREFIX) - len(self.seen)]
                 if not _could_be_http(self.seen):

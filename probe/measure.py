@@ -32,8 +32,10 @@ from probe.tcp import ByteCounter, ByteStream, SocketStream, tcp_connect
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_BODY_CAP = 64 * 1024
-#: Enough flows in flight that a round where everything is dropped costs about one timeout.
-DEFAULT_CONCURRENCY = 512
+#: Enough flows in flight that a round where everything is dropped costs about one timeout,
+#: up to 1,000 endpoints (bench/sweep_blackhole.py). Each flow holds one socket and each target
+#: in flight two DNS sockets; the runner raises the open-file limit to 4 x this + 256.
+DEFAULT_CONCURRENCY = 1024
 MAX_ADDRESSES_PER_FAMILY = 4
 
 

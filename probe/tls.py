@@ -29,6 +29,8 @@ from probe.tcp import SocketStream
 ALPN_PROTOCOLS = ["http/1.1"]
 #: Bytes asked of the socket per read. A TLS record is at most ~16 KiB, so this holds a few.
 WIRE_READ_SIZE = 65536
+#: Header, MAC/tag and padding of one TLS record, at most (RFC 8446 5.2, RFC 5246 6.2.3).
+TLS_RECORD_OVERHEAD = 256
 #: A chain longer than this is not a real server's; keep the record small.
 MAX_PEER_CERTIFICATES = 10
 #: How long `aclose()` may spend sending close_notify before it just closes the socket.
@@ -157,9 +159,9 @@ class TLSStream:
             if pending:
                 await self.transport.send_all(pending)
 
-    async def _fill(self) -> None:
+    async def _fill(self, wire_size: int = WIRE_READ_SIZE) -> None:
         """Wait for wire bytes and hand them to OpenSSL; EOF becomes the BIO's EOF."""
-        data = await self.transport.receive_some(WIRE_READ_SIZE)
+        data = await self.transport.receive_some(wire_size)
         if data:
             self._incoming.write(data)
         else:
@@ -196,7 +198,9 @@ class TLSStream:
                 data = self.ssl_object.read(max_bytes)
             except ssl.SSLWantReadError:
                 await self._flush()  # e.g. a key-update reply OpenSSL queued while reading
-                await self._fill()
+                # No more wire bytes than the caller asked for (plus record overhead): a reader
+                # near its body cap must not pull in 64 KiB it will throw away.
+                await self._fill(min(WIRE_READ_SIZE, max_bytes + TLS_RECORD_OVERHEAD))
                 continue
             except ssl.SSLZeroReturnError:
                 return b""
