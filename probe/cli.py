@@ -332,7 +332,7 @@ def run_command(
     country: str | None,
 ) -> int:
     """Measure every target once (or on a schedule) and write one record per target."""
-    from probe import control
+    from probe import dns
     from probe.measure import DEFAULT_CONCURRENCY, MeasureConfig
     from probe.runner import RoundOptions, parse_duration
 
@@ -372,7 +372,7 @@ def run_command(
         geoip_dbs=tuple(geoip_dbs),
         fingerprint_files=tuple(fingerprint_files),
         expected_cc=country.upper() if country else None,
-        doh_urls=() if no_control else control.PUBLIC_DOH_URLS,
+        doh_urls=() if no_control else dns.PUBLIC_DOH_URLS,
     )
     from probe.console import run_and_report
 

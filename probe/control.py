@@ -52,8 +52,6 @@ MAX_PORTS_PER_TARGET = 8
 MAX_CA_PEM_BYTES = 64 * 1024
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_CONCURRENT_REQUESTS = 4
-#: public DNS-over-HTTPS resolvers: the DNS-only control when no control server answers
-PUBLIC_DOH_URLS = ("https://dns.google/dns-query", "https://cloudflare-dns.com/dns-query")
 
 
 def client_timeout(step_timeout: float) -> float:
@@ -491,7 +489,7 @@ def _parse_reply(raw: bytes | bytearray, url: str) -> ControlReply:
 
 
 async def doh_control(
-    names: Sequence[str], state: RunState, urls: Sequence[str] = PUBLIC_DOH_URLS
+    names: Sequence[str], state: RunState, urls: Sequence[str] = dns.PUBLIC_DOH_URLS
 ) -> dict[str, list[dict[str, Any]]]:
     """DNS over HTTPS for `names` (A and AAAA) through the first public resolver that answers:
     the DNS-only control used when no control server answered and no `--resolver` was given."""

@@ -23,19 +23,23 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
-import httpx
 
 from probe import failures, tcp
 from probe.addresses import parse_ip
 from probe.observations import DNSAnswer, DNSQuery, Trace, format_address
 
+if TYPE_CHECKING:  # httpx is imported only when DoH is used (start-up time)
+    import httpx
+
+#: Public DNS-over-HTTPS resolvers: the DNS-only control when no control server answers.
+PUBLIC_DOH_URLS = ("https://dns.google/dns-query", "https://cloudflare-dns.com/dns-query")
 DNS_PORT = 53
 #: The largest DNS message: the TCP length prefix is two bytes, and no UDP datagram is larger.
 MAX_DNS_MESSAGE = 65535

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from probe import SOFTWARE_NAME, __version__, control, dns, failures
+from probe import SOFTWARE_NAME, __version__, dns, failures
 from probe.addresses import is_ipv6
 from probe.analysis import analyze
 from probe.geoip import GeoIP
@@ -55,7 +55,7 @@ class RoundOptions:
     expected_cc: str | None = None
     #: DNS over HTTPS as the DNS-only control when no control server answers (and no
     #: --resolver confines DNS to one server); `--no-control` turns it off too
-    doh_urls: tuple[str, ...] = control.PUBLIC_DOH_URLS
+    doh_urls: tuple[str, ...] = dns.PUBLIC_DOH_URLS
 
 
 @dataclass(slots=True)
@@ -282,6 +282,8 @@ class Round:
     async def _run_control(self, state: RunState) -> None:
         try:
             if self.options.control_urls:
+                from probe import control  # aiohttp: imported only when a control is used
+
                 client = control.ControlClient(
                     self.options.control_urls,
                     token=self.options.control_token,
@@ -336,6 +338,8 @@ class Round:
 
     async def _doh_fallback(self, state: RunState) -> None:
         """No control answered: DNS over HTTPS to public resolvers is the DNS-only control."""
+        from probe import control
+
         names = sorted({t.hostname for t in self.targets if t.hostname})
         self.control.doh = await control.doh_control(names, state, self.options.doh_urls)
 
