@@ -79,7 +79,32 @@ def is_bogon(ip: str) -> bool:
     return address is not None and in_networks(address, BOGON_NETWORKS)
 
 
+_NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to through a translator: NAT64 (64:ff9b::/96,
+    64:ff9b:1::/48), 6to4 (2002::/16) or Teredo (the client)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if in_networks(address, _NAT64_PREFIXES):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
+
+
+def _public(address: IPAddress) -> bool:
+    return address.is_global and not in_networks(address, BOGON_NETWORKS)
+
+
 def is_public(ip: str) -> bool:
-    """Globally routable: not private, loopback, link-local, reserved or a bogon."""
+    """Globally routable: not private, loopback, link-local, reserved or a bogon — and, for an
+    IPv6 address that a translator maps to IPv4 (NAT64, 6to4, Teredo), neither is that."""
     address = parse_unmapped(ip)
-    return address is not None and address.is_global and not in_networks(address, BOGON_NETWORKS)
+    if address is None or not _public(address):
+        return False
+    inner = embedded_ipv4(address)
+    return inner is None or _public(inner)

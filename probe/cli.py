@@ -277,11 +277,11 @@ def _load_targets(paths: tuple[str, ...], only: tuple[str, ...]) -> tuple[list[A
         raise BadInput(loaded.problems[0] + more)
     targets = list(loaded.targets)
     if only:
-        targets = [
-            t for t in targets if t.is_baseline or any(fnmatch.fnmatch(t.id, g) for g in only)
-        ]
-        if not any(not t.is_baseline for t in targets):
+        selected = [t for t in targets if any(fnmatch.fnmatch(t.id, g) for g in only)]
+        if not selected:
             raise BadInput(f"--only {' '.join(only)}: no target id matches")
+        # The baselines of the lists always come along: they tell "offline" from "blocked".
+        targets = [t for t in targets if t.is_baseline or t in selected]
     if not targets:
         raise BadInput("no targets to measure in " + (", ".join(paths) or "the bundled lists"))
     return list(loaded.lists), targets

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from probe.addresses import is_public, parse_ip
+from probe.addresses import IPAddress, is_public, parse_unmapped
 from probe.failures import SCRUBBED
 
 PROBE_IP = "127.0.0.1"
@@ -42,36 +42,35 @@ def local_global_ipv6_addresses(path: str = "/proc/net/if_inet6") -> list[str]:
 
 @dataclass(slots=True)
 class Scrubber:
-    """Replaces the probe's own public addresses with ``[scrubbed]`` in text."""
+    """Replaces the probe's own public addresses with ``[scrubbed]`` in text.
 
-    addresses: set[str] = field(default_factory=set)
-    _pattern: re.Pattern[str] | None = None
+    Every IP literal in the text is parsed and compared by value, so no spelling escapes:
+    with a port (``203.0.113.7:51234``), IPv4-mapped (``::ffff:203.0.113.7``), upper case,
+    zero-padded or compressed differently (``2001:0DB8::5``)."""
+
+    addresses: set[IPAddress] = field(default_factory=set)
 
     def add(self, address: str | None) -> None:
-        if not address:
-            return
-        parsed = parse_ip(address)
-        if parsed is None or parsed.is_loopback:
-            return
-        forms = {address, str(parsed)}
-        if parsed.version == 6:
-            forms.add(parsed.exploded)
-        new = forms - self.addresses
-        if new:
-            self.addresses |= new
-            alternatives = sorted(self.addresses, key=len, reverse=True)
-            # Not inside a longer address: 1.2.3.4 must not match in 11.2.3.45.
-            self._pattern = re.compile(
-                r"(?<![\w.:])(?:"
-                + "|".join(re.escape(a) for a in alternatives)
-                + r")(?![\w:]|\.\d)",
-                re.IGNORECASE,
-            )
+        parsed = parse_unmapped(address) if address else None
+        if parsed is not None and not parsed.is_loopback:
+            self.addresses.add(parsed)
+
+    def _replace(self, match: re.Match[str]) -> str:
+        return SCRUBBED if parse_unmapped(match.group(0)) in self.addresses else match.group(0)
 
     def scrub(self, text: str) -> str:
-        if self._pattern is None:
+        if not self.addresses:
             return text
-        return self._pattern.sub(SCRUBBED, text)
+        text = _IPV6_CANDIDATE.sub(self._replace, text)
+        return _IPV4_CANDIDATE.sub(self._replace, text)
+
+
+#: IPv6 literal candidates (checked by parsing); IPv4 ones, also inside ``host:port``.
+_IPV6_CANDIDATE = re.compile(
+    r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
+    r"(?::\d{1,3}(?:\.\d{1,3}){3})?(?![\w:.])"
+)
+_IPV4_CANDIDATE = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?!\w|\.\d)")
 
 
 @dataclass(slots=True)

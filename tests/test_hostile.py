@@ -1120,11 +1120,6 @@ async def test_only_keeps_the_baselines_of_the_selected_lists(tmp_path: Path) ->
     assert set(records_by_input(out)) == {"baseline/here", "t/a"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `--only 'baseline/*'` matches targets, yet the run refuses with '--only "
-    "baseline/*: no target id matches' (exit 2): the check ignores matches among baselines",
-)
 async def test_only_a_baseline_glob_is_not_an_error(tmp_path: Path) -> None:
     out = tmp_path / "results"
     async with HostileDNS() as dns_server:
@@ -1168,12 +1163,6 @@ async def test_public_address_is_scrubbed_from_bodies(tmp_path: Path) -> None:
     assert "bare [scrubbed]." in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Scrubber's pattern refuses a match followed by ':' or preceded by ':', so the "
-    "public IPv4 address is written to disk as '203.0.113.7:51234' (address:port) and "
-    "'::ffff:203.0.113.7' (IPv4-mapped)",
-)
 async def test_public_address_with_a_port_or_mapped_is_scrubbed(tmp_path: Path) -> None:
     text = await _echo_ip_round(tmp_path)
     assert SCRUB_ME not in text
@@ -1568,12 +1557,6 @@ async def test_control_host_name_goes_to_the_resolver(tmp_path: Path) -> None:
     assert record["test_keys"]["x_vantage"]["control_reachable"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): the control's address guard lets through IPv6 addresses that embed "
-    "a private IPv4 address (NAT64 64:ff9b::/96, 6to4 2002::/16): on a VPS with NAT64 or a "
-    "6to4 relay, 64:ff9b::a00:1 reaches 10.0.0.1 behind the control",
-)
 def test_control_guard_refuses_private_ipv4_embedded_in_ipv6() -> None:
     from probe.control import make_address_guard
 
