@@ -47,12 +47,34 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
     from probe import config
 
+    sources: dict[str, dict[str, str]] = {}
     try:
         ctx.default_map = config.load(
-            Path(config_path) if config_path else None, explicit=config_path is not None
+            Path(config_path) if config_path else None,
+            explicit=config_path is not None,
+            sources=sources,
         )
     except config.ConfigError as exc:
         raise BadInput(str(exc)) from None
+    ctx.meta[CONFIG_SOURCES] = sources
+
+
+CONFIG_SOURCES = "probe.config_sources"
+
+
+def option_error(param: str, value: object, message: str) -> BadInput:
+    """A bad option value, named where it was given: on the command line (`--timeout -5:
+    ...`), or in the config file (`config.toml:3: timeout = -5: ...`)."""
+    ctx = click.get_current_context()
+    option = "--" + next(
+        (p.opts[0].lstrip("-") for p in ctx.command.params if p.name == param), param
+    )
+    if ctx.get_parameter_source(param) is click.core.ParameterSource.DEFAULT_MAP:
+        section = "control" if ctx.command_path.endswith("control serve") else "run"
+        where = ctx.find_root().meta.get(CONFIG_SOURCES, {}).get(section, {}).get(param)
+        if where:
+            return BadInput(f"{where} = {value!r}: {message}")
+    return BadInput(f"{option} {value}: {message}")
 
 
 # --- command modules register below (keep one block per command group) ---------------------
@@ -251,7 +273,7 @@ def _parse_resolver(text: str | None) -> tuple[str, int] | None:
     try:
         return parse_resolver(text)
     except ValueError as exc:
-        raise BadInput(f"--resolver: {exc}") from None
+        raise option_error("resolver", text, str(exc)) from None
 
 
 def _check_ca_files(paths: tuple[str, ...]) -> None:
@@ -260,7 +282,7 @@ def _check_ca_files(paths: tuple[str, ...]) -> None:
     try:
         client_context(paths)
     except (ValueError, OSError) as exc:
-        raise BadInput(f"--ca-file: {exc}") from None
+        raise option_error("ca_files", ", ".join(paths), str(exc)) from None
 
 
 def _load_targets(paths: tuple[str, ...], only: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
@@ -337,13 +359,13 @@ def run_command(
     from probe.runner import RoundOptions, parse_duration
 
     if not timeout > 0 or timeout > 600:
-        raise BadInput(f"--timeout {timeout}: must be between 0 and 600 seconds")
+        raise option_error("timeout", timeout, "must be more than 0 and at most 600 seconds")
     if concurrency is not None and not 1 <= concurrency <= 100_000:
-        raise BadInput(f"--concurrency {concurrency}: must be between 1 and 100000")
+        raise option_error("concurrency", concurrency, "must be between 1 and 100000")
     if count is not None and count < 1:
         raise BadInput(f"--count {count}: must be at least 1")
     if body_cap < 1024:
-        raise BadInput(f"--body-cap {body_cap}: must be at least 1024 bytes")
+        raise option_error("body_cap", body_cap, "must be at least 1024 bytes")
     try:
         period = parse_duration(every) if every else None
     except ValueError as exc:
@@ -356,7 +378,7 @@ def run_command(
     if no_control:
         controls = ()
     if country is not None and not (len(country) == 2 and country.isalpha()):
-        raise BadInput(f"--country {country}: use a two-letter country code such as IR")
+        raise option_error("country", country, "use a two-letter country code such as IR")
     options = RoundOptions(
         measure=MeasureConfig(
             timeout=timeout,
@@ -434,11 +456,11 @@ def control_serve(
         try:
             networks.append(ipaddress.ip_network(text, strict=False))
         except ValueError:
-            raise BadInput(f"--allow-net {text}: not a CIDR network") from None
+            raise option_error("allow_nets", text, "not a CIDR network") from None
     if not 1 <= port <= 65535:
-        raise BadInput(f"--port {port}: must be in 1..65535")
+        raise option_error("port", port, "must be in 1..65535")
     if not timeout > 0 or timeout > 600:
-        raise BadInput(f"--timeout {timeout}: must be between 0 and 600 seconds")
+        raise option_error("timeout", timeout, "must be more than 0 and at most 600 seconds")
     if max_concurrent < 1:
         raise BadInput(f"--max-concurrent {max_concurrent}: must be at least 1")
     _check_ca_files(ca_files)

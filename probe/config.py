@@ -96,9 +96,16 @@ def _check(value: Any, kind: type | tuple[type, ...]) -> bool:
     return isinstance(value, kind) and not isinstance(value, bool)
 
 
-def load(path: Path | None = None, *, explicit: bool = False) -> dict[str, dict[str, Any]]:
+def load(
+    path: Path | None = None,
+    *,
+    explicit: bool = False,
+    sources: dict[str, dict[str, str]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """click `default_map` from the config file; {} when there is none (and none was asked
-    for). Relative paths in the file are relative to the file."""
+    for). Relative paths in the file are relative to the file. `sources`, when given, is
+    filled with section → click parameter → "file:line: key", so that a bad value found later
+    is reported where it was written."""
     path = path or default_path()
     if not path.exists():
         if explicit:
@@ -125,6 +132,8 @@ def load(path: Path | None = None, *, explicit: bool = False) -> dict[str, dict[
         for key, value in table.items():
             line = _line_of(text, section, key)
             spec = KEYS[section].get(key)
+            if spec is not None and sources is not None:
+                sources.setdefault(section, {})[spec.param] = f"{path}:{line}: {key}"
             if spec is None:
                 raise ConfigError(f"{path}:{line}: unknown key {key!r} in [{section}]")
             if spec.many:

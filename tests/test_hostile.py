@@ -1469,12 +1469,6 @@ async def test_bad_config_values_are_one_line_errors(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a bad value from the config file (timeout = -5) is reported as "
-    "'--timeout -5.0: ...' without the config file and line, although the user passed no "
-    "--timeout",
-)
 async def test_bad_config_value_names_the_config_file(tmp_path: Path) -> None:
     lst = toml_list(tmp_path / "l.toml", [target("t/a", "tcp", host="127.0.0.1", ports=[9])])
     config = tmp_path / "config.toml"
