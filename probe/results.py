@@ -51,8 +51,8 @@ def iter_json_objects(path: str | os.PathLike[str]) -> Iterator[SourcedObject]:
     seen_any = False
     try:
         with _open_text(p) as handle:
-            for number, line in enumerate(handle, 1):
-                if len(line) > MAX_LINE_CHARS:
+            for number, line in enumerate(_bounded_lines(handle), 1):
+                if line is None:
                     yield SourcedObject(source, number, None, "line too long")
                     continue
                 stripped = line.strip()
@@ -80,6 +80,21 @@ def iter_json_objects(path: str | os.PathLike[str]) -> Iterator[SourcedObject]:
         return
     if not seen_any:
         yield SourcedObject(source, 0, None, "empty file")
+
+
+def _bounded_lines(handle: io.TextIOBase) -> Iterator[str | None]:
+    """The file's lines, reading at most MAX_LINE_CHARS + 1 characters at a time: a line
+    longer than that comes back as None (its rest is skipped, never held in memory)."""
+    while True:
+        line = handle.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) <= MAX_LINE_CHARS or line.endswith("\n"):
+            yield line if len(line) <= MAX_LINE_CHARS else None
+            continue
+        while line and not line.endswith("\n"):  # skip the rest of the long line
+            line = handle.readline(MAX_LINE_CHARS + 1)
+        yield None
 
 
 def _array_items(source: str, items: list[Any]) -> Iterator[SourcedObject]:

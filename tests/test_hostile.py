@@ -1585,12 +1585,6 @@ async def test_control_reply_keeps_only_the_asked_targets() -> None:
     assert set(reply.observations) <= {"t/a"}, f"{len(reply.observations)} results kept"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: results.iter_json_objects reads a whole line before comparing it with "
-    "MAX_LINE_CHARS, so a file without newlines costs its full size in memory (a 200 MB line: "
-    "~420 MB RSS; /dev/zero never ends): read at most MAX_LINE_CHARS + 1 with readline(limit)",
-)
 async def test_analyze_memory_is_bounded_on_a_line_without_end(tmp_path: Path) -> None:
     path = tmp_path / "no-newline.jsonl"
     with path.open("wb") as handle:
