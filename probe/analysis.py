@@ -1162,7 +1162,24 @@ def _verdict(ctx: _Context, dns: _DNSResult, outcomes: list[EndpointOutcome]) ->
 
 def analyze(record: dict[str, Any], fingerprints: FingerprintDB | None = None) -> Analysis:
     """The verdict for one record, and the outcome of each endpoint flow. Pure: no I/O (once
-    the fingerprint database is loaded), no clock."""
+    the fingerprint database is loaded), no clock.
+
+    Records come from files and peers we do not control. The observation readers already turn
+    fields of the wrong type into defaults; whatever shape still gets through makes the verdict
+    inconclusive, with the reason saying so — never an exception."""
+    try:
+        return _analyze(record, fingerprints)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        reason = (
+            "The record could not be analysed: one of its fields has an unexpected form "
+            f"({type(exc).__name__})."
+        )
+        return Analysis(Verdict(INCONCLUSIVE, None, False, [], reason), [])
+
+
+def _analyze(record: dict[str, Any], fingerprints: FingerprintDB | None) -> Analysis:
+    if not isinstance(record, dict):
+        raise TypeError("a record is a JSON object")
     test_keys = record.get("test_keys")
     if isinstance(test_keys, dict) and test_keys.get("failure") == failures.INTERRUPTED:
         return Analysis(Verdict(INCONCLUSIVE, None, False, [], INTERRUPTED_REASON), [])

@@ -50,7 +50,10 @@ MAX_REQUEST_BYTES = 256 * 1024
 MAX_TARGETS_PER_REQUEST = 400
 MAX_PORTS_PER_TARGET = 8
 MAX_CA_PEM_BYTES = 64 * 1024
-MAX_REPLY_BYTES = 64 * 1024 * 1024
+#: A control's reply for one target (observations without bodies: DNS, a few handshakes with
+#: their certificate chains, headers) stays far below this; the cap scales with the request.
+MAX_REPLY_BYTES_PER_TARGET = 256 * 1024
+MAX_REPLY_BYTES_BASE = 1024 * 1024
 DEFAULT_MAX_CONCURRENT_REQUESTS = 4
 
 
@@ -409,9 +412,11 @@ class ControlClient:
         self.resolver = resolver
         self.source_address = source_address
         self.counter = counter
+        self._asked: set[str] = set()
 
     async def measure(self, targets: Sequence[Target]) -> ControlReply:
         payload = {"targets": [target_to_request(t) for t in targets]}
+        self._asked = {t.id for t in targets}
         failure: str | None = failures.CONTROL_UNREACHABLE
         for url in self.urls:
             try:
@@ -436,6 +441,7 @@ class ControlClient:
             headers["Authorization"] = f"Bearer {self.token}"
         url = base_url.rstrip("/") + "/v1/measure"
         body = json.dumps(payload).encode()
+        limit = MAX_REPLY_BYTES_BASE + MAX_REPLY_BYTES_PER_TARGET * len(payload["targets"])
         raw = bytearray()
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -443,7 +449,7 @@ class ControlClient:
                 async with session.post(url, data=body, headers=headers) as response:
                     async for chunk in response.content.iter_chunked(64 * 1024):
                         raw += chunk
-                        if len(raw) > MAX_REPLY_BYTES:
+                        if len(raw) > limit:
                             raise failures.ProbeFailure(
                                 failures.CONTROL_HTTP_ERROR, "control reply too large"
                             )
@@ -454,10 +460,12 @@ class ControlClient:
                         raise failures.ProbeFailure(
                             failures.CONTROL_HTTP_ERROR, f"control answered {response.status}"
                         )
-        return _parse_reply(raw, base_url)
+        return _parse_reply(raw, base_url, self._asked)
 
 
-def _parse_reply(raw: bytes | bytearray, url: str) -> ControlReply:
+def _parse_reply(raw: bytes | bytearray, url: str, asked: set[str]) -> ControlReply:
+    """The control's answer, keeping only results for targets we asked about (a hostile or
+    broken control must not fill our memory or our records with others)."""
     try:
         doc = json.loads(raw)
     except ValueError:
@@ -467,9 +475,11 @@ def _parse_reply(raw: bytes | bytearray, url: str) -> ControlReply:
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise failures.ProbeFailure(failures.CONTROL_HTTP_ERROR, "control reply has no results")
     observations = {
-        str(item.get("id")): Observations.from_dict(item.get("observations") or {})
+        item["id"]: Observations.from_dict(item["observations"])
         for item in doc["results"]
         if isinstance(item, dict)
+        and item.get("id") in asked
+        and isinstance(item.get("observations"), dict)
     }
     client_raw = doc.get("client")
     client: dict[str, Any] = client_raw if isinstance(client_raw, dict) else {}

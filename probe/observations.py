@@ -32,9 +32,51 @@ class Trace:
             self.events.append(event)
 
 
-def _opt(d: dict[str, Any], key: str, default: Any = None) -> Any:
-    value = d.get(key, default)
-    return default if value is None else value
+# Readers of stored records and control replies: the data comes from files and peers we do not
+# control, so a field of the wrong type becomes the default instead of an exception.
+
+
+def _int(value: Any, default: int = 0) -> int:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return default
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else _int(value, default=None)  # type: ignore[arg-type]
+
+
+def _float(value: Any, default: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    number = float(value)
+    return number if number == number and abs(number) != float("inf") else default
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else _float(value, default=None)  # type: ignore[arg-type]
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _str(value: Any, default: str = "") -> str:
+    return value if isinstance(value, str) else default
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 @dataclass(slots=True)
@@ -63,13 +105,13 @@ class NetworkEvent:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NetworkEvent:
         return cls(
-            operation=str(d.get("operation", "")),
-            address=d.get("address"),
-            num_bytes=d.get("num_bytes"),
-            failure=d.get("failure"),
-            t0=float(_opt(d, "t0", 0.0)),
-            t=float(_opt(d, "t", 0.0)),
-            transaction_id=int(_opt(d, "transaction_id", 0)),
+            operation=_str(d.get("operation")),
+            address=_str_or_none(d.get("address")),
+            num_bytes=_int_or_none(d.get("num_bytes")),
+            failure=_str_or_none(d.get("failure")),
+            t0=_float(d.get("t0")),
+            t=_float(d.get("t")),
+            transaction_id=_int(d.get("transaction_id")),
         )
 
 
@@ -104,13 +146,13 @@ class DNSAnswer:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DNSAnswer:
         return cls(
-            answer_type=str(d.get("answer_type", "")),
-            ipv4=d.get("ipv4"),
-            ipv6=d.get("ipv6"),
-            hostname=d.get("hostname"),
-            ttl=d.get("ttl"),
-            asn=d.get("asn"),
-            as_org_name=d.get("as_org_name"),
+            answer_type=_str(d.get("answer_type")),
+            ipv4=_str_or_none(d.get("ipv4")),
+            ipv6=_str_or_none(d.get("ipv6")),
+            hostname=_str_or_none(d.get("hostname")),
+            ttl=_int_or_none(d.get("ttl")),
+            asn=_int_or_none(d.get("asn")),
+            as_org_name=_str_or_none(d.get("as_org_name")),
         )
 
 
@@ -161,19 +203,21 @@ class DNSQuery:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DNSQuery:
         return cls(
-            hostname=str(d.get("hostname") or ""),
-            query_type=str(d.get("query_type") or ""),
-            engine=str(d.get("engine") or ""),
-            resolver_address=str(d.get("resolver_address") or ""),
-            answers=[DNSAnswer.from_dict(a) for a in d.get("answers") or [] if isinstance(a, dict)],
-            failure=d.get("failure"),
-            rcode=d.get("rcode"),
-            raw_response=d.get("raw_response"),
-            t0=float(_opt(d, "t0", 0.0)),
-            t=float(_opt(d, "t", 0.0)),
-            transaction_id=int(_opt(d, "transaction_id", 0)),
-            x_duplicate=bool(d.get("x_duplicate", False)),
-            x_queue_time=d.get("x_queue_time"),
+            hostname=_str(d.get("hostname")),
+            query_type=_str(d.get("query_type")),
+            engine=_str(d.get("engine")),
+            resolver_address=_str(d.get("resolver_address")),
+            answers=[
+                DNSAnswer.from_dict(a) for a in _list(d.get("answers")) if isinstance(a, dict)
+            ],
+            failure=_str_or_none(d.get("failure")),
+            rcode=_int_or_none(d.get("rcode")),
+            raw_response=_str_or_none(d.get("raw_response")),
+            t0=_float(d.get("t0")),
+            t=_float(d.get("t")),
+            transaction_id=_int(d.get("transaction_id")),
+            x_duplicate=d.get("x_duplicate") is True,
+            x_queue_time=_float_or_none(d.get("x_queue_time")),
         )
 
 
@@ -206,15 +250,15 @@ class TCPConnect:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TCPConnect:
-        status = d.get("status") or {}
+        status = _dict(d.get("status"))
         return cls(
-            ip=str(d.get("ip") or ""),
-            port=int(_opt(d, "port", 0)),
-            success=bool(status.get("success", False)),
-            failure=status.get("failure"),
-            t0=float(_opt(d, "t0", 0.0)),
-            t=float(_opt(d, "t", 0.0)),
-            transaction_id=int(_opt(d, "transaction_id", 0)),
+            ip=_str(d.get("ip")),
+            port=_int(d.get("port")),
+            success=status.get("success") is True,
+            failure=_str_or_none(status.get("failure")),
+            t0=_float(d.get("t0")),
+            t=_float(d.get("t")),
+            transaction_id=_int(d.get("transaction_id")),
         )
 
 
@@ -257,22 +301,22 @@ class TLSHandshake:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TLSHandshake:
         certs = [
-            str(c.get("data")) for c in d.get("peer_certificates") or [] if isinstance(c, dict)
+            str(c.get("data")) for c in _list(d.get("peer_certificates")) if isinstance(c, dict)
         ]
         return cls(
-            address=str(d.get("address") or ""),
-            server_name=str(d.get("server_name") or ""),
-            network=str(d.get("network") or "tcp"),
-            tls_version=d.get("tls_version"),
-            cipher_suite=d.get("cipher_suite"),
-            negotiated_protocol=d.get("negotiated_protocol"),
-            no_tls_verify=bool(d.get("no_tls_verify", False)),
+            address=_str(d.get("address")),
+            server_name=_str(d.get("server_name")),
+            network=_str(d.get("network"), "tcp"),
+            tls_version=_str_or_none(d.get("tls_version")),
+            cipher_suite=_str_or_none(d.get("cipher_suite")),
+            negotiated_protocol=_str_or_none(d.get("negotiated_protocol")),
+            no_tls_verify=d.get("no_tls_verify") is True,
             peer_certificates=certs,
-            failure=d.get("failure"),
-            failed_operation=d.get("failed_operation"),
-            t0=float(_opt(d, "t0", 0.0)),
-            t=float(_opt(d, "t", 0.0)),
-            transaction_id=int(_opt(d, "transaction_id", 0)),
+            failure=_str_or_none(d.get("failure")),
+            failed_operation=_str_or_none(d.get("failed_operation")),
+            t0=_float(d.get("t0")),
+            t=_float(d.get("t")),
+            transaction_id=_int(d.get("transaction_id")),
         )
 
 
@@ -341,34 +385,37 @@ class HTTPTransaction:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HTTPTransaction:
-        request = d.get("request") or {}
-        response = d.get("response") or {}
+        request = _dict(d.get("request"))
+        response = _dict(d.get("response"))
 
         def pairs(v: Any) -> list[tuple[str, str]]:
-            return [(str(h[0]), str(h[1])) for h in v or [] if isinstance(h, list | tuple)]
+            return [
+                (str(h[0]), str(h[1]))
+                for h in _list(v)
+                if isinstance(h, list | tuple) and len(h) >= 2
+            ]
 
-        body = response.get("body")
-        if isinstance(body, dict):  # OONI encodes non-UTF-8 bodies as {"format": "base64", ...}
-            body = None
+        # OONI encodes non-UTF-8 bodies as {"format": "base64", ...}: not text, not kept here.
+        body = _str_or_none(response.get("body"))
         return cls(
-            url=str(request.get("url") or ""),
-            method=str(request.get("method") or "GET"),
+            url=_str(request.get("url")),
+            method=_str(request.get("method"), "GET"),
             request_headers=pairs(request.get("headers_list")),
-            address=request.get("x_address"),
-            response_code=response.get("code"),
+            address=_str_or_none(request.get("x_address")),
+            response_code=_int_or_none(response.get("code")),
             response_headers=pairs(response.get("headers_list"))
-            or [(str(k), str(v)) for k, v in (response.get("headers") or {}).items()],
+            or [(str(k), str(v)) for k, v in _dict(response.get("headers")).items()],
             body=body,
-            body_is_truncated=bool(response.get("body_is_truncated", False)),
-            body_length=response.get("x_body_length"),
-            body_sha256=response.get("x_body_sha256"),
-            title=response.get("x_title"),
-            location=d.get("x_location"),
-            failure=d.get("failure"),
-            failed_operation=d.get("failed_operation"),
-            t0=float(_opt(d, "t0", 0.0)),
-            t=float(_opt(d, "t", 0.0)),
-            transaction_id=int(_opt(d, "transaction_id", 0)),
+            body_is_truncated=response.get("body_is_truncated") is True,
+            body_length=_int_or_none(response.get("x_body_length")),
+            body_sha256=_str_or_none(response.get("x_body_sha256")),
+            title=_str_or_none(response.get("x_title")),
+            location=_str_or_none(d.get("x_location")),
+            failure=_str_or_none(d.get("failure")),
+            failed_operation=_str_or_none(d.get("failed_operation")),
+            t0=_float(d.get("t0")),
+            t=_float(d.get("t")),
+            transaction_id=_int(d.get("transaction_id")),
         )
 
 
@@ -415,22 +462,22 @@ class MTProtoHandshake:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MTProtoHandshake:
         return cls(
-            address=str(d.get("address") or ""),
-            transport=str(d.get("transport") or ""),
-            success=bool(d.get("success", False)),
-            failure=d.get("failure"),
-            failed_operation=d.get("failed_operation"),
-            reply=d.get("reply"),
-            error_code=d.get("error_code"),
-            bytes_sent=int(_opt(d, "bytes_sent", 0)),
-            bytes_received=int(_opt(d, "bytes_received", 0)),
+            address=_str(d.get("address")),
+            transport=_str(d.get("transport")),
+            success=d.get("success") is True,
+            failure=_str_or_none(d.get("failure")),
+            failed_operation=_str_or_none(d.get("failed_operation")),
+            reply=_str_or_none(d.get("reply")),
+            error_code=_int_or_none(d.get("error_code")),
+            bytes_sent=_int(d.get("bytes_sent")),
+            bytes_received=_int(d.get("bytes_received")),
             server_public_key_fingerprints=[
-                str(x) for x in d.get("server_public_key_fingerprints") or []
+                str(x) for x in _list(d.get("server_public_key_fingerprints"))
             ],
-            first_bytes=d.get("first_bytes"),
-            t0=float(_opt(d, "t0", 0.0)),
-            t=float(_opt(d, "t", 0.0)),
-            transaction_id=int(_opt(d, "transaction_id", 0)),
+            first_bytes=_str_or_none(d.get("first_bytes")),
+            t0=_float(d.get("t0")),
+            t=_float(d.get("t")),
+            transaction_id=_int(d.get("transaction_id")),
         )
 
 
