@@ -133,11 +133,18 @@ async def _flow(
             )
         )
         return observations
-    async with state.flows, state.endpoint_lock(ip, port):
-        if target.check == "mtproto":
-            await _mtproto_flow(target, ip, port, trace, state, observations)
+    async with state.flows:
+        if target.check in ("http", "https"):
+            # A fetch takes each hop's endpoint lock itself: redirects lead to other endpoints.
+            assert target.url is not None
+            ca_files = _ca_files(target, state.config)
+            await _fetch(target.url, ip, port, trace, state, observations, ca_files, follow=first)
         else:
-            await _connection_flow(target, ip, port, trace, state, observations, first=first)
+            async with state.endpoint_lock(ip, port):
+                if target.check == "mtproto":
+                    await _mtproto_flow(target, ip, port, trace, state, observations)
+                else:
+                    await _connection_flow(target, ip, port, trace, state, observations)
     observations.network_events.extend(trace.events)
     return observations
 
@@ -196,23 +203,20 @@ async def _connection_flow(
     trace: Trace,
     state: RunState,
     observations: Observations,
-    *,
-    first: bool,
 ) -> None:
+    """tcp: connect only; tls: connect and handshake with SNI = `sni` or the host."""
+    server_name = target.sni or target.hostname
+    tls_wanted = target.check == "tls"
     ca_files = _ca_files(target, state.config)
-    if target.check in ("tcp", "tls"):
-        # tcp: connect only; tls: connect and handshake with SNI = `sni` or the host.
-        server_name = target.sni or target.hostname
-        tls_wanted = target.check == "tls"
-        stream = await _open(
-            tls_wanted, server_name, ip, port, trace, state, observations, ca_files
-        )
-        if stream is not None:
-            await stream.aclose()
-        return
-    # http / https: fetch the URL on this address; the first address also follows redirects.
-    assert target.url is not None
-    await _fetch(target.url, ip, port, trace, state, observations, ca_files, follow=first)
+    stream = await _open(tls_wanted, server_name, ip, port, trace, state, observations, ca_files)
+    if stream is not None:
+        await stream.aclose()
+
+
+#: A whole fetch, redirects included, ends within this many step timeouts: the first hop's
+#: connect, handshake and round trip (three steps) leave two for the redirects that follow, so
+#: a chain of slow hops cannot hold a flow for (max_redirects + 1) x 4 timeouts.
+FETCH_BUDGET_STEPS = 5
 
 
 async def _fetch(
@@ -226,52 +230,93 @@ async def _fetch(
     *,
     follow: bool,
 ) -> None:
-    """GET `url` on ip:port, then follow redirects under our own policy, recording every hop."""
+    """GET `url` on ip:port, then follow redirects under our own policy, recording every hop.
+    Each hop holds its own endpoint's lock while it talks to it."""
     config = state.config
-    hops = 0
-    while True:
-        parts = urlsplit(url)
-        stream = await _open(
-            parts.scheme == "https",
-            parts.hostname or "",
-            ip,
-            port,
-            trace,
-            state,
-            observations,
-            ca_files,
-        )
-        if stream is None:
-            return
-        try:
-            transaction = await http.http_round_trip(
-                stream,
-                url,
-                trace=trace,
-                timeout=config.timeout,
+    hop_url = url
+    try:
+        async with asyncio.timeout(FETCH_BUDGET_STEPS * config.timeout):
+            hops = 0
+            while True:
+                async with state.endpoint_lock(ip, port):
+                    transaction = await _fetch_hop(
+                        hop_url, ip, port, trace, state, observations, ca_files
+                    )
+                if transaction is None:
+                    return
+                observations.requests.append(transaction)
+                if not follow or transaction.failure is not None:
+                    return
+                if transaction.location is None:
+                    return
+                if transaction.response_code not in http.REDIRECT_CODES:
+                    return
+                refusal = http.check_redirect(
+                    hop_url, transaction.location, hops, config.max_redirects
+                )
+                if refusal is not None:
+                    transaction.failure = refusal
+                    transaction.failed_operation = failures.HTTP_ROUND_TRIP
+                    return
+                hops += 1
+                next_ip = await _next_hop_address(transaction, trace, state, observations, ip)
+                if next_ip is None:
+                    return
+                hop_url = transaction.location
+                next_parts = urlsplit(hop_url)
+                ip = next_ip
+                port = next_parts.port or (443 if next_parts.scheme == "https" else 80)
+    except TimeoutError:
+        # The budget ran out inside a hop: record that hop as timed out.
+        now = trace.now()
+        observations.requests.append(
+            HTTPTransaction(
+                url=hop_url,
                 address=format_address(ip, port),
-                body_cap=config.body_cap,
+                failure=failures.GENERIC_TIMEOUT,
+                failed_operation=failures.HTTP_ROUND_TRIP,
+                t0=now,
+                t=now,
+                transaction_id=trace.transaction_id,
             )
-        finally:
-            await stream.aclose()
-        observations.requests.append(transaction)
-        if not follow or transaction.failure is not None or transaction.location is None:
-            return
-        if transaction.response_code not in (301, 302, 303, 307, 308):
-            return
-        refusal = http.check_redirect(url, transaction.location, hops, config.max_redirects)
-        if refusal is not None:
-            transaction.failure = refusal
-            transaction.failed_operation = failures.HTTP_ROUND_TRIP
-            return
-        hops += 1
-        next_ip = await _next_hop_address(transaction, trace, state, observations, ip)
-        if next_ip is None:
-            return
-        url = transaction.location
-        next_parts = urlsplit(url)
-        ip = next_ip
-        port = next_parts.port or (443 if next_parts.scheme == "https" else 80)
+        )
+
+
+async def _fetch_hop(
+    url: str,
+    ip: str,
+    port: int,
+    trace: Trace,
+    state: RunState,
+    observations: Observations,
+    ca_files: tuple[str, ...],
+) -> HTTPTransaction | None:
+    """Connect (and handshake) to ip:port and GET `url` there; None when the connection
+    failed (its failure is in `observations`)."""
+    parts = urlsplit(url)
+    stream = await _open(
+        parts.scheme == "https",
+        parts.hostname or "",
+        ip,
+        port,
+        trace,
+        state,
+        observations,
+        ca_files,
+    )
+    if stream is None:
+        return None
+    try:
+        return await http.http_round_trip(
+            stream,
+            url,
+            trace=trace,
+            timeout=state.config.timeout,
+            address=format_address(ip, port),
+            body_cap=state.config.body_cap,
+        )
+    finally:
+        await stream.aclose()
 
 
 async def _next_hop_address(

@@ -862,12 +862,6 @@ async def test_redirect_chain_across_many_hosts_stops_at_the_bound() -> None:
     assert hosts <= asked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a per-target flow has no overall deadline: a redirect chain whose every hop "
-    "answers just before the step timeout costs (max_redirects + 1) x timeout (up to 11 x "
-    "(DNS + connect + TLS + HTTP) at the defaults, minutes) instead of a bounded few timeouts",
-)
 async def test_slow_redirect_chain_ends_within_the_bound() -> None:
     timeout = 0.5
     async with HostileDNS() as dns_server, HostileHTTP(hop_delay=0.4) as web:
@@ -975,11 +969,6 @@ async def test_many_targets_on_one_endpoint_are_measured_one_at_a_time(tmp_path:
     assert len(read_records(out)) == len(targets)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: measure._fetch follows a redirect to another (ip, port) without taking that "
-    "endpoint's lock, so a redirect hop and another target's flow hit one endpoint at once",
-)
 async def test_redirect_hop_takes_the_endpoint_lock() -> None:
     """Target "direct" fetches a slow page on 127.0.0.1:P; target "redirected" starts on
     another port and is redirected to the same 127.0.0.1:P while "direct" is still there."""
