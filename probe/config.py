@@ -112,7 +112,7 @@ def load(
             raise ConfigError(f"{path}: config file not found")
         return {}
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
         doc = tomllib.loads(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}:1: cannot read config file ({exc})") from None

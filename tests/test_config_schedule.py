@@ -119,3 +119,9 @@ def test_install_and_remove_with_systemd(tmp_path: Path, monkeypatch):
 def test_schedule_refuses_too_short_periods():
     result = CliRunner().invoke(cli, ["schedule", "install", "--every", "1m"])
     assert result.exit_code == 2
+
+
+def test_config_with_a_byte_order_mark_loads(tmp_path: Path):
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\xef\xbb\xbf[run]\ntimeout = 4\n")
+    assert config.load(path, explicit=True)["run"]["timeout"] == 4
