@@ -159,6 +159,11 @@ def main() -> None:
     report["probe"]["round_runtime_s"] = statistics.median(
         m.extra["runtime"] for m in samples["probe"]
     )
+    # The machine's speed drifts between runs (a shared VM: 20-30 % from one minute to the
+    # next), so also give the ratio of each probe run to the floor run just before it.
+    pair_ratios = [p.cpu / f.cpu for p, f in zip(samples["probe"], samples["floor"], strict=True)]
+    report["pair_cpu_ratios"] = [round(r, 3) for r in pair_ratios]
+    report["median_pair_cpu_ratio"] = statistics.median(pair_ratios)
     ratio = report["probe"]["cpu_ms_per"] / report["floor"]["cpu_ms_per"]
     marginal = report["probe"]["marginal_cpu_ms_per"] / report["floor"]["marginal_cpu_ms_per"]
     report["cpu_ratio"], report["marginal_cpu_ratio"] = ratio, marginal
@@ -178,7 +183,8 @@ def main() -> None:
     benchlib.summary_line(
         "success_overhead",
         f"M={args.count}: probe {report['probe']['cpu_ms_per']:.2f} ms CPU/measurement vs floor "
-        f"{report['floor']['cpu_ms_per']:.2f} = {ratio:.2f}x (marginal {marginal:.2f}x); "
+        f"{report['floor']['cpu_ms_per']:.2f} = {ratio:.2f}x (marginal {marginal:.2f}x; "
+        f"run by run {', '.join(f'{r:.2f}' for r in pair_ratios)}); "
         f"goal 1.5x {verdict}",
     )
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from probe import dns, failures, http, mtproto, tls
+from probe import dns, failures, http, tls
 from probe.addresses import is_ip_literal, is_ipv6
 from probe.observations import (
     HTTPTransaction,
@@ -37,6 +37,19 @@ DEFAULT_BODY_CAP = 64 * 1024
 #: in flight two DNS sockets; the runner raises the open-file limit to 4 x this + 256.
 DEFAULT_CONCURRENCY = 1024
 MAX_ADDRESSES_PER_FAMILY = 4
+#: An http(s) flow's socket receive buffer: a quarter of the body cap, at least 16 KiB. A server
+#: pushes a page ahead of what we read, up to our receive window, and the flow closes at the
+#: cap with that unread: with the kernel's autotuning, one round against loopback stand-ins of
+#: 400 KB pages put 2.7-4.4 MB on the wire for 1.12 MB read (bench/data_usage.py). Linux doubles
+#: SO_RCVBUF for its bookkeeping and the window is about the value set, so 16 KiB (the default
+#: cap's) gave 1.43-1.48 MB; body_cap + 32 KiB gave 2.8-3.3 MB and, for gzip pages, made
+#: bigger reads past the cap (0.90 MB read instead of 0.68; 0.50 MB with 16 KiB). Reading the
+#: default cap still takes the ~3 round trips of TCP slow start.
+RECEIVE_BUFFER_SHARE = 4
+MIN_RECEIVE_BUFFER = 16 * 1024
+#: Above this the buffer is left to the kernel's autotuning: a fixed buffer caps throughput at
+#: about one buffer per round trip, and a large body cap asks for most of the page anyway.
+MAX_BOUNDED_RECEIVE_BUFFER = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +118,9 @@ async def measure_target(target: Target, state: RunState) -> Observations:
     for index, address in enumerate(addresses):
         for port in target.endpoint_ports():
             flows.append(_flow(target, address, port, zero, state, first=index == 0))
+    if len(flows) == 1:  # the common case (one address, one port): no task needed
+        observations.extend(await flows[0])
+        return observations
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(flow) for flow in flows]
     for task in tasks:
@@ -149,8 +165,20 @@ async def _flow(
     return observations
 
 
+def http_receive_buffer(body_cap: int) -> int | None:
+    """The receive buffer of an http(s) flow's socket (see RECEIVE_BUFFER_SHARE); None: the
+    kernel's own."""
+    size = max(body_cap // RECEIVE_BUFFER_SHARE, MIN_RECEIVE_BUFFER)
+    return size if size <= MAX_BOUNDED_RECEIVE_BUFFER else None
+
+
 async def _connect(
-    ip: str, port: int, trace: Trace, state: RunState, observations: Observations
+    ip: str,
+    port: int,
+    trace: Trace,
+    state: RunState,
+    observations: Observations,
+    receive_buffer: int | None = None,
 ) -> SocketStream | None:
     result = await tcp_connect(
         ip,
@@ -159,6 +187,7 @@ async def _connect(
         timeout=state.config.timeout,
         source_address=state.config.source_address,
         counter=state.counter,
+        receive_buffer=receive_buffer,
     )
     observations.tcp_connect.append(result.observation)
     return result.stream
@@ -173,9 +202,10 @@ async def _open(
     state: RunState,
     observations: Observations,
     ca_files: tuple[str, ...],
+    receive_buffer: int | None = None,
 ) -> ByteStream | None:
     """TCP connect, then a TLS handshake when asked for; None when either failed."""
-    stream = await _connect(ip, port, trace, state, observations)
+    stream = await _connect(ip, port, trace, state, observations, receive_buffer)
     if stream is None or not scheme_tls:
         return stream
     result = await tls.tls_handshake(
@@ -303,6 +333,7 @@ async def _fetch_hop(
         state,
         observations,
         ca_files,
+        http_receive_buffer(state.config.body_cap),
     )
     if stream is None:
         return None
@@ -358,6 +389,10 @@ async def _mtproto_flow(
 ) -> None:
     """Each transport on its own connection, in order; when TCP connect fails, skip the rest:
     a blackholed data centre then costs one timeout per port, not one per transport."""
+    # Imported here: with `cryptography` it costs ~18 ms of start-up, which rounds without
+    # MTProto targets (and the control's other checks) need not pay.
+    from probe import mtproto
+
     for transport in target.transports:
         stream = await _connect(ip, port, trace, state, observations)
         if stream is None:

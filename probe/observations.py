@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+_INF = float("inf")
+
 # Caps that keep a hostile peer from growing a record without bound.
 MAX_NETWORK_EVENTS_PER_FLOW = 64
 
@@ -33,10 +35,14 @@ class Trace:
 
 
 # Readers of stored records and control replies: the data comes from files and peers we do not
-# control, so a field of the wrong type becomes the default instead of an exception.
+# control, so a field of the wrong type becomes the default instead of an exception. `_int` and
+# `_float` test first for the exact type our own records hold (`type(x) is int` also keeps bool
+# out): the analysis reads every record it is given back, 7 fields per network event.
 
 
 def _int(value: Any, default: int = 0) -> int:
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         return default
     if isinstance(value, int):
@@ -53,6 +59,8 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def _float(value: Any, default: float = 0.0) -> float:
+    if type(value) is float and -_INF < value < _INF:  # finite (NaN fails both comparisons)
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         return default
     number = float(value)

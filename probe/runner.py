@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import platform
 import resource
 import secrets
@@ -37,6 +38,42 @@ from probe.vantage import (
 
 DATA_FORMAT_VERSION = "0.2.0"
 TEST_VERSION = "0.1.0"
+
+
+#: While a round runs, the cyclic garbage collector's youngest generation is collected after this
+#: many new container objects instead of Python's 700. A round allocates fast and keeps the state
+#: of ~1,000 targets alive, which every young collection then rescanned (and promoted, and
+#: rescanned again in the older generations): garbage collection took 0.50-0.61 s of a
+#: 2,000-target round's ~7.5 s CPU, 0.16-0.17 s with this (bench/success_overhead.py world,
+#: timed with gc.callbacks), for ~5 MiB more peak memory. Results are the same.
+GC_YOUNG_THRESHOLD = 10_000
+_rounds_in_progress = 0
+_threshold_before_rounds = gc.get_threshold()
+
+
+def _raise_gc_threshold() -> Callable[[], None]:
+    """Raise the young-generation threshold while any round runs (rounds may overlap in one
+    process); the returned function undoes it. A threshold of 0 (collection off) is kept."""
+    global _rounds_in_progress, _threshold_before_rounds
+    if _rounds_in_progress == 0:
+        _threshold_before_rounds = gc.get_threshold()
+        young, *older = _threshold_before_rounds
+        if young != 0:
+            gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), *older)
+    _rounds_in_progress += 1
+    done = False
+
+    def restore() -> None:
+        global _rounds_in_progress
+        nonlocal done
+        if done:
+            return
+        done = True
+        _rounds_in_progress -= 1
+        if _rounds_in_progress == 0:
+            gc.set_threshold(*_threshold_before_rounds)
+
+    return restore
 
 
 def ooni_time(moment: datetime) -> str:
@@ -212,6 +249,7 @@ class Round:
         resolver.counter = state.counter
         self._load_fingerprints()
         self._detect_vpn()
+        restore_gc_threshold = _raise_gc_threshold()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._run_control(state))
@@ -236,6 +274,7 @@ class Round:
             self._write_interrupted()
             raise
         finally:
+            restore_gc_threshold()
             pool.close()
             self.geoip.close()
             self.writer.close()

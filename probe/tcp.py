@@ -128,8 +128,14 @@ async def tcp_connect(
     timeout: float,
     source_address: str | None = None,
     counter: ByteCounter | None = None,
+    receive_buffer: int | None = None,
 ) -> TCPConnectResult:
     """Connect to ip:port within `timeout` seconds. Failures are data; only cancellation escapes.
+
+    `receive_buffer` (bytes) bounds the socket's receive buffer, and with it the window we
+    advertise: how much a server can push ahead of what we read. It is set before the connect,
+    because the window scale is agreed in the handshake; the kernel may double the value for its
+    bookkeeping and caps it at net.core.rmem_max. None leaves the kernel's autotuning alone.
 
     The caller owns the returned stream and must `aclose()` it."""
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
@@ -139,6 +145,8 @@ async def tcp_connect(
     try:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
+        if receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, max(receive_buffer, 1))
         if source_address:
             sock.bind((source_address, 0))
         async with asyncio.timeout(timeout):

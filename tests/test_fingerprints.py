@@ -13,8 +13,12 @@ from probe.cli import cli
 from probe.fingerprints import (
     HEADER,
     REGEX_INPUT_LIMIT,
+    Fingerprint,
     FingerprintDB,
+    body_keys,
+    body_words,
     default_db,
+    regex_literal_prefix,
     required_word,
 )
 from probe.observations import HTTPTransaction
@@ -244,3 +248,134 @@ def test_required_words_are_whole_words_of_the_pattern():
     for fp, word in keyed:
         if word is not None:
             assert word in fp.pattern
+
+
+# Every pattern type and every kind of key (whole word, start, end or part of a word): bodies
+# made of whole patterns, slices of patterns (which cut words in two) and texts that match the
+# bundled regexps, glued with word and non-word characters.
+_ALL_BODY_PATTERNS = [fp.pattern for fp in default_db()._body]
+_REGEX_EXAMPLES = [
+    "URL abc Spxxer Gate",
+    "You don't have permission to access /x on this server.<P>",
+    '<iframe src="http://10.10.34.35/',
+    "<title>Dx Marie Hooks-Hutto</title>",
+    "Set-Cookie: a=b; domain=.example.org",
+    "U.S. Army Command",
+    "<br><br>Mon, 1 Jan 2024 10:00:00 +0300",
+    '{"msg": "x", "id": 2}',
+]
+
+
+@st.composite
+def _pattern_piece(draw) -> str:
+    text = draw(st.sampled_from(_ALL_BODY_PATTERNS + _REGEX_EXAMPLES))
+    if draw(st.booleans()):
+        return text
+    start = draw(st.integers(0, len(text)))
+    return text[start : draw(st.integers(start, len(text)))]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pieces=st.lists(_pattern_piece(), min_size=1, max_size=4),
+    glue=st.sampled_from(["", " ", "x", "_", "1", "é", "<", "-", "\n", "Blocked"]),
+    ends=st.sampled_from(["", "a", " ", "1"]),
+)
+def test_prefilter_is_exact_for_every_pattern_type_and_key_kind(pieces, glue, ends):
+    db = default_db()
+    body = ends + glue.join(pieces) + ends
+    transaction = HTTPTransaction(url="http://x/", response_code=200, body=body)
+    got = [m.name for m in db.match_http(transaction) if m.location == "body"]
+    assert got == _brute_force(db, body)
+
+
+def test_prefilter_is_exact_for_prefix_and_full_patterns(tmp_path: Path) -> None:
+    path = extra(
+        tmp_path,
+        "x.prefix,isp,,body,prefix,Access denied by,5,,t,,",
+        "x.full,isp,,body,full,<h1>Blocked</h1>,5,,t,,",
+        "x.single,isp,,body,contains,zblockedz,5,,t,,",
+    )
+    db = FingerprintDB.load([path])
+    bodies = [
+        "Access denied by policy",
+        "Access denied byx",  # the prefix's last word may run on
+        "xAccess denied by",  # but not its first one: not a prefix of the body
+        "<h1>Blocked</h1>",
+        "<h1>Blocked</h1> ",
+        "azblockedzz",
+        "zblocked",
+    ]
+    for body in bodies:
+        got = [m.name for m in db.match_http(response(body)) if m.location == "body"]
+        assert got == _brute_force(db, body), body
+    assert {m.name for m in db.match_http(response("Access denied byx"))} >= {"x.prefix"}
+    assert "x.full" not in {m.name for m in db.match_http(response("<h1>Blocked</h1> "))}
+    assert "x.single" in {m.name for m in db.match_http(response("azblockedzz"))}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "prefix"),
+    [
+        ("URL .* Sp.*er Gate", "URL "),
+        ("U\\.S\\..*Command", "U.S."),
+        ("<iframe\\s+src", "<iframe"),
+        ("abc*d", "ab"),  # a quantified character may be absent
+        ("abc{2}", "ab"),
+        ("ab?", "a"),
+        ("a|b", ""),  # an alternation makes any prefix optional
+        ("(ab)c", ""),
+        ("^abc", ""),
+        ("[ab]c", ""),
+        ("\\(x\\)", "(x)"),
+        ("ab\\", "ab"),
+    ],
+)
+def test_regex_literal_prefix(pattern: str, prefix: str) -> None:
+    assert regex_literal_prefix(pattern) == prefix
+
+
+def test_body_keys_kinds() -> None:
+    def keys(pattern: str, pattern_type: str = "contains") -> set[tuple[str, str]]:
+        fp = FingerprintDB(
+            [Fingerprint("n", "isp", "body", pattern_type, pattern, frozenset(), "t:1")]
+        )._body[0]
+        return set(body_keys(fp))
+
+    assert keys("Webpage Blocked") == {("end", "Webpage"), ("start", "Blocked")}
+    assert keys("<b>Site blocked</b>") == {
+        ("whole", "b"),
+        ("whole", "Site"),
+        ("whole", "blocked"),
+    }
+    assert keys("blokeret") == {("inside", "blokeret")}
+    assert keys("Access denied", "prefix") == {("whole", "Access"), ("start", "denied")}
+    assert keys("Access denied", "full") == {("whole", "Access"), ("whole", "denied")}
+    assert keys("{}") == set()
+
+
+_TRICKY_CHARACTERS = [
+    *"abcXYZ09_ -<>.\t\n\x1c",
+    *("é", "©", "—", "\xa0", "\u2028", "\u3000", "中", "文", "\x85", "\u00b2", "\u0660"),
+    *("\u0301", "ß", "\u00ad", "\ufeff", "\ud800", "\U0001f600"),
+]
+_TRICKY_TEXT = st.text(alphabet=st.sampled_from(_TRICKY_CHARACTERS), max_size=30)
+# Many distinct ASCII words around a little other text: the mostly-ASCII path of body_words.
+_ASCII_FILLER = " ".join(f"w{i}" for i in range(400))
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=_TRICKY_TEXT, glue=st.sampled_from(["", " ", "x", "é", "-"]))
+def test_body_words_are_the_regex_words(text: str, glue: str) -> None:
+    """Each path of body_words (all ASCII, mostly ASCII, mostly not) finds exactly the `\\w+`
+    runs of the text."""
+    import re
+
+    for body in (
+        text,
+        text.encode("ascii", "ignore").decode(),
+        _ASCII_FILLER + glue + text,
+        text + glue + _ASCII_FILLER,
+        _ASCII_FILLER + glue + text + glue + _ASCII_FILLER,
+    ):
+        assert body_words(body) == set(re.findall(r"\w+", body))
