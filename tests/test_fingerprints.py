@@ -241,7 +241,7 @@ def test_prefilter_gives_the_same_matches_as_checking_every_pattern(picks, noise
     assert got == _brute_force(db, body)
 
 
-def test_required_words_are_whole_words_of_the_pattern():
+def test_required_words_come_from_the_pattern():
     db = default_db()
     keyed = [(fp, required_word(fp)) for fp in db._body]
     assert sum(word is not None for _, word in keyed) > 0.8 * len(keyed)  # the index is useful
