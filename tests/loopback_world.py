@@ -224,11 +224,19 @@ class ProbeRun:
     stderr: str
 
 
+#: A sitecustomize that installs tests/netguard.py in `probe` subprocesses (see its docstring):
+#: the in-process guard cannot see them, so they carry their own.
+GUARD_DIR = REPO / "tests" / "data" / "hostile" / "guard"
+GUARD_MARK = "NETWORK GUARD VIOLATION"
+
+
 def probe_env() -> dict[str, str]:
+    """The environment of a `probe` subprocess: no user config, and the network guard on."""
     env = dict(os.environ)
     env.pop("PROBE_CONFIG", None)
     env["XDG_CONFIG_HOME"] = "/nonexistent-probe-test-config"
-    env["PYTHONPATH"] = str(REPO)
+    env["PYTHONPATH"] = os.pathsep.join([str(GUARD_DIR), str(REPO)])
+    env["PROBE_TEST_GUARD"] = "1"
     env["COLUMNS"] = "120"
     return env
 
@@ -257,7 +265,9 @@ async def run_probe(args: Sequence[str], *, limit: float = 120.0) -> ProbeRun:
         await process.wait()
         raise
     assert process.returncode is not None
-    return ProbeRun(process.returncode, stdout.decode(), stderr.decode())
+    result = ProbeRun(process.returncode, stdout.decode(), stderr.decode())
+    assert GUARD_MARK not in result.stderr, result.stderr
+    return result
 
 
 def read_records(out_dir: Path) -> list[dict[str, Any]]:

@@ -64,7 +64,15 @@ from probe.runner import Round, RoundOptions
 from probe.targets import Target, load_lists
 from probe.vantage import Scrubber
 from tests.control_helpers import running_control
-from tests.loopback_world import REPO, ProbeRun, probe_env, read_records, schema_validator
+from tests.loopback_world import (
+    GUARD_MARK,
+    REPO,
+    probe_env,
+    read_records,
+    run_probe,
+    schema_validator,
+    start_probe,
+)
 from tests.servers.tcp_server import closed_port
 
 ZONE = "hostile.test"
@@ -106,50 +114,6 @@ def failure_values(obj: Any) -> Iterator[str]:
     elif isinstance(obj, list):
         for item in obj:
             yield from failure_values(item)
-
-
-# --- guarded subprocesses ------------------------------------------------------------------
-
-#: A sitecustomize that installs tests/netguard.py in the subprocess (see its docstring).
-GUARD_DIR = Path(__file__).resolve().parent / "data" / "hostile" / "guard"
-GUARD_MARK = "NETWORK GUARD VIOLATION"
-
-
-def guarded_env() -> dict[str, str]:
-    env = probe_env()
-    env["PYTHONPATH"] = os.pathsep.join([str(GUARD_DIR), str(REPO)])
-    env["PROBE_TEST_GUARD"] = "1"
-    return env
-
-
-async def start_guarded(args: list[str]) -> asyncio.subprocess.Process:
-    """`python -m probe ARGS` with the network guard installed in it."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "probe",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL,
-        env=guarded_env(),
-        cwd=str(REPO),
-    )
-
-
-async def run_guarded(args: list[str], *, limit: float = 60.0) -> ProbeRun:
-    """Run the real CLI to the end; fail if it ever tried to leave loopback."""
-    process = await start_guarded(args)
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), limit)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    result = ProbeRun(process.returncode, stdout.decode(), stderr.decode())
-    assert GUARD_MARK not in result.stderr, result.stderr
-    return result
 
 
 # --- a hostile DNS server ------------------------------------------------------------------
@@ -692,7 +656,7 @@ async def test_run_contract_against_a_hostile_world(tmp_path: Path) -> None:
             ],
         )
         started = time.monotonic()
-        result = await run_guarded(
+        result = await run_probe(
             run_args(lst, dns_server, out, timeout, "--no-control", "--json"), limit=60
         )
         elapsed = time.monotonic() - started
@@ -961,7 +925,7 @@ async def test_many_targets_on_one_endpoint_are_measured_one_at_a_time(tmp_path:
             for i in range(4)
         ]
         lst = toml_list(tmp_path / "one-endpoint.toml", targets)
-        result = await run_guarded(run_args(lst, dns_server, out, 2.0, "--no-control"))
+        result = await run_probe(run_args(lst, dns_server, out, 2.0, "--no-control"))
         peak, served = web.peak, web.requests
     assert result.returncode == 0, result.stderr
     assert served >= 6 + 4 + 4 * 2, "every flow that sends bytes reached the server"
@@ -1028,7 +992,7 @@ async def _interrupt_while_control_hangs(
             [target("t/refused", "tcp", host="127.0.0.1", ports=[closed_port()])],
         )
         args = run_args(lst, dns_server, out, 0.5, "--control", f"http://127.0.0.1:{control_port}")
-        process = await start_guarded(args)
+        process = await start_probe(args)
         await asyncio.wait_for(asked.wait(), 30)  # the control request is in flight (14 s)
         await asyncio.sleep(0.5)  # and the connect (a millisecond) is long done
         process.send_signal(sig)
@@ -1071,7 +1035,7 @@ async def test_malformed_control_reply_does_not_crash_the_round(tmp_path: Path) 
                 target("t/b", "tcp", host="127.0.0.1", ports=[closed_port()]),
             ],
         )
-        result = await run_guarded(
+        result = await run_probe(
             run_args(lst, dns_server, out, 1.0, "--control", f"http://127.0.0.1:{control_port}")
         )
     assert result.returncode == 0, result.stderr
@@ -1097,7 +1061,7 @@ async def test_only_keeps_the_baselines_of_the_selected_lists(tmp_path: Path) ->
     out = tmp_path / "results"
     async with HostileDNS() as dns_server:
         args = run_args(_only_list(tmp_path), dns_server, out, 0.5, "--no-control", "--only", "t/a")
-        result = await run_guarded(args)
+        result = await run_probe(args)
     assert result.returncode == 0, result.stderr
     assert set(records_by_input(out)) == {"baseline/here", "t/a"}
 
@@ -1108,7 +1072,7 @@ async def test_only_a_baseline_glob_is_not_an_error(tmp_path: Path) -> None:
         args = run_args(
             _only_list(tmp_path), dns_server, out, 0.5, "--no-control", "--only", "baseline/*"
         )
-        result = await run_guarded(args)
+        result = await run_probe(args)
     assert result.returncode == 0, result.stderr
     assert set(records_by_input(out)) == {"baseline/here"}
 
@@ -1227,10 +1191,10 @@ async def test_odd_target_lists(tmp_path: Path) -> None:
     out = tmp_path / "results"
     run_cases = ["crlf-bad-port", "latin1", "huge"]
     results = await _gather_limited(
-        [run_guarded(["targets", "validate", str(paths[name])]) for name in good]
-        + [run_guarded(["targets", "validate", *(str(paths[name]) for name in bad)])]
+        [run_probe(["targets", "validate", str(paths[name])]) for name in good]
+        + [run_probe(["targets", "validate", *(str(paths[name]) for name in bad)])]
         + [
-            run_guarded(
+            run_probe(
                 [
                     *("run", str(paths[name]), "--no-control", "--resolver", "127.0.0.1:9"),
                     *("--timeout", "0.5", "--out", str(out)),
@@ -1263,7 +1227,7 @@ async def test_run_over_a_bom_crlf_list_measures_it(tmp_path: Path) -> None:
     lst.write_bytes(data)
     out = tmp_path / "results"
     async with HostileDNS() as dns_server:
-        result = await run_guarded(run_args(lst, dns_server, out, 0.5, "--no-control"))
+        result = await run_probe(run_args(lst, dns_server, out, 0.5, "--no-control"))
     assert result.returncode == 0, result.stderr
     [record] = read_records(out)
     check_record_contract(record)
@@ -1325,8 +1289,8 @@ async def test_analyze_on_bad_files(tmp_path: Path) -> None:
     hopeless = [p for paths, code in cases.values() if code == 2 for p in paths]
     usable = [p for paths, code in cases.values() if code == 0 for p in paths]
     only_bad, everything = await asyncio.gather(
-        run_guarded(["analyze", *map(str, hopeless)]),
-        run_guarded(["analyze", *map(str, hopeless + usable)]),
+        run_probe(["analyze", *map(str, hopeless)]),
+        run_probe(["analyze", *map(str, hopeless + usable)]),
     )
     assert only_bad.returncode == 2, only_bad.stderr
     assert "Traceback" not in only_bad.stderr
@@ -1348,7 +1312,7 @@ async def test_analyze_on_a_corrupt_gzip(tmp_path: Path) -> None:
         data[index] ^= 0x55
     path = tmp_path / "corrupt.jsonl.gz"
     path.write_bytes(bytes(data))
-    result = await run_guarded(["analyze", str(path)])
+    result = await run_probe(["analyze", str(path)])
     assert "Traceback" not in result.stderr
     assert result.returncode == 2, result.stderr
 
@@ -1357,7 +1321,7 @@ async def test_analyze_keeps_records_before_a_gzip_truncation(tmp_path: Path) ->
     data = gzip.compress((json.dumps(_measurement()) + "\n").encode() * 200)
     path = tmp_path / "cut.jsonl.gz"
     path.write_bytes(data[: len(data) // 2])
-    result = await run_guarded(["analyze", str(path)])
+    result = await run_probe(["analyze", str(path)])
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("t/a ") > 0
 
@@ -1377,7 +1341,7 @@ async def test_analyze_on_malformed_records(tmp_path: Path, test_keys: dict[str,
     path.write_text(
         json.dumps(_measurement(**test_keys)) + "\n" + json.dumps(_measurement()) + "\n"
     )
-    result = await run_guarded(["analyze", str(path)])
+    result = await run_probe(["analyze", str(path)])
     assert "Traceback" not in result.stderr
     assert result.returncode == 0, result.stderr
     assert "t/a " in result.stdout
@@ -1404,7 +1368,7 @@ async def test_control_serve_bad_options(tmp_path: Path) -> None:
     ]
     try:
         results = await _gather_limited(
-            [run_guarded(["control", "serve", *args], limit=20) for args, _ in cases]
+            [run_probe(["control", "serve", *args], limit=20) for args, _ in cases]
         )
     finally:
         busy.close()
@@ -1435,7 +1399,7 @@ async def test_bad_config_values_are_one_line_errors(tmp_path: Path) -> None:
         args = ["--config", str(config), *command]
         if command[0] == "run":
             args += ["--no-control", "--resolver", "127.0.0.1:9", "--out", str(out)]
-        coros.append(run_guarded(args, limit=20))
+        coros.append(run_probe(args, limit=20))
     results = await _gather_limited(coros)
     for (name, (_, fragment)), result in zip(cases.items(), results, strict=True):
         assert result.returncode == 2, (name, result.stderr)
@@ -1449,7 +1413,7 @@ async def test_bad_config_value_names_the_config_file(tmp_path: Path) -> None:
     lst = toml_list(tmp_path / "l.toml", [target("t/a", "tcp", host="127.0.0.1", ports=[9])])
     config = tmp_path / "config.toml"
     config.write_text("[run]\n\ntimeout = -5\n")
-    result = await run_guarded(
+    result = await run_probe(
         ["--config", str(config), "run", str(lst), "--no-control", "--resolver", "127.0.0.1:9"]
     )
     assert result.returncode == 2
@@ -1499,7 +1463,7 @@ async def test_the_guard_works_in_subprocesses() -> None:
         "try:\n    socket.getaddrinfo('guard-self-test.invalid', 80)\n"
         "except OSError:\n    pass\n",
         stderr=asyncio.subprocess.PIPE,
-        env=guarded_env(),
+        env=probe_env(),
         cwd=str(REPO),
     )
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
@@ -1517,7 +1481,7 @@ async def test_control_host_name_goes_to_the_resolver(tmp_path: Path) -> None:
                 tmp_path / "l.toml", [target("t/a", "tcp", host="127.0.0.1", ports=[closed_port()])]
             )
             control = f"http://ctl.{ZONE}:{port}"
-            result = await run_guarded(run_args(lst, dns_server, out, 1.0, "--control", control))
+            result = await run_probe(run_args(lst, dns_server, out, 1.0, "--control", control))
         asked = {name for _, name, _ in dns_server.queries}
     assert result.returncode == 0, result.stderr
     assert f"ctl.{ZONE}" in asked
@@ -1587,7 +1551,7 @@ async def test_analyze_memory_is_bounded_on_a_line_without_end(tmp_path: Path) -
         "analyze",
         str(path),
         stdout=asyncio.subprocess.PIPE,
-        env=guarded_env(),
+        env=probe_env(),
         cwd=str(REPO),
     )
     stdout, _ = await asyncio.wait_for(process.communicate(), 60)
