@@ -73,6 +73,7 @@ from tests.loopback_world import (
     schema_validator,
     start_probe,
 )
+from tests.record_contract import REQUIRED_KEYS, REQUIRED_TEST_KEYS
 from tests.servers.tcp_server import closed_port
 
 ZONE = "hostile.test"
@@ -522,39 +523,6 @@ def target(id: str, check: str, **fields: Any) -> dict[str, Any]:
     return {"id": id, "service": id.split("/")[0], "check": check, **fields}
 
 
-REQUIRED_KEYS = {
-    "data_format_version",
-    "software_name",
-    "software_version",
-    "test_name",
-    "test_version",
-    "input",
-    "report_id",
-    "measurement_start_time",
-    "test_start_time",
-    "test_runtime",
-    "probe_asn",
-    "probe_cc",
-    "probe_ip",
-    "resolver_ip",
-    "annotations",
-    "test_keys",
-}
-REQUIRED_TEST_KEYS = {
-    "target",
-    "list",
-    "queries",
-    "tcp_connect",
-    "tls_handshakes",
-    "requests",
-    "network_events",
-    "mtproto",
-    "x_endpoints",
-    "x_vantage",
-    "control",
-    "control_failure",
-    "verdict",
-}
 OONI_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 

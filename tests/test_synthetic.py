@@ -10,40 +10,7 @@ from pathlib import Path
 import pytest
 
 from probe import synthetic
-
-REQUIRED_KEYS = {
-    "data_format_version",
-    "software_name",
-    "software_version",
-    "test_name",
-    "test_version",
-    "input",
-    "report_id",
-    "measurement_start_time",
-    "test_start_time",
-    "test_runtime",
-    "probe_asn",
-    "probe_cc",
-    "probe_ip",
-    "resolver_ip",
-    "annotations",
-    "test_keys",
-}
-TEST_KEYS = {
-    "target",
-    "list",
-    "queries",
-    "tcp_connect",
-    "tls_handshakes",
-    "requests",
-    "network_events",
-    "mtproto",
-    "x_endpoints",
-    "x_vantage",
-    "control",
-    "control_failure",
-    "verdict",
-}
+from tests.record_contract import REQUIRED_KEYS, REQUIRED_TEST_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +47,7 @@ def test_records_have_the_contract_shape_and_realistic_size(generated) -> None:
     statuses, methods = set(), set()
     for record in records:
         assert REQUIRED_KEYS <= record.keys()
-        assert TEST_KEYS <= record["test_keys"].keys()
+        assert REQUIRED_TEST_KEYS <= record["test_keys"].keys()
         assert record["software_name"] == "probe" and record["probe_ip"] == "127.0.0.1"
         assert re.fullmatch(r"AS\d+", record["probe_asn"]) and len(record["probe_cc"]) == 2
         assert record["test_keys"]["target"]["id"] == record["input"]
