@@ -44,6 +44,14 @@ from probe.observations import (
     TLSHandshake,
     format_address,
 )
+from probe.service import (
+    EndpointFact,
+    TargetVerdict,
+    baselines_work,
+    local_evidence,
+    service_facts,
+    usable_and_interfered,
+)
 
 # --- vocabulary -----------------------------------------------------------------------------
 
@@ -177,6 +185,11 @@ class EndpointOutcome:
     evidence: str = ""
     #: the address proved it belongs to the service (verified TLS, MTProto reply, HTTP match)
     proves_address: bool = False
+    #: the layer of a failure here that had no control to compare with (the candidates for
+    #: the service-level local evidence of probe.service); None otherwise
+    unexplained_layer: str | None = None
+    #: what failed, without the "no control" clause (for the local-evidence sentence)
+    unexplained_what: str = ""
 
     @property
     def label(self) -> str:
@@ -544,6 +557,10 @@ class _Context:
     ipv6_ok: bool | None
     db: FingerprintDB
     probe_cc: str | None
+    #: the baseline sites answered: this connection works (probe.service.baselines_work)
+    baselines_work: bool = False
+    #: the round's facts about the whole service (`x_service`), when it recorded them
+    service: dict[str, Any] | None = None
     #: address -> ASN, from every DNS answer in the record (probe, control, DoH)
     asn_of: dict[str, int] = field(default_factory=dict)
     trusted_ips: set[str] = field(default_factory=set)
@@ -586,6 +603,7 @@ def _context(record: dict[str, Any], db: FingerprintDB) -> _Context:
     baseline_total = int(vantage.get("baseline_total") or 0)
     control_reachable = bool(vantage.get("control_reachable", control is not None))
     offline = baseline_total > 0 and baseline_ok == 0 and not control_reachable
+    service = test_keys.get("x_service")
     expect = target.get("expect_asn") or []
     expect_asn = frozenset(int(a) for a in expect if isinstance(a, int | str) and str(a).isdigit())
     sni = target.get("sni")
@@ -606,6 +624,8 @@ def _context(record: dict[str, Any], db: FingerprintDB) -> _Context:
         ipv6_ok=vantage.get("ipv6_ok"),
         db=db,
         probe_cc=record.get("probe_cc") if isinstance(record.get("probe_cc"), str) else None,
+        baselines_work=baselines_work(vantage),
+        service=service if isinstance(service, dict) else None,
     )
     all_queries = list(probe.queries) + list(doh) + (list(control.obs.queries) if control else [])
     for query in all_queries:
@@ -658,9 +678,9 @@ def _fail_outcome(
         outcome.outcome = DOWN
         outcome.evidence = f"{what} to {outcome.label} failed here ({failure}) and at {where} too"
     else:
-        outcome.evidence = (
-            f"{what} to {outcome.label} failed ({failure}), {_no_control_phrase(ctx)}"
-        )
+        outcome.unexplained_layer = layer
+        outcome.unexplained_what = f"{what} to {outcome.label} failed ({failure})"
+        outcome.evidence = f"{outcome.unexplained_what}, {_no_control_phrase(ctx)}"
     return outcome
 
 
@@ -1064,6 +1084,26 @@ def _apply_vantage(ctx: _Context, outcomes: list[EndpointOutcome]) -> None:
             o.outcome, o.blocking, o.confirmed = INCONCLUSIVE, None, False
 
 
+def _apply_local_evidence(ctx: _Context, outcomes: list[EndpointOutcome]) -> None:
+    """Without a control, a failure the whole service shares while the baselines work is
+    blocking (unconfirmed): probe.service's rules A and B, over the round's `x_service`."""
+    if ctx.control is not None or ctx.offline or not ctx.baselines_work or ctx.service is None:
+        return
+    check = str(ctx.target.get("check") or "")
+    for o in outcomes:
+        if o.outcome != INCONCLUSIVE or o.unexplained_layer is None or o.failure is None:
+            continue
+        found = local_evidence(ctx.service, check, o.unexplained_layer, o.failure)
+        if found is None:
+            continue
+        o.outcome, o.blocking, o.confirmed = BLOCKED, o.unexplained_layer, False
+        o.evidence = (
+            f"{o.unexplained_what}; {found.phrase}, while the "
+            "baseline sites work, so your connection is fine (local evidence only: no control "
+            "to compare with)"
+        )
+
+
 def _sentence(*parts: str) -> str:
     text = "; ".join(" ".join(p.split()).rstrip(".") for p in parts if p and p.strip())
     if not text:
@@ -1203,7 +1243,74 @@ def _analyze(record: dict[str, Any], fingerprints: FingerprintDB | None) -> Anal
             o.outcome = INCONCLUSIVE
             o.evidence = dns.reason
     _apply_vantage(ctx, outcomes)
+    _apply_local_evidence(ctx, outcomes)
     return Analysis(_verdict(ctx, dns, outcomes), outcomes)
+
+
+def endpoint_facts(target_id: str, check: str, analysis: Analysis) -> list[EndpointFact]:
+    """What the service-level rules need of one target's first analysis pass."""
+    return [
+        EndpointFact(
+            target_id,
+            check,
+            o.address,
+            o.outcome,
+            o.unexplained_layer if o.outcome == INCONCLUSIVE else None,
+            o.failure,
+        )
+        for o in analysis.endpoints
+    ]
+
+
+def has_unexplained(analysis: Analysis) -> bool:
+    """Could the service-level facts change this verdict? (An unexplained failure, no control.)"""
+    return any(
+        o.outcome == INCONCLUSIVE and o.unexplained_layer is not None for o in analysis.endpoints
+    )
+
+
+def judge_service(
+    service: str,
+    held: Sequence[tuple[dict[str, Any], Analysis]],
+    fingerprints: FingerprintDB | None = None,
+) -> dict[str, Any]:
+    """The second pass over all the records of one service in one round (each with its first
+    analysis): add the service's facts (`x_service`) to every record, judge again the records
+    those facts can change, then say whether the app is usable and interfered with. Updates
+    the records in place and returns the facts."""
+    facts_in: list[EndpointFact] = []
+    for record, analysis in held:
+        target = _target_of(record)
+        facts_in.extend(
+            endpoint_facts(str(record.get("input")), str(target.get("check") or ""), analysis)
+        )
+    facts = service_facts(service, facts_in, len(held))
+    verdicts = []
+    for record, analysis in held:
+        test_keys = record["test_keys"]
+        test_keys["x_service"] = facts
+        if has_unexplained(analysis):
+            again = analyze(record, fingerprints)
+            test_keys["x_endpoints"] = [e.to_dict() for e in again.endpoints]
+            test_keys["verdict"] = again.verdict.to_dict()
+        target = _target_of(record)
+        tags = target.get("tags")
+        verdicts.append(
+            TargetVerdict(
+                str(record.get("input")),
+                str(target.get("check") or ""),
+                tuple(str(t) for t in tags) if isinstance(tags, list | tuple) else (),
+                str(test_keys["verdict"]["status"]),
+            )
+        )
+    facts["usable"], facts["interfered"] = usable_and_interfered(verdicts)
+    return facts
+
+
+def _target_of(record: dict[str, Any]) -> dict[str, Any]:
+    test_keys = record.get("test_keys")
+    target = test_keys.get("target") if isinstance(test_keys, dict) else None
+    return target if isinstance(target, dict) else {}
 
 
 def reanalyze(record: dict[str, Any], fingerprints: FingerprintDB | None = None) -> dict[str, Any]:
@@ -1227,6 +1334,9 @@ __all__ = [
     "EndpointOutcome",
     "Verdict",
     "analyze",
+    "endpoint_facts",
+    "has_unexplained",
     "http_differences",
+    "judge_service",
     "reanalyze",
 ]

@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from probe import SOFTWARE_NAME, __version__, dns, failures
+from probe import service as service_rules
 from probe.addresses import is_ipv6
-from probe.analysis import analyze
+from probe.analysis import Analysis, analyze, judge_service
 from probe.geoip import GeoIP
 from probe.measure import MeasureConfig, RunState, measure_target
 from probe.observations import Observations, Trace
@@ -167,18 +168,28 @@ def ipv6_reachability(observations: Sequence[Observations]) -> bool | None:
 
 
 def summary_view(record: dict[str, Any]) -> dict[str, Any]:
-    """What the round summary needs of a record (id, service, check, verdict). Keeping only
-    this in memory keeps a round's memory flat in its number of targets; the full record is on
-    disk and goes to `on_record`."""
+    """What the round summary needs of a record (id, service, check, tags, verdict). Keeping
+    only this in memory keeps a round's memory flat in its number of targets; the full record
+    is on disk and goes to `on_record`."""
     test_keys = record.get("test_keys") or {}
+    target = test_keys.get("target") or {}
     return {
         "input": record.get("input"),
         "test_name": record.get("test_name"),
         "test_keys": {
-            "target": {"check": (test_keys.get("target") or {}).get("check")},
+            "target": {"check": target.get("check"), "tags": list(target.get("tags") or ())},
             "verdict": test_keys.get("verdict"),
         },
     }
+
+
+@dataclass(slots=True)
+class _Held:
+    """A measured target whose record waits for the rest of its service (probe.service)."""
+
+    target: Target
+    record: dict[str, Any]
+    analysis: Analysis
 
 
 def new_report_id() -> str:
@@ -223,6 +234,12 @@ class Round:
         self._fingerprints: Any = None
         self._timing: dict[str, tuple[datetime, float]] = {}
         self._measured: dict[str, tuple[Target, Observations]] = {}
+        # Records of a service wait until all its targets are measured: the verdicts without
+        # a control use facts about the whole service (probe.service).
+        self._service_size: dict[str, int] = {}
+        for t in self.targets:
+            self._service_size[t.service] = self._service_size.get(t.service, 0) + 1
+        self._held: dict[str, list[_Held]] = {}
         self.geoip = GeoIP(options.geoip_dbs)
 
     # -- the round -------------------------------------------------------------------------
@@ -427,9 +444,24 @@ class Round:
     async def _finish(self, target: Target, observations: Observations, state: RunState) -> None:
         await self._control_ready.wait()
         started_at, runtime = self._timing.pop(target.id, (self.start, 0.0))
-        record = self._record(target, observations, started_at, runtime)
-        self._write(target, record)
+        record, analysis = self._record(target, observations, started_at, runtime)
+        size = self._service_size.get(target.service, 1)
+        if size > service_rules.MAX_TARGETS_HELD:
+            self._write(target, record)
+        else:
+            held = self._held.setdefault(target.service, [])
+            held.append(_Held(target, record, analysis))
+            if len(held) >= size:
+                self._release(target.service)
         self._measured.pop(target.id, None)
+
+    def _release(self, service: str) -> None:
+        """All of `service` is measured: the second analysis pass (analysis.judge_service),
+        then write its records."""
+        held = self._held.pop(service, [])
+        judge_service(service, [(h.record, h.analysis) for h in held], self._fingerprints)
+        for h in held:
+            self._write(h.target, h.record)
 
     def _envelope(self, target: Target, started_at: datetime, runtime: float) -> dict[str, Any]:
         v = self.vantage
@@ -468,7 +500,7 @@ class Round:
 
     def _record(
         self, target: Target, observations: Observations, started_at: datetime, runtime: float
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], Analysis]:
         record = self._envelope(target, started_at, runtime)
         control_obs = self.control.observations.get(target.id)
         self.geoip.annotate(observations.queries)
@@ -490,7 +522,7 @@ class Round:
         analysis = analyze(record, self._fingerprints)
         test_keys["x_endpoints"] = [e.to_dict() for e in analysis.endpoints]
         test_keys["verdict"] = analysis.verdict.to_dict()
-        return record
+        return record, analysis
 
     def _interrupted_record(self, target: Target) -> dict[str, Any]:
         record = self._envelope(target, datetime.now(UTC), 0.0)
@@ -531,12 +563,18 @@ class Round:
 
     def _write_interrupted(self) -> None:
         """On cancellation: write what was measured (without the control if it had not answered
-        yet), then an `interrupted` record for every target never measured."""
+        yet, and without service facts for a service not fully measured), then an
+        `interrupted` record for every target never measured."""
+        for service in list(self._held):
+            for h in self._held.pop(service):
+                with contextlib.suppress(Exception):
+                    self._write(h.target, h.record)
         for target, observations in list(self._measured.values()):
             if target.id not in self.finished:
                 started_at, runtime = self._timing.get(target.id, (self.start, 0.0))
                 with contextlib.suppress(Exception):
-                    self._write(target, self._record(target, observations, started_at, runtime))
+                    record, _ = self._record(target, observations, started_at, runtime)
+                    self._write(target, record)
         for target in self.targets:
             if target.id not in self.finished:
                 with contextlib.suppress(Exception):

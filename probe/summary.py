@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from probe.runner import RoundResult
+from probe.service import TargetVerdict, usable_and_interfered
 
 SERVICE_NAMES = {
     "telegram": "Telegram",
@@ -33,6 +34,15 @@ def _check(record: dict[str, Any]) -> str:
     return str(((record.get("test_keys") or {}).get("target") or {}).get("check") or "")
 
 
+def _tags(record: dict[str, Any]) -> tuple[str, ...]:
+    tags = ((record.get("test_keys") or {}).get("target") or {}).get("tags") or ()
+    return tuple(str(t) for t in tags) if isinstance(tags, list | tuple) else ()
+
+
+def _yes_no(value: bool | None) -> str:
+    return {True: "yes", False: "no"}.get(value, "unknown")  # type: ignore[arg-type]
+
+
 def service_rows(result: RoundResult) -> list[dict[str, Any]]:
     """Per service: counts by status, methods, confirmed fingerprints, a one-line headline."""
     by_service: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -50,6 +60,17 @@ def service_rows(result: RoundResult) -> list[dict[str, Any]]:
         dc_ok = sum(1 for r in dcs if _verdict(r).get("status") == "ok")
         web = [r for r in records if _check(r) in ("http", "https")]
         web_ok = sum(1 for r in web if _verdict(r).get("status") == "ok")
+        usable, interfered = usable_and_interfered(
+            [
+                TargetVerdict(
+                    str(r.get("input")),
+                    _check(r),
+                    _tags(r),
+                    str(_verdict(r).get("status", "inconclusive")),
+                )
+                for r in records
+            ]
+        )
         if statuses.get("blocked"):
             status = "blocked"
         elif statuses.get("ok"):
@@ -62,6 +83,8 @@ def service_rows(result: RoundResult) -> list[dict[str, Any]]:
             {
                 "service": service,
                 "status": status,
+                "usable": usable,
+                "interfered": interfered,
                 "targets": len(records),
                 "counts": {s: statuses.get(s, 0) for s in STATUS_ORDER},
                 "methods": [m for m, _ in methods.most_common() if m],
@@ -126,16 +149,28 @@ def print_summary(result: RoundResult, console: Console) -> None:
     table = Table(title="probe: results of this round", title_justify="left")
     table.add_column("service")
     table.add_column("status")
+    table.add_column("usable?")
+    table.add_column("interfered?")
     table.add_column("how")
     table.add_column("details")
     colours = {"ok": "green", "blocked": "red", "down": "yellow", "inconclusive": "magenta"}
+    answer_colours = {"yes": "green", "no": "red", "unknown": "magenta"}
     for row in rows:
         how = ", ".join(row["methods"]) or "-"
         if row["fingerprints"]:
             how += " (confirmed: " + ", ".join(row["fingerprints"]) + ")"
         name = SERVICE_NAMES.get(row["service"], row["service"])
         colour = colours.get(row["status"], "white")
-        table.add_row(name, f"[{colour}]{row['status']}[/{colour}]", how, _headline(row))
+        usable = _yes_no(row["usable"]) if row["service"] != "baseline" else "-"
+        interfered = _yes_no(row["interfered"]) if row["service"] != "baseline" else "-"
+        if row["service"] != "baseline":
+            usable = f"[{answer_colours[usable]}]{usable}[/{answer_colours[usable]}]"
+            # "interfered: yes" is the alarming answer
+            ic = {"yes": "red", "no": "green"}.get(interfered, "magenta")
+            interfered = f"[{ic}]{interfered}[/{ic}]"
+        table.add_row(
+            name, f"[{colour}]{row['status']}[/{colour}]", usable, interfered, how, _headline(row)
+        )
     console.print(table)
     if result.offline:
         console.print(
