@@ -1,0 +1,1 @@
+"""IP → ASN and country databases shipped with the package (see SOURCES.md)."""
