@@ -67,6 +67,16 @@ SKIPPED = "skipped"
 #: the name cannot be put in a DNS query (empty label, label over 63 bytes, bad IDNA): no
 #: packet was sent, so this says nothing about the network
 DNS_INVALID_HOSTNAME = "dns_invalid_hostname"
+#: public-address discovery (publicip.py, docs/publicip.md): only datagrams that are not a
+#: valid STUN Binding success response came (not STUN, another message type, a truncated
+#: attribute, no mapped address)
+STUN_INVALID_REPLY = "stun_invalid_reply"
+#: only STUN replies carrying another transaction id came: never trusted (spoofed or stale)
+STUN_WRONG_TRANSACTION_ID = "stun_wrong_transaction_id"
+#: the STUN server answered our Binding request with an error response
+STUN_ERROR_RESPONSE = "stun_error_response"
+#: the "what is my IP" page answered, but not 200 with one IP address in its body
+IP_ECHO_INVALID_REPLY = "ip_echo_invalid_reply"
 
 # failed_operation values
 RESOLVE = "resolve"
@@ -76,6 +86,7 @@ HTTP_ROUND_TRIP = "http_round_trip"
 READ = "read"
 WRITE = "write"
 MTPROTO_HANDSHAKE = "mtproto_handshake"
+STUN_BINDING = "stun_binding"
 
 UNKNOWN_PREFIX = "unknown_failure: "
 
