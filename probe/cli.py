@@ -333,6 +333,35 @@ def _load_targets(paths: tuple[str, ...], only: tuple[str, ...]) -> tuple[list[A
     help="Where this probe is (a control seeing another "
     "country means the traffic goes through a VPN).",
 )
+@click.option(
+    "--ip-discovery/--no-ip-discovery",
+    default=True,
+    show_default=True,
+    help="Learn this machine's public address (STUN, HTTPS echo) so that it can be kept out "
+    "of the results; with --no-ip-discovery every unknown address in pages is redacted.",
+)
+@click.option(
+    "--stun",
+    "stun_servers",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="STUN server for address discovery (repeatable; replaces the defaults).",
+)
+@click.option(
+    "--ip-echo",
+    "echo_urls",
+    multiple=True,
+    metavar="URL",
+    help="HTTPS 'what is my IP' page for address discovery (repeatable; replaces the defaults).",
+)
+@click.option(
+    "--own-net",
+    "own_nets",
+    multiple=True,
+    metavar="CIDR",
+    help="Accept an address in CIDR as this machine's own public address (test beds whose "
+    "addresses are private or reserved).",
+)
 def run_command(
     targets: tuple[str, ...],
     only: tuple[str, ...],
@@ -352,6 +381,10 @@ def run_command(
     count: int | None,
     as_json: bool,
     country: str | None,
+    ip_discovery: bool,
+    stun_servers: tuple[str, ...],
+    echo_urls: tuple[str, ...],
+    own_nets: tuple[str, ...],
 ) -> int:
     """Measure every target once (or on a schedule) and write one record per target."""
     from probe import dns
@@ -380,7 +413,9 @@ def run_command(
         controls = ()
     if country is not None and not (len(country) == 2 and country.isalpha()):
         raise option_error("country", country, "use a two-letter country code such as IR")
+    discovery = _discovery_options(ip_discovery, stun_servers, echo_urls, own_nets)
     options = RoundOptions(
+        **discovery,
         measure=MeasureConfig(
             timeout=timeout,
             resolver=server,
@@ -400,6 +435,45 @@ def run_command(
     from probe.console import run_and_report
 
     return run_and_report(lists, selected, options, every=period, count=count, as_json=as_json)
+
+
+def _discovery_options(
+    enabled: bool,
+    stun_servers: tuple[str, ...],
+    echo_urls: tuple[str, ...],
+    own_nets: tuple[str, ...],
+) -> dict[str, Any]:
+    """Check the address-discovery options; the RoundOptions fields they set."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    stun: list[tuple[str, int]] = []
+    for text in stun_servers:
+        host, sep, port_text = text.strip().rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise option_error("stun_servers", text, "use HOST:PORT, e.g. stun.example.org:3478")
+        stun.append((host, int(port_text)))
+    for url in echo_urls:
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme == "https" and bool(parts.hostname)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise option_error("echo_urls", url, "use an https:// URL")
+    for text in own_nets:
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise option_error("own_nets", text, "not a CIDR network") from None
+    return {
+        "ip_discovery": enabled,
+        # None: the defaults (publicip), chosen by the round
+        "stun_servers": tuple(stun) if stun or echo_urls else None,
+        "echo_urls": tuple(echo_urls) if stun or echo_urls else None,
+        "own_nets": tuple(own_nets),
+    }
 
 
 # --- probe control ------------------------------------------------------------------------

@@ -54,6 +54,10 @@ KEYS: dict[str, dict[str, Key]] = {
         "source_address": Key("source_address", str),
         "body_cap": Key("body_cap", int),
         "country": Key("country", str),
+        "ip_discovery": Key("ip_discovery", bool),
+        "stun": Key("stun_servers", str, many=True),
+        "ip_echo": Key("echo_urls", str, many=True),
+        "own_net": Key("own_nets", str, many=True),
     },
     "control": {
         "host": Key("host", str),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from probe import SOFTWARE_NAME, __version__, dns, failures
+from probe import SOFTWARE_NAME, __version__, dns, failures, publicip
 from probe import service as service_rules
 from probe.addresses import is_ipv6
 from probe.analysis import Analysis, analyze, judge_service
@@ -30,6 +30,7 @@ from probe.results import ResultWriter
 from probe.targets import Target, TargetList
 from probe.vantage import (
     PROBE_IP,
+    UNKNOWN_ASN,
     WHOAMI_NAME,
     Scrubber,
     Vantage,
@@ -94,6 +95,14 @@ class RoundOptions:
     #: DNS over HTTPS as the DNS-only control when no control server answers (and no
     #: --resolver confines DNS to one server); `--no-control` turns it off too
     doh_urls: tuple[str, ...] = dns.PUBLIC_DOH_URLS
+    #: learn the public address (STUN, HTTPS echo) to keep it out of the records
+    ip_discovery: bool = True
+    #: None: the public defaults (publicip), except for a round whose targets are all private
+    #: addresses (a loopback or lab list), which contacts no third party
+    stun_servers: tuple[tuple[str, int], ...] | None = None
+    echo_urls: tuple[str, ...] | None = None
+    #: ranges accepted as this machine's own address although not public (test beds)
+    own_nets: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -230,7 +239,9 @@ class Round:
             "ipv6_ok": None,
         }
         self.control = ControlOutcome()
+        self.discovery: publicip.Discovery | None = None
         self._control_ready = asyncio.Event()
+        self._address_ready = asyncio.Event()
         self._fingerprints: Any = None
         self._timing: dict[str, tuple[datetime, float]] = {}
         self._measured: dict[str, tuple[Target, Observations]] = {}
@@ -270,6 +281,7 @@ class Round:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._run_control(state))
+                group.create_task(self._discover_address(state))
                 group.create_task(self._identify_resolver(state))
                 baselines = [t for t in self.targets if t.is_baseline]
                 others = [t for t in self.targets if not t.is_baseline]
@@ -352,9 +364,14 @@ class Round:
                 self.control.observations = reply.observations
                 self.control.failure = reply.failure
                 self.control.reachable = reply.failure is None
-                if reply.client is not None:
-                    self.scrubber.add(reply.client.ip)
-                    self._apply_echo(reply.client)
+                echo = reply.client
+                # Behind a reverse proxy the control echoes the proxy's (private) address:
+                # never take that for ours.
+                if echo is not None and publicip.counts_as_public(echo.ip or "", self._own_nets):
+                    self.scrubber.add(echo.ip)
+                    self._apply_network(
+                        echo.ip, echo.asn, echo.cc, echo.network_name, "the control"
+                    )
             if (
                 not self.control.reachable
                 and state.config.resolver is None
@@ -369,28 +386,87 @@ class Round:
             self.x_vantage["control_reachable"] = self.control.reachable
             self._control_ready.set()
 
-    def _apply_echo(self, client: Any) -> None:
-        if client.ip and not (client.asn and client.cc) and self.geoip:
-            info = self.geoip.lookup(client.ip)
-            client = type(client)(
-                ip=client.ip,
-                asn=client.asn or info.asn,
-                cc=client.cc or info.cc,
-                network_name=client.network_name or info.as_org_name,
-            )
-        if client.asn:
-            self.vantage.probe_asn = f"AS{client.asn}"
-        if client.cc:
-            self.vantage.probe_cc = client.cc
+    @property
+    def _own_nets(self) -> tuple[Any, ...]:
+        import ipaddress
+
+        return tuple(ipaddress.ip_network(n, strict=False) for n in self.options.own_nets)
+
+    def _apply_network(
+        self,
+        ip: str | None,
+        asn: int | None,
+        cc: str | None,
+        network_name: str | None,
+        who: str,
+        *,
+        override: bool = True,
+    ) -> None:
+        """This probe's network from its public address (and what `who` said about it);
+        `override=False` only fills in what is still unknown."""
+        if not override and self.vantage.probe_asn != UNKNOWN_ASN:
+            return
+        if ip and not (asn and cc and network_name) and self.geoip:
+            info = self.geoip.lookup(ip)
+            asn, cc = asn or info.asn, cc or info.cc
+            network_name = network_name or info.as_org_name
+        if asn:
+            self.vantage.probe_asn = f"AS{asn}"
+        if cc:
+            self.vantage.probe_cc = cc.upper()
             expected = self.options.expected_cc
-            if expected and client.cc.upper() != expected.upper():
+            if expected and cc.upper() != expected.upper() and self.vantage.network_type != "vpn":
                 self.vantage.network_type = "vpn"
                 self.vantage.notes.append(
-                    f"the control sees this probe in {client.cc}, not {expected}: "
+                    f"{who} sees this probe in {cc.upper()}, not {expected}: "
                     "a VPN or proxy seems to carry the traffic"
                 )
-        if client.network_name:
-            self.vantage.probe_network_name = client.network_name
+        if network_name:
+            self.vantage.probe_network_name = network_name
+
+    def _only_private_targets(self) -> bool:
+        """Every target is a loopback/private/reserved address literal (or `localhost`): a
+        test or lab list, whose round sends nothing to public servers of its own accord."""
+        from probe.addresses import is_public, parse_ip
+
+        for target in self.targets:
+            host = (target.hostname or "").strip("[]").lower()
+            if host == "localhost":
+                continue
+            if parse_ip(host) is None or is_public(host):
+                return False
+        return True
+
+    async def _discover_address(self, state: RunState) -> None:
+        """Learn our public address without a control (publicip), to scrub it from every
+        record and to know our network. Records wait for this (a few seconds at most)."""
+        try:
+            stun, echo = self.options.stun_servers, self.options.echo_urls
+            if stun is None and echo is None and self._only_private_targets():
+                stun, echo = (), ()
+            stun = publicip.DEFAULT_STUN_SERVERS if stun is None else stun
+            echo = publicip.DEFAULT_ECHO_URLS if echo is None else echo
+            if not self.options.ip_discovery or not (stun or echo):
+                return
+            self.discovery = await publicip.discover(
+                state.resolver,
+                stun_servers=stun,
+                echo_urls=echo,
+                timeout=min(state.config.timeout, publicip.DEFAULT_TIMEOUT),
+                allow_nets=self._own_nets,
+                ca_files=state.config.ca_files,
+                source_address=state.config.source_address,
+                counter=state.counter,
+            )
+            # Every public answer is scrubbed, the majority's and any minority's: hiding an
+            # address too many costs a little data, showing the volunteer's costs their safety.
+            for address in self.discovery.answers:
+                self.scrubber.add(address)
+            own = self.discovery.ipv4 or self.discovery.ipv6
+            if own:
+                self._apply_network(own, None, None, None, "address discovery", override=False)
+        finally:
+            self._address_ready.set()
 
     async def _doh_fallback(self, state: RunState) -> None:
         """No control answered: DNS over HTTPS to public resolvers is the DNS-only control."""
@@ -443,6 +519,7 @@ class Round:
 
     async def _finish(self, target: Target, observations: Observations, state: RunState) -> None:
         await self._control_ready.wait()
+        await self._address_ready.wait()
         started_at, runtime = self._timing.pop(target.id, (self.start, 0.0))
         record, analysis = self._record(target, observations, started_at, runtime)
         size = self._service_size.get(target.service, 1)
@@ -472,6 +549,8 @@ class Round:
         }
         if v.network_type:
             annotations["network_type"] = v.network_type
+        if self.geoip:
+            annotations["geoip"] = self.geoip.description
         return {
             "annotations": annotations,
             "data_format_version": DATA_FORMAT_VERSION,
@@ -514,6 +593,9 @@ class Round:
             "control": control_obs.to_dict() if control_obs is not None else None,
             "control_failure": self.control.failure,
         }
+        if self.discovery is not None:
+            # how the public address was learned; never the address itself
+            test_keys["x_ip_discovery"] = self.discovery.to_dict()
         doh = self.control.doh.get(target.hostname)
         if doh:
             test_keys["x_doh"] = doh

@@ -235,6 +235,8 @@ def probe_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PROBE_CONFIG", None)
     env["XDG_CONFIG_HOME"] = "/nonexistent-probe-test-config"
+    # the shipped GeoIP data, never a `probe geoip update` of the developer's own account
+    env["PROBE_DATA_DIR"] = "/nonexistent-probe-test-data"
     env["PYTHONPATH"] = os.pathsep.join([str(GUARD_DIR), str(REPO)])
     env["PROBE_TEST_GUARD"] = "1"
     env["COLUMNS"] = "120"

@@ -659,8 +659,15 @@ async def test_run_contract_against_a_hostile_world(tmp_path: Path) -> None:
         for query in record["test_keys"]["queries"]:
             assert query["resolver_address"] == dns_server.resolver
             assert query["engine"] in ("udp", "tcp")
-    # Every DNS query of the run went to the one resolver (and names only the run needs).
-    assert all(name.endswith(ZONE) or name == "whoami.akamai.net" for _, name, _ in queried)
+    # Every DNS query of the run went to the one resolver (and names only the run needs: its
+    # targets, the resolver's identity, the servers that tell the probe its public address).
+    from urllib.parse import urlsplit
+
+    from probe import publicip
+
+    needed = {"whoami.akamai.net", *(host for host, _ in publicip.DEFAULT_STUN_SERVERS)}
+    needed |= {urlsplit(url).hostname for url in publicip.DEFAULT_ECHO_URLS}
+    assert all(name.endswith(ZONE) or name in needed for _, name, _ in queried), queried
 
     def keys(target_id: str) -> dict[str, Any]:
         return records[target_id]["test_keys"]

@@ -136,6 +136,16 @@ def _one_target_round(tmp_path: Path, url: str, **options: object) -> Round:
     )  # type: ignore[arg-type]
 
 
+async def test_a_loopback_echo_is_not_taken_for_our_address(tmp_path: Path, geoip_db: str):
+    """A control behind a reverse proxy echoes the proxy's address: never ours."""
+    async with HTTPTestServer() as server, running_control(geoip_dbs=(geoip_db,)) as control:
+        round_ = _one_target_round(tmp_path, server.url("/page"), control_urls=(control,))
+        result = await round_.run()
+    record = json.loads(Path(result.path).read_text())
+    assert (record["probe_cc"], record["probe_asn"]) == ("ZZ", "AS0")
+    assert not round_.scrubber.addresses
+
+
 async def test_public_address_is_scrubbed_from_bodies_headers_and_failures(tmp_path: Path):
     leaky = (
         b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Your-Address: 203.0.113.7\r\n"
@@ -162,6 +172,8 @@ async def test_control_in_another_country_marks_the_records_vpn(tmp_path: Path, 
             server.url("/page"),
             control_urls=(control,),
             expected_cc="IR",
+            # the control echoes 127.0.0.2: trusted as our own address only in a test bed
+            own_nets=("127.0.0.0/8",),
         )
         result = await round_.run()
     record = json.loads(Path(result.path).read_text())
