@@ -8,19 +8,29 @@ DNS-over-HTTPS answers used as a DNS-only control (`x_doh`), and the round-level
 How it decides (docs/verdicts.md says the same in plain words):
 
 1. DNS, for a target named by a host name: an answer matching a blocking fingerprint, a bogon the
-   control does not also return, an answer outside `expect_asn`, answers sharing no address and
-   no network with the control, or a failure here while the control resolved the name. An
-   answer is rehabilitated when the address proved itself: a TLS certificate verified for the
-   name on it, a genuine MTProto reply from it, or a plain-HTTP page that matches the control.
+   control does not also return, an answer outside `expect_asn`, answers of one engine sharing
+   no address and no network with the control, or a failure here while the control resolved
+   the name. Every lookup the probe made is judged, DNS over HTTPS/TLS included; without a
+   control, the probe's own encrypted answers check its plain ones. A loopback answer is never
+   "a known blocking address" (services publish 127.0.0.1 on purpose), and a fingerprint of
+   another country than the probe's is named but proves nothing. An answer is rehabilitated
+   when the address proved itself: a TLS certificate verified for the name on it, a genuine
+   MTProto reply from it, or a plain-HTTP page that matches the control.
 2. Each endpoint flow (one address and port; for MTProto one per transport) is judged at the
    first step that failed, compared with the control's flow to the same address (else with the
    control's flows for the target on the same port): it fails here but not there → blocked at
    that layer; it fails at the control too → down; no control → inconclusive unless the
    evidence stands on its own (a fingerprint, a forged MTProto reply, another transport of the
-   same address working).
+   same address working). Attempts on one endpoint (retries, several requests, separate flows
+   to the same address and port) are judged together: a failure is hidden by an attempt that
+   got past the step that failed. A page matching a look-alike fingerprint (scope fp) is never
+   http-diff. An IPv6 endpoint failing while no IPv4 endpoint fails, on a vantage whose IPv6 is
+   not proven, is inconclusive.
 3. The target: blocked if DNS or any endpoint is blocked (`blocking` = the first layer in the
-   order dns, tcp, tls, http-failure, http-diff, protocol), else ok if any endpoint works, else
-   down or inconclusive. On an offline vantage nothing is ever blocked.
+   order dns, tcp, tls, http-failure, http-diff, protocol), else ok if any endpoint works with
+   the evidence its check promises (an http/https target needs more than a TCP connect; any
+   target but a DNS one needs more than DNS), else down or inconclusive. On an offline vantage
+   nothing is ever blocked.
 """
 
 from __future__ import annotations
@@ -143,6 +153,36 @@ _SCOPE_WORDS = {
 }
 #: At most this many addresses are named in one reason.
 MAX_NAMED = 3
+#: DNS engines whose answers an on-path censor cannot forge (OONI's `doh` and `dot`).
+ENCRYPTED_ENGINES = frozenset({"doh", "dot"})
+_ENGINE_WORDS = {
+    "getaddrinfo": "the system resolver",
+    "doh": "DNS over HTTPS",
+    "dot": "DNS over TLS",
+    "udp": "DNS over UDP",
+    "tcp": "DNS over TCP",
+}
+#: Checks whose `ok` needs a connection (DNS alone is not enough), and those that need a page
+#: or a verified handshake (a bare TCP connect is not enough).
+CONNECTING_CHECKS = frozenset({"tcp", "tls", "http", "https", "mtproto"})
+PAGE_CHECKS = frozenset({"http", "https"})
+
+# How far an attempt on an endpoint got (`EndpointOutcome.reached`): a failure is hidden by
+# another attempt on the same endpoint that got further than the step that failed.
+REACHED_NOTHING = 0  # the TCP connect failed
+REACHED_TCP = 1  # connected (TLS, the HTTP exchange or MTProto failed next)
+REACHED_TLS = 2  # the handshake completed (or, for plain HTTP, the exchange failed)
+REACHED_RESPONSE = 3  # a first HTTP response (a redirect), or an MTProto reply
+REACHED_PAGE = 4  # the chain ended in a final response
+#: The step a failure at each layer stopped at.
+_REACHED_BEFORE = {
+    TCP: REACHED_NOTHING,
+    TLS: REACHED_TCP,
+    HTTP_FAILURE: REACHED_TLS,
+    PROTOCOL: REACHED_TLS,
+    DNS: REACHED_RESPONSE,
+    HTTP_DIFF: REACHED_RESPONSE,
+}
 
 
 # --- results --------------------------------------------------------------------------------
@@ -190,6 +230,8 @@ class EndpointOutcome:
     unexplained_layer: str | None = None
     #: what failed, without the "no control" clause (for the local-evidence sentence)
     unexplained_what: str = ""
+    #: how far this attempt got (REACHED_*): judging attempts on one endpoint together
+    reached: int = REACHED_NOTHING
 
     @property
     def label(self) -> str:
@@ -247,8 +289,9 @@ def _norm_ip(ip: str) -> str:
 
 
 def _url_endpoint(url: str) -> tuple[str, int] | None:
+    """(host, port) of a URL; a bare `host[:port][/path]` without a scheme is read as http."""
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(url if "://" in url else "//" + url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         return None
@@ -322,14 +365,39 @@ class _Flow:
         return mine[0] if mine else None
 
     def origin_tls(self) -> TLSHandshake | None:
+        """The handshake on the origin: a verified success if any (retries are judged
+        together), else any success, else the first failure."""
         address = self.origin_address()
-        for handshake in self.tls:
-            if _split_address(handshake.address) == self.origin or handshake.address == address:
+        mine = [
+            h for h in self.tls if _split_address(h.address) == self.origin or h.address == address
+        ]
+        if not mine:  # older OONI data records no address
+            mine = [h for h in self.tls if _split_address(h.address) is None]
+        for handshake in mine:
+            if handshake.failure is None and not handshake.no_tls_verify:
                 return handshake
-        for handshake in self.tls:  # older OONI data records no address
-            if _split_address(handshake.address) is None:
+        for handshake in mine:
+            if handshake.failure is None:
                 return handshake
-        return None
+        return mine[0] if mine else None
+
+    def hop_failure(self) -> tuple[str | None, str] | None:
+        """The last later hop of a redirect chain that could not be opened (connect or
+        handshake failed) and was not opened on another try either."""
+        found: tuple[str | None, str] | None = None
+        connected = {(_norm_ip(c.ip), c.port) for c in self.tcp if c.success}
+        for c in self.tcp:
+            where = (_norm_ip(c.ip), c.port)
+            if where != self.origin and not c.success and _measured(c.failure):
+                if where not in connected:
+                    found = (c.failure, failures.CONNECT)
+        shaken = {_split_address(h.address) for h in self.tls if h.failure is None}
+        for h in self.tls:
+            where_tls = _split_address(h.address)
+            if where_tls is not None and where_tls != self.origin and h.failure:
+                if where_tls not in shaken:
+                    found = (h.failure, failures.TLS_HANDSHAKE)
+        return found
 
     def refused(self) -> bool:
         return any(c.failure == failures.CONTROL_REFUSED_DESTINATION for c in self.tcp)
@@ -471,9 +539,9 @@ class _Control:
         """The control's final response for the same URL (same address first), or the failure
         that ended its chain; (None, None) when the control fetched nothing comparable."""
         flows, _ = self._candidates(origin)
-        chains = [f.requests for f in flows if f.requests]
+        chains = [c for f in flows for c in _chains(f.requests)]
         if not chains:
-            chains = [f.requests for f in _flows(self.obs) if f.requests]
+            chains = [c for f in _flows(self.obs) for c in _chains(f.requests)]
         same_url = [c for c in chains if _same_url(c[0].url, url)]
         chains = same_url or chains
         failure: str | None = None
@@ -487,6 +555,27 @@ class _Control:
 
 def _same_url(a: str, b: str) -> bool:
     return a.rstrip("/").lower() == b.rstrip("/").lower()
+
+
+def _chains(requests: Sequence[HTTPTransaction]) -> list[list[HTTPTransaction]]:
+    """A flow's requests (in order) as attempts: a redirect chain goes on while each request
+    follows a redirect; a request for the URL the chain started with (a retry), or one after a
+    failure or a final response, starts another attempt."""
+    chains: list[list[HTTPTransaction]] = []
+    for r in requests:
+        if chains:
+            chain = chains[-1]
+            previous = chain[-1]
+            follows = (
+                previous.failure is None
+                and previous.response_code in REDIRECT_CODES
+                and not _same_url(r.url, chain[0].url)
+            )
+            if follows:
+                chain.append(r)
+                continue
+        chains.append([r])
+    return chains
 
 
 # --- the HTTP comparison (OONI's Web Connectivity rules, FACTS.md §4) ------------------------
@@ -557,6 +646,8 @@ class _Context:
     ipv6_ok: bool | None
     db: FingerprintDB
     probe_cc: str | None
+    #: the target's check (dns, tcp, tls, http, https, mtproto; "" when the record says none)
+    check: str = ""
     #: the baseline sites answered: this connection works (probe.service.baselines_work)
     baselines_work: bool = False
     #: the round's facts about the whole service (`x_service`), when it recorded them
@@ -579,6 +670,17 @@ def _target_hostname(target: dict[str, Any]) -> str:
     return ""
 
 
+def _target_check(target: dict[str, Any]) -> str:
+    check = target.get("check")
+    if isinstance(check, str) and check:
+        return check.lower()
+    url = target.get("url")
+    if isinstance(url, str) and "://" in url:
+        scheme = url.split("://", 1)[0].lower()
+        return scheme if scheme in PAGE_CHECKS else ""
+    return ""
+
+
 def _context(record: dict[str, Any], db: FingerprintDB) -> _Context:
     test_keys = record.get("test_keys") if isinstance(record.get("test_keys"), dict) else {}
     assert isinstance(test_keys, dict)
@@ -593,10 +695,10 @@ def _context(record: dict[str, Any], db: FingerprintDB) -> _Context:
         if isinstance(control_dict, dict)
         else None
     )
+    # DNS over HTTPS asked as a control (`x_doh`). The probe's own DoH/DoT lookups in
+    # `queries` (OONI's engines doh and dot) are observations, judged like any other.
     doh_raw = test_keys.get("x_doh")
     doh = [DNSQuery.from_dict(q) for q in doh_raw or [] if isinstance(q, dict)]
-    doh.extend(q for q in probe.queries if q.engine == "doh")
-    probe.queries = [q for q in probe.queries if q.engine != "doh"]
     vantage = test_keys.get("x_vantage") if isinstance(test_keys.get("x_vantage"), dict) else {}
     assert isinstance(vantage, dict)
     baseline_ok = int(vantage.get("baseline_ok") or 0)
@@ -624,6 +726,7 @@ def _context(record: dict[str, Any], db: FingerprintDB) -> _Context:
         ipv6_ok=vantage.get("ipv6_ok"),
         db=db,
         probe_cc=record.get("probe_cc") if isinstance(record.get("probe_cc"), str) else None,
+        check=_target_check(target),
         baselines_work=baselines_work(vantage),
         service=service if isinstance(service, dict) else None,
     )
@@ -658,10 +761,12 @@ def _fail_outcome(
     what: str,
     control_ok: bool | None,
     exact: bool,
+    reached: int | None = None,
 ) -> EndpointOutcome:
     """A step failed here: compare with the control's view of the same step."""
     ip, port = flow.origin or ("", 0)
     outcome = EndpointOutcome(ip, port, transport, INCONCLUSIVE, failure, operation)
+    outcome.reached = _REACHED_BEFORE.get(layer, REACHED_NOTHING) if reached is None else reached
     where = "the control" if exact else "the control (on its own addresses)"
     if _is_interrupted(failure):
         outcome.evidence = f"{outcome.label} was interrupted before {what} finished"
@@ -689,10 +794,12 @@ def _judge_mtproto(
 ) -> EndpointOutcome:
     ip, port = flow.origin or ("", 0)
     outcome = EndpointOutcome(ip, port, m.transport, OK, m.failure, m.failed_operation)
+    outcome.reached = REACHED_TLS  # connected; the handshake is what failed (if it did)
     if m.success:
         reply = "a transport error code" if m.reply == "transport_error" else "a genuine resPQ"
         outcome.evidence = f"{outcome.label} answered MTProto with {reply}"
         outcome.proves_address = True
+        outcome.reached = REACHED_RESPONSE
         return outcome
     if not _measured(m.failure):
         outcome.outcome = SKIPPED
@@ -721,25 +828,36 @@ def _judge_mtproto(
     )
 
 
-def _judge_http(ctx: _Context, flow: _Flow, verified_tls: bool) -> EndpointOutcome:
+def _judge_http(ctx: _Context, flow: _Flow, verified_tls: bool) -> list[EndpointOutcome]:
+    """One outcome per attempt (redirect chain) of the flow; `_merge_attempts` then judges the
+    attempts on one endpoint together."""
+    hop_failure = flow.hop_failure()
+    return [
+        _judge_chain(ctx, flow, chain, verified_tls, hop_failure)
+        for chain in _chains(flow.requests)
+    ]
+
+
+def _judge_chain(
+    ctx: _Context,
+    flow: _Flow,
+    chain: Sequence[HTTPTransaction],
+    verified_tls: bool,
+    hop_failure: tuple[str | None, str] | None,
+) -> EndpointOutcome:
     ip, port = flow.origin or ("", 0)
-    first = flow.requests[0]
-    final = flow.requests[-1]
+    first = chain[0]
+    final = chain[-1]
     outcome = EndpointOutcome(ip, port, None, OK)
     label = outcome.label if flow.origin else first.url
-    # A later hop of the chain that could not be opened (connect or handshake failed).
-    hop_failure: tuple[str | None, str | None] | None = None
-    for c in flow.tcp:
-        if (_norm_ip(c.ip), c.port) != flow.origin and not c.success and _measured(c.failure):
-            hop_failure = (c.failure, failures.CONNECT)
-    for h in flow.tls:
-        if _split_address(h.address) != flow.origin and h.failure:
-            hop_failure = (h.failure, failures.TLS_HANDSHAKE)
-    failed = next((r for r in flow.requests if r.failure), None)
+    failed = next((r for r in chain if r.failure), None)
     failure, operation = (failed.failure, failed.failed_operation) if failed else (None, None)
-    if failure is None and hop_failure is not None:
+    reached = REACHED_TLS if failed is first else REACHED_RESPONSE
+    redirected = final.response_code in REDIRECT_CODES
+    if failure is None and hop_failure is not None and redirected:
+        # the chain stopped at a redirect whose next hop could not be opened
         failure, operation = hop_failure
-    if failure is None and final.response_code in REDIRECT_CODES and final.location:
+    if failure is None and redirected and final.location:
         next_host = (_url_endpoint(final.location) or ("", 0))[0].lower()
         lookups = [q for q in ctx.probe.queries if q.hostname.lower().rstrip(".") == next_host]
         if lookups and not any(q.answers for q in lookups):
@@ -750,6 +868,7 @@ def _judge_http(ctx: _Context, flow: _Flow, verified_tls: bool) -> EndpointOutco
     )
     if failure is not None:
         outcome.failure, outcome.failed_operation = failure, operation or failures.HTTP_ROUND_TRIP
+        outcome.reached = reached
         if failure == failures.HTTP_REDIRECT_REFUSED and control_final is not None:
             outcome.outcome, outcome.blocking = BLOCKED, HTTP_DIFF
             outcome.evidence = (
@@ -769,6 +888,7 @@ def _judge_http(ctx: _Context, flow: _Flow, verified_tls: bool) -> EndpointOutco
                 f"resolving the redirect target {final.location}",
                 control_ok,
                 True,
+                REACHED_RESPONSE,
             )
         return _fail_outcome(
             ctx,
@@ -780,12 +900,17 @@ def _judge_http(ctx: _Context, flow: _Flow, verified_tls: bool) -> EndpointOutco
             "the HTTP exchange",
             control_ok,
             True,
+            reached,
         )
     if final.response_code is None:
         outcome.outcome = INCONCLUSIVE
+        outcome.reached = REACHED_TLS
         outcome.evidence = f"{label} recorded no HTTP response"
         return outcome
-    matches = [m for r in flow.requests for m in ctx.db.match_http(r, probe_cc=ctx.probe_cc)]
+    outcome.reached = REACHED_RESPONSE if redirected else REACHED_PAGE
+    final_matches = ctx.db.match_http(final, probe_cc=ctx.probe_cc)
+    matches = [m for r in chain[:-1] for m in ctx.db.match_http(r, probe_cc=ctx.probe_cc)]
+    matches += final_matches
     blocking_matches = [m for m in matches if not m.false_positive]
     if blocking_matches and not verified_tls:
         outcome.outcome, outcome.blocking = BLOCKED, HTTP_DIFF
@@ -793,12 +918,11 @@ def _judge_http(ctx: _Context, flow: _Flow, verified_tls: bool) -> EndpointOutco
         outcome.fingerprints = list(dict.fromkeys(m.name for m in blocking_matches))
         outcome.evidence = (
             f"{label} answered HTTP {final.response_code} with a known "
-            f"{_scope_word(blocking_matches)} blockpage "
-            f"(fingerprint {_names(outcome.fingerprints)})"
+            f"{_fingerprint_words(blocking_matches, 'blockpage', ctx.probe_cc)}"
         )
         return outcome
     code = final.response_code
-    if code in REDIRECT_CODES:
+    if redirected:
         outcome.evidence = f"{label} answered HTTP {code}, a redirect to {final.location or '?'}"
         return outcome
     if verified_tls:
@@ -806,6 +930,20 @@ def _judge_http(ctx: _Context, flow: _Flow, verified_tls: bool) -> EndpointOutco
         return outcome
     if control_final is not None:
         differences = http_differences(final, control_final)
+        lookalikes = [m for m in final_matches if m.false_positive]
+        if differences and lookalikes:
+            # A CAPTCHA, a CDN challenge or a stock server page: it differs from the control's
+            # page because the server (or its CDN) answered this network otherwise, which is
+            # not what a censor's page looks like.
+            outcome.outcome = INCONCLUSIVE
+            outcome.fingerprints = list(dict.fromkeys(m.name for m in lookalikes))
+            outcome.evidence = (
+                f"{label} answered HTTP {code} with a known look-alike page (fingerprint "
+                f"{_names(outcome.fingerprints)}: a CAPTCHA, CDN challenge or stock server page, "
+                f"never a blockpage); it differs from the control's ({differences[0]}), which "
+                "alone is no evidence of blocking"
+            )
+            return outcome
         if differences:
             outcome.outcome, outcome.blocking = BLOCKED, HTTP_DIFF
             outcome.evidence = f"the page from {label} differs from the control's: " + "; ".join(
@@ -832,6 +970,22 @@ def _judge_http(ctx: _Context, flow: _Flow, verified_tls: bool) -> EndpointOutco
 def _scope_word(matches: Sequence[Match]) -> str:
     best = next((m for m in matches if m.confirmed), matches[0])
     return _SCOPE_WORDS.get(best.scope, "filtering")
+
+
+def _fingerprint_words(matches: Sequence[Match], thing: str, probe_cc: str | None) -> str:
+    """How matched rows are named: e.g. `national blockpage (fingerprint X)`; when every row
+    is another country's, `blockpage used in IR (fingerprint X; this probe is in IT, so it
+    confirms nothing here)`."""
+    names = _names(list(dict.fromkeys(m.name for m in matches)))
+    local = [m for m in matches if not m.foreign]
+    if local:
+        return f"{_scope_word(local)} {thing} (fingerprint {names})"
+    countries = ", ".join(sorted({c for m in matches for c in m.countries}))
+    here = (probe_cc or "").upper()
+    return (
+        f"{thing} used in {countries} (fingerprint {names}; this probe is in {here}, so it "
+        "confirms nothing here)"
+    )
 
 
 def _control_fetched(ctx: _Context) -> bool | None:
@@ -886,27 +1040,137 @@ def _judge_flow(ctx: _Context, flow: _Flow) -> list[EndpointOutcome]:
     if flow.mtproto:
         return [_judge_mtproto(ctx, flow, m, flow.mtproto) for m in flow.mtproto]
     if flow.requests:
-        outcome = _judge_http(ctx, flow, verified)
+        outcomes = _judge_http(ctx, flow, verified)
         if (
             verified
             and tls is not None
             and ctx.hostname
             and tls.server_name.lower() == ctx.hostname
         ):
-            outcome.proves_address = True
-        return [outcome]
+            for outcome in outcomes:
+                outcome.proves_address = True
+        return outcomes
     outcome = EndpointOutcome(ip, port, None, OK)
     if tls is not None:
         if verified and tls.server_name.lower() == (ctx.hostname or tls.server_name.lower()):
             outcome.proves_address = True
         check = "verified" if verified else "completed (unverified)"
         outcome.evidence = f"the TLS handshake for {tls.server_name} on {outcome.label} {check}"
+        outcome.reached = REACHED_TLS
     elif tcp is not None:
         outcome.evidence = f"the TCP connect to {outcome.label} succeeded"
+        outcome.reached = REACHED_TCP
     else:
         outcome.outcome = INCONCLUSIVE
         outcome.evidence = f"{outcome.label} has no usable observation"
     return [outcome]
+
+
+# --- attempts and address families ----------------------------------------------------------
+
+
+def _hides(p: EndpointOutcome, o: EndpointOutcome) -> bool:
+    """Does attempt `p` hide attempt `o` on the same endpoint? A failure is hidden by an
+    attempt that got past the step that failed; a page that is not ok (a blockpage, a page that
+    cannot be checked) only by an ok attempt that got as far."""
+    if p is o or p.outcome == SKIPPED:
+        return False
+    if o.transport and p.transport and o.transport != p.transport:
+        return False  # another MTProto transport is another endpoint
+    if o.failure is not None:
+        return p.reached > o.reached
+    return p.outcome == OK and p.reached >= o.reached
+
+
+def _merge_attempts(outcomes: list[EndpointOutcome]) -> list[EndpointOutcome]:
+    """One outcome per endpoint (address, port and transport), judging its attempts together
+    (retries, several requests, several flows to one address): a failed attempt never hides a
+    success. What stands: a failure no other attempt got past, else the attempt that got
+    furthest (its evidence says how many attempts failed)."""
+    by_endpoint: dict[tuple[str, int], list[EndpointOutcome]] = {}
+    for o in outcomes:
+        if o.address:
+            by_endpoint.setdefault((o.address, o.port), []).append(o)
+    hidden: set[int] = set()
+    for group in by_endpoint.values():
+        if len(group) < 2:
+            continue
+        for o in group:
+            if o.outcome not in (OK, SKIPPED) and any(_hides(p, o) for p in group):
+                hidden.add(id(o))
+    kept: dict[object, list[EndpointOutcome]] = {}
+    for o in outcomes:
+        if id(o) in hidden:
+            continue
+        key: object = (o.address, o.port, o.transport) if o.address else id(o)
+        kept.setdefault(key, []).append(o)
+    merged: list[EndpointOutcome] = []
+    for group in kept.values():
+        chosen = _representative(group)
+        if chosen.outcome == OK and chosen.address:
+            lost = [
+                o
+                for o in by_endpoint.get((chosen.address, chosen.port), [])
+                if id(o) in hidden
+                and o.failure is not None
+                and o.transport in (None, chosen.transport)
+            ]
+            if lost:
+                what = _names([o.failure or "" for o in lost])
+                plural = "s" if len(lost) > 1 else ""
+                chosen.evidence += f" (after {len(lost)} failed attempt{plural} on it: {what})"
+        merged.append(chosen)
+    return merged
+
+
+def _representative(group: list[EndpointOutcome]) -> EndpointOutcome:
+    if len(group) == 1:
+        return group[0]
+    measured = [o for o in group if o.outcome != SKIPPED] or group
+    for status in (BLOCKED, DOWN, INCONCLUSIVE):
+        found = [o for o in measured if o.outcome == status]
+        if found:
+            return found[0]
+    return max(measured, key=lambda o: o.reached)
+
+
+#: Layers at which a broken IPv6 path (no route, a black-holing middlebox, lost large packets)
+#: makes a step fail the way blocking does; a wrong certificate or a forged reply it does not.
+_PATH_FAILURE_LAYERS = frozenset({TCP, TLS, HTTP_FAILURE, PROTOCOL})
+
+
+def _fails(o: EndpointOutcome) -> bool:
+    """The endpoint failed (blocked, down, or a step failed with nothing to compare)."""
+    if o.outcome in (BLOCKED, DOWN):
+        return True
+    return o.outcome == INCONCLUSIVE and o.failure is not None and not _is_interrupted(o.failure)
+
+
+def _apply_ipv6(ctx: _Context, outcomes: list[EndpointOutcome]) -> None:
+    """On a vantage whose IPv6 is not proven (`ipv6_ok` not True), an IPv6 endpoint failing
+    while no endpoint of the other family fails is no evidence of blocking: a half-working IPv6
+    path fails exactly like that. It is inconclusive, and never local evidence."""
+    if ctx.ipv6_ok is True:
+        return
+    others = [o for o in outcomes if o.outcome != SKIPPED and not is_ipv6(o.address)]
+    if any(_fails(o) for o in others):
+        return  # not the only family that fails: judged as usual
+    ipv4_works = any(o.outcome == OK for o in others)
+    for o in outcomes:
+        if not is_ipv6(o.address) or not _fails(o) or o.outcome == DOWN:
+            continue
+        if o.failure is None or o.failure in CERTIFICATE_FAILURES | FORGED_MTPROTO:
+            continue  # a wrong certificate or a forged reply is no path failure
+        layer = o.blocking or o.unexplained_layer
+        if layer is not None and layer not in _PATH_FAILURE_LAYERS:
+            continue
+        works = " and IPv4 works" if ipv4_works else ""
+        o.outcome, o.blocking, o.confirmed = INCONCLUSIVE, None, False
+        o.unexplained_layer, o.unexplained_what = None, ""
+        o.evidence = (
+            f"{o.label} is IPv6 and failed ({o.failure}), but this vantage's IPv6 is not "
+            f"proven{works}, so an IPv6-only failure is no evidence of blocking"
+        )
 
 
 # --- DNS ------------------------------------------------------------------------------------
@@ -924,15 +1188,25 @@ class _DNSResult:
     doubtful: set[str] = field(default_factory=set)
 
 
-def _dns_reference(ctx: _Context) -> tuple[list[DNSQuery], str]:
-    """The queries to compare with: the control's, else DNS over HTTPS."""
+def _dns_reference(ctx: _Context, queries: Sequence[DNSQuery]) -> tuple[list[DNSQuery], str, bool]:
+    """The queries to compare with: the control's, else DNS over HTTPS asked as a control
+    (`x_doh`), else — when plain engines asked too — the probe's own encrypted lookups that
+    answered (OONI's Web Connectivity asks DoH beside the system resolver). The flag says the
+    reference is the probe's own: its answers are then judged without a reference."""
     name = ctx.hostname or ""
     if ctx.control is not None:
-        queries = [q for q in ctx.control.obs.queries if q.hostname.lower().rstrip(".") == name]
-        if queries:
-            return queries, "the control"
-    queries = [q for q in ctx.doh if q.hostname.lower().rstrip(".") == name]
-    return queries, "DNS over HTTPS"
+        found = [q for q in ctx.control.obs.queries if q.hostname.lower().rstrip(".") == name]
+        if found:
+            return found, "the control", False
+    found = [q for q in ctx.doh if q.hostname.lower().rstrip(".") == name]
+    if found:
+        return found, "DNS over HTTPS", False
+    own = [q for q in queries if q.engine in ENCRYPTED_ENGINES and q.answers]
+    if own and any(q.engine not in ENCRYPTED_ENGINES for q in queries):
+        engines = sorted({q.engine for q in own})
+        words = _ENGINE_WORDS[engines[0]] if len(engines) == 1 else "encrypted DNS"
+        return own, f"{words} (asked from here)", True
+    return [], "DNS over HTTPS", False
 
 
 def _asns(ctx: _Context, answers: Iterable[DNSAnswer]) -> set[int]:
@@ -951,11 +1225,27 @@ def _query_family_failed(query: DNSQuery, ref_answers: Sequence[DNSAnswer]) -> b
         return False
     if failures.is_timeout(query.failure):
         return False  # a slow engine is not a lie; timeouts count only when every engine failed
+    if query.engine in ENCRYPTED_ENGINES and not query.failure.startswith("dns_"):
+        return False  # the encrypted resolver could not be reached: that says nothing of the name
     if query.query_type == "A":
         return any(a.ipv4 for a in ref_answers)
     if query.query_type == "AAAA":
         return any(a.ipv6 for a in ref_answers)
     return bool(ref_answers)
+
+
+def _lookup_words(query: DNSQuery) -> str:
+    """How a failed lookup is named: "" for the plain engines, " over DNS over TLS (8.8.4.4:853)"
+    for an encrypted one (its failure may be the resolver's, not the name's)."""
+    if query.engine not in ENCRYPTED_ENGINES:
+        return ""
+    where = f" ({query.resolver_address})" if query.resolver_address else ""
+    return f" over {_ENGINE_WORDS[query.engine]}{where}"
+
+
+def _is_loopback(ip: str) -> bool:
+    address = parse_ip(ip)
+    return address is not None and address.is_loopback
 
 
 def _judge_dns(ctx: _Context, proven: set[str]) -> _DNSResult:
@@ -965,20 +1255,45 @@ def _judge_dns(ctx: _Context, proven: set[str]) -> _DNSResult:
     queries = [q for q in ctx.probe.queries if q.hostname.lower().rstrip(".") == name]
     if not queries:
         return _DNSResult()
+    reference, ref_name, own = _dns_reference(ctx, queries)
+    if not own:
+        return _judge_answers(ctx, name, queries, reference, ref_name, proven)
+    # The probe's own encrypted answers check its plain ones, and are judged on their own.
+    plain = [q for q in queries if q.engine not in ENCRYPTED_ENGINES]
+    encrypted = [q for q in queries if q.engine in ENCRYPTED_ENGINES]
+    checked = _judge_answers(ctx, name, plain, reference, ref_name, proven)
+    alone = _judge_answers(ctx, name, encrypted, [], ref_name, proven)
+    if alone.status == BLOCKED and checked.status != BLOCKED:
+        checked, alone = alone, checked
+    checked.answers = list(dict.fromkeys(checked.answers + alone.answers))
+    checked.doubtful |= alone.doubtful
+    return checked
+
+
+def _judge_answers(
+    ctx: _Context,
+    name: str,
+    queries: Sequence[DNSQuery],
+    reference: Sequence[DNSQuery],
+    ref_name: str,
+    proven: set[str],
+) -> _DNSResult:
+    """The DNS verdict for `queries` (one name) against `reference` (possibly none)."""
     answers = [a for q in queries for a in q.answers if a.ip]
     ips = list(dict.fromkeys(_norm_ip(a.ip) for a in answers if a.ip))
-    reference, ref_name = _dns_reference(ctx)
     ref_answers = [a for q in reference for a in q.answers if a.ip]
     ref_ips = list(dict.fromkeys(_norm_ip(a.ip) for a in ref_answers if a.ip))
     ref_text = f"{ref_name} resolved {_names(ref_ips)}" if ref_ips else ""
     result = _DNSResult(answers=ips)
     if not ips:
-        failure = next((q.failure for q in queries if q.failure), None) or failures.DNS_NO_ANSWER
+        failed = next((q for q in queries if q.failure), None)
+        failure = (failed.failure if failed else None) or failures.DNS_NO_ANSWER
+        how = _lookup_words(failed) if failed else ""
         if _is_interrupted(failure):
             result.status, result.reason = INCONCLUSIVE, f"resolving {name} was interrupted"
         elif ref_ips:
             result.status = BLOCKED
-            result.reason = f"DNS for {name} failed here ({failure}) but {ref_text}"
+            result.reason = f"DNS for {name}{how} failed here ({failure}) but {ref_text}"
         elif reference:
             ref_failure = next((q.failure for q in reference if q.failure), failures.DNS_NO_ANSWER)
             result.status = DOWN
@@ -987,24 +1302,38 @@ def _judge_dns(ctx: _Context, proven: set[str]) -> _DNSResult:
             )
         else:
             result.status = INCONCLUSIVE
-            result.reason = f"DNS for {name} failed ({failure}), {_no_control_phrase(ctx)}"
+            result.reason = f"DNS for {name}{how} failed ({failure}), {_no_control_phrase(ctx)}"
         return result
     # Suspicious answers, each with the words that say why. An address the reference returns
     # too is how the name resolves, whatever it looks like.
     suspicious: dict[str, str] = {}
+    #: answers that stand as lies without a reference; those a confirmed fingerprint names
+    standalone: set[str] = set()
     confirmed_ips: set[str] = set()
     for ip in ips:
         if ip in ref_ips:
             continue
         matches = [m for m in ctx.db.match_dns(ip, probe_cc=ctx.probe_cc) if not m.false_positive]
-        if matches:
+        if _is_loopback(ip):
+            # Services publish 127.0.0.1 on purpose (status hosts); some resolvers block with
+            # it too. Loopback names no censor: a private answer, whatever matched it.
+            words = (
+                f"a loopback address {ref_name} does not return"
+                if ref_ips
+                else "a loopback address, which some services publish on purpose"
+            )
+            if matches:
+                prints = _names([m.name for m in matches])
+                words += f" (also a blocking answer of some resolvers: fingerprint {prints})"
+                result.fingerprints.extend(m.name for m in matches)
+            suspicious[ip] = words
+        elif matches:
             result.fingerprints.extend(m.name for m in matches)
             if any(m.confirmed for m in matches):
                 confirmed_ips.add(ip)
-            names = _names([m.name for m in matches])
-            suspicious[ip] = (
-                f"a known {_scope_word(matches)} blocking address (fingerprint {names})"
-            )
+                standalone.add(ip)
+            known = "a known " if any(not m.foreign for m in matches) else "a "
+            suspicious[ip] = known + _fingerprint_words(matches, "blocking address", ctx.probe_cc)
         elif is_bogon(ip):
             suspicious[ip] = (
                 f"a private or reserved address {ref_name} does not return"
@@ -1018,26 +1347,42 @@ def _judge_dns(ctx: _Context, proven: set[str]) -> _DNSResult:
             if ip not in suspicious and asn and int(asn) not in ctx.expect_asn:
                 expected = ", ".join(f"AS{n}" for n in sorted(ctx.expect_asn))
                 suspicious[ip] = f"in AS{asn}, outside the expected {expected}"
-                confirmed_ips.add(ip)  # a known ASN outside the list stands without a control
+                standalone.add(ip)  # a known ASN outside the list stands without a control
     if reference and not ref_ips and all(q.failure == failures.DNS_NXDOMAIN for q in reference):
         for ip in ips:  # the name does not exist, yet something here answered for it
             suspicious.setdefault(ip, f"although the name does not exist at {ref_name}")
-            confirmed_ips.add(ip)
-    if ref_ips and not set(ips) & set(ref_ips):
-        mine, theirs = _asns(ctx, answers), _asns(ctx, ref_answers)
-        if mine and theirs and not mine & theirs:
-            for ip in ips:
-                suspicious.setdefault(ip, f"sharing no address and no network with {ref_name}")
+            standalone.add(ip)
+    if ref_ips:
+        # Each engine's answers (an injected duplicate reply apart) against the reference: a
+        # good answer from one engine does not cover another engine's lie.
+        theirs = _asns(ctx, ref_answers)
+        groups: dict[tuple[str, bool], list[DNSAnswer]] = {}
+        for q in queries:
+            groups.setdefault((q.engine, q.x_duplicate), []).extend(a for a in q.answers if a.ip)
+        for group in groups.values():
+            mine_ips = {_norm_ip(a.ip) for a in group if a.ip}
+            if not mine_ips or mine_ips & set(ref_ips):
+                continue
+            mine = _asns(ctx, group)
+            if mine and theirs and not mine & theirs:
+                for ip in ips:
+                    if ip in mine_ips:
+                        suspicious.setdefault(
+                            ip, f"sharing no address and no network with {ref_name}"
+                        )
     # Rehabilitation: an address that proved itself (verified TLS for the name, a genuine
-    # MTProto reply, the control's page) was a fine answer.
+    # MTProto reply, the control's page) was a fine answer — unless a confirmed fingerprint
+    # names it.
     for ip in list(suspicious):
-        if ip in proven and ip not in result.fingerprints:
+        if ip in proven and ip not in confirmed_ips:
             del suspicious[ip]
     result.fingerprints = list(dict.fromkeys(result.fingerprints))
     failed_engines = [q for q in queries if _query_family_failed(q, ref_answers)]
     if not suspicious and failed_engines:
         q = failed_engines[0]
-        engine = "the system resolver" if q.engine == "getaddrinfo" else f"the {q.engine} query"
+        engine = (
+            _ENGINE_WORDS["getaddrinfo"] if q.engine == "getaddrinfo" else (f"the {q.engine} query")
+        )
         result.status = BLOCKED
         result.reason = f"DNS for {name} failed in {engine} ({q.failure}) but {ref_text}"
         return result
@@ -1059,8 +1404,8 @@ def _judge_dns(ctx: _Context, proven: set[str]) -> _DNSResult:
     if others:
         reason += f" (also {_names(others)})"
     result.suspicious = set(suspicious)
-    result.confirmed = bool(confirmed_ips & set(suspicious)) and bool(result.fingerprints)
-    if not ref_ips and not (confirmed_ips & set(suspicious)):
+    result.confirmed = bool(confirmed_ips & set(suspicious))
+    if not ref_ips and not (standalone & set(suspicious)):
         # Without anything to compare with, only a confirmed fingerprint or a known ASN
         # outside the list proves a lie; a private address alone may be how the name resolves.
         result.status = INCONCLUSIVE
@@ -1132,8 +1477,31 @@ def _transport_note(outcomes: Sequence[EndpointOutcome]) -> str:
     return ""
 
 
+def _needs(check: str) -> str:
+    if check in PAGE_CHECKS:
+        return f"the {check} check needs an HTTP answer or a TLS handshake"
+    return f"the {check} check needs a connection"
+
+
 def _verdict(ctx: _Context, dns: _DNSResult, outcomes: list[EndpointOutcome]) -> Verdict:
     measured = [o for o in outcomes if o.outcome != SKIPPED]
+    # `ok` needs the evidence the check promises: for a web target a bare TCP connect (OONI
+    # connects to every address it resolved) says the address is reachable, not the service.
+    connect_only = [
+        o
+        for o in measured
+        if ctx.check in PAGE_CHECKS
+        and o.outcome == OK
+        and o.reached <= REACHED_TCP
+        and o.transport is None
+    ]
+    measured = [o for o in measured if all(o is not c for c in connect_only)]
+    partial = (
+        f"the TCP connect to {_names([o.label for o in connect_only])} succeeded, but "
+        f"{_needs(ctx.check)}"
+        if connect_only
+        else ""
+    )
     ok = [o for o in measured if o.outcome == OK]
     blocked = [o for o in measured if o.outcome == BLOCKED]
     down = [o for o in measured if o.outcome == DOWN]
@@ -1180,15 +1548,32 @@ def _verdict(ctx: _Context, dns: _DNSResult, outcomes: list[EndpointOutcome]) ->
             extra = f"{_names([o.label for o in unclear])} inconclusive ({unclear[0].evidence})"
         return Verdict(OK, None, False, [], _sentence(summary, extra))
     if not measured and dns.status in (OK, INCONCLUSIVE):
+        if ctx.check in CONNECTING_CHECKS and (dns.status == OK or connect_only):
+            nothing = "nothing was fetched" if ctx.check in PAGE_CHECKS else "nothing connected"
+            return Verdict(
+                INCONCLUSIVE,
+                None,
+                False,
+                [],
+                _sentence(dns.reason, partial or f"{nothing}, and {_needs(ctx.check)}"),
+            )
         return Verdict(dns.status, None, False, [], _sentence(dns.reason))
     v6_only_unclear = all(is_ipv6(o.address) and ctx.ipv6_ok is False for o in unclear)
     if down and v6_only_unclear:
         return Verdict(
-            DOWN, None, False, [], _sentence(down[0].evidence, "the service is down, not censored")
+            DOWN,
+            None,
+            False,
+            [],
+            _sentence(down[0].evidence, "the service is down, not censored", partial),
         )
     if unclear:
         doubt = dns.reason if dns.status == INCONCLUSIVE else ""
-        return Verdict(INCONCLUSIVE, None, False, [], _sentence(unclear[0].evidence, doubt))
+        return Verdict(
+            INCONCLUSIVE, None, False, [], _sentence(unclear[0].evidence, partial, doubt)
+        )
+    if not measured and partial:
+        return Verdict(INCONCLUSIVE, None, False, [], _sentence(partial))
     if not measured:
         return Verdict(
             INCONCLUSIVE,
@@ -1225,10 +1610,12 @@ def _analyze(record: dict[str, Any], fingerprints: FingerprintDB | None) -> Anal
         return Analysis(Verdict(INCONCLUSIVE, None, False, [], INTERRUPTED_REASON), [])
     db = fingerprints if fingerprints is not None else default_db()
     ctx = _context(record, db)
-    outcomes: list[EndpointOutcome] = []
+    attempts: list[EndpointOutcome] = []
     for flow in _flows(ctx.probe):
-        outcomes.extend(_judge_flow(ctx, flow))
-    proven = {o.address for o in outcomes if o.proves_address}
+        attempts.extend(_judge_flow(ctx, flow))
+    proven = {o.address for o in attempts if o.proves_address}
+    outcomes = _merge_attempts(attempts)
+    _apply_ipv6(ctx, outcomes)
     dns = _judge_dns(ctx, proven)
     # Endpoints on a lying DNS answer reach the censor, not the service: blocked by DNS,
     # whatever happened on them.

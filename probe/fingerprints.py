@@ -7,8 +7,12 @@ The format is the community database's CSV (OONI's blocking-fingerprints, FACTS.
 
 `location_found` is ``dns``, ``body`` or ``header.<name>``; `pattern_type` is ``full``,
 ``prefix``, ``contains`` or ``regexp``. Scope ``nat``/``isp`` (or a match in one of the
-`expected_countries`) is confirmed blocking; scope ``fp`` marks a known false positive: a page
-that looks like a blockpage but is not one, which must never count as blocking.
+`expected_countries`) is confirmed blocking — but a row that lists its countries confirms only
+for a probe in one of them (or whose country is unknown): Iran's injected address seen from a
+probe in Italy is *foreign*, worth naming, not proof. Rows of the same answer or page that list
+no country then count as that other country's too (`_settle_countries`). Scope ``fp`` marks a
+known false positive: a page that looks like a blockpage but is not one, which must never count
+as blocking.
 
 The package ships copies of the community files plus `fingerprints_extra.csv` (rows the
 community files lack, e.g. Iran's IPv6 injection addresses). Users add newer copies or their
@@ -86,12 +90,29 @@ class Fingerprint:
         return self.regex.search(text[:REGEX_INPUT_LIMIT]) is not None
 
     def match(self, probe_cc: str | None) -> Match:
+        country = known_country(probe_cc)
+        foreign = bool(self.expected_countries) and country is not None
+        foreign = foreign and country not in self.expected_countries
         confirmed = self.scope in CONFIRMED_SCOPES or (
-            probe_cc is not None and probe_cc.upper() in self.expected_countries
+            country is not None and country in self.expected_countries
         )
-        if self.scope == FALSE_POSITIVE_SCOPE:
+        if self.scope == FALSE_POSITIVE_SCOPE or foreign:
             confirmed = False
-        return Match(self.name, self.scope, self.location, confirmed)
+        return Match(
+            self.name, self.scope, self.location, confirmed, self.expected_countries, foreign
+        )
+
+
+#: What a record says when the probe's country is not known (df-000-base).
+UNKNOWN_COUNTRY = "ZZ"
+
+
+def known_country(probe_cc: str | None) -> str | None:
+    """The probe's country in upper case, or None when the record does not know it."""
+    if not isinstance(probe_cc, str):
+        return None
+    country = probe_cc.strip().upper()
+    return country if country and country != UNKNOWN_COUNTRY else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +123,11 @@ class Match:
     scope: str
     location: str
     confirmed: bool
+    #: the countries the row is known from (empty: anywhere)
+    countries: frozenset[str] = frozenset()
+    #: the row names countries and the probe is known to be in none of them: a censor's
+    #: pattern from elsewhere, never proof here (it may be named in the reason)
+    foreign: bool = False
 
     @property
     def false_positive(self) -> bool:
@@ -490,7 +516,7 @@ class FingerprintDB:
         text = _normalise_ip(ip)
         hits = list(self._dns_exact.get(text, ()))
         hits.extend(fp for fp in self._dns_other if fp.matches(text))
-        return [fp.match(probe_cc) for fp in hits]
+        return _settle_countries([fp.match(probe_cc) for fp in hits])
 
     def match_http(
         self, transaction: HTTPTransaction, *, probe_cc: str | None = None
@@ -507,7 +533,7 @@ class FingerprintDB:
             for fp in self._headers.get(name.lower(), ()):
                 if fp.matches(value) and fp not in hits:
                     hits.append(fp)
-        return [fp.match(probe_cc) for fp in hits]
+        return _settle_countries([fp.match(probe_cc) for fp in hits])
 
     def _body_candidates(self, body: str) -> list[Fingerprint]:
         """The body patterns whose keys all hold for `body`, in the files' order."""
@@ -536,6 +562,23 @@ class FingerprintDB:
         ]
         kept.sort(key=lambda entry: entry[0])  # the files' order, as without the index
         return [entry[1] for entry in kept]
+
+
+def _settle_countries(matches: list[Match]) -> list[Match]:
+    """Rows of one answer or page that list no country take the others' word for where it is
+    from: when every row that lists countries lists only others than the probe's (Iran's
+    iframe blockpage seen from Italy: OONI's rows say IR, a Censored Planet row of the same
+    page says nothing), the page is another country's, and none of its rows confirms here."""
+    foreign = [m for m in matches if m.foreign]
+    if not foreign or any(m.countries and not m.foreign for m in matches):
+        return matches
+    countries = frozenset(c for m in foreign for c in m.countries)
+    return [
+        m
+        if m.foreign or m.countries or m.scope == FALSE_POSITIVE_SCOPE
+        else Match(m.name, m.scope, m.location, False, countries, True)
+        for m in matches
+    ]
 
 
 @lru_cache(maxsize=1)

@@ -9,11 +9,20 @@ observations.
 One OONI measurement becomes one record per thing it measured (decided here, documented in
 docs/verdicts.md):
 
-- tests with a URL `input` (web_connectivity, urlgetter, ...): one record for the input;
-- the messenger tests (telegram, signal, whatsapp, facebook_messenger) and any test without an
-  input: one record per host name (its DNS queries, the connects and handshakes to the
-  addresses it resolved to, the requests to its URLs) and one per IP address contacted directly
-  (Telegram's data centres), so that each lines up with one of our targets.
+- tests with an `input` (web_connectivity, urlgetter, ...): one record for the input, whatever
+  its form — a URL, a bare host name (`example.org`) or another scheme (urlgetter's
+  `dnslookup://`, `tcpconnect://`, ...). A target without a web URL is named by its host, so
+  its DNS queries are judged;
+- the messenger tests (telegram, signal, whatsapp, facebook_messenger), dnscheck (its lookups
+  through the resolver under test and the bootstrap lookup of the resolver's own name) and any
+  test without an input: one record per host name (its DNS queries, the connects and handshakes
+  to the addresses it resolved to — every name that resolved to an address gets its connects —
+  the requests to its URLs) and one per IP address contacted directly (Telegram's data
+  centres), so that each lines up with one of our targets.
+
+Connections to the DNS resolver a query used (urlgetter's `udp://8.8.8.8:53`) belong to the
+lookup, not to the target: they are left out. A measurement without a `report_id` (OONI's
+simulated-censorship data) gets a stable one derived from its content (`derived_report_id`).
 
 Each record takes our target id when the endpoint is one of the bundled targets (same IP, host
 or URL), else ``ooni/<test_name>/<endpoint>``.
@@ -21,6 +30,8 @@ or URL), else ``ooni/<test_name>/<endpoint>``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -42,6 +53,16 @@ from probe.observations import (
 
 OUR_SOFTWARE = "probe"
 MESSENGER_TESTS = frozenset({"telegram", "signal", "whatsapp", "facebook_messenger"})
+#: Tests whose measurement is split by host name even when they have an input.
+SPLIT_BY_HOST_TESTS = MESSENGER_TESTS | {"dnscheck"}
+WEB_SCHEMES = frozenset({"http", "https"})
+#: urlgetter's other input schemes, and the check of ours that measures the same thing.
+SCHEME_CHECKS = {
+    "dnslookup": "dns",
+    "tcpconnect": "tcp",
+    "tlshandshake": "tls",
+    "dot": "tls",
+}
 #: Older OONI failure names, and the name we use for the same event.
 LEGACY_FAILURES = {
     "connection_refused_error": failures.CONNECTION_REFUSED,
@@ -62,11 +83,33 @@ MAX_OBSERVATIONS_PER_LIST = 5000
 
 def is_measurement(obj: object) -> bool:
     """A measurement (ours or OONI's): an object with a `test_name` and a `test_keys` object."""
-    return (
-        isinstance(obj, dict)
-        and isinstance(obj.get("test_name"), str)
-        and isinstance(obj.get("test_keys"), dict)
-    )
+    return measurement_problem(obj) is None
+
+
+def measurement_problem(obj: object) -> str | None:
+    """Why `obj` is not a measurement, in a few words (None: it is one)."""
+    if not isinstance(obj, dict):
+        return "not a JSON object"
+    if not isinstance(obj.get("test_keys"), dict):
+        return "no test_keys object"
+    if not isinstance(obj.get("test_name"), str) or not obj["test_name"]:
+        return "no test_name"
+    return None
+
+
+def derived_report_id(measurement: dict[str, Any]) -> str:
+    """The measurement's `report_id`; for one without (OONI's simulated-censorship data has
+    ""), a stable id from its `measurement_uid` or else a hash of its content, so that `probe
+    report` can tell runs apart and drop copies of the same measurement."""
+    report_id = measurement.get("report_id")
+    if isinstance(report_id, str) and report_id.strip():
+        return report_id
+    uid = measurement.get("measurement_uid")
+    if isinstance(uid, str) and uid.strip():
+        return f"x-ooni-{uid.strip()}"
+    text = json.dumps(measurement, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"x-ooni-{digest[:32]}"
 
 
 def is_ours(obj: dict[str, Any]) -> bool:
@@ -98,15 +141,25 @@ def _norm_ip(text: str) -> str:
 
 
 def _host_of(url: str) -> str:
+    """The host of a URL, or of a bare `host[:port][/path]` input (no scheme)."""
     try:
-        return (urlsplit(url).hostname or "").rstrip(".").lower()
+        return (urlsplit(url if "://" in url else "//" + url).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return ""
+
+
+def _scheme_of(text: str) -> str:
+    if "://" not in text:
+        return ""
+    try:
+        return urlsplit(text).scheme.lower()
     except ValueError:
         return ""
 
 
 def _url_port(url: str) -> int:
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(url if "://" in url else "//" + url)
         return parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         return 0
@@ -337,14 +390,30 @@ class _Unit:
     key: str
     urls: list[str] = field(default_factory=list)
     obs: Observations = field(default_factory=Observations)
+    #: the check an input's scheme asks for (urlgetter's dnslookup://, tcpconnect://, ...)
+    check: str | None = None
+
+
+def _input_unit(input_: str, obs: Observations) -> _Unit:
+    """The one record of a test with an input: a web URL, or a host (bare or behind another
+    scheme) with the web URLs it was fetched at."""
+    scheme = _scheme_of(input_)
+    if scheme in WEB_SCHEMES:
+        return _Unit("url", input_, urls=[input_], obs=obs)
+    host = _host_of(input_) or input_.strip().lower()
+    urls = [r.url for r in obs.requests if _scheme_of(r.url) in WEB_SCHEMES]
+    kind = "ip" if parse_ip(host) is not None and not urls else "host"
+    key = _norm_ip(host) if kind == "ip" else host
+    return _Unit(
+        kind, key, urls=list(dict.fromkeys(urls)), obs=obs, check=SCHEME_CHECKS.get(scheme)
+    )
 
 
 def _units(test_name: str, input_: Any, obs: Observations) -> list[_Unit]:
-    if isinstance(input_, str) and input_ and test_name not in MESSENGER_TESTS:
-        unit = _Unit("url" if "://" in input_ else "host", input_, urls=[input_], obs=obs)
-        return [unit]
+    if isinstance(input_, str) and input_.strip() and test_name not in SPLIT_BY_HOST_TESTS:
+        return [_input_unit(input_.strip(), obs)]
     units: dict[tuple[str, str], _Unit] = {}
-    host_of_ip: dict[str, str] = {}
+    hosts_of_ip: dict[str, list[str]] = {}
 
     def unit_for(kind: str, key: str) -> _Unit:
         if (kind, key) not in units:
@@ -357,14 +426,19 @@ def _units(test_name: str, input_: Any, obs: Observations) -> list[_Unit]:
         unit_for("host", q.hostname).obs.queries.append(q)
         for a in q.answers:
             if a.ip:
-                host_of_ip.setdefault(_norm_ip(a.ip), q.hostname)
+                names = hosts_of_ip.setdefault(_norm_ip(a.ip), [])
+                if q.hostname not in names:
+                    names.append(q.hostname)
     by_tid: dict[int, _Unit] = {}
     for c in obs.tcp_connect:
-        name = host_of_ip.get(c.ip, "")
-        connect_unit = unit_for("host", name) if name else unit_for("ip", c.ip)
-        connect_unit.obs.tcp_connect.append(c)
+        # A connect to an address is evidence for every name that resolved to it (Facebook's
+        # b-api and b-graph share addresses; OONI does not say which name it connected for).
+        names = hosts_of_ip.get(c.ip) or []
+        connect_units = [unit_for("host", n) for n in names] or [unit_for("ip", c.ip)]
+        for connect_unit in connect_units:
+            connect_unit.obs.tcp_connect.append(c)
         if c.transaction_id:
-            by_tid.setdefault(c.transaction_id, connect_unit)
+            by_tid.setdefault(c.transaction_id, connect_units[0])
     for r in obs.requests:
         host = _host_of(r.url)
         if not host:
@@ -379,7 +453,7 @@ def _units(test_name: str, input_: Any, obs: Observations) -> list[_Unit]:
     for h in obs.tls_handshakes:
         split = _split(h.address)
         ip = split[0] if split else ""
-        name = h.server_name.lower() or host_of_ip.get(ip, "")
+        name = h.server_name.lower() or (hosts_of_ip.get(ip) or [""])[0]
         if not h.server_name and name:
             h.server_name = name
         if name:
@@ -408,25 +482,26 @@ def _target_for(test_name: str, unit: _Unit, index: _TargetIndex) -> dict[str, A
     if found is not None:
         return {**found, "x_source": "ooni"}
     ports = sorted({c.port for c in unit.obs.tcp_connect})
-    if unit.kind == "url" or (unit.kind == "host" and unit.urls):
-        url = unit.urls[0] if unit.urls else unit.key
-        scheme = urlsplit(url).scheme if "://" in url else "http"
-        endpoint = url if unit.kind == "url" else unit.key
+    if unit.kind == "url":
         return {
-            "id": f"ooni/{test_name}/{endpoint}",
+            "id": f"ooni/{test_name}/{unit.key}",
             "service": test_name,
-            "check": scheme if scheme in ("http", "https") else "https",
-            "url": url,
+            "check": _scheme_of(unit.key),
+            "url": unit.key,
             "x_source": "ooni",
         }
-    return {
+    target: dict[str, Any] = {
         "id": f"ooni/{test_name}/{unit.key}",
         "service": test_name,
-        "check": "tcp" if ports else "dns",
+        "check": unit.check or ("tcp" if ports else "dns"),
         "host": unit.key,
         "ports": ports,
         "x_source": "ooni",
     }
+    web = [u for u in unit.urls if _scheme_of(u) in WEB_SCHEMES]
+    if web and unit.check is None:  # a host fetched over the web: judged as that URL
+        target["url"], target["check"] = web[0], _scheme_of(web[0])
+    return target
 
 
 ENVELOPE_KEYS = (
@@ -469,11 +544,12 @@ def records_from_measurement(measurement: dict[str, Any]) -> list[dict[str, Any]
     if test_name == "dnscheck":
         obs = _dnscheck_observations(test_keys)
         input_ = test_keys.get("domain") or input_
+    _drop_resolver_connections(obs)
     control_reply = test_keys.get("control")
     control: Observations | None = None
     asns: dict[str, int] = {}
     if isinstance(control_reply, dict) and control_reply and isinstance(input_, str):
-        control = control_from_test_helper(control_reply, input_)
+        control = control_from_test_helper(control_reply, _control_url(input_, obs))
         info = control_reply.get("ip_info")
         for ip, value in info.items() if isinstance(info, dict) else []:
             if isinstance(value, dict) and isinstance(value.get("asn"), int) and value["asn"] > 0:
@@ -482,9 +558,11 @@ def records_from_measurement(measurement: dict[str, Any]) -> list[dict[str, Any]
     control_failure = _failure(test_keys.get("control_failure"))
     index = _bundled_index()
     records = []
+    report_id = derived_report_id(measurement)
     for unit in _units(test_name, input_, obs):
         target = _target_for(test_name, unit, index)
         envelope = {k: measurement.get(k) for k in ENVELOPE_KEYS if k in measurement}
+        envelope["report_id"] = report_id
         records.append(
             {
                 **envelope,
@@ -510,13 +588,46 @@ def records_from_measurement(measurement: dict[str, Any]) -> list[dict[str, Any]
 
 
 def _dnscheck_observations(test_keys: dict[str, Any]) -> Observations:
-    """dnscheck keeps one urlgetter result per resolver address in `lookups`: its queries."""
+    """dnscheck keeps one urlgetter result per resolver address in `lookups` (the domain looked
+    up through the resolver under test, e.g. over DoT) and the lookup of the resolver's own
+    name in `bootstrap`: their queries."""
     obs = Observations()
     lookups = test_keys.get("lookups")
-    for result in lookups.values() if isinstance(lookups, dict) else []:
+    results = list(lookups.values()) if isinstance(lookups, dict) else []
+    results.append(test_keys.get("bootstrap"))
+    for result in results:
         if isinstance(result, dict):
             obs.queries.extend(_query(q) for q in _items(result.get("queries")))
     return obs
+
+
+def _drop_resolver_connections(obs: Observations) -> None:
+    """Connections to a resolver the queries used (`ip:port`) are part of the lookup, not
+    endpoints of the target — unless the target's own names resolved to that address."""
+    resolvers = {r for q in obs.queries if (r := _split(q.resolver_address or "")) is not None}
+    if not resolvers:
+        return
+    answered = {_norm_ip(a.ip) for q in obs.queries for a in q.answers if a.ip}
+    obs.tcp_connect = [
+        c for c in obs.tcp_connect if (c.ip, c.port) not in resolvers or c.ip in answered
+    ]
+    obs.tls_handshakes = [
+        h
+        for h in obs.tls_handshakes
+        if (split := _split(h.address)) is None or split not in resolvers or split[0] in answered
+    ]
+
+
+def _control_url(input_: str, obs: Observations) -> str:
+    """The URL the test helper fetched: the input, or for a bare host the first web URL the
+    probe fetched (else http://host/)."""
+    if _scheme_of(input_) in WEB_SCHEMES:
+        return input_
+    host = _host_of(input_)
+    for r in obs.requests:
+        if _scheme_of(r.url) in WEB_SCHEMES and _host_of(r.url) == host:
+            return r.url
+    return f"http://{input_.strip()}/" if host else input_
 
 
 # --- re-analysis of stored files (`probe analyze`) ------------------------------------------
@@ -563,21 +674,30 @@ def analyze_paths(
     paths: Iterable[str], fingerprints: FingerprintDB | None = None
 ) -> Iterator[AnalyzedRecord | AnalyzeNote]:
     """Every record in the files (directories: their result files), analysed again, in order;
-    a note for each file or line that holds no measurement. Never raises for file content."""
+    a note for each file or line that was skipped, naming why. Never raises for file content."""
     from probe.analysis import analyze
     from probe.results import iter_json_objects, iter_result_files
 
     for path in iter_result_files(list(paths)):
         found = 0
-        skipped: list[str] = []
+        measurements = 0
+        skipped: list[tuple[str, str]] = []  # (file:line, why)
         for item in iter_json_objects(path):
+            where = f"{item.source}:{item.line}"
             if item.obj is None:
-                skipped.append(f"{item.source}:{item.line}: {item.error}")
+                skipped.append((where, item.error or "unreadable"))
                 continue
-            if not is_measurement(item.obj):
-                skipped.append(f"{item.source}:{item.line}: not a measurement (no test_keys)")
+            problem = measurement_problem(item.obj)
+            if problem is not None:
+                skipped.append((where, f"not a measurement ({problem})"))
                 continue
-            for record in records_from_measurement(item.obj):
+            measurements += 1
+            records = records_from_measurement(item.obj)
+            if not records:
+                test_name = item.obj.get("test_name")
+                skipped.append((where, f"OONI {test_name} measurement holds no observations"))
+                continue
+            for record in records:
                 found += 1
                 result = analyze(record, fingerprints)
                 yield AnalyzedRecord(
@@ -587,11 +707,12 @@ def analyze_paths(
                     result.verdict.to_dict(),
                     [e.to_dict() for e in result.endpoints],
                 )
-        if not found:
-            reason = skipped[0].split(": ", 1)[-1] if skipped else "no records"
-            yield AnalyzeNote(f"{path}: not a measurement file ({reason}), skipped")
-        else:
-            for note in skipped[:20]:
-                yield AnalyzeNote(f"{note}, skipped")
-            if len(skipped) > 20:
-                yield AnalyzeNote(f"{path}: {len(skipped) - 20} more lines skipped")
+        if not measurements:
+            first = skipped[0][1] if skipped else ""
+            why = first.removeprefix("not a measurement (").removesuffix(")") if first else ""
+            yield AnalyzeNote(f"{path}: not a measurement file ({why or 'no records'}), skipped")
+            continue
+        for where, why in skipped[:20]:
+            yield AnalyzeNote(f"{where}: {why}, skipped")
+        if len(skipped) > 20:
+            yield AnalyzeNote(f"{path}: {len(skipped) - 20} more lines skipped")

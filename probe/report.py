@@ -12,6 +12,9 @@ counted with its reason. Files DuckDB rejects are found by bisection, so clean d
 `read_json` call.
 
 Rows are deduplicated by (report_id, input, measurement_start_time); filters are SQL predicates.
+OONI measurements without a `report_id` (OONI's simulated-censorship data) get a stable one
+derived from their content (`ooni.derived_report_id`), as in `probe analyze`. A skipped line's
+reason names what was missing (no test_keys, no measurement_start_time, no report_id, ...).
 
 Change detection (see `detect_changes`): per series (target, ASN, country) in time order,
 inconclusive runs are ignored (they neither confirm nor break a state); a new status is accepted
@@ -91,7 +94,7 @@ SELECT
     filename AS source,
     (software_name IS NOT DISTINCT FROM 'probe'
      AND test_keys.verdict.status IN ('ok', 'blocked', 'down', 'inconclusive')
-     AND time IS NOT NULL AND input IS NOT NULL AND report_id IS NOT NULL
+     AND time IS NOT NULL AND input IS NOT NULL AND report_id IS NOT NULL AND report_id <> ''
      AND service IS NOT NULL) AS ours
 FROM read_json($files, columns = $columns, format = 'newline_delimited', filename = true)
 """
@@ -376,8 +379,10 @@ def _row(record: dict[str, Any], verdict: Any, source: str) -> tuple[Any, ...] |
     target_id, report_id = record.get("input"), record.get("report_id")
     if not isinstance(target_id, str) or not target_id:
         return "record without input (target id)"
-    if not isinstance(report_id, str) or not report_id or not isinstance(service, str):
-        return "record without report_id or test_name"
+    if not isinstance(report_id, str) or not report_id:
+        return "record without report_id"
+    if not isinstance(service, str) or not service:
+        return "record without test_name (service)"
     blocking = _field(verdict, "blocking")
     return (
         time,
@@ -409,8 +414,16 @@ def _python_rows(path: str, skipped: Callable[[SkippedLine], None]) -> Iterator[
             skipped(SkippedLine(item.source, item.line, item.error or "unreadable"))
             continue
         obj = item.obj
-        if not isinstance(obj.get("test_keys"), dict) or "measurement_start_time" not in obj:
-            skipped(SkippedLine(item.source, item.line, "not a measurement record"))
+        if not isinstance(obj.get("test_keys"), dict):
+            skipped(
+                SkippedLine(
+                    item.source, item.line, "not a measurement record (no test_keys object)"
+                )
+            )
+            continue
+        if "measurement_start_time" not in obj:
+            why = "not a measurement record (no measurement_start_time)"
+            skipped(SkippedLine(item.source, item.line, why))
             continue
         if obj.get("software_name") == "probe":
             records: list[dict[str, Any]] = [obj]
@@ -431,14 +444,13 @@ def _python_rows(path: str, skipped: Callable[[SkippedLine], None]) -> Iterator[
                 )
                 continue
             if not records:
-                test_name = obj.get("test_name")
-                skipped(
-                    SkippedLine(
-                        item.source,
-                        item.line,
-                        f"OONI {test_name} measurement has no tracked target",
-                    )
+                problem = ooni.measurement_problem(obj)
+                why = (
+                    f"not a measurement record ({problem})"
+                    if problem
+                    else f"OONI {obj.get('test_name')} measurement holds no observations"
                 )
+                skipped(SkippedLine(item.source, item.line, why))
                 continue
         for record in records:
             analysis = analysis or _optional("probe.analysis")

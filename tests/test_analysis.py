@@ -1114,6 +1114,410 @@ CASES = [
 ]
 
 
+# --- issue 13: classes of error found re-analysing real OONI measurements --------------------
+
+WEB_IP6 = "2001:67c:4e8:1033:2:100:0:a"
+WEB_IP_B = "149.154.167.98"
+V6_UNPROVEN = {"baseline_ok": 3, "baseline_total": 4, "control_reachable": True, "ipv6_ok": None}
+V6_UNKNOWN = {"baseline_ok": 3, "baseline_total": 4, "control_reachable": True}  # no ipv6_ok
+CHALLENGE_PAGE = (
+    "<html><head><title>Just a moment...</title></head><body><h1>Checking your browser before "
+    "accessing example.org.</h1><p>This process is automatic.</p></body></html>"
+)
+STATUS_HOST = {
+    "id": "itest/status",
+    "service": "itest",
+    "check": "dns",
+    "host": "uptime.example",
+}
+
+
+def web_control_dual() -> Observations:
+    """The control fetched web.telegram.org on IPv4 and completed TLS on IPv6."""
+    return obs(
+        q(WEB_HOST, WEB_IP, WEB_IP6, asn=62041, engine="udp"),
+        tcp(WEB_IP, tid=1),
+        tls(WEB_IP, WEB_HOST, tid=1),
+        control_http(WEB_URL, WEB_IP, tid=1),
+        tcp(WEB_IP6, tid=2),
+        tls(WEB_IP6, WEB_HOST, tid=2),
+        control_http(WEB_URL, WEB_IP6, tid=2),
+    )
+
+
+ISSUE13_CASES = [
+    # 1. one failing IPv6 endpoint does not accuse a target whose IPv4 works
+    Case(
+        "ipv6: an IPv6 timeout while IPv4 fetched the page (IPv6 unproven, control fine on IPv6)",
+        record(
+            WEB,
+            obs(
+                q(WEB_HOST, WEB_IP, WEB_IP6, asn=62041),
+                *web_ok(WEB_IP, tid=1),
+                tcp(WEB_IP6, failure=F.GENERIC_TIMEOUT, tid=2),
+            ),
+            web_control_dual(),
+            vantage=V6_UNPROVEN,
+        ),
+        "ok",
+        None,
+        False,
+        "IPv6 is not proven",
+    ),
+    Case(
+        "ipv6: an IPv6 TLS reset while IPv4 works, ipv6_ok absent from x_vantage",
+        record(
+            WEB,
+            obs(
+                q(WEB_HOST, WEB_IP, WEB_IP6, asn=62041),
+                *web_ok(WEB_IP, tid=1),
+                tcp(WEB_IP6, tid=2),
+                tls(WEB_IP6, WEB_HOST, failure=F.CONNECTION_RESET, tid=2),
+            ),
+            web_control_dual(),
+            vantage=V6_UNKNOWN,
+        ),
+        "ok",
+        None,
+        False,
+        "inconclusive",
+    ),
+    Case(
+        "ipv6: an IPv6-only target timing out on a vantage whose IPv6 is unproven",
+        record(
+            DC2_V6,
+            obs(tcp(DC2_V6_IP, failure=F.GENERIC_TIMEOUT)),
+            dc_control("obfuscated2", ip=DC2_V6_IP),
+            vantage=V6_UNPROVEN,
+        ),
+        "inconclusive",
+        None,
+        False,
+        "IPv6",
+    ),
+    Case(
+        "ipv6: the same IPv6 timeout on a vantage with proven IPv6 is still blocking",
+        record(
+            WEB,
+            obs(
+                q(WEB_HOST, WEB_IP, WEB_IP6, asn=62041),
+                *web_ok(WEB_IP, tid=1),
+                tcp(WEB_IP6, failure=F.GENERIC_TIMEOUT, tid=2),
+            ),
+            web_control_dual(),
+        ),
+        "blocked",
+        "tcp",
+        False,
+        "still working",
+    ),
+    Case(
+        "ipv6: when IPv4 fails too, IPv6 is not the only family failing: blocked",
+        record(
+            WEB,
+            obs(
+                q(WEB_HOST, WEB_IP, WEB_IP6, asn=62041),
+                tcp(WEB_IP, failure=F.GENERIC_TIMEOUT, tid=1),
+                tcp(WEB_IP6, failure=F.GENERIC_TIMEOUT, tid=2),
+            ),
+            web_control_dual(),
+            vantage=V6_UNPROVEN,
+        ),
+        "blocked",
+        "tcp",
+        False,
+        "generic_timeout_error",
+    ),
+    # 2. DNS over HTTPS / TLS queries of the probe's own are observations, not a control
+    Case(
+        "dns: the probe's own DNS-over-HTTPS query is judged (OONI engine doh)",
+        record(WEB, obs(q(WEB_HOST, "10.10.34.36", engine="doh", qtype="A")), None),
+        "blocked",
+        "dns",
+        True,
+        "10.10.34.36",
+    ),
+    Case(
+        "dns: the probe's own DNS-over-TLS query is judged (OONI engine dot)",
+        record(STATUS_HOST, obs(q("uptime.example", "93.184.216.34", engine="dot")), None),
+        "inconclusive",
+        None,
+        False,
+        "uptime.example resolved to 93.184.216.34",
+    ),
+    Case(
+        "dns: without a control, the probe's own DoH answers check the system resolver's",
+        record(
+            WEB,
+            obs(
+                q(WEB_HOST, "100.64.1.1"),
+                q(WEB_HOST, WEB_IP, engine="doh", qtype="A"),
+                tcp("100.64.1.1", failure=F.CONNECTION_REFUSED),
+            ),
+            None,
+        ),
+        "blocked",
+        "dns",
+        False,
+        "DNS over HTTPS",
+    ),
+    Case(
+        "dns: each engine is compared with the control (a good DoH answer does not cover a lie)",
+        record(
+            WEB,
+            obs(
+                q(WEB_HOST, "1.2.3.5", asn=1111),
+                q(WEB_HOST, WEB_IP, engine="doh", asn=62041, qtype="A"),
+                tcp("1.2.3.5", failure=F.GENERIC_TIMEOUT),
+            ),
+            web_control(),
+        ),
+        "blocked",
+        "dns",
+        False,
+        "no network",
+    ),
+    # 3. a known look-alike page (scope fp) is not http-diff through the comparison either
+    Case(
+        "http: a CDN challenge page (fingerprint scope fp) differing from the control's page",
+        record(
+            SITE,
+            obs(
+                q("example.org", SITE_IP),
+                tcp(SITE_IP, 80),
+                http(SITE["url"], SITE_IP, 80, 503, CHALLENGE_PAGE),
+            ),
+            obs(
+                q("example.org", SITE_IP), tcp(SITE_IP, 80), control_http(SITE["url"], SITE_IP, 80)
+            ),
+        ),
+        "inconclusive",
+        None,
+        False,
+        "cp.fp_x_cloudflare_check",
+    ),
+    # 4. a failed attempt does not hide a success on the same endpoint
+    Case(
+        "attempts: a TLS handshake retried on the same connection flow succeeds",
+        record(
+            WEB,
+            obs(
+                q(WEB_HOST, WEB_IP),
+                tcp(WEB_IP),
+                tls(WEB_IP, WEB_HOST, failure=F.CONNECTION_RESET),
+                tcp(WEB_IP),
+                tls(WEB_IP, WEB_HOST),
+                http(WEB_URL, WEB_IP),
+            ),
+            web_control(),
+        ),
+        "ok",
+        None,
+        False,
+        "verified",
+    ),
+    Case(
+        "attempts: a request retried on the same flow succeeds",
+        record(
+            WEB,
+            obs(
+                q(WEB_HOST, WEB_IP),
+                tcp(WEB_IP),
+                tls(WEB_IP, WEB_HOST),
+                http(WEB_URL, WEB_IP, failure=F.CONNECTION_RESET),
+                http(WEB_URL, WEB_IP),
+            ),
+            web_control(),
+        ),
+        "ok",
+        None,
+        False,
+        "verified",
+    ),
+    Case(
+        "attempts: several requests to one address in separate flows (OONI), one succeeds",
+        record(
+            WEB,
+            obs(
+                q(WEB_HOST, WEB_IP),
+                tcp(WEB_IP, tid=1),
+                tls(WEB_IP, WEB_HOST, tid=1),
+                http(WEB_URL, WEB_IP, failure=F.GENERIC_TIMEOUT, tid=1),
+                *web_ok(WEB_IP, tid=2),
+            ),
+            web_control(),
+        ),
+        "ok",
+        None,
+        False,
+        "verified",
+    ),
+    Case(
+        "attempts: a TCP connect retried in another flow succeeds and MTProto answers",
+        record(
+            DC2,
+            obs(
+                tcp(DC2_IP, failure=F.GENERIC_TIMEOUT, tid=1),
+                tcp(DC2_IP, tid=2),
+                mt(DC2_IP, "obfuscated2", tid=2),
+            ),
+            dc_control("obfuscated2"),
+        ),
+        "ok",
+        None,
+        False,
+        "resPQ",
+    ),
+    Case(
+        "attempts: an MTProto handshake retried over the same transport succeeds",
+        record(
+            DC2,
+            obs(
+                tcp(DC2_IP),
+                mt(DC2_IP, "obfuscated2", failure=F.GENERIC_TIMEOUT),
+                tcp(DC2_IP),
+                mt(DC2_IP, "obfuscated2"),
+            ),
+            dc_control("obfuscated2"),
+        ),
+        "ok",
+        None,
+        False,
+        "resPQ",
+    ),
+    Case(
+        "attempts: a success that stopped before the failed step hides nothing",
+        record(
+            WEB,
+            obs(
+                q(WEB_HOST, WEB_IP),
+                tcp(WEB_IP, tid=1),
+                tls(WEB_IP, WEB_HOST, tid=1),
+                tcp(WEB_IP, tid=2),
+                tls(WEB_IP, WEB_HOST, tid=2),
+                http(WEB_URL, WEB_IP, failure=F.CONNECTION_RESET, tid=2),
+            ),
+            web_control(),
+        ),
+        "blocked",
+        "http-failure",
+        False,
+        "connection_reset",
+    ),
+    # 5. ok needs the evidence the docs promise
+    Case(
+        "evidence: a connect-only success while the fetch failed (no control) is not ok",
+        record(
+            WEB,
+            obs(
+                q(WEB_HOST, WEB_IP, WEB_IP_B, asn=62041),
+                tcp(WEB_IP, tid=1),
+                tcp(WEB_IP_B, tid=2),
+                tls(WEB_IP_B, WEB_HOST, tid=2),
+                http(WEB_URL, WEB_IP_B, failure=F.CONNECTION_RESET, tid=2),
+            ),
+            None,
+        ),
+        "inconclusive",
+        None,
+        False,
+        "connection_reset",
+    ),
+    Case(
+        "evidence: a connect-only success while the fetch fails at the control too is down",
+        record(
+            WEB,
+            obs(
+                q(WEB_HOST, WEB_IP, WEB_IP_B, asn=62041),
+                tcp(WEB_IP, tid=1),
+                tcp(WEB_IP_B, tid=2),
+                tls(WEB_IP_B, WEB_HOST, tid=2),
+                http(WEB_URL, WEB_IP_B, failure=F.GENERIC_TIMEOUT, tid=2),
+            ),
+            obs(
+                q(WEB_HOST, WEB_IP, WEB_IP_B, asn=62041),
+                tcp(WEB_IP_B),
+                tls(WEB_IP_B, WEB_HOST),
+                http(WEB_URL, WEB_IP_B, failure=F.GENERIC_TIMEOUT),
+            ),
+        ),
+        "down",
+        None,
+        False,
+        "control too",
+    ),
+    Case(
+        "evidence: DNS alone, nothing connected, is not ok for an https target",
+        record(WEB, obs(q(WEB_HOST, WEB_IP, asn=62041)), web_control()),
+        "inconclusive",
+        None,
+        False,
+        "nothing was fetched",
+    ),
+    Case(
+        "evidence: DNS alone is ok for a DNS target",
+        record(
+            STUN, obs(q("stun.fbsbx.com", "157.240.1.1")), obs(q("stun.fbsbx.com", "157.240.1.1"))
+        ),
+        "ok",
+        None,
+        False,
+        "consistent",
+    ),
+    # 6. loopback answers and other countries' fingerprints
+    Case(
+        "dns: a loopback answer without a control is not called a known blocking address",
+        record(STATUS_HOST, obs(q("uptime.example", "127.0.0.1")), None),
+        "inconclusive",
+        None,
+        False,
+        "loopback",
+    ),
+    Case(
+        "dns: a loopback answer the control does not return is still dns blocking",
+        record(
+            WEB,
+            obs(q(WEB_HOST, "127.0.0.1"), tcp("127.0.0.1", failure=F.CONNECTION_REFUSED)),
+            web_control(),
+        ),
+        "blocked",
+        "dns",
+        False,
+        "loopback",
+    ),
+    Case(
+        "dns: Iran's national fingerprint seen by a probe in Italy is not confirmed",
+        record(
+            WEB,
+            obs(q(WEB_HOST, "10.10.34.36"), tcp("10.10.34.36", failure=F.GENERIC_TIMEOUT)),
+            web_control(),
+            probe_cc="IT",
+        ),
+        "blocked",
+        "dns",
+        False,
+        "IR",
+    ),
+    Case(
+        "dns: another country's fingerprint without a control proves nothing alone",
+        record(WEB, obs(q(WEB_HOST, "10.10.34.36")), None, probe_cc="IT"),
+        "inconclusive",
+        None,
+        False,
+        "ooni.ir_10dot10_ipv4_1",
+    ),
+    Case(
+        "dns: a national fingerprint with the probe's country unknown (ZZ) still confirms",
+        record(WEB, obs(q(WEB_HOST, "10.10.34.36")), web_control(), probe_cc="ZZ"),
+        "blocked",
+        "dns",
+        True,
+        "10.10.34.36",
+    ),
+]
+CASES += ISSUE13_CASES
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_verdict_table(case: Case) -> None:
     verdict = analyze(case.record).verdict
@@ -1220,3 +1624,73 @@ def test_http_differences_follow_ooni_rules() -> None:
         "http://x/", response_code=404, body_length=1040, title="Hello lovely world"
     )
     assert http_differences(a, moved) == ["status 200 here but 404 at the control"]
+
+
+# --- issue 13: details the table cannot show ------------------------------------------------
+
+
+def _case(prefix: str) -> Case:
+    return next(c for c in ISSUE13_CASES if c.name.startswith(prefix))
+
+
+def test_a_failing_ipv6_endpoint_is_named_inconclusive_when_ipv4_works() -> None:
+    analysis = analyze(_case("ipv6: an IPv6 timeout while IPv4").record)
+    outcomes = {(e.address, e.port): e for e in analysis.endpoints}
+    assert outcomes[(WEB_IP, 443)].outcome == "ok"
+    v6 = outcomes[(WEB_IP6, 443)]
+    assert (v6.outcome, v6.blocking, v6.unexplained_layer) == ("inconclusive", None, None)
+    reason = analysis.verdict.reason
+    assert f"[{WEB_IP6}]:443 inconclusive" in reason and "IPv4 works" in reason
+
+
+def test_a_retried_endpoint_is_one_outcome() -> None:
+    for prefix in ("attempts: several requests", "attempts: a TCP connect retried"):
+        endpoints = analyze(_case(prefix).record).endpoints
+        assert [e.outcome for e in endpoints] == ["ok"], prefix
+        assert "failed attempt" in endpoints[0].evidence, prefix
+
+
+def test_a_connect_only_success_stays_visible_but_does_not_make_ok() -> None:
+    analysis = analyze(_case("evidence: a connect-only success while the fetch failed").record)
+    assert analysis.verdict.status == "inconclusive"
+    assert f"the TCP connect to {WEB_IP}:443 succeeded" in analysis.verdict.reason
+    only_dns = analyze(_case("evidence: DNS alone, nothing connected").record).verdict
+    assert "consistent with the control" in only_dns.reason
+
+
+def test_a_confirmed_loopback_fingerprint_does_not_confirm_a_loopback_answer(tmp_path) -> None:
+    """A status host that publishes 127.0.0.1 on purpose, and a national fingerprint row for
+    127.0.0.1: loopback is too common to identify a censor."""
+    from probe.fingerprints import FingerprintDB
+
+    extra = tmp_path / "loopback.csv"
+    extra.write_text(
+        "name,scope,other_names,location_found,pattern_type,pattern,confidence_no_fp,"
+        "expected_countries,source,exp_url,notes\n"
+        "mine.ir_loopback,nat,,dns,full,127.0.0.1,5,IR,me,,\n",
+        encoding="utf-8",
+    )
+    db = FingerprintDB.load([extra])
+    verdict = analyze(_case("dns: a loopback answer without a control").record, db).verdict
+    assert (verdict.status, verdict.confirmed) == ("inconclusive", False), verdict.reason
+    assert "known" not in verdict.reason and "blocking address" not in verdict.reason
+    # the control resolving the name elsewhere still makes the loopback answer a lie
+    lie = analyze(_case("dns: a loopback answer the control does not return").record, db).verdict
+    assert (lie.status, lie.blocking, lie.confirmed) == ("blocked", "dns", False), lie.reason
+    assert "known" not in lie.reason
+
+
+def test_another_countrys_blockpage_is_blocking_but_not_confirmed() -> None:
+    rec = record(
+        SITE,
+        obs(
+            q("example.org", SITE_IP),
+            tcp(SITE_IP, 80),
+            http(SITE["url"], SITE_IP, 80, 403, IRAN_BLOCKPAGE),
+        ),
+        None,
+        probe_cc="IT",
+    )
+    verdict = analyze(rec).verdict
+    assert (verdict.status, verdict.blocking, verdict.confirmed) == ("blocked", "http-diff", False)
+    assert "IR" in verdict.reason and verdict.fingerprints

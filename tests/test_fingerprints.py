@@ -64,10 +64,16 @@ def test_bundled_files_load_cleanly() -> None:
     ],
 )
 def test_iran_dns_injection_addresses_are_confirmed(ip: str, name: str) -> None:
-    matches = default_db().match_dns(ip, probe_cc="DE")  # nat scope: confirmed anywhere
+    matches = default_db().match_dns(ip, probe_cc="IR")
     assert [(m.name, m.scope, m.location, m.confirmed) for m in matches] == [
         (name, "nat", "dns", True)
     ]
+    # Iran's rows name Iran: seen from another country they are not proof (issue 13); with
+    # the probe's country unknown they still are
+    assert [m.confirmed for m in default_db().match_dns(ip, probe_cc="DE")] == [False]
+    assert default_db().match_dns(ip, probe_cc="DE")[0].foreign
+    for unknown in (None, "", "ZZ"):
+        assert [m.confirmed for m in default_db().match_dns(ip, probe_cc=unknown)] == [True]
 
 
 def test_ordinary_addresses_match_nothing() -> None:
@@ -81,6 +87,12 @@ def test_iran_blockpage_iframe() -> None:
     names = {m.name for m in matches}
     assert {"cl.nat_ir_iframe_forward_ipv4", "probe.ir_iframe_10dot10"} <= names
     assert all(m.confirmed and not m.false_positive for m in matches)
+    # seen from another country, no row of it confirms, not even those that name no country
+    # (Censored Planet's cp.b_nat_ir_national_3): the other rows say the page is Iran's
+    abroad = default_db().match_http(response(IRAN_BLOCKPAGE, code=403), probe_cc="IT")
+    assert {m.name for m in abroad} == names
+    assert not any(m.confirmed for m in abroad) and all(m.foreign for m in abroad)
+    assert all(m.countries == frozenset({"IR"}) for m in abroad)
     # other quoting is still Iran's blockpage (the project's own regexp row)
     single = IRAN_BLOCKPAGE.replace('"http://10.10.34.36/?', "'http://10.10.34.34/?")
     assert "probe.ir_iframe_10dot10" in {m.name for m in default_db().match_http(response(single))}
@@ -151,6 +163,29 @@ def test_confirmed_rules(tmp_path: Path) -> None:
     assert not match("product-page", None).confirmed
     lookalike = match("lookalike-page", "IR")
     assert lookalike.false_positive and not lookalike.confirmed
+
+
+def test_national_rows_confirm_only_in_their_countries(tmp_path: Path) -> None:
+    """A nat/isp row that lists countries is proof only for a probe in one of them (or whose
+    country is unknown); a row that lists none is proof anywhere."""
+    path = extra(
+        tmp_path,
+        "n.nat_ir,nat,,body,contains,national-page,5,IR,t,,",
+        "n.isp_any,isp,,body,contains,anywhere-page,5,,t,,",
+    )
+    db = FingerprintDB.load([path])
+
+    def match(body: str, cc: str | None):
+        (found,) = [
+            m for m in db.match_http(response(body), probe_cc=cc) if m.name.startswith("n.")
+        ]
+        return found
+
+    assert match("national-page", "IR").confirmed and not match("national-page", "IR").foreign
+    foreign = match("national-page", "IT")
+    assert not foreign.confirmed and foreign.foreign and foreign.countries == frozenset({"IR"})
+    assert match("national-page", "ZZ").confirmed
+    assert match("anywhere-page", "IT").confirmed and not match("anywhere-page", "IT").foreign
 
 
 def test_bad_rows_are_skipped_with_a_counted_warning(tmp_path: Path) -> None:

@@ -630,3 +630,61 @@ def test_rich_tables_for_a_terminal(synthetic_report: report.Report) -> None:
     text = console.export_text()
     assert "telegram/dc2" in text and "change events" in text and "AS44244 IR" in text
     assert "\x1b[" in styled  # coloured on a terminal
+
+
+# --- issue 13: OONI measurements without a report_id, and honest skip reasons ----------------
+
+OONI_DATA = Path(__file__).parent / "data" / "ooni"
+
+
+def test_ooni_measurements_with_an_empty_report_id_are_read(tmp_path: Path) -> None:
+    """OONI's simulated-censorship measurements have report_id "": `probe analyze` reads them,
+    so `probe report` must too (with an id derived from the measurement's content)."""
+    pytest.importorskip("probe.ooni", reason="probe/ooni.py converts OONI measurements")
+    for case in ("dnsBlockingBOGON", "successWithHTTP"):
+        shutil.copy(OONI_DATA / "netem_qa" / case / "measurement.json", tmp_path / f"{case}.json")
+    # the same measurement again as JSON Lines: the same derived id, so a duplicate
+    bogon = json.loads((tmp_path / "dnsBlockingBOGON.json").read_text(encoding="utf-8"))
+    (tmp_path / "again.jsonl").write_text(json.dumps(bogon) + "\n", encoding="utf-8")
+    built = build_report([tmp_path])
+    assert built.skipped_total == 0, built.skipped_summary()
+    assert built.rows == 2 and built.duplicates == 1
+    ids = {r[0] for r in built.connection.execute("SELECT report_id FROM rows").fetchall()}
+    assert len(ids) == 2 and all(i.startswith("x-ooni-") for i in ids)
+    rebuilt = build_report([tmp_path])
+    assert {
+        r[0] for r in rebuilt.connection.execute("SELECT report_id FROM rows").fetchall()
+    } == ids
+
+
+def test_skip_reasons_name_what_is_missing(tmp_path: Path) -> None:
+    no_report = _record("signal/chat", "2024-03-01 00:00:00", "ok", report_id="")
+    no_service = _record("signal/chat", "2024-03-01 01:00:00", "ok")
+    del no_service["test_name"]
+    no_service["test_keys"]["target"] = {"id": "signal/chat"}
+    no_time = _record("signal/chat", "2024-03-01 02:00:00", "ok")
+    del no_time["measurement_start_time"]
+    lines = [no_report, no_service, no_time, {"hello": "world"}]
+    (tmp_path / "odd.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    built = build_report([tmp_path])
+    reasons = [s.reason for s in built.skipped]
+    assert built.rows == 0 and built.skipped_total == 4
+    assert reasons == [
+        "record without report_id",
+        "record without test_name (service)",
+        "not a measurement record (no measurement_start_time)",
+        "not a measurement record (no test_keys object)",
+    ]
+
+
+def test_our_record_with_an_empty_report_id_is_skipped_on_the_fast_path_too(
+    tmp_path: Path,
+) -> None:
+    """A file DuckDB reads cleanly takes the fast path: "" is as missing there as in Python."""
+    lines = [
+        _record("signal/chat", "2024-03-01 00:00:00", "ok", report_id=""),
+        _record("signal/chat", "2024-03-01 01:00:00", "ok"),
+    ]
+    (tmp_path / "clean.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    built = build_report([tmp_path])
+    assert built.rows == 1 and [s.reason for s in built.skipped] == ["record without report_id"]
