@@ -139,6 +139,11 @@ def target_from_request(d: Any, ca_dir: str) -> Target:
     transports_raw = d.get("transports") or list(DEFAULT_TRANSPORTS)
     if not isinstance(transports_raw, list) or not all(t in TRANSPORTS for t in transports_raw):
         raise BadRequest(f"target {target_id}: unknown transport")
+    dc = d.get("dc")
+    if dc is not None and (
+        not isinstance(dc, int) or isinstance(dc, bool) or not -32768 <= dc <= 32767
+    ):
+        raise BadRequest(f"target {target_id}: dc must be an integer in -32768..32767")
     sni = _string(d, "sni", limit=255)
     ca_path = None
     ca_pem = d.get("x_ca_pem")
@@ -156,6 +161,7 @@ def target_from_request(d: Any, ca_dir: str) -> Target:
         sni=sni,
         transports=tuple(transports_raw),
         ca=ca_path,
+        dc=dc,
     )
 
 
@@ -384,6 +390,8 @@ def target_to_request(target: Target) -> dict[str, Any]:
         d["sni"] = target.sni
     if target.check == "mtproto":
         d["transports"] = list(target.transports)
+        if target.dc is not None:
+            d["dc"] = target.dc
     if target.ca:
         try:
             with open(target.ca) as handle:

@@ -404,6 +404,7 @@ async def _mtproto_flow(
                 trace=trace,
                 timeout=state.config.timeout,
                 address=format_address(ip, port),
+                dc=target.dc,
             )
         finally:
             await stream.aclose()

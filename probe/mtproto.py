@@ -2,9 +2,16 @@
 
 A TCP connect only shows that *something* accepts connections on a Telegram address. This step
 speaks the first message of Telegram's key exchange (FACTS.md §2): a fresh random nonce in a
-``req_pq_multi``. Only a genuine MTProto server answers with a ``resPQ`` that echoes our nonce
-(or, when it refuses to serve us, with a bare transport error code such as -404). Any other
-answer came from something else on the path: a blockpage, a TLS middlebox, a reset injector.
+``req_pq_multi``. An MTProto server answers with a ``resPQ`` that echoes our nonce (or, when it
+refuses to serve us, with a transport error code such as -404, framed like any packet). That
+shows a peer that speaks MTProto and read our request; it is not cryptographic proof that the
+peer is Telegram (docs/telegram.md says what would be). Any other answer came from something
+else on the path: a blockpage, a TLS middlebox, a reset injector.
+
+The request is shaped like an official client's (docs/telegram.md "The request"): TDLib's
+message id (unixtime·2³² with its sub-second fraction and 22 randomised low bits, divisible by
+4), TDLib's padding inside ``message_data_length`` and, on obfuscated2, the DC id in header
+bytes 60–61.
 
 Transports (the first bytes on the wire are what a censor's DPI keys on):
 
@@ -20,7 +27,9 @@ Transports (the first bytes on the wire are what a censor's DPI keys on):
 
 The reply is read by a bounded parser (`examine_reply`): we never read more than the largest
 reply a ``req_pq_multi`` can plausibly get (`MAX_REPLY_LENGTH`), whatever length the peer
-announces, and a reply whose nonce is not ours is never trusted.
+announces, and a reply whose nonce is not ours is never trusted. Within those bounds it accepts
+what TDLib and Telegram Desktop accept (padding after the resPQ object, bytes after the
+declared message): only the constructor, the nonce echo and sane lengths decide.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import asyncio
 import secrets
 import struct
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -74,6 +84,30 @@ RES_PQ = b"\x63\x24\x16\x05"  # resPQ#05162463
 VECTOR = b"\x15\xc4\xb5\x1c"  # vector#1cb5c415
 NONCE_LENGTH = 16
 UNENCRYPTED_HEADER_LENGTH = 20  # auth_key_id (8) + message_id (8) + length (4)
+#: msg_id is an unsigned 64-bit number: unixtime·2³². It passes 2⁶³ in January 2038 and its
+#: 32 seconds bits wrap on 2106-02-07, like every 32-bit unixtime field.
+MESSAGE_ID_MODULUS = 1 << 64
+#: TDLib's AuthData::next_message_id XORs this many random low bits into the message id, for
+#: clocks with a coarse resolution (at most 2²² / 2³² s, about a millisecond).
+MESSAGE_ID_RANDOM_BITS = 22
+#: TDLib's NoCryptoImpl pads an unencrypted message to a multiple of 16 bytes, then adds 0–15
+#: random blocks of 16, all counted in message_data_length.
+MESSAGE_PADDING_BLOCKS = 16
+#: Bytes 60–61 of an obfuscated2 header: the DC id, a signed little-endian int16.
+DC_ID_RANGE = range(-(1 << 15), 1 << 15)
+
+#: Fingerprints (hex of the unsigned 64-bit value) of the RSA keys built into official clients;
+#: a resPQ naming one of them is consistent with Telegram (docs/telegram.md: not proof, the
+#: fingerprints are public). tests/mtproto_reference.py recomputes each from its PEM key.
+KNOWN_KEY_FINGERPRINTS: dict[str, str] = {
+    "d09d1d85de64fd85": "production key: TDLib PublicRsaKeySharedMain.cpp, Telegram Desktop",
+    "b25898df208d2603": "test-DC key: TDLib PublicRsaKeySharedMain.cpp",
+    "c3b42b026ce86b21": "older production key: Telegram Desktop mtproto_dc_options.cpp",
+    "0bc35f3509f7b7a5": "older production key: Telegram Desktop mtproto_dc_options.cpp",
+    "15ae5fa8b5529542": "older production key: Telegram Desktop mtproto_dc_options.cpp",
+    "aeae98e13cd7f94f": "older production key: Telegram Desktop mtproto_dc_options.cpp",
+    "5a181b2235057d98": "older production key: Telegram Desktop mtproto_dc_options.cpp",
+}
 
 #: The largest reply packet we read. A resPQ with one key fingerprint is 84 bytes; 4 KiB leaves
 #: room for hundreds of fingerprints. A peer announcing more (up to the protocol's own limit) is
@@ -92,17 +126,35 @@ _MAX_PADDING = 15
 # --- the request ----------------------------------------------------------------------------
 
 
-def new_message_id(unixtime: float) -> int:
-    """A client message_id: about unixtime·2³², divisible by 4 (FACTS.md §2)."""
-    return int(unixtime * 2**32) & ~3
+def new_message_id(unix_ns: int, *, random_bits: int | None = None) -> int:
+    """A client message_id as TDLib's AuthData::next_message_id makes it: unixtime·2³² with the
+    sub-second fraction (computed exactly from nanoseconds: a float product keeps 53 bits, so
+    its low 10 bits would always be zero), the low 22 bits XORed with random bits, divisible
+    by 4; an unsigned 64-bit number, wrapping after 2106 (`MESSAGE_ID_MODULUS`)."""
+    if random_bits is None:
+        random_bits = secrets.randbits(MESSAGE_ID_RANDOM_BITS)
+    exact = (unix_ns << 32) // 1_000_000_000
+    mixed = exact ^ (random_bits & ((1 << MESSAGE_ID_RANDOM_BITS) - 1))
+    return (mixed & ~3) % MESSAGE_ID_MODULUS
 
 
-def req_pq_multi(nonce: bytes, message_id: int) -> bytes:
-    """The 40-byte unencrypted message: auth_key_id 0, message_id, length 20, body."""
+def message_padding() -> bytes:
+    """Random padding for the req_pq_multi message, as TDLib's NoCryptoImpl draws it: up to a
+    multiple of 16 bytes, plus 0–15 random blocks of 16 (12, 28, …, 252 bytes)."""
+    size = -(len(REQ_PQ_MULTI) + NONCE_LENGTH) % 16
+    size += 16 * secrets.randbelow(MESSAGE_PADDING_BLOCKS)
+    return secrets.token_bytes(size)
+
+
+def req_pq_multi(nonce: bytes, message_id: int, padding: bytes = b"") -> bytes:
+    """The unencrypted message: auth_key_id 0, message_id (unsigned), message_data_length
+    (body + `padding`), the body and the padding. 40 bytes without padding."""
     if len(nonce) != NONCE_LENGTH:
         raise ValueError("the nonce is 16 bytes")
+    if not 0 <= message_id < MESSAGE_ID_MODULUS:
+        raise ValueError("the message id is an unsigned 64-bit number")
     body = REQ_PQ_MULTI + nonce
-    return struct.pack("<qqi", 0, message_id, len(body)) + body
+    return struct.pack("<qQi", 0, message_id, len(body) + len(padding)) + body + padding
 
 
 def random_obfuscation_header() -> bytes:
@@ -167,11 +219,13 @@ def frame_request(
     *,
     padding: bytes | None = None,
     obfuscation_header: bytes | None = None,
+    dc: int | None = None,
 ) -> ClientFraming:
     """Frame `message` as the first packet of a new connection over `transport`.
 
     `padding` (padded intermediate only) and `obfuscation_header` (obfuscated2 only) are drawn
-    at random when not given; tests pass fixed ones to compare against reference bytes."""
+    at random when not given; tests pass fixed ones to compare against reference bytes. `dc`
+    (obfuscated2 only) is the data centre's id, written into the header like TDLib does."""
     if transport == ABRIDGED:
         return ClientFraming(transport, ABRIDGED, ABRIDGED_MARKER + frame_packet(ABRIDGED, message))
     if transport == INTERMEDIATE:
@@ -185,16 +239,27 @@ def frame_request(
     if transport == OBFUSCATED2:
         if obfuscation_header is None:
             obfuscation_header = random_obfuscation_header()
-        return frame_obfuscated2(obfuscation_header, OBFUSCATED2_INNER, message)
+        return frame_obfuscated2(obfuscation_header, OBFUSCATED2_INNER, message, dc=dc)
     raise ValueError(f"unknown MTProto transport {transport!r}")
 
 
-def frame_obfuscated2(header: bytes, inner: str, message: bytes) -> ClientFraming:
-    """obfuscated2 without an MTProxy secret (FACTS.md §2): key and IV straight from the header."""
+def frame_obfuscated2(
+    header: bytes, inner: str, message: bytes, *, dc: int | None = None
+) -> ClientFraming:
+    """obfuscated2 without an MTProxy secret (FACTS.md §2): key and IV straight from the header.
+
+    With `dc`, bytes 60–61 carry the DC id as a signed little-endian int16, negative for a
+    media-only DC (TDLib ObfuscatedTransport::init and ConnectionCreator::get_transport_type;
+    Telegram Desktop writes it too, and MTProxy reads it to pick the DC). 0 means "none" in
+    TDLib, so it is refused here: pass None."""
     if len(header) != OBFUSCATION_HEADER_LENGTH or not header_is_allowed(header):
         raise ValueError("not an acceptable 64-byte obfuscation header")
     plain_header = bytearray(header)
     plain_header[56:60] = OBFUSCATED2_TAGS[inner]
+    if dc is not None:
+        if dc == 0 or dc not in DC_ID_RANGE:
+            raise ValueError(f"a DC id is a signed 16-bit number other than 0, not {dc}")
+        plain_header[60:62] = struct.pack("<h", dc)
     encrypt_key, encrypt_iv = bytes(plain_header[8:40]), bytes(plain_header[40:56])
     reversed_part = bytes(plain_header[8:56])[::-1]  # the server's direction
     decrypt_key, decrypt_iv = reversed_part[:32], reversed_part[32:48]
@@ -220,6 +285,17 @@ class ReplyOutcome:
     reply: str | None = None  # "res_pq" | "transport_error"
     error_code: int | None = None
     server_public_key_fingerprints: list[str] = field(default_factory=list)
+    #: for a resPQ: does it name one of Telegram's RSA keys (`KNOWN_KEY_FINGERPRINTS`)?
+    known_key: bool | None = None
+
+
+def known_key(fingerprints: Iterable[str]) -> bool:
+    """True if any of the resPQ's key fingerprints (hex) is one of Telegram's known RSA keys.
+
+    What it shows: the peer named a key that official clients carry, as Telegram's DCs do. It
+    costs no extra packet, but proves little on its own: the fingerprints are public, so anyone
+    can echo them. CDN DCs (e.g. DC 203) use their own keys (help.getCdnConfig): False there."""
+    return any(f.lower() in KNOWN_KEY_FINGERPRINTS for f in fingerprints)
 
 
 def _foreign() -> ReplyOutcome:
@@ -288,10 +364,11 @@ def examine_reply(
     # For obfuscated2 the raw bytes are ciphertext, so this test is only a tie-breaker (below).
     if transport != OBFUSCATED2 and (looks_foreign(raw) or _printable(raw[:4])):
         return _foreign()
-    # Some servers and proxies send the error code as a bare 4-byte packet without framing.
-    bare_error = _transport_error(_int32(decoded))
-    if bare_error is not None:
-        return bare_error
+    # A transport error is a packet like any other: its 4-byte code comes framed (TDLib reads
+    # it in Transport::read after the transport removed the length; MTProxy frames every packet
+    # in tcp_rpc_write_packet_compact). 4 bare bytes read here as a length: on intermediate far
+    # beyond 16 MiB (foreign below); on abridged a plausible one, sorted out at EOF
+    # (`unframed_error`).
     prefix = _length_prefix(inner, decoded)
     if prefix is None:
         return _foreign()
@@ -307,8 +384,21 @@ def examine_reply(
     return parse_packet(packet, nonce, padded=inner == PADDED_INTERMEDIATE)
 
 
+def unframed_error(decoded: bytes) -> bool:
+    """Exactly 4 bytes that read as a transport error code, then the connection closed: a bare
+    code without the framing every real DC puts around it (on abridged its first byte looked
+    like a length). Something imitating Telegram's error, not Telegram: foreign."""
+    return len(decoded) == 4 and _transport_error(_int32(decoded)) is not None
+
+
 def parse_packet(packet: bytes, nonce: bytes, *, padded: bool = False) -> ReplyOutcome:
-    """Parse one reply packet (transport framing removed): a transport error or a resPQ."""
+    """Parse one reply packet (transport framing removed): a transport error or a resPQ.
+
+    Like Telegram Desktop (AbstractConnection::parseNotSecureResponse) we require an
+    unencrypted server message: auth_key_id 0, msg_id ≡ 1 mod 4 and a declared length that
+    fits the packet. Like TDLib (HandshakeConnection::on_raw_packet) we then parse the resPQ
+    from everything after the 20-byte header, so padding inside the declared length and bytes
+    after it do not matter."""
     if len(packet) < UNENCRYPTED_HEADER_LENGTH:
         # A framed transport error: the 4-byte code (padded intermediate may add padding).
         if len(packet) == 4 or (padded and len(packet) <= 4 + _MAX_PADDING):
@@ -316,21 +406,19 @@ def parse_packet(packet: bytes, nonce: bytes, *, padded: bool = False) -> ReplyO
             if outcome is not None:
                 return outcome
         return _foreign()
-    auth_key_id, message_id, message_length = struct.unpack_from("<qqi", packet)
+    auth_key_id, message_id, message_length = struct.unpack_from("<qQi", packet)
     if auth_key_id != 0 or message_id % 4 != 1:
         return _foreign()  # not an unencrypted server message
-    end = UNENCRYPTED_HEADER_LENGTH + message_length
-    extra = len(packet) - end
-    if message_length < 4 or extra < 0 or extra > (_MAX_PADDING if padded else 0):
+    if not 4 <= message_length <= len(packet) - UNENCRYPTED_HEADER_LENGTH:
         return _foreign()
-    return parse_res_pq(packet[UNENCRYPTED_HEADER_LENGTH:end], nonce)
+    return parse_res_pq(packet[UNENCRYPTED_HEADER_LENGTH:], nonce)
 
 
 def parse_res_pq(body: bytes, nonce: bytes) -> ReplyOutcome:
     """resPQ nonce:int128 server_nonce:int128 pq:bytes server_public_key_fingerprints:Vector<long>.
 
     The nonce is checked first: a resPQ that is not an answer to *our* request is never trusted,
-    however well-formed the rest."""
+    however well-formed the rest. The object must fit in `body`; bytes after it are ignored."""
     if body[:4] != RES_PQ or len(body) < 4 + 2 * NONCE_LENGTH:
         return _foreign()
     if not secrets.compare_digest(body[4:20], nonce):
@@ -344,13 +432,17 @@ def parse_res_pq(body: bytes, nonce: bytes) -> ReplyOutcome:
         return _foreign()
     count = _int32(body[offset + 4 : offset + 8])
     offset += 8
-    if count < 0 or len(body) != offset + 8 * count:
+    if count < 0 or len(body) < offset + 8 * count:
         return _foreign()
     fingerprints = [
         f"{int.from_bytes(body[offset + 8 * i : offset + 8 * i + 8], 'little'):016x}"
         for i in range(count)
     ]
-    return ReplyOutcome(reply="res_pq", server_public_key_fingerprints=fingerprints)
+    return ReplyOutcome(
+        reply="res_pq",
+        server_public_key_fingerprints=fingerprints,
+        known_key=known_key(fingerprints),
+    )
 
 
 def _tl_bytes_end(body: bytes, offset: int) -> int | None:
@@ -395,6 +487,8 @@ class _ReplyReader:
             want = max(needed, min(FIRST_BYTES_KEPT, MAX_REPLY_LENGTH)) - len(self.raw)
             chunk = await self.stream.receive_some(max(1, want))
             if not chunk:
+                if unframed_error(bytes(self.decoded)):
+                    return _foreign()
                 raise failures.ProbeFailure(failures.EOF_ERROR)
             self.raw += chunk
             self.decoded += self.framing.decryptor.update(chunk)
@@ -411,11 +505,15 @@ async def mtproto_handshake(
     trace: Trace,
     timeout: float,
     address: str,
+    dc: int | None = None,
+    clock_ns: Callable[[], int] = time.time_ns,
 ) -> MTProtoHandshake:
     """Send ``req_pq_multi`` over `transport` on the open `stream` and classify the reply.
 
-    Success means the peer speaks MTProto: a resPQ echoing our nonce, or a transport error code.
-    Failures are data (only cancellation escapes); the caller owns and closes `stream`."""
+    Success means the peer speaks MTProto: a resPQ echoing our nonce, or a framed transport
+    error code. Failures are data (only cancellation escapes); the caller owns and closes
+    `stream`. `dc` (the target's DC id, obfuscated2 only) goes into the obfuscation header;
+    `clock_ns` gives the time for the message id (tests inject other years)."""
     if transport not in TRANSPORTS:
         raise ValueError(f"unknown MTProto transport {transport!r}")
     observation = MTProtoHandshake(
@@ -425,7 +523,8 @@ async def mtproto_handshake(
         transaction_id=trace.transaction_id,
     )
     nonce = secrets.token_bytes(NONCE_LENGTH)
-    framing = frame_request(transport, req_pq_multi(nonce, new_message_id(time.time())))
+    message = req_pq_multi(nonce, new_message_id(clock_ns()), message_padding())
+    framing = frame_request(transport, message, dc=dc if transport == OBFUSCATED2 else None)
     reader = _ReplyReader(stream, framing, nonce)
     operation = failures.WRITE
     outcome: ReplyOutcome
@@ -444,6 +543,7 @@ async def mtproto_handshake(
     observation.reply = outcome.reply
     observation.error_code = outcome.error_code
     observation.server_public_key_fingerprints = outcome.server_public_key_fingerprints
+    observation.known_key = outcome.known_key
     if outcome.failure in (failures.MTPROTO_FOREIGN_REPLY, failures.MTPROTO_ABSURD_LENGTH):
         observation.first_bytes = reader.first_bytes()
     observation.bytes_sent = stream.bytes_sent

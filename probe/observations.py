@@ -444,6 +444,9 @@ class MTProtoHandshake:
     bytes_sent: int = 0
     bytes_received: int = 0
     server_public_key_fingerprints: list[str] = field(default_factory=list)
+    #: one of those fingerprints is a key of Telegram's official clients (consistent with
+    #: Telegram, not proof: the fingerprints are public); None when no resPQ came
+    known_key: bool | None = None
     first_bytes: str | None = None  # hex of the first bytes received when they were foreign
     t0: float = 0.0
     t: float = 0.0
@@ -461,6 +464,7 @@ class MTProtoHandshake:
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
             "server_public_key_fingerprints": list(self.server_public_key_fingerprints),
+            "known_key": self.known_key,
             "first_bytes": self.first_bytes,
             "t0": self.t0,
             "t": self.t,
@@ -482,6 +486,7 @@ class MTProtoHandshake:
             server_public_key_fingerprints=[
                 str(x) for x in _list(d.get("server_public_key_fingerprints"))
             ],
+            known_key=d.get("known_key") if isinstance(d.get("known_key"), bool) else None,
             first_bytes=_str_or_none(d.get("first_bytes")),
             t0=_float(d.get("t0")),
             t=_float(d.get("t")),

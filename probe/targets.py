@@ -32,6 +32,8 @@ HOST_CHECKS = ("dns", "tcp", "tls", "mtproto")
 URL_CHECKS = ("http", "https")
 #: `ports` when the list gives none (tcp has no default: it must say which ports)
 DEFAULT_PORTS: dict[str, tuple[int, ...]] = {"tls": (443,), "mtproto": (443,)}
+#: `dc` (mtproto only): the DC id an obfuscated2 header carries, a signed 16-bit number, not 0
+DC_ID_MIN, DC_ID_MAX = -32768, 32767
 
 #: a list file larger than this is refused unread (lists are a few kB)
 MAX_LIST_BYTES = 1024 * 1024
@@ -72,6 +74,7 @@ TARGET_KEYS = (
     "sni",
     "expect_asn",
     "transports",
+    "dc",
     "ca",
     "note",
     "tags",
@@ -83,7 +86,7 @@ _ALLOWED_BY_CHECK = {
     "tls": {"host", "ports", "sni", "expect_asn", "ca", "note", "tags"},
     "http": {"url", "expect_asn", "note", "tags"},
     "https": {"url", "expect_asn", "ca", "note", "tags"},
-    "mtproto": {"host", "ports", "expect_asn", "transports", "note", "tags"},
+    "mtproto": {"host", "ports", "expect_asn", "transports", "dc", "note", "tags"},
 }
 _WHY_NOT_ALLOWED = {
     "ports": {
@@ -93,6 +96,7 @@ _WHY_NOT_ALLOWED = {
     },
     "host": {"http": 'use "url"', "https": 'use "url"'},
     "url": {c: 'use "host"' for c in HOST_CHECKS},
+    "dc": {c: "only mtproto talks to a DC" for c in CHECKS if c != "mtproto"},
 }
 
 Position = tuple[str | int, ...]
@@ -111,6 +115,8 @@ class Target:
     sni: str | None = None
     expect_asn: tuple[int, ...] = ()
     transports: tuple[str, ...] = DEFAULT_TRANSPORTS
+    #: mtproto: the DC id for obfuscated2's header (negative: media-only DC); None: not sent
+    dc: int | None = None
     ca: str | None = None  # absolute path of this target's extra roots (PEM)
     note: str | None = None
     tags: tuple[str, ...] = ()
@@ -521,6 +527,8 @@ class _FileChecker:
         for key in ("transports", "tags"):
             if key in table:
                 values[key] = self.expect_array(at, table, key, str)
+        if "dc" in table:
+            values["dc"] = self.expect_integer(at, table, "dc")
         for key in ("id", "service", "check"):
             if key not in table:
                 self.report(at, f"missing required key {quote(key)}")
@@ -557,6 +565,7 @@ class _FileChecker:
             sni=values.get("sni"),
             expect_asn=tuple(values.get("expect_asn") or ()),
             transports=transports,
+            dc=values.get("dc"),
             ca=str(self.ca_path(ca)) if isinstance(ca, str) else None,
             note=values.get("note"),
             tags=tuple(values.get("tags") or ()),
@@ -569,6 +578,13 @@ class _FileChecker:
         if isinstance(value, str):
             return value
         self.report((*at, key), f"{quote(key)} must be a string, not {_type_name(value)}")
+        return None
+
+    def expect_integer(self, at: Position, table: dict[str, Any], key: str) -> int | None:
+        value = table[key]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        self.report((*at, key), f"{quote(key)} must be an integer, not {_type_name(value)}")
         return None
 
     def expect_array(
@@ -657,6 +673,13 @@ class _FileChecker:
                 self.report((*at, "sni"), f"sni {quote(sni)} {problem}")
             elif _is_ip(sni):
                 self.report((*at, "sni"), f"sni {quote(sni)} must be a hostname, not an IP address")
+        dc = values.get("dc")
+        if (
+            "dc" in allowed
+            and isinstance(dc, int)
+            and (dc == 0 or not DC_ID_MIN <= dc <= DC_ID_MAX)
+        ):
+            self.report((*at, "dc"), f"dc {dc} is not a DC id ({DC_ID_MIN}..{DC_ID_MAX}, not 0)")
         transports = values.get("transports")
         if "transports" in allowed and isinstance(transports, list):
             self.check_names(at, "transports", transports, TRANSPORTS, "transport")

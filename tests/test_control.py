@@ -206,6 +206,21 @@ def test_target_from_request_is_strict(tmp_path):
         {"id": "a/b", "check": "tcp", "host": "a", "ports": [True]},
         {"id": "a/b", "check": "mtproto", "host": "a", "transports": ["carrier-pigeon"]},
         {"id": "a/b", "check": "https", "url": "https://a/", "x_ca_pem": "not a pem"},
+        {"id": "a/b", "check": "mtproto", "host": "a", "dc": 70000},
+        {"id": "a/b", "check": "mtproto", "host": "a", "dc": True},
+        {"id": "a/b", "check": "mtproto", "host": "a", "dc": "2"},
     ):
         with pytest.raises(ValueError):
             target_from_request(bad, str(tmp_path))
+
+
+def test_the_data_centre_id_travels_to_the_control(tmp_path):
+    """The control's obfuscated2 handshake carries the same DC id as the probe's."""
+    from probe.control import target_to_request
+    from probe.targets import Target
+
+    media = Target(
+        id="telegram/media-dc2", service="telegram", check="mtproto", host="127.0.0.1",
+        ports=(443,), transports=("obfuscated2",), dc=-2,
+    )  # fmt: skip
+    assert target_from_request(target_to_request(media), str(tmp_path)).dc == -2

@@ -12,6 +12,7 @@ import struct
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +23,16 @@ from probe.measure import MeasureConfig, RunState, measure_target
 from probe.observations import MTProtoHandshake, Trace
 from probe.targets import Target
 from probe.tcp import tcp_connect
-from tests.mtproto_reference import ReferenceCTR, reference_obfuscated2, reference_server_reply
+from tests.lab import servers as lab_servers
+from tests.mtproto_reference import (
+    TELEGRAM_PUBLIC_KEYS,
+    ReferenceCTR,
+    raw_exchange,
+    reference_fingerprint,
+    reference_obfuscated2,
+    reference_server_reply,
+    unencrypted_message,
+)
 from tests.servers.fake_dc import (
     FINGERPRINT,
     MODES,
@@ -86,10 +96,54 @@ def test_abridged_long_packet_uses_the_0x7f_form() -> None:
 
 
 def test_message_id_is_time_shaped_and_divisible_by_4() -> None:
-    now = time.time()
+    now = time.time_ns()
     message_id = mtproto.new_message_id(now)
     assert message_id % 4 == 0
-    assert abs(message_id / 2**32 - now) < 1
+    assert abs(message_id / 2**32 - now / 1e9) < 1
+
+
+def test_message_id_keeps_the_sub_second_fraction() -> None:
+    """unixtime·2³² computed exactly (TDLib's AuthData::next_message_id), not through a float:
+    a float product has 53 bits, so its low 10 bits would always be zero."""
+    clocks = [1_733_390_000_123_456_789 + 7_919 * i for i in range(64)]
+    ids = [mtproto.new_message_id(ns, random_bits=0) for ns in clocks]
+    assert ids == [((ns << 32) // 10**9) & ~3 for ns in clocks]
+    assert any(message_id & 0x3FF for message_id in ids)
+    # TDLib then XORs 22 random low bits in, for clocks with a coarse resolution.
+    for ns in clocks:
+        drawn = mtproto.new_message_id(ns)
+        assert drawn % 4 == 0 and abs(drawn - ((ns << 32) // 10**9)) < 2**22
+
+
+YEAR_2040 = 2_208_988_800  # 2040-01-01T00:00:00Z: unixtime·2³² no longer fits a signed int64
+YEAR_2106 = 4_296_000_000  # 2106-02-19: unixtime itself no longer fits 32 bits
+
+
+@pytest.mark.parametrize("unixtime", [YEAR_2040, YEAR_2106], ids=["2040", "2106"])
+def test_message_id_after_2038_and_2106(unixtime: int) -> None:
+    """msg_id is an unsigned 64-bit number: past 2038 it exceeds int64 (and must still pack),
+    past 2106-02-07 its 32 seconds bits wrap, like every 32-bit unixtime field."""
+    ns = unixtime * 10**9 + 250_000_000
+    message_id = mtproto.new_message_id(ns, random_bits=0)
+    assert 0 <= message_id < 2**64 and message_id % 4 == 0
+    assert message_id >> 32 == unixtime % 2**32
+    assert (message_id & 0xFFFFFFFF) == 2**30  # a quarter second
+    if unixtime == YEAR_2040:
+        assert message_id >= 2**63
+    message = mtproto.req_pq_multi(NONCE, message_id)
+    assert struct.unpack_from("<Q", message, 8)[0] == message_id
+
+
+def test_request_carries_tdlib_padding_inside_the_message_length() -> None:
+    """TDLib's NoCryptoImpl pads every unencrypted message to 16 bytes plus 0-15 random blocks
+    of 16, counted in message_data_length; Telegram Desktop pads with 0-63 random words."""
+    message = mtproto.req_pq_multi(NONCE, MESSAGE_ID, padding=b"\xaa" * 12)
+    assert message[:16].hex() == MESSAGE_HEX[:32]
+    assert struct.unpack_from("<I", message, 16)[0] == 32
+    assert message[20:40].hex() == MESSAGE_HEX[40:] and message[40:] == b"\xaa" * 12
+    sizes = {len(mtproto.message_padding()) for _ in range(400)}
+    assert sizes <= {12 + 16 * k for k in range(16)}
+    assert len(sizes) > 8  # random, not fixed
 
 
 def test_unknown_transport_is_a_programming_error() -> None:
@@ -157,6 +211,33 @@ def test_obfuscated2_step_framing_is_intermediate_inside() -> None:
     assert len(framing.wire) == 64 + 48 - 4
 
 
+@pytest.mark.parametrize("dc", [2, -4, 203, 10002], ids=["dc2", "media-dc4", "cdn-203", "test"])
+def test_obfuscated2_header_carries_the_dc_id(dc: int) -> None:
+    """Bytes 60-61 of the header hold the DC id as a signed little-endian int16, negative for
+    media-only DCs (TDLib ObfuscatedTransport::init, ConnectionCreator::get_transport_type;
+    MTProxy reads it as `*(short *)(random_header + 60)`)."""
+    header = FIXED_HEADERS[1]
+    message = bytes.fromhex(MESSAGE_HEX)
+    framing = mtproto.frame_request("obfuscated2", message, obfuscation_header=header, dc=dc)
+    expected, _ = reference_obfuscated2(
+        header, b"\xee\xee\xee\xee", struct.pack("<I", 40) + message, dc
+    )
+    assert framing.wire == expected
+    decrypted = ReferenceCTR(header[8:40], header[40:56]).apply(framing.wire[:64])
+    assert decrypted[56:60] == b"\xee" * 4
+    assert struct.unpack("<h", decrypted[60:62])[0] == dc
+
+
+def test_obfuscated2_without_a_dc_leaves_the_random_bytes() -> None:
+    header = FIXED_HEADERS[0]
+    framing = mtproto.frame_request("obfuscated2", bytes(40), obfuscation_header=header)
+    decrypted = ReferenceCTR(header[8:40], header[40:56]).apply(framing.wire[:64])
+    assert decrypted[60:64] == header[60:64]
+    for bad in (0, 32768, -32769):
+        with pytest.raises(ValueError):
+            mtproto.frame_request("obfuscated2", bytes(40), obfuscation_header=header, dc=bad)
+
+
 @pytest.mark.parametrize(
     "prefix",
     [b"\xef", b"HEAD", b"POST", b"GET ", b"OPTI", b"\xdd" * 4, b"\xee" * 4, b"\x16\x03\x01\x02"],
@@ -182,7 +263,18 @@ def test_random_headers_obey_the_rules() -> None:
 # --- the reply parser ----------------------------------------------------------------------
 
 
-def _res_pq(nonce: bytes, *, fingerprints: int = 1, message_id_mod: int = 1) -> bytes:
+def _res_pq(
+    nonce: bytes,
+    *,
+    fingerprints: int = 1,
+    message_id_mod: int = 1,
+    padding: bytes = b"",
+    fingerprint: int | None = None,
+) -> bytes:
+    """An unencrypted resPQ server message; `padding` goes inside message_data_length."""
+    values = [0x1111111111111111 * (i + 1) for i in range(fingerprints)]
+    if fingerprint is not None:
+        values = [fingerprint]
     body = (
         mtproto.RES_PQ
         + nonce
@@ -191,10 +283,11 @@ def _res_pq(nonce: bytes, *, fingerprints: int = 1, message_id_mod: int = 1) -> 
         + bytes.fromhex("17ed48941a08f981")
         + bytes(3)
         + mtproto.VECTOR
-        + struct.pack("<i", fingerprints)
-        + b"".join(struct.pack("<Q", 0x1111111111111111 * (i + 1)) for i in range(fingerprints))
+        + struct.pack("<i", len(values))
+        + b"".join(struct.pack("<Q", value) for value in values)
+        + padding
     )
-    return struct.pack("<qqi", 0, (MESSAGE_ID & ~3) | message_id_mod, len(body)) + body
+    return struct.pack("<qQi", 0, (MESSAGE_ID & ~3) | message_id_mod, len(body)) + body
 
 
 def _examine(transport: str, data: bytes) -> int | mtproto.ReplyOutcome:
@@ -232,21 +325,113 @@ def test_parser_refuses_client_shaped_message_id() -> None:
     assert outcome.failure == failures.MTPROTO_FOREIGN_REPLY
 
 
+def test_parser_accepts_padding_inside_the_message_length() -> None:
+    """The declared body is longer than the resPQ object: bytes after the fingerprint vector.
+    TDLib parses resPQ without requiring the end (fetch_result(message, false)) and Telegram
+    Desktop only checks that the declared length fits the packet."""
+    reply = _res_pq(NONCE, padding=bytes(range(16)))
+    assert struct.unpack_from("<i", reply, 16)[0] == 64 + 16
+    for transport, prefix in (
+        ("intermediate", struct.pack("<I", len(reply))),
+        ("abridged", bytes([len(reply) // 4])),
+        ("padded_intermediate", struct.pack("<I", len(reply))),
+    ):
+        outcome = _examine(transport, prefix + reply)
+        assert isinstance(outcome, mtproto.ReplyOutcome)
+        assert outcome.reply == "res_pq" and outcome.failure is None, transport
+        assert outcome.server_public_key_fingerprints == ["1111111111111111"]
+
+
+def test_parser_accepts_bytes_after_the_declared_message() -> None:
+    """The packet holds more than 20 + message_data_length bytes (padding outside the declared
+    length, on any transport): tolerated like TDLib, which reads the whole packet."""
+    reply = _res_pq(NONCE) + bytes(8)
+    outcome = _examine("intermediate", struct.pack("<I", len(reply)) + reply)
+    assert isinstance(outcome, mtproto.ReplyOutcome) and outcome.reply == "res_pq"
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate"),
+    [
+        ("declared length beyond the packet", lambda r: r[:16] + struct.pack("<i", 68) + r[20:]),
+        ("declared length negative", lambda r: r[:16] + struct.pack("<i", -1) + r[20:]),
+        ("wrong constructor", lambda r: r[:20] + b"\x00\x00\x00\x00" + r[24:]),
+        ("auth_key_id not zero", lambda r: b"\x01" + r[1:]),
+        ("fingerprints beyond the data", lambda r: r[:-12] + struct.pack("<i", 2) + r[-8:]),
+        ("negative count", lambda r: r[:-12] + struct.pack("<i", -1) + r[-8:]),
+        ("no vector", lambda r: r[:-16] + bytes(4) + r[-12:]),
+        ("pq runs past the end", lambda r: r[:56] + b"\xfe\xff\xff\x00" + r[60:]),
+    ],
+)
+def test_parser_still_refuses_what_no_client_accepts(case: str, mutate: Any) -> None:
+    reply = mutate(_res_pq(NONCE))
+    outcome = _examine("intermediate", struct.pack("<I", len(reply)) + reply)
+    assert isinstance(outcome, mtproto.ReplyOutcome), case
+    assert outcome.failure == failures.MTPROTO_FOREIGN_REPLY, case
+
+
 @pytest.mark.parametrize(
     ("transport", "data", "code"),
     [
         ("intermediate", bytes.fromhex("040000006cfeffff"), -404),
+        ("intermediate", bytes.fromhex("0400000053feffff"), -429),
         ("padded_intermediate", bytes.fromhex("070000006cfeffff000000"), -404),
+        ("padded_intermediate", bytes.fromhex("0400000053feffff"), -429),
         ("abridged", bytes.fromhex("0153feffff"), -429),
-        ("abridged", bytes.fromhex("6cfeffff"), -404),  # bare, unframed
-        ("intermediate", bytes.fromhex("53feffff"), -429),
+        ("abridged", bytes.fromhex("016cfeffff"), -404),
     ],
 )
-def test_parser_transport_errors(transport: str, data: bytes, code: int) -> None:
+def test_parser_framed_transport_errors(transport: str, data: bytes, code: int) -> None:
+    """A transport error is a packet whose payload is the 4-byte code, framed like any packet:
+    TDLib's Transport::read and Telegram Desktop's parsePacket see it only after the framing."""
     outcome = _examine(transport, data)
     assert isinstance(outcome, mtproto.ReplyOutcome)
     assert outcome.reply == "transport_error" and outcome.error_code == code
     assert outcome.failure is None
+
+
+@pytest.mark.parametrize("transport", ["intermediate", "padded_intermediate", "obfuscated2"])
+@pytest.mark.parametrize("code", ["6cfeffff", "53feffff"], ids=["-404", "-429"])
+def test_parser_unframed_error_codes_are_foreign(transport: str, code: str) -> None:
+    """4 bare bytes are no MTProto packet: read as a length they are far beyond the protocol's
+    16 MiB limit. A real DC frames its errors, so something else sent these."""
+    bare = bytes.fromhex(code)
+    raw = bytes(4) if transport == "obfuscated2" else bare  # obfuscated2: ciphertext on the wire
+    outcome = mtproto.examine_reply(transport, raw, bare, NONCE)
+    assert isinstance(outcome, mtproto.ReplyOutcome)
+    assert outcome.failure == failures.MTPROTO_FOREIGN_REPLY
+    assert outcome.reply is None and outcome.error_code is None
+
+
+@pytest.mark.parametrize("code", ["6cfeffff", "53feffff"], ids=["-404", "-429"])
+def test_unframed_error_code_then_close_is_foreign_on_abridged(code: str) -> None:
+    """On abridged the first bare byte reads as a length (0x6c: 432 bytes); the peer then
+    closes. That is a bare code, not a cut-off packet: foreign, with the bytes as evidence."""
+    stream = MemoryStream(bytes.fromhex(code), [64])
+    observation = asyncio.run(_step(stream, "abridged"))
+    assert observation.failure == failures.MTPROTO_FOREIGN_REPLY
+    assert observation.first_bytes == code
+    assert observation.error_code is None and not observation.success
+
+
+def test_parser_recognises_telegrams_rsa_keys() -> None:
+    known = _res_pq(NONCE, fingerprint=FINGERPRINT)
+    outcome = _examine("intermediate", struct.pack("<I", len(known)) + known)
+    assert isinstance(outcome, mtproto.ReplyOutcome) and outcome.known_key is True
+    unknown = _res_pq(NONCE, fingerprints=2)
+    outcome = _examine("intermediate", struct.pack("<I", len(unknown)) + unknown)
+    assert isinstance(outcome, mtproto.ReplyOutcome) and outcome.known_key is False
+    assert mtproto.known_key([FINGERPRINT_HEX]) is True
+    assert mtproto.known_key(["0123456789abcdef", FINGERPRINT_HEX.upper()]) is True
+    assert mtproto.known_key(["0123456789abcdef"]) is False
+    assert mtproto.known_key([]) is False
+
+
+def test_known_fingerprints_are_those_of_the_official_clients_keys() -> None:
+    """Each fingerprint in probe.mtproto is recomputed from the PEM key it stands for."""
+    computed = {reference_fingerprint(pem) for pem in TELEGRAM_PUBLIC_KEYS.values()}
+    assert set(mtproto.KNOWN_KEY_FINGERPRINTS) == computed
+    assert reference_fingerprint(TELEGRAM_PUBLIC_KEYS["tdlib-production"]) == FINGERPRINT_HEX
 
 
 @pytest.mark.parametrize("transport", ["abridged", "intermediate", "padded_intermediate"])
@@ -275,11 +460,12 @@ def test_parser_refuses_absurd_lengths_without_waiting(transport: str, prefix: b
     assert outcome.failure == failures.MTPROTO_ABSURD_LENGTH
 
 
-def test_parser_tolerates_padding_only_on_padded_intermediate() -> None:
+def test_parser_tolerates_transport_padding_on_padded_intermediate() -> None:
     reply = _res_pq(NONCE) + b"\x01\x02\x03"
     padded = _examine("padded_intermediate", struct.pack("<I", len(reply)) + reply)
     assert isinstance(padded, mtproto.ReplyOutcome) and padded.reply == "res_pq"
-    plain = _examine("intermediate", struct.pack("<I", 88) + reply + b"\x00")
+    # intermediate packets are whole words: 87 bytes cannot be one
+    plain = _examine("intermediate", struct.pack("<I", len(reply)) + reply)
     assert isinstance(plain, mtproto.ReplyOutcome)
     assert plain.failure == failures.MTPROTO_FOREIGN_REPLY
 
@@ -369,8 +555,10 @@ async def _step(stream: MemoryStream, transport: str) -> MTProtoHandshake:
 EXPECTED: dict[str, tuple[str | None, str | None]] = {
     # mode: (failure, reply)
     "ok": (None, "res_pq"),
+    "padded_res_pq": (None, "res_pq"),
     "error_404": (None, "transport_error"),
-    "bare_error_429": (None, "transport_error"),
+    "error_429": (None, "transport_error"),
+    "bare_error_429": (failures.MTPROTO_FOREIGN_REPLY, None),
     "reset": (failures.CONNECTION_RESET, None),
     "silent": (failures.GENERIC_TIMEOUT, None),
     "http": (failures.MTPROTO_FOREIGN_REPLY, None),
@@ -380,11 +568,12 @@ EXPECTED: dict[str, tuple[str | None, str | None]] = {
     "huge_length": (failures.MTPROTO_ABSURD_LENGTH, None),
     "close_mid_reply": (failures.EOF_ERROR, None),
 }
+# The message is 20 + 20 + 12..252 bytes of TDLib's padding (52..292, steps of 16).
 WIRE_LENGTHS = {
-    "abridged": {42},
-    "intermediate": {48},
-    "padded_intermediate": set(range(48, 64)),
-    "obfuscated2": {108},
+    "abridged": {2 + 52 + 16 * k for k in range(16)},
+    "intermediate": {8 + 52 + 16 * k for k in range(16)},
+    "padded_intermediate": set(range(8 + 52, 8 + 292 + 16)),
+    "obfuscated2": {68 + 52 + 16 * k for k in range(16)},
 }
 
 
@@ -393,7 +582,13 @@ def test_expected_table_covers_every_mode() -> None:
 
 
 async def _handshake(
-    port: int, transport: str, *, source: str | None = None, timeout: float = TIMEOUT
+    port: int,
+    transport: str,
+    *,
+    source: str | None = None,
+    timeout: float = TIMEOUT,
+    dc: int | None = None,
+    clock_ns: Any = time.time_ns,
 ) -> MTProtoHandshake:
     trace = Trace(time.monotonic(), 7)
     async with asyncio.timeout(3 * timeout + 2):
@@ -408,6 +603,8 @@ async def _handshake(
                 trace=trace,
                 timeout=timeout,
                 address=f"127.0.0.1:{port}",
+                dc=dc,
+                clock_ns=clock_ns,
             )
         finally:
             await connected.stream.aclose()
@@ -431,14 +628,15 @@ async def test_every_outcome_on_every_transport(mode: str, transport: str) -> No
     [log] = dc.connections
     assert log.transport == transport and log.mode == mode
     assert log.nonce is not None and len(log.nonce) == 16
-    if mode == "ok":
+    assert log.rejected is None
+    if reply == "res_pq":
         assert observation.server_public_key_fingerprints == [FINGERPRINT_HEX]
         assert observation.bytes_received >= 85  # 84 bytes + framing
     else:
         assert observation.server_public_key_fingerprints == []
     if mode == "error_404":
         assert observation.error_code == -404
-    elif mode == "bare_error_429":
+    elif mode == "error_429":
         assert observation.error_code == -429
     else:
         assert observation.error_code is None
@@ -448,12 +646,115 @@ async def test_every_outcome_on_every_transport(mode: str, transport: str) -> No
         assert len(observation.first_bytes) == 64  # 32 bytes kept as evidence
     elif mode == "tls_alert":
         assert observation.first_bytes == "15030300020228"
+    elif mode == "bare_error_429" and transport != "obfuscated2":
+        assert observation.first_bytes == "53feffff"
     elif failure in (failures.MTPROTO_FOREIGN_REPLY, failures.MTPROTO_ABSURD_LENGTH):
         assert observation.first_bytes
     else:
         assert observation.first_bytes is None
     if mode in ("reset", "silent"):
         assert observation.bytes_received == 0
+
+
+async def test_handshake_sends_the_dc_id_on_obfuscated2_only() -> None:
+    async with FakeDC(ports=[0]) as dc:
+        for transport in mtproto.TRANSPORTS:
+            observation = await _handshake(dc.ports[0], transport, dc=-2)
+            assert observation.reply == "res_pq", observation
+    assert [(log.transport, log.dc) for log in dc.connections] == [
+        (t, -2 if t == "obfuscated2" else None) for t in mtproto.TRANSPORTS
+    ]
+
+
+@pytest.mark.parametrize("unixtime", [YEAR_2040, YEAR_2106], ids=["2040", "2106"])
+async def test_handshake_with_the_clock_at_2040_and_2106(unixtime: int) -> None:
+    """Client and fake DC both living in 2040 (msg_id ≥ 2⁶³) and past 2106 (wrapped)."""
+    clock_ns = unixtime * 10**9 + 123_456_789
+
+    async with FakeDC(ports=[0], clock=lambda: clock_ns / 1e9) as dc:
+        for transport in mtproto.TRANSPORTS:
+            observation = await _handshake(dc.ports[0], transport, clock_ns=lambda: clock_ns)
+            assert observation.reply == "res_pq", observation
+    assert all(log.rejected is None for log in dc.connections)
+
+
+# What official clients send first (see tests/servers/fake_dc.py for the sources).
+def _tdlib_handshake(nonce: bytes) -> bytes:
+    return unencrypted_message(0, mtproto.REQ_PQ_MULTI + nonce, bytes(12 + 16 * 5))
+
+
+def _tdlib_ping(nonce: bytes) -> bytes:
+    return unencrypted_message(1, mtproto.REQ_PQ_MULTI + nonce, bytes(12))
+
+
+def _tdesktop_fake_req_pq(nonce: bytes) -> bytes:
+    now = int(time.time())
+    message_id = ((now << 32) | 0x5A5A5A5A) & ~3
+    return unencrypted_message(message_id, bytes.fromhex("78974660") + nonce, bytes(4 * 37))
+
+
+def _probe_request(nonce: bytes) -> bytes:
+    message_id = mtproto.new_message_id(time.time_ns())
+    return mtproto.req_pq_multi(nonce, message_id, mtproto.message_padding())
+
+
+OFFICIAL_REQUESTS = {
+    "tdlib-handshake": (_tdlib_handshake, "intermediate", True, 2),
+    "tdlib-ping": (_tdlib_ping, "intermediate", True, -4),
+    "tdesktop-fake-req-pq": (_tdesktop_fake_req_pq, "abridged", True, 2),
+    "probe-plain": (_probe_request, "intermediate", False, None),
+    "probe-padded": (_probe_request, "padded", False, None),
+    "probe-abridged": (_probe_request, "abridged", False, None),
+}
+
+
+@pytest.mark.parametrize("name", OFFICIAL_REQUESTS)
+async def test_fake_dc_accepts_what_official_clients_send(name: str) -> None:
+    build, transport, obfuscated, dc_id = OFFICIAL_REQUESTS[name]
+    nonce = bytes(range(100, 116))
+    async with FakeDC(ports=[0]) as dc:
+        reply = await raw_exchange(
+            dc.ports[0],
+            transport,
+            build(nonce),
+            obfuscated=obfuscated,
+            header=FIXED_HEADERS[0],
+            dc=dc_id,
+        )
+    [log] = dc.connections
+    assert log.rejected is None and log.nonce == nonce and log.dc == dc_id
+    prefix = 1 if transport == "abridged" else 4
+    assert reply[prefix + 20 : prefix + 24] == mtproto.RES_PQ
+    assert reply[prefix + 24 : prefix + 40] == nonce
+
+
+def _malformed(nonce: bytes, **fields: Any) -> bytes:
+    message_id = fields.pop("message_id", mtproto.new_message_id(time.time_ns()))
+    body = fields.pop("body", mtproto.REQ_PQ_MULTI + nonce)
+    return unencrypted_message(message_id, body, bytes(12), **fields)
+
+
+MALFORMED_REQUESTS = {
+    "auth_key_id not zero": ({"auth_key_id": 1}, "auth_key_id"),
+    "msg_id not divisible by 4": ({"message_id": (int(time.time()) << 32) | 6}, "msg_id"),
+    "msg_id 10 minutes old": ({"message_id": (int(time.time()) - 600) << 32}, "msg_id"),
+    "msg_id 1 minute ahead": ({"message_id": (int(time.time()) + 60) << 32}, "msg_id"),
+    "length beyond the packet": ({"length": 36}, "length"),
+    "length short of the body": ({"length": 16}, "length"),
+    "length not whole words": ({"length": 31}, "length"),
+    "not a req_pq": ({"body": bytes(20)}, "constructor"),
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED_REQUESTS)
+@pytest.mark.parametrize("transport", ["intermediate", "abridged"])
+async def test_fake_dc_refuses_malformed_requests(name: str, transport: str) -> None:
+    fields, reason = MALFORMED_REQUESTS[name]
+    async with FakeDC(ports=[0]) as dc:
+        reply = await raw_exchange(dc.ports[0], transport, _malformed(NONCE, **dict(fields)))
+    assert reply == b""  # closed without a word, like a DC that cannot parse the request
+    [log] = dc.connections
+    assert log.nonce is None and log.rejected is not None and log.rejected.startswith(reason)
 
 
 async def test_dpi_on_plain_tags_only_lets_obfuscated2_through() -> None:
@@ -582,6 +883,91 @@ async def test_standalone_fake_dc_prints_its_ports_and_serves() -> None:
         assert await asyncio.wait_for(process.wait(), 10) == 0
 
 
+# --- the lab's independent data centre (tests/lab/servers.py): same rules, own code ----------
+
+
+async def _lab_dc_exchange(packet: bytes, transport: str, **kwargs: object) -> bytes:
+    server = await asyncio.start_server(lab_servers.guarded(lab_servers.serve_dc), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        return await raw_exchange(port, transport, packet, timeout=0.5, **kwargs)  # type: ignore[arg-type]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+LAB_NONCE = bytes(range(50, 66))
+HEADER = bytes(range(1, 65))
+
+
+@pytest.mark.parametrize(
+    ("name", "message_id", "constructor", "padding", "transport", "dc"),
+    [
+        ("tdlib handshake", 0, "f18e7ebe", 12 + 16 * 3, "intermediate", 2),
+        ("tdlib ping", 1, "f18e7ebe", 12, "intermediate", -4),
+        ("tdesktop fake req_pq", None, "78974660", 4 * 63, "abridged", 2),
+        ("probe", None, "f18e7ebe", 12 + 16 * 15, "padded", None),
+    ],
+)
+async def test_lab_dc_answers_what_official_clients_send(
+    name: str,
+    message_id: int | None,
+    constructor: str,
+    padding: int,
+    transport: str,
+    dc: int | None,
+) -> None:
+    if message_id is None:
+        message_id = mtproto.new_message_id(time.time_ns())
+    packet = unencrypted_message(message_id, bytes.fromhex(constructor) + LAB_NONCE, bytes(padding))
+    reply = await _lab_dc_exchange(
+        packet, transport, obfuscated=dc is not None, header=HEADER, dc=dc
+    )
+    start = 1 if transport == "abridged" else 4
+    assert reply[start + 20 : start + 24] == mtproto.RES_PQ, name
+    assert reply[start + 24 : start + 40] == LAB_NONCE, name
+
+
+@pytest.mark.parametrize(
+    ("name", "fields"),
+    [
+        ("auth_key_id not zero", {"auth_key_id": 7}),
+        ("msg_id not divisible by 4", {"message_id": (int(time.time()) << 32) | 2}),
+        ("msg_id 10 minutes old", {"message_id": (int(time.time()) - 600) << 32}),
+        ("msg_id 1 minute ahead", {"message_id": (int(time.time()) + 60) << 32}),
+        ("length beyond the packet", {"length": 40}),
+        ("length short of the body", {"length": 12}),
+    ],
+)
+async def test_lab_dc_refuses_malformed_requests(name: str, fields: dict[str, int]) -> None:
+    fields = dict(fields)
+    message_id = fields.pop("message_id", mtproto.new_message_id(time.time_ns()))
+    body = mtproto.REQ_PQ_MULTI + LAB_NONCE
+    packet = unencrypted_message(message_id, body, bytes(12), **fields)
+    assert await _lab_dc_exchange(packet, "intermediate") == b"", name
+
+
+@pytest.mark.parametrize("transport", mtproto.TRANSPORTS)
+async def test_lab_dc_answers_the_probes_own_handshake(transport: str) -> None:
+    server = await asyncio.start_server(lab_servers.guarded(lab_servers.serve_dc), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        trace = Trace(time.monotonic(), 1)
+        connected = await tcp_connect("127.0.0.1", port, trace=trace, timeout=2.0)
+        assert connected.stream is not None
+        try:
+            observation = await mtproto.mtproto_handshake(
+                connected.stream, transport, trace=trace, timeout=2.0, address="lab", dc=-2
+            )
+        finally:
+            await connected.stream.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert observation.reply == "res_pq", observation
+    assert mtproto.known_key(observation.server_public_key_fingerprints)
+
+
 # --- the per-target flow (probe.measure) and `probe run` ------------------------------------
 
 
@@ -647,6 +1033,25 @@ async def test_flow_shows_which_transport_the_dpi_lets_through() -> None:
         (dc.ports[1], "intermediate"): failures.CONNECTION_RESET,
     }
     assert [m.reply for m in control.mtproto] == ["res_pq"] * 4
+
+
+async def test_flow_sends_the_targets_dc_id_on_obfuscated2() -> None:
+    async with FakeDC(ports=[0]) as dc:
+        target = Target(
+            id="telegram/fake-media-dc",
+            service="telegram",
+            check="mtproto",
+            host="127.0.0.1",
+            ports=(dc.ports[0],),
+            transports=("obfuscated2", "intermediate"),
+            dc=-2,
+        )
+        observations = await measure_target(target, _run_state(None))
+    assert [m.reply for m in observations.mtproto] == ["res_pq", "res_pq"]
+    assert [(log.transport, log.dc) for log in dc.connections] == [
+        ("obfuscated2", -2),
+        ("intermediate", None),
+    ]
 
 
 async def test_flow_with_a_refused_port_skips_its_transports() -> None:

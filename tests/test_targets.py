@@ -315,7 +315,42 @@ BROKEN_LISTS = [
         7,
         'service "TG" must match [a-z0-9][a-z0-9_-]*',
     ),
+    ("dc as a string", target(MTPROTO + 'dc = "2"\n'), 10, '"dc" must be an integer, not a string'),
+    (
+        "dc as a boolean",
+        target(MTPROTO + "dc = true\n"),
+        10,
+        '"dc" must be an integer, not a boolean',
+    ),
+    ("dc zero", target(MTPROTO + "dc = 0\n"), 10, "dc 0 is not a DC id (-32768..32767, not 0)"),
+    (
+        "dc beyond 16 bits",
+        target(MTPROTO + "dc = 40000\n"),
+        10,
+        "dc 40000 is not a DC id (-32768..32767, not 0)",
+    ),
+    (
+        "dc on https",
+        target(HTTPS + 'url = "https://t.me/"\ndc = 2\n'),
+        10,
+        '"dc" is not allowed for check "https" (only mtproto talks to a DC)',
+    ),
 ]
+
+
+def test_dc_key_loads_for_mtproto_targets() -> None:
+    """`dc`: the DC id an obfuscated2 header carries (negative for media-only DCs)."""
+    text = (
+        target(MTPROTO + "dc = 2\n")
+        + '\n[[targets]]\nid = "telegram/media-dc4"\nservice = "telegram"\ncheck = "mtproto"\n'
+        'host = "149.154.164.250"\ndc = -4\n'
+        '\n[[targets]]\nid = "telegram/dc9"\nservice = "telegram"\ncheck = "mtproto"\n'
+        'host = "149.154.175.50"\n'
+    )
+    result = parse_list_text(text, "dc.toml")
+    assert result.problems == []
+    assert [t.dc for t in result.targets] == [2, -4, None]
+    assert result.targets[1].definition["dc"] == -4
 
 
 @pytest.mark.parametrize(
@@ -568,32 +603,62 @@ def test_bundled_lists_validate_and_hold_the_facts() -> None:
     assert result.problems == []
     by_id = {t.id: t for t in result.targets}
     assert len(by_id) == len(result.targets)
-    for t in result.lists:
-        assert t.updated == date(2026, 11, 28)
-    dcs = {
-        "telegram/dc1": "149.154.175.50",
-        "telegram/dc2": "149.154.167.51",
-        "telegram/dc3": "149.154.175.100",
-        "telegram/dc4": "149.154.167.91",
-        "telegram/dc5": "149.154.171.5",
-        "telegram/dc-95-161-76-100": "95.161.76.100",
+    updated = {t.name: t.updated for t in result.lists}
+    assert updated == {
+        "baseline": date(2026, 11, 28),
+        "facebook_messenger": date(2026, 11, 28),
+        "signal": date(2026, 11, 28),
+        "telegram": date(2026, 12, 5),
+        "whatsapp": date(2026, 12, 5),
     }
-    for target_id, ip in dcs.items():
+    # (address, DC id for the obfuscated2 header); TDLib's get_default_dc_options and Telegram
+    # Desktop's kBuiltInDcs both list 95.161.76.100 as DC2.
+    dcs = {
+        "telegram/dc1": ("149.154.175.50", 1),
+        "telegram/dc2": ("149.154.167.51", 2),
+        "telegram/dc3": ("149.154.175.100", 3),
+        "telegram/dc4": ("149.154.167.91", 4),
+        "telegram/dc5": ("149.154.171.5", 5),
+        "telegram/dc-95-161-76-100": ("95.161.76.100", 2),
+    }
+    for target_id, (ip, dc) in dcs.items():
         assert (by_id[target_id].check, by_id[target_id].host) == ("mtproto", ip)
-        assert by_id[target_id].ports == (443, 80, 5222)
+        assert by_id[target_id].ports == (443, 80, 5222) and by_id[target_id].dc == dc
+        assert "TDLib" in (by_id[target_id].note or "")  # the source of the ports
     for n in range(1, 6):
         assert by_id[f"telegram/dc{n}-v6"].check == "mtproto"
         assert ":" in (by_id[f"telegram/dc{n}-v6"].host or "")
+        assert by_id[f"telegram/dc{n}-v6"].dc == n
     assert by_id["telegram/media-dc2-v6"].host == "2001:67c:4e8:f002::b"
+    # media-only DCs go by their negated id (TDLib ConnectionCreator::get_transport_type)
+    assert [by_id[f"telegram/media-dc{n}"].dc for n in (2, 4)] == [-2, -4]
+    assert (by_id["telegram/cdn-dc203"].host, by_id["telegram/cdn-dc203"].dc) == (
+        "91.105.192.100",
+        203,
+    )
+    assert by_id["telegram/cdn-dc203-v6"].host == "2a0a:f280:203:a:5000::100"
     assert {by_id[i].url for i in ("telegram/web", "telegram/telegram.org", "telegram/t.me")} == {
         "https://web.telegram.org/",
         "https://telegram.org/",
         "https://t.me/",
     }
+    planets = ("pluto", "venus", "aurora", "vesta", "flora")
+    for n, planet in enumerate(planets, start=1):
+        ws = by_id[f"telegram/ws-dc{n}"]
+        assert (ws.check, ws.url) == ("https", f"https://{planet}.web.telegram.org/apiws")
     for n in range(1, 17):
         e = by_id[f"whatsapp/e{n}"]
         assert (e.check, e.host, e.ports) == ("tcp", f"e{n}.whatsapp.net", (443, 5222))
+        assert "OONI" in (e.note or "")  # the source of the ports
     assert by_id["whatsapp/registration"].url == "https://v.whatsapp.net/v2/register"
+    assert (by_id["whatsapp/media"].check, by_id["whatsapp/media"].url) == (
+        "https",
+        "https://mmg.whatsapp.net/",
+    )
+    # Every Telegram endpoint says where its address and port come from.
+    for t in result.targets:
+        if t.service == "telegram" and t.check == "mtproto":
+            assert t.note and "443" in t.note, t.id
     signal_roots = str((Path(bundled_list_dir()) / "signal-roots.pem").resolve())
     for name in ("cdsi", "chat", "sfu", "storage"):
         assert by_id[f"signal/{name}"].check == "https"
@@ -671,7 +736,8 @@ def test_signal_roots_match_their_fingerprints_and_dates() -> None:
 
 
 def test_lists_ship_in_the_wheel_and_load_from_it(tmp_path: Path) -> None:
-    """A non-editable install finds the bundled lists (and the Signal roots) as package data."""
+    """A non-editable install finds the bundled lists (and the Signal roots), and the IP → ASN
+    and country databases with their licences, as package data."""
     source = tmp_path / "src"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -694,24 +760,40 @@ def test_lists_ship_in_the_wheel_and_load_from_it(tmp_path: Path) -> None:
         )
         for name in shipped:
             assert f"probe/data/targets/{name}" in names
+        geoip_files = sorted(
+            p.name for p in (REPO / "probe" / "data" / "geoip").iterdir() if p.suffix != ".py"
+        )
+        assert {"asn.mmdb", "country.mmdb", "SOURCES.md", "LICENSE-NRO"} <= set(geoip_files)
+        for name in geoip_files:
+            assert f"probe/data/geoip/{name}" in names
         archive.extractall(tmp_path / "installed")
     script = (
         "import json, probe, probe.targets as t; r = t.load_lists(t.bundled_list_paths());"
         "print(json.dumps({'module': probe.__file__, 'dir': str(t.bundled_list_dir()),"
         " 'problems': r.problems, 'ids': [x.id for x in r.targets],"
-        " 'ca': sorted({x.ca for x in r.targets if x.ca})}))"
+        " 'ca': sorted({x.ca for x in r.targets if x.ca})}));"
+        "import probe.geoip as g; d = g.resolve_databases(); geo = g.GeoIP(d.paths);"
+        "print(json.dumps({'geoip': d.paths, 'origin': d.origin,"
+        " 'asn': geo.lookup('1.1.1.1').asn}))"
     )
     ran = subprocess.run(
         [sys.executable, "-c", script],
         cwd=tmp_path,
-        env={"PYTHONPATH": str(tmp_path / "installed"), "PATH": "/usr/bin:/bin"},
+        env={
+            "PYTHONPATH": str(tmp_path / "installed"),
+            "PATH": "/usr/bin:/bin",
+            "PROBE_DATA_DIR": str(tmp_path / "data"),
+        },
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert ran.returncode == 0, ran.stderr[-2000:]
-    found = json.loads(ran.stdout)
+    found, shipped_geoip = map(json.loads, ran.stdout.splitlines())
     installed = str(tmp_path / "installed")
+    assert shipped_geoip["origin"] == "shipped" and shipped_geoip["asn"] == 13335
+    assert [Path(p).name for p in shipped_geoip["geoip"]] == ["asn.mmdb", "country.mmdb"]
+    assert all(p.startswith(installed) for p in shipped_geoip["geoip"])
     assert found["module"].startswith(installed) and found["dir"].startswith(installed)
     assert found["problems"] == []
     assert found["ids"] == [x.id for x in load_lists(bundled_list_paths()).targets]

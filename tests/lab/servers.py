@@ -7,8 +7,10 @@ Run inside the `net` namespace: ``python -m tests.lab.servers CONFIG.json``. It 
 - HTTPS (certificate from the lab CA naming every web host) and HTTP on each web address;
 - the national blockpage host (HTTP on 10.10.34.36), whose page names peyvandha.ir/1-2;
 - fake Telegram data centres speaking MTProto (abridged, intermediate, padded intermediate and
-  obfuscated2) on ports 443, 80 and 5222: a `req_pq_multi` gets a `resPQ` echoing the nonce; a
-  plain HTTP request gets an HTTP reply (the DCs answer both, as the real ones do).
+  obfuscated2) on ports 443, 80 and 5222: a well-formed `req_pq_multi` (or Telegram Desktop's
+  `req_pq`) gets a `resPQ` echoing the nonce and naming Telegram's production key; a malformed
+  one gets the connection closed (`request_nonce` says what is well-formed); a plain HTTP
+  request gets an HTTP reply (the DCs answer both, as the real ones do).
 
 It prints READY on stdout once every socket is bound.
 """
@@ -42,7 +44,12 @@ REQ_PQ_MULTI = bytes.fromhex("f18e7ebe")
 REQ_PQ = bytes.fromhex("78974660")
 RES_PQ = bytes.fromhex("63241605")
 VECTOR = bytes.fromhex("15c4b51c")
-TRANSPORT_ERROR_404 = struct.pack("<i", -404)
+#: the fingerprint of Telegram's production RSA key (TDLib PublicRsaKeySharedMain.cpp)
+PRODUCTION_KEY_FINGERPRINT = 0xD09D1D85DE64FD85
+#: message ids TDLib sends before it knows the server's time (handshake 0, ping 1)
+UNTIMED_MESSAGE_IDS = (0, 1)
+#: a client msg_id may be this many seconds behind / ahead of the server's clock (MTProto)
+MESSAGE_ID_PAST, MESSAGE_ID_FUTURE = 300.0, 30.0
 BLOCKPAGE_BODY = (
     "<html><head><title>peyvandha</title></head><body>"
     '<p>Access to this site is not possible.</p><a href="https://peyvandha.ir/1-2">'
@@ -220,6 +227,31 @@ class MTProtoConnection:
             self.write(struct.pack("<I", len(payload) + len(padding)) + payload + padding)
 
 
+def request_nonce(packet: bytes, framing: str, now: float) -> bytes | None:
+    """The nonce of a request an official client could have sent, None for anything else:
+    auth_key_id 0; a length that is whole words, covers the 20-byte req_pq(_multi) body and
+    matches the packet (padded intermediate may add up to 15 bytes after it); a msg_id that is
+    divisible by 4 and within MESSAGE_ID_PAST/FUTURE of `now`, compared modulo 2**64 (ids pass
+    2**63 in 2038 and wrap in 2106), or one of TDLib's untimed ids."""
+    if len(packet) < 40:
+        return None
+    key_id = int.from_bytes(packet[:8], "little")
+    msg_id = int.from_bytes(packet[8:16], "little")
+    length = int.from_bytes(packet[16:20], "little")
+    spare = len(packet) - 20 - length
+    if key_id != 0 or length % 4 != 0 or length < 20:
+        return None
+    if spare < 0 or spare > (15 if framing == "padded_intermediate" else 0):
+        return None
+    if packet[20:24] not in (REQ_PQ_MULTI, REQ_PQ):
+        return None
+    if msg_id not in UNTIMED_MESSAGE_IDS:
+        behind = ((int(now * 2**32) - msg_id + 2**63) % 2**64 - 2**63) / 2**32
+        if msg_id % 4 != 0 or not -MESSAGE_ID_FUTURE <= behind <= MESSAGE_ID_PAST:
+            return None
+    return packet[24:40]
+
+
 def res_pq(nonce: bytes) -> bytes:
     pq = (0x17ED48941A08F981).to_bytes(8, "big")
     body = (
@@ -231,10 +263,10 @@ def res_pq(nonce: bytes) -> bytes:
         + b"\x00" * 3
         + VECTOR
         + struct.pack("<i", 1)
-        + struct.pack("<q", -0x3C3F3DFD3A0B9D35)
+        + struct.pack("<Q", PRODUCTION_KEY_FINGERPRINT)
     )
-    message_id = (int(time.time() * 2**32) // 4) * 4 + 1
-    return struct.pack("<qqi", 0, message_id, len(body)) + body
+    message_id = (int(time.time() * 2**32) % 2**64) // 4 * 4 + 1
+    return struct.pack("<qQi", 0, message_id, len(body)) + body
 
 
 async def serve_dc(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -248,11 +280,10 @@ async def serve_dc(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
         return
     for _ in range(8):
         packet = await connection.read_packet()
-        body = packet[20:]
-        if packet[:8] == b"\x00" * 8 and body[:4] in (REQ_PQ_MULTI, REQ_PQ) and len(body) >= 20:
-            connection.write_packet(res_pq(body[4:20]))
-        else:
-            connection.write_packet(TRANSPORT_ERROR_404)
+        nonce = request_nonce(packet, connection.framing, time.time())
+        if nonce is None:
+            return  # like a real DC: no answer to what it cannot parse
+        connection.write_packet(res_pq(nonce))
         await writer.drain()
 
 

@@ -2,13 +2,16 @@
 
 It listens on several ports at once (like a real DC's 443, 80 and 5222), recognises the client's
 transport from its first bytes (``0xef`` abridged, ``ee ee ee ee`` intermediate, ``dd dd dd dd``
-padded intermediate, else an obfuscated2 header whose decrypted tag names the inner framing),
-reads the first packet and then acts according to a *mode*:
+padded intermediate, else an obfuscated2 header whose decrypted tag names the inner framing and
+whose bytes 60–61 the DC id), reads the first packet and then acts according to a *mode*:
 
 ===================  =========================================================================
 ok                   a well-formed resPQ echoing the client's nonce (one key fingerprint)
+padded_res_pq        the same with 16 bytes of padding inside message_data_length
 error_404            a framed transport error -404 (what a DC says when it will not serve you)
-bare_error_429       -429 as 4 unframed bytes (some servers and proxies do this)
+error_429            a framed transport error -429 (flood)
+bare_error_429       -429 as 4 unframed bytes: no real DC does this (TDLib and Telegram Desktop
+                     read error codes only inside the framing); a middlebox imitating one
 reset                TCP reset right after the client's first packet (protocol DPI)
 silent               read, then say nothing until the client gives up (drop / protocol filter)
 http                 an HTTP 403 blockpage in clear text, then close (a middlebox answered)
@@ -22,6 +25,23 @@ close_mid_reply      half of a genuine resPQ, then FIN
 The mode can depend on the client's source address (the probe is 127.0.0.2, the control
 127.0.0.3), on the transport and on the port, through `Rule`s: ``Rule("reset", transport=
 "intermediate")`` is a DPI that recognises the plain transport's tag and lets obfuscated2 pass.
+
+Like a real server it answers only a well-formed request (`check_request`) and closes the
+connection without a word otherwise, logging why (`ConnectionLog.rejected`); the modes that
+imitate a middlebox in front of the DC (`MIDDLEBOX_MODES`) act whatever the request. Well-formed
+is what official clients send:
+
+- auth_key_id 0; body ``req_pq_multi`` or ``req_pq`` (Telegram Desktop's connection check,
+  AbstractConnection::preparePQFake) with the 16-byte nonce;
+- message_data_length a whole number of 32-bit words, at least the body, and exactly what the
+  packet holds (padded intermediate: plus 0–15 transport padding bytes). Padding inside the
+  declared length is normal: TDLib's NoCryptoImpl adds 12–252 bytes, Telegram Desktop's
+  prepareNotSecurePacket 0–63 random words;
+- msg_id divisible by 4 and within 300 s before / 30 s after the server's clock (MTProto's
+  rule, core.telegram.org/mtproto/description), compared modulo 2⁶⁴ so that ids past 2038
+  (≥ 2⁶³) and past 2106 (wrapped) work. Two fixed ids are accepted as well because TDLib sends
+  them before it knows the server's time: 0 (HandshakeConnection, ``MessageId()``) and 1
+  (PingConnectionReqPQ, ``MessageId(1)``); Telegram's servers evidently answer both.
 
 In-process: ``async with FakeDC(rules=[...]) as dc: dc.ports``. Standalone (for the lab):
 ``python -m tests.servers.fake_dc --host H --ports 443,80,5222 --mode ok [--rule ...]``
@@ -44,7 +64,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +72,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 MODES = (
     "ok",
+    "padded_res_pq",
     "error_404",
+    "error_429",
     "bare_error_429",
     "reset",
     "silent",
@@ -68,7 +90,12 @@ TAGS = {
     b"\xee\xee\xee\xee": "intermediate",
     b"\xdd\xdd\xdd\xdd": "padded_intermediate",
 }
+#: modes that imitate something in front of the DC: they act whatever the client sent
+MIDDLEBOX_MODES = frozenset(
+    {"reset", "silent", "http", "tls_alert", "garbage", "huge_length", "bare_error_429"}
+)
 REQ_PQ_MULTI = bytes.fromhex("f18e7ebe")
+REQ_PQ = bytes.fromhex("78974660")  # req_pq#60469778, Telegram Desktop's connection check
 RES_PQ = bytes.fromhex("63241605")
 VECTOR = bytes.fromhex("15c4b51c")
 #: pq from Telegram's own key-exchange example; the fingerprint of Telegram's production key.
@@ -85,6 +112,11 @@ TLS_ALERT = bytes.fromhex("15030300020228")  # fatal handshake_failure
 GARBAGE = bytes.fromhex("9e41c702d35f8a17b6e0492cc3785a01f29d6e4b807a13c5e9264fb1d0385c6a")
 HUGE_QUARTERS = 0x3FFFF0  # abridged: announces 16 MiB - 64 bytes
 HUGE_LENGTH = 0x00FFFFF0  # intermediate: 16 MiB - 16 bytes
+#: TDLib's fixed message ids for unencrypted messages sent before it knows the server time
+TDLIB_FIXED_MESSAGE_IDS = (0, 1)
+MAX_MESSAGE_AGE = 300.0  # seconds; MTProto rejects client messages older than this…
+MAX_MESSAGE_AHEAD = 30.0  # …or this far in the future
+MESSAGE_ID_MODULUS = 1 << 64
 READ_TIMEOUT = 30.0  # the longest we wait for a client's first packet
 SILENCE_LIMIT = 120.0  # a silent connection is closed after this even if the client stays
 MAX_CLIENT_PACKET = 1 << 20
@@ -120,7 +152,9 @@ class ConnectionLog:
     port: int
     transport: str | None = None  # None: the first bytes were no MTProto transport
     mode: str | None = None
-    nonce: bytes | None = None  # the req_pq_multi nonce, when the packet was one
+    nonce: bytes | None = None  # the req_pq_multi nonce, when the packet was a good request
+    dc: int | None = None  # obfuscated2: the DC id in header bytes 60-61 (random if unset)
+    rejected: str | None = None  # why the request was refused, when it was
 
 
 class _Clear:
@@ -134,6 +168,7 @@ class _Session:
     writer: asyncio.StreamWriter
     transport: str = ""
     inner: str = ""
+    dc: int | None = None
     decrypt: Any = field(default_factory=_Clear)
     encrypt: Any = field(default_factory=_Clear)
 
@@ -163,10 +198,12 @@ async def _detect_transport(session: _Session) -> bool:
     header = four + await session.reader.readexactly(60)
     # The client's sending key/IV is ours for reading; the reversed run is ours for writing.
     decrypt = _ctr(header[8:40], header[40:56])
-    tag = decrypt.update(header)[56:60]
+    plain = decrypt.update(header)
+    tag = plain[56:60]
     if tag not in TAGS:
         return False
     run = header[8:56][::-1]
+    session.dc = struct.unpack("<h", plain[60:62])[0]
     session.transport, session.inner = "obfuscated2", TAGS[tag]
     session.decrypt, session.encrypt = decrypt, _ctr(run[:32], run[32:48])
     return True
@@ -185,15 +222,38 @@ async def _read_packet(session: _Session) -> bytes:
     return await session.read(length)
 
 
-def _nonce_of(packet: bytes) -> bytes | None:
-    """The nonce of a well-formed unencrypted req_pq_multi (padding after it is allowed)."""
-    if len(packet) < 40:
-        return None
-    auth_key_id, message_id, length = struct.unpack_from("<qqi", packet)
+def seconds_from(message_id: int, now: float) -> float:
+    """How far (in seconds, negative: in the past) `message_id` is from the clock `now`,
+    modulo 2⁶⁴: right across 2038 (ids ≥ 2⁶³) and across the 2106 wrap."""
+    now_id = int(now * 2**32) % MESSAGE_ID_MODULUS
+    half = MESSAGE_ID_MODULUS // 2
+    return ((message_id - now_id + half) % MESSAGE_ID_MODULUS - half) / 2**32
+
+
+def check_request(
+    packet: bytes, *, now: float, transport_padding: int = 0
+) -> tuple[bytes | None, str | None]:
+    """(nonce, None) for a well-formed unencrypted req_pq_multi / req_pq (module docstring),
+    (None, reason) otherwise. `transport_padding`: how many bytes after the message the
+    transport may add (padded intermediate: 15)."""
+    if len(packet) < 20:
+        return None, f"length: {len(packet)} bytes is no unencrypted message"
+    auth_key_id, message_id, length = struct.unpack_from("<QQI", packet)
+    if auth_key_id != 0:
+        return None, f"auth_key_id {auth_key_id:#x} is not 0"
+    available = len(packet) - 20
+    if length % 4 or length < 20 or not 0 <= available - length <= transport_padding:
+        return None, f"length {length} does not fit the {available} bytes after the header"
     body = packet[20 : 20 + length]
-    if auth_key_id != 0 or message_id % 4 != 0 or length != 20 or body[:4] != REQ_PQ_MULTI:
-        return None
-    return body[4:20]
+    if body[:4] not in (REQ_PQ_MULTI, REQ_PQ):
+        return None, f"constructor {body[:4].hex()} is neither req_pq_multi nor req_pq"
+    if message_id not in TDLIB_FIXED_MESSAGE_IDS:
+        if message_id % 4:
+            return None, f"msg_id {message_id:#x} is not divisible by 4"
+        offset = seconds_from(message_id, now)
+        if not -MAX_MESSAGE_AGE <= offset <= MAX_MESSAGE_AHEAD:
+            return None, f"msg_id is {offset:+.0f} s from the server's clock"
+    return body[4:20], None
 
 
 def _frame(inner: str, packet: bytes) -> bytes:
@@ -205,8 +265,9 @@ def _frame(inner: str, packet: bytes) -> bytes:
     return struct.pack("<I", len(packet) + len(padding)) + packet + padding
 
 
-def res_pq_message(nonce: bytes) -> bytes:
-    """An unencrypted resPQ server message (84 bytes) echoing `nonce`."""
+def res_pq_message(nonce: bytes, *, now: float | None = None, padding: bytes = b"") -> bytes:
+    """An unencrypted resPQ server message (84 bytes) echoing `nonce`; `padding` goes inside
+    message_data_length."""
     pq = bytes([len(PQ)]) + PQ
     pq += b"\x00" * (-len(pq) % 4)
     body = (
@@ -217,9 +278,12 @@ def res_pq_message(nonce: bytes) -> bytes:
         + VECTOR
         + struct.pack("<i", 1)
         + FINGERPRINT.to_bytes(8, "little")
+        + padding
     )
-    message_id = (int(time.time() * 2**32) & ~3) | 1  # server messages: ≡ 1 mod 4
-    return struct.pack("<qqi", 0, message_id, len(body)) + body
+    if now is None:
+        now = time.time()
+    message_id = ((int(now * 2**32) % MESSAGE_ID_MODULUS) & ~3) | 1  # server: ≡ 1 mod 4
+    return struct.pack("<qQi", 0, message_id, len(body)) + body
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -246,9 +310,11 @@ class FakeDC:
         *,
         mode: str = "ok",
         rules: Sequence[Rule] = (),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown fake DC mode {mode!r}")
+        self.clock = clock
         self.host = host
         self.requested_ports = tuple(ports)
         self.mode = mode
@@ -317,9 +383,13 @@ class FakeDC:
             if not await _detect_transport(session):
                 return
             log.transport = session.transport
+            log.dc = session.dc
             packet = await _read_packet(session)
-        log.nonce = _nonce_of(packet)
+        padding = 15 if session.inner == "padded_intermediate" else 0
+        log.nonce, log.rejected = check_request(packet, now=self.clock(), transport_padding=padding)
         log.mode = mode = self.mode_for(log.peer, session.transport, log.port)
+        if log.nonce is None and mode not in MIDDLEBOX_MODES:
+            return  # a real DC does not answer what it cannot parse
         if mode == "reset":
             _reset(session.writer)
             return
@@ -339,15 +409,16 @@ class FakeDC:
             session.send_clear(TLS_ALERT)
         elif mode == "garbage":
             session.send(GARBAGE)
-        elif mode == "error_404":
-            session.send(_frame(session.inner, struct.pack("<i", -404)))
+        elif mode in ("error_404", "error_429"):
+            code = -404 if mode == "error_404" else -429
+            session.send(_frame(session.inner, struct.pack("<i", code)))
         elif mode == "bare_error_429":
             session.send(struct.pack("<i", -429))
-        elif log.nonce is None:
-            return  # not a req_pq_multi: a real DC would not answer it either
         else:
+            assert log.nonce is not None
             nonce = secrets.token_bytes(16) if mode == "wrong_nonce" else log.nonce
-            reply = _frame(session.inner, res_pq_message(nonce))
+            padding = secrets.token_bytes(16) if mode == "padded_res_pq" else b""
+            reply = _frame(session.inner, res_pq_message(nonce, now=self.clock(), padding=padding))
             if mode == "close_mid_reply":
                 reply = reply[: len(reply) // 2]
             session.send(reply)
