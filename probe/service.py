@@ -243,8 +243,9 @@ def app_kinds(targets: Iterable[TargetVerdict]) -> dict[str, list[TargetVerdict]
 
 
 def usable_and_interfered(targets: Sequence[TargetVerdict]) -> tuple[bool | None, bool | None]:
-    """*usable*: at least one target of every kind the app needs is ok (None when a kind has
-    no ok target but some inconclusive one, or nothing the app needs was measured).
+    """*usable*: at least one target of every kind the app needs is ok; False when a kind has
+    no ok target and a blocked or down one; None when a kind has only inconclusive targets, or
+    nothing the app needs was measured.
     *interfered*: any target of the service is blocked (None when none is blocked but some are
     inconclusive, False when everything measured is ok or down)."""
     kinds = app_kinds(targets)
@@ -257,10 +258,13 @@ def usable_and_interfered(targets: Sequence[TargetVerdict]) -> tuple[bool | None
             statuses = {t.status for t in members}
             if "ok" in statuses:
                 continue
-            if "inconclusive" in statuses or not statuses:
-                usable = None if usable is not False else False
-            else:
+            # Nothing of this kind works: blocked or down ones say the app cannot use it (the
+            # inconclusive rest, e.g. IPv6 addresses on a vantage without IPv6, cannot help);
+            # only inconclusive ones leave it unknown.
+            if statuses & {"blocked", "down"}:
                 usable = False
+            elif usable is not False:
+                usable = None
     statuses = {t.status for t in targets}
     interfered: bool | None
     if "blocked" in statuses:

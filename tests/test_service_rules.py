@@ -328,6 +328,12 @@ def tv(target_id: str, check: str, status: str, *tags: str) -> TargetVerdict:
         # the website is not the app
         ([tv("t/dc1", "mtproto", "ok"), tv("t/web", "https", "blocked")], True, True),
         ([tv("t/dc1", "mtproto", "inconclusive"), tv("t/web", "https", "ok")], None, None),
+        # every IPv4 DC blocked, the IPv6 ones inconclusive (no IPv6 here): not usable
+        (
+            [tv("t/dc1", "mtproto", "blocked"), tv("t/dc1-v6", "mtproto", "inconclusive")],
+            False,
+            True,
+        ),
         ([tv("t/dc1", "mtproto", "down"), tv("t/dc2", "mtproto", "ok")], True, False),
         # Signal: no protocol endpoints, its HTTPS API is the app
         ([tv("s/chat", "https", "ok"), tv("s/cdsi", "https", "blocked")], True, True),

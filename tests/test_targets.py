@@ -606,8 +606,8 @@ def test_bundled_lists_validate_and_hold_the_facts() -> None:
     updated = {t.name: t.updated for t in result.lists}
     assert updated == {
         "baseline": date(2026, 11, 28),
-        "facebook_messenger": date(2026, 11, 28),
-        "signal": date(2026, 11, 28),
+        "facebook_messenger": date(2026, 12, 5),
+        "signal": date(2026, 12, 5),
         "telegram": date(2026, 12, 5),
         "whatsapp": date(2026, 12, 5),
     }
@@ -625,6 +625,12 @@ def test_bundled_lists_validate_and_hold_the_facts() -> None:
         assert (by_id[target_id].check, by_id[target_id].host) == ("mtproto", ip)
         assert by_id[target_id].ports == (443, 80, 5222) and by_id[target_id].dc == dc
         assert "TDLib" in (by_id[target_id].note or "")  # the source of the ports
+    # what each app needs to work (the summary's "usable?")
+    app = {t.id: [g for g in t.tags if g.startswith("app:")] for t in result.targets}
+    assert all(app[f"telegram/dc{n}"] == ["app:dc"] for n in range(1, 6))
+    assert all(app[f"whatsapp/e{n}"] == ["app:chat"] for n in range(1, 17))
+    assert app["signal/chat"] == ["app:chat"] and app["signal/cdsi"] == []
+    assert app["telegram/web"] == [] and app["telegram/media-dc2"] == []
     for n in range(1, 6):
         assert by_id[f"telegram/dc{n}-v6"].check == "mtproto"
         assert ":" in (by_id[f"telegram/dc{n}-v6"].host or "")
