@@ -27,6 +27,7 @@ from probe.geoip import GeoIP
 from probe.measure import MeasureConfig, RunState, measure_target
 from probe.observations import Observations, Trace
 from probe.results import ResultWriter
+from probe.scrub import safe_resolver_ip
 from probe.targets import Target, TargetList
 from probe.vantage import (
     PROBE_IP,
@@ -129,6 +130,8 @@ class RoundResult:
     x_vantage: dict[str, Any] = field(default_factory=dict)
     control_failure: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: the public address was learned (discovery or the control's echo); never the address
+    address_learned: bool = False
 
     @property
     def offline(self) -> bool:
@@ -228,6 +231,11 @@ class Round:
         self.writer = ResultWriter(options.out_dir, self.start_text, self.report_id)
         self.vantage = vantage or Vantage()
         self.scrubber = scrubber or Scrubber()
+        self.scrubber.allow(*options.own_nets)
+        #: the resolver's egress as whoami.akamai.net answered it (may be the volunteer's own
+        #: address: a home router resolving recursively), and the nameserver asked
+        self._whoami: str | None = None
+        self._nameserver: str | None = None
         for address in local_global_ipv6_addresses():
             self.scrubber.add(address)
         self.result = RoundResult(self.report_id, self.start, str(self.writer.path))
@@ -240,6 +248,7 @@ class Round:
         }
         self.control = ControlOutcome()
         self.discovery: publicip.Discovery | None = None
+        self.address_learned = False
         self._control_ready = asyncio.Event()
         self._address_ready = asyncio.Event()
         self._fingerprints: Any = None
@@ -313,6 +322,7 @@ class Round:
             self.result.x_vantage = dict(self.x_vantage)
             self.result.vantage = self.vantage
             self.result.control_failure = self.control.failure
+            self.result.address_learned = self.address_learned
         return self.result
 
     async def _measure_all(
@@ -369,6 +379,7 @@ class Round:
                 # never take that for ours.
                 if echo is not None and publicip.counts_as_public(echo.ip or "", self._own_nets):
                     self.scrubber.add(echo.ip)
+                    self.address_learned = True
                     self._apply_network(
                         echo.ip, echo.asn, echo.cc, echo.network_name, "the control"
                     )
@@ -463,6 +474,7 @@ class Round:
             for address in self.discovery.answers:
                 self.scrubber.add(address)
             own = self.discovery.ipv4 or self.discovery.ipv6
+            self.address_learned = self.address_learned or bool(self.discovery.answers)
             if own:
                 self._apply_network(own, None, None, None, "address discovery", override=False)
         finally:
@@ -490,7 +502,7 @@ class Round:
         server = state.config.resolver or state.resolver.system_nameserver
         if server is None:
             return
-        self.vantage.resolver_ip = server[0]
+        self.vantage.resolver_ip = self._nameserver = server[0]
         trace = Trace(time.monotonic(), 0)
         queries = await dns.resolve_udp(
             WHOAMI_NAME,
@@ -504,7 +516,9 @@ class Round:
         )
         answers = [ip for q in queries[:1] if q.failure is None for ip in q.addresses()]
         if answers:
-            self.vantage.resolver_ip = answers[0]
+            self.vantage.resolver_ip = self._whoami = answers[0]
+        # the ASN is looked up from the whoami answer in memory; what the record may say of
+        # the address itself is decided when it is written (scrub.safe_resolver_ip)
         info = self.geoip.lookup(self.vantage.resolver_ip or "")
         if info.asn:
             self.vantage.resolver_asn = f"AS{info.asn}"
@@ -634,14 +648,14 @@ class Round:
             self.on_record(record)
 
     def _scrub(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Replace the public address wherever it appears (failure messages, headers, bodies)."""
-        if not self.scrubber.addresses:
-            return record
-        import json
-
-        text = json.dumps(record, ensure_ascii=False)
-        scrubbed = self.scrubber.scrub(text)
-        return record if scrubbed == text else json.loads(scrubbed)
+        """Keep the volunteer's address out of the record (probe/scrub.py), on the data, once,
+        before it is encoded: the learned address in every spelling; when it could not be
+        learned, every identifying address in free text that this record did not measure.
+        `annotations.x_scrubbed` says which."""
+        self.scrubber.redact_unknown = not self.address_learned
+        record["resolver_ip"] = safe_resolver_ip(self._whoami, self._nameserver, self.scrubber)
+        scrubbed, _ = self.scrubber.scrub_record(record)
+        return scrubbed
 
     def _write_interrupted(self) -> None:
         """On cancellation: write what was measured (without the control if it had not answered

@@ -113,6 +113,7 @@ def round_summary(result: RoundResult) -> dict[str, Any]:
         "probe_asn": result.vantage.probe_asn,
         "probe_cc": result.vantage.probe_cc,
         "network_type": result.vantage.network_type,
+        "address_learned": result.address_learned,
         "vantage": result.x_vantage,
         "offline": result.offline,
         "control_failure": result.control_failure,
@@ -182,6 +183,22 @@ def print_summary(result: RoundResult, console: Console) -> None:
         for row in rows:
             for reason in row["reasons"][:8]:
                 console.print(f"  - {reason}", highlight=False)
+    if result.vantage.probe_asn == "AS0" and not result.offline:
+        if result.address_learned:
+            why = (
+                "its public address is not in the network data (refresh it with "
+                "`probe geoip update`)"
+            )
+        else:
+            why = (
+                "its public address could not be learned (no address-discovery server and no "
+                "control answered), so every address in pages and headers was redacted"
+            )
+        console.print(
+            f"[yellow]note:[/yellow] This probe's network could not be identified: {why}. "
+            "The records say AS0 and country ZZ.",
+            highlight=False,
+        )
     for note in result.vantage.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     if result.control_failure:

@@ -2,20 +2,19 @@
 must never write down.
 
 The public address is learned from the control server's echo and kept only in memory, in a
-`Scrubber` that replaces it (and the machine's own global IPv6 addresses, which identify a
-household as well as an IPv4 address does) with ``[scrubbed]`` in every record before it is
-written.
+`Scrubber` (probe/scrub.py, re-exported here) that replaces it (and the machine's own global
+IPv6 addresses, which identify a household as well as an IPv4 address does) with ``[scrubbed]``
+in every record before it is written.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from probe.addresses import IPAddress, is_public, parse_unmapped
-from probe.failures import SCRUBBED
+from probe.addresses import is_public
+from probe.scrub import Scrubber as Scrubber  # re-exported: `from probe.vantage import Scrubber`
 
 PROBE_IP = "127.0.0.1"
 UNKNOWN_ASN = "AS0"
@@ -38,39 +37,6 @@ def local_global_ipv6_addresses(path: str = "/proc/net/if_inet6") -> list[str]:
         if is_public(address):
             found.append(address)
     return found
-
-
-@dataclass(slots=True)
-class Scrubber:
-    """Replaces the probe's own public addresses with ``[scrubbed]`` in text.
-
-    Every IP literal in the text is parsed and compared by value, so no spelling escapes:
-    with a port (``203.0.113.7:51234``), IPv4-mapped (``::ffff:203.0.113.7``), upper case,
-    zero-padded or compressed differently (``2001:0DB8::5``)."""
-
-    addresses: set[IPAddress] = field(default_factory=set)
-
-    def add(self, address: str | None) -> None:
-        parsed = parse_unmapped(address) if address else None
-        if parsed is not None and not parsed.is_loopback:
-            self.addresses.add(parsed)
-
-    def _replace(self, match: re.Match[str]) -> str:
-        return SCRUBBED if parse_unmapped(match.group(0)) in self.addresses else match.group(0)
-
-    def scrub(self, text: str) -> str:
-        if not self.addresses:
-            return text
-        text = _IPV6_CANDIDATE.sub(self._replace, text)
-        return _IPV4_CANDIDATE.sub(self._replace, text)
-
-
-#: IPv6 literal candidates (checked by parsing); IPv4 ones, also inside ``host:port``.
-_IPV6_CANDIDATE = re.compile(
-    r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
-    r"(?::\d{1,3}(?:\.\d{1,3}){3})?(?![\w:.])"
-)
-_IPV4_CANDIDATE = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?!\w|\.\d)")
 
 
 @dataclass(slots=True)
