@@ -728,17 +728,27 @@ async def test_fake_dc_accepts_what_official_clients_send(name: str) -> None:
     assert reply[prefix + 24 : prefix + 40] == nonce
 
 
+def _message_id_now(fields: dict[str, Any]) -> int:
+    """The request's message id, taken when the test runs (not when it is collected: a suite
+    takes minutes, and "a minute ahead" must still be a minute ahead). `msg_offset` is
+    (seconds from now, low bits)."""
+    if "msg_offset" in fields:
+        seconds, low = fields.pop("msg_offset")
+        return ((int(time.time()) + seconds) << 32) | low
+    return int(fields.pop("message_id", mtproto.new_message_id(time.time_ns())))
+
+
 def _malformed(nonce: bytes, **fields: Any) -> bytes:
-    message_id = fields.pop("message_id", mtproto.new_message_id(time.time_ns()))
+    message_id = _message_id_now(fields)
     body = fields.pop("body", mtproto.REQ_PQ_MULTI + nonce)
     return unencrypted_message(message_id, body, bytes(12), **fields)
 
 
 MALFORMED_REQUESTS = {
     "auth_key_id not zero": ({"auth_key_id": 1}, "auth_key_id"),
-    "msg_id not divisible by 4": ({"message_id": (int(time.time()) << 32) | 6}, "msg_id"),
-    "msg_id 10 minutes old": ({"message_id": (int(time.time()) - 600) << 32}, "msg_id"),
-    "msg_id 1 minute ahead": ({"message_id": (int(time.time()) + 60) << 32}, "msg_id"),
+    "msg_id not divisible by 4": ({"msg_offset": (0, 6)}, "msg_id"),
+    "msg_id 10 minutes old": ({"msg_offset": (-600, 0)}, "msg_id"),
+    "msg_id 1 minute ahead": ({"msg_offset": (60, 0)}, "msg_id"),
     "length beyond the packet": ({"length": 36}, "length"),
     "length short of the body": ({"length": 16}, "length"),
     "length not whole words": ({"length": 31}, "length"),
@@ -932,16 +942,16 @@ async def test_lab_dc_answers_what_official_clients_send(
     ("name", "fields"),
     [
         ("auth_key_id not zero", {"auth_key_id": 7}),
-        ("msg_id not divisible by 4", {"message_id": (int(time.time()) << 32) | 2}),
-        ("msg_id 10 minutes old", {"message_id": (int(time.time()) - 600) << 32}),
-        ("msg_id 1 minute ahead", {"message_id": (int(time.time()) + 60) << 32}),
+        ("msg_id not divisible by 4", {"msg_offset": (0, 2)}),
+        ("msg_id 10 minutes old", {"msg_offset": (-600, 0)}),
+        ("msg_id 1 minute ahead", {"msg_offset": (60, 0)}),
         ("length beyond the packet", {"length": 40}),
         ("length short of the body", {"length": 12}),
     ],
 )
-async def test_lab_dc_refuses_malformed_requests(name: str, fields: dict[str, int]) -> None:
+async def test_lab_dc_refuses_malformed_requests(name: str, fields: dict[str, Any]) -> None:
     fields = dict(fields)
-    message_id = fields.pop("message_id", mtproto.new_message_id(time.time_ns()))
+    message_id = _message_id_now(fields)
     body = mtproto.REQ_PQ_MULTI + LAB_NONCE
     packet = unencrypted_message(message_id, body, bytes(12), **fields)
     assert await _lab_dc_exchange(packet, "intermediate") == b"", name
