@@ -169,6 +169,7 @@ def local_evidence(
     if not isinstance(facts, Mapping):
         return None
     name = str(facts.get("name") or "this service")
+    name = DISPLAY_NAMES.get(name, name)
     kinds = facts.get("kinds")
     kind = kinds.get(check) if isinstance(kinds, Mapping) else None
     if isinstance(kind, Mapping) and kind.get("all_fail_typically") is True:
@@ -189,6 +190,15 @@ def local_evidence(
                 f"{addresses} addresses of {name} in {networks} separate networks fail the same way"
             )
     return None
+
+
+#: how a reason names a service
+DISPLAY_NAMES = {
+    "telegram": "Telegram",
+    "whatsapp": "WhatsApp",
+    "signal": "Signal",
+    "facebook_messenger": "Facebook Messenger",
+}
 
 
 def _int(value: Any) -> int:

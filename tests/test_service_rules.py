@@ -105,7 +105,7 @@ def test_every_data_centre_blackholed_while_baselines_work_is_blocked_unconfirme
         assert (v["status"], v["blocking"], v["confirmed"]) == ("blocked", "tcp", False), target_id
         assert "local evidence only" in v["reason"], v["reason"]
         assert "baseline sites work" in v["reason"]
-        assert "every data centre address of telegram" in v["reason"]
+        assert "every data centre address of Telegram" in v["reason"]
     facts = records["telegram/dc1"]["test_keys"]["x_service"]
     assert facts["usable"] is False and facts["interfered"] is True
     assert facts["kinds"]["mtproto"]["addresses_failed"] == 5
