@@ -33,7 +33,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from probe import failures, tcp
+from probe import failures, tcp, udp
 from probe.addresses import parse_ip
 from probe.observations import DNSAnswer, DNSQuery, Trace, format_address
 
@@ -274,32 +274,6 @@ async def resolve_getaddrinfo(
 # --- UDP -------------------------------------------------------------------------------------
 
 
-def _udp_socket(server_ip: str, source_address: str | None) -> socket.socket:
-    family = socket.AF_INET6 if ":" in server_ip else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        sock.setblocking(False)
-        if source_address:
-            sock.bind((source_address, 0))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-async def _receive_before(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, when: float
-) -> bytes | None:
-    """One datagram, or None if none arrived before loop time `when`."""
-    if loop.time() >= when:
-        return None
-    try:
-        async with asyncio.timeout_at(when):
-            return await loop.sock_recv(sock, MAX_DNS_MESSAGE)
-    except TimeoutError:
-        return None
-
-
 async def resolve_udp(
     hostname: str,
     query_type: str,
@@ -333,7 +307,7 @@ async def resolve_udp(
     sock: socket.socket | None = None
     try:
         query = _make_query(hostname, query_type)
-        sock = _udp_socket(server[0], source_address)
+        sock = udp.udp_socket(server[0], source_address)
         # A connected socket: the kernel drops datagrams from any other source, and an ICMP
         # port-unreachable surfaces as connection_refused instead of a silent timeout. A UDP
         # connect only sets the peer address and never blocks, so it is a plain call (through
@@ -351,7 +325,7 @@ async def resolve_udp(
         listen_until = deadline
         for _ in range(MAX_DATAGRAMS_PER_QUERY):
             try:
-                data = await _receive_before(loop, sock, listen_until)
+                data = await udp.receive_before(loop, sock, listen_until, MAX_DNS_MESSAGE)
             except OSError:
                 if replies:
                     break  # an ICMP error after the answer ends the duplicate window, no more

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from probe import dns, failures, http, tcp, tls
+from probe import dns, failures, http, tcp, tls, udp
 from probe.addresses import in_networks, is_public, parse_unmapped
 from probe.observations import Trace, format_address
 
@@ -379,34 +379,6 @@ def _check_source(server_ip: str, source_address: str | None) -> None:
         raise failures.ProbeFailure(failures.ADDRESS_NOT_AVAILABLE, "source of another family")
 
 
-def _udp_socket(server_ip: str, source_address: str | None) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in server_ip else socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.setblocking(False)
-        if source_address:
-            sock.bind((source_address, 0))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-async def _receive_before(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, when: float | None
-) -> bytes | None:
-    """One datagram, or None when none came before loop time `when` (None: no limit here; the
-    step's own deadline still applies)."""
-    if when is None:
-        return await loop.sock_recv(sock, MAX_STUN_DATAGRAM)
-    if loop.time() >= when:
-        return None
-    try:
-        async with asyncio.timeout_at(when):
-            return await loop.sock_recv(sock, MAX_STUN_DATAGRAM)
-    except TimeoutError:
-        return None
-
-
 def _new_trace(trace: Trace | None) -> Trace:
     return trace if trace is not None else Trace(zero=time.monotonic(), transaction_id=0)
 
@@ -465,7 +437,7 @@ async def stun_binding(
             transaction_id = os.urandom(12)
             request = binding_request(transaction_id)
             _check_source(server_ip, source_address)
-            sock = _udp_socket(server_ip, source_address)
+            sock = udp.udp_socket(server_ip, source_address)
             if "%" in server_ip:  # a zone needs the loop's address resolution (a scope id)
                 await loop.sock_connect(sock, (server_ip, port))
             else:
@@ -483,8 +455,11 @@ async def stun_binding(
                     next_send = loop.time() + rto
                     rto *= 2
                 operation = failures.STUN_BINDING
-                data = await _receive_before(
-                    loop, sock, next_send if requests < MAX_STUN_REQUESTS else None
+                data = await udp.receive_before(
+                    loop,
+                    sock,
+                    next_send if requests < MAX_STUN_REQUESTS else None,
+                    MAX_STUN_DATAGRAM,
                 )
                 if data is None:
                     continue  # time to retransmit
