@@ -238,6 +238,8 @@ class Round:
         self._nameserver: str | None = None
         for address in local_global_ipv6_addresses():
             self.scrubber.add(address)
+            # privacy addresses rotate within the /64: any of them is the same household
+            self.scrubber.add_prefix(address)
         self.result = RoundResult(self.report_id, self.start, str(self.writer.path))
         self.finished: set[str] = set()
         self.x_vantage: dict[str, Any] = {
@@ -379,6 +381,7 @@ class Round:
                 # never take that for ours.
                 if echo is not None and publicip.counts_as_public(echo.ip or "", self._own_nets):
                     self.scrubber.add(echo.ip)
+                    self.scrubber.add_prefix(echo.ip)
                     self.address_learned = True
                     self._apply_network(
                         echo.ip, echo.asn, echo.cc, echo.network_name, "the control"
@@ -473,6 +476,7 @@ class Round:
             # address too many costs a little data, showing the volunteer's costs their safety.
             for address in self.discovery.answers:
                 self.scrubber.add(address)
+                self.scrubber.add_prefix(address)  # IPv6 only: the household's /64
             own = self.discovery.ipv4 or self.discovery.ipv6
             self.address_learned = self.address_learned or bool(self.discovery.answers)
             if own:
@@ -652,7 +656,9 @@ class Round:
         before it is encoded: the learned address in every spelling; when it could not be
         learned, every identifying address in free text that this record did not measure.
         `annotations.x_scrubbed` says which."""
-        self.scrubber.redact_unknown = not self.address_learned
+        # Redact when no address was learned, or no IPv4 one (an IPv6-only answer leaves the
+        # household's IPv4 address unknown).
+        self.scrubber.redact_unknown = not self.address_learned or not self.scrubber.knows(4)
         record["resolver_ip"] = safe_resolver_ip(self._whoami, self._nameserver, self.scrubber)
         scrubbed, _ = self.scrubber.scrub_record(record)
         return scrubbed

@@ -385,14 +385,6 @@ def _decode_one(match: re.Match[str]) -> str:
     return chr(int(hexa, 16))
 
 
-def _decode(text: str) -> str:
-    if "&" in text:
-        text = _ENTITY.sub(_decode_one, text)
-    if "%" in text:
-        text = _PERCENT.sub(_decode_one, text)
-    return text
-
-
 class _View:
     """`text` with the escapes that can spell an address decoded, and the way back."""
 
@@ -1095,7 +1087,6 @@ class Scrubber:
         return new
 
 
-_SCALARS = frozenset({int, float, bool, type(None)})
 _UNCHANGED: tuple[str | None, int, int] = (None, 0, 0)
 
 
