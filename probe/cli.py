@@ -276,6 +276,24 @@ def _parse_resolver(text: str | None) -> tuple[str, int] | None:
         raise option_error("resolver", text, str(exc)) from None
 
 
+def _check_control_urls(urls: tuple[str, ...]) -> None:
+    """Every control URL is http(s)://host[:port][/path]: a typo must not silently become a
+    round without a control."""
+    from urllib.parse import urlsplit
+
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            port = parts.port  # raises ValueError for a bad port
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            ok = ok and (port is None or 1 <= port <= 65535)
+            ok = ok and not parts.query and not parts.fragment and " " not in url
+        except ValueError:
+            ok = False
+        if not ok:
+            raise option_error("controls", url, "use an http:// or https:// base URL")
+
+
 def _check_ca_files(paths: tuple[str, ...]) -> None:
     from probe.tls import client_context
 
@@ -407,6 +425,10 @@ def run_command(
         raise BadInput("--count N needs --every DURATION")
     server = _parse_resolver(resolver)
     _check_ca_files(ca_files)
+    if not out_dir.strip():
+        raise option_error("out_dir", repr(out_dir), "name a results directory")
+    if not no_control:
+        _check_control_urls(controls)
     geoip_dbs = _geoip_databases(geoip_dbs).paths
     lists, selected = _load_targets(targets, only)
     if no_control:
