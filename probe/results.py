@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,9 +27,34 @@ class SourcedObject:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
+    # surrogateescape: a line with invalid UTF-8 is found (its bytes become lone surrogates)
+    # and skipped on its own, instead of ending the file or being read half-replaced
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="surrogateescape")
+    return open(path, encoding="utf-8", errors="surrogateescape")
+
+
+_INVALID_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+class _Unreadable(ValueError):
+    """JSON that Python could parse but a record must not contain."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _Unreadable(f"{name} is not JSON")
+
+
+def _loads(text: str) -> Any:
+    """json.loads, refusing what a record never holds: invalid UTF-8, NaN/Infinity (not JSON,
+    and they poison sums and averages), and nesting deeper than the parser's recursion limit.
+    Raises json.JSONDecodeError or _Unreadable with a short reason."""
+    if _INVALID_UTF8.search(text):
+        raise _Unreadable("invalid UTF-8")
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise _Unreadable("nested too deeply") from None
 
 
 #: A line longer than this is reported, not parsed (a record is a few KB; OONI's up to ~1 MB).
@@ -61,7 +87,10 @@ def iter_json_objects(path: str | os.PathLike[str]) -> Iterator[SourcedObject]:
                 first_content = not seen_any
                 seen_any = True
                 try:
-                    obj = json.loads(stripped)
+                    obj = _loads(stripped)
+                except _Unreadable as exc:
+                    yield SourcedObject(source, number, None, str(exc))
+                    continue
                 except json.JSONDecodeError as exc:
                     if first_content and stripped[0] in "{[":
                         # Not JSON Lines: a whole-file document (OONI's single measurements).
@@ -116,7 +145,10 @@ def _whole_document(p: Path, source: str) -> Iterator[SourcedObject]:
         yield SourcedObject(source, 1, None, "JSON document too large")
         return
     try:
-        doc = json.loads(text)
+        doc = _loads(text)
+    except _Unreadable as exc:
+        yield SourcedObject(source, 1, None, str(exc))
+        return
     except json.JSONDecodeError as exc:
         yield SourcedObject(source, exc.lineno, None, f"not JSON: {exc.msg}")
         return

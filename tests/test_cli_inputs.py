@@ -68,3 +68,31 @@ async def test_a_bad_control_url_in_the_config_names_file_and_line(tmp_path: Pat
     assert result.returncode == 2, result.stderr
     assert f"{config}:3: control = 'nope'" in result.stderr, result.stderr
     assert not (tmp_path / "r").exists()
+
+
+async def test_one_hostile_line_never_stops_a_report_or_an_analysis(tmp_path: Path) -> None:
+    """Deep nesting, NaN and invalid UTF-8 lines are skipped and named; the good measurement
+    beside them is still read; exit 0."""
+    import json
+
+    source = Path(__file__).parent / "data" / "report"
+    good = json.loads(next(source.glob("telegram_*.json")).read_text())
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(
+        b"\n".join(
+            [
+                json.dumps(good).encode(),
+                b"[" * 100_000 + b"]" * 100_000,
+                b'{"test_runtime": NaN}',
+                b'{"input": "\xff"}',
+            ]
+        )
+        + b"\n"
+    )
+    for command in (["analyze", str(path)], ["report", str(path)]):
+        result = await run_probe(command, limit=60)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        text = result.stdout + result.stderr
+        for reason in ("nested too deeply", "NaN is not JSON", "invalid UTF-8"):
+            assert reason in text, (command, text[-2000:])

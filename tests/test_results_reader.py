@@ -78,3 +78,38 @@ def test_result_files_found_recursively_in_order(tmp_path: Path):
         (tmp_path / name).write_text("{}")
     found = [p.relative_to(tmp_path).as_posix() for p in iter_result_files([str(tmp_path)])]
     assert found == ["2026-11-28/a.jsonl.gz", "2026-11-28/b.jsonl", "x.json"]
+
+
+def test_hostile_lines_are_skipped_one_by_one(tmp_path: Path):
+    """Deep nesting, NaN/Infinity and invalid UTF-8 each cost their own line, never the file
+    (nor a traceback), and every good line around them is read, plain or gzipped."""
+    lines = [
+        b'{"a": 1}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"runtime": NaN}',
+        b'{"runtime": -Infinity}',
+        b'{"name": "\xff\xfe"}',
+        '{"name": "caf\u00e9"}'.encode(),
+        b'{"b": 2}',
+    ]
+    data = b"\n".join(lines) + b"\n"
+    for path in (tmp_path / "h.jsonl", tmp_path / "h.jsonl.gz"):
+        path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+        assert items(path) == [
+            (1, {"a": 1}, None),
+            (2, None, "nested too deeply"),
+            (3, None, "NaN is not JSON"),
+            (4, None, "-Infinity is not JSON"),
+            (5, None, "invalid UTF-8"),
+            (6, {"name": "caf\u00e9"}, None),
+            (7, {"b": 2}, None),
+        ]
+
+
+def test_hostile_whole_documents(tmp_path: Path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("{\n" + '"a": ' + "[" * 100_000 + "]" * 100_000 + "\n}")
+    assert items(deep) == [(1, None, "nested too deeply")]
+    nan = tmp_path / "nan.json"
+    nan.write_text('{\n  "x": NaN\n}')
+    assert items(nan) == [(1, None, "NaN is not JSON")]
