@@ -6,7 +6,9 @@ file and line), 130 after SIGINT, 143 after SIGTERM, 1 anything else.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import click
@@ -112,6 +114,7 @@ def analyze_command(
         click.echo(
             f"probe: {db.skipped} fingerprint rows skipped (first: {db.warnings[0]})", err=True
         )
+    _refuse_special_files(files, "a measurement file")
     analysed = 0
     for item in analyze_paths(files, db):
         if isinstance(item, AnalyzeNote):
@@ -154,6 +157,7 @@ def report_command(
     ours and OONI measurements, .json, .jsonl and .gz."""
     from probe import report
 
+    _refuse_special_files(results, "a results path")
     try:
         filters = report.make_filters(since, until, service, asn, cc)
         built = report.build_report(list(results) or ["results"], filters)
@@ -210,6 +214,7 @@ def targets_list(paths: tuple[str, ...]) -> int:
     """Show the targets (default: the bundled lists), one per line: id, check, endpoints."""
     from probe.targets import bundled_list_paths, describe_targets, load_lists
 
+    _refuse_special_files(paths, "a target list")
     loaded = load_lists(list(paths) or bundled_list_paths())
     if loaded.problems:
         _report_problems(loaded.problems, "the target lists")
@@ -276,6 +281,20 @@ def _parse_resolver(text: str | None) -> tuple[str, int] | None:
         raise option_error("resolver", text, str(exc)) from None
 
 
+def _refuse_special_files(paths: Iterable[str], what: str = "input") -> None:
+    """A FIFO, socket or device given as a file is refused before anything opens it: reading
+    one blocks or never ends (bad input, exit 2)."""
+    import stat
+
+    for path in paths:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue  # missing files are reported by whoever reads them, with their reason
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise BadInput(f"{path}: not a regular file ({what} must be a file or a directory)")
+
+
 def _check_control_urls(urls: tuple[str, ...]) -> None:
     """Every control URL is http(s)://host[:port][/path]: a typo must not silently become a
     round without a control."""
@@ -297,6 +316,7 @@ def _check_control_urls(urls: tuple[str, ...]) -> None:
 def _check_ca_files(paths: tuple[str, ...]) -> None:
     from probe.tls import client_context
 
+    _refuse_special_files(paths, "a CA file")
     try:
         client_context(paths)
     except (ValueError, OSError) as exc:
@@ -309,6 +329,7 @@ def _load_targets(paths: tuple[str, ...], only: tuple[str, ...]) -> tuple[list[A
 
     from probe.targets import bundled_list_paths, load_lists
 
+    _refuse_special_files(paths, "a target list")
     loaded = load_lists(list(paths) or bundled_list_paths())
     if loaded.problems:
         more = (
@@ -585,6 +606,7 @@ def _geoip_databases(explicit: tuple[str, ...]) -> Any:
     explicit file that does not open is bad input, an unusable updated one a warning."""
     from probe.geoip import GeoIP, GeoIPError, resolve_databases
 
+    _refuse_special_files(explicit, "a GeoIP database")
     for path in explicit:
         try:
             GeoIP((path,)).close()

@@ -96,3 +96,29 @@ async def test_one_hostile_line_never_stops_a_report_or_an_analysis(tmp_path: Pa
         text = result.stdout + result.stderr
         for reason in ("nested too deeply", "NaN is not JSON", "invalid UTF-8"):
             assert reason in text, (command, text[-2000:])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["analyze", "{fifo}"],
+        ["report", "{fifo}"],
+        ["run", "{fifo}"],
+        ["run", "{list}", "--ca-file", "{fifo}"],
+        ["run", "{list}", "--geoip-db", "{fifo}"],
+    ],
+)
+async def test_a_fifo_is_refused_not_read(tmp_path: Path, command: list[str]) -> None:
+    """Reading a FIFO blocks forever: it is refused (exit 2, one line) before it is opened."""
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    lst = _write_list(tmp_path)
+    args = [a.format(fifo=fifo, list=lst) for a in command]
+    if args[0] == "run":
+        args += ["--resolver", "127.0.0.1:9", "--out", str(tmp_path / "results")]
+    result = await run_probe(args, limit=30)
+    assert result.returncode == 2, result.stderr
+    assert f"{fifo}: not a regular file" in result.stderr
+    assert not (tmp_path / "results").exists()
