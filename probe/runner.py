@@ -725,21 +725,24 @@ async def run_rounds(
     on_record: Callable[[dict[str, Any]], None] | None = None,
     on_round: Callable[[RoundResult], None] | None = None,
     on_wait: Callable[[float], None] | None = None,
-) -> list[RoundResult]:
+) -> int:
     """One round, or rounds every `every` seconds (with jitter, never overlapping) until
-    `count` rounds are done; forever when `every` is set and `count` is None."""
+    `count` rounds are done; forever when `every` is set and `count` is None. Each round's
+    result goes to `on_round` and is then dropped (a year of hourly rounds must not pile up in
+    memory); returns the number of rounds run."""
     import random
 
-    results: list[RoundResult] = []
+    rounds = 0
     rng = random.SystemRandom().random
     while True:
         started = time.monotonic()
         result = await run_round(lists, targets, options, on_record=on_record)
-        results.append(result)
+        rounds += 1
         if on_round is not None:
             on_round(result)
-        if every is None or (count is not None and len(results) >= count):
-            return results
+        del result
+        if every is None or (count is not None and rounds >= count):
+            return rounds
         # Rounds never overlap: the next one starts one period after this one started, or
         # right away when this one took longer than the period.
         delay = max(0.0, jittered(every, rng) - (time.monotonic() - started))
