@@ -542,3 +542,32 @@ class Observations:
 def format_address(ip: str, port: int) -> str:
     """ "ip:port", with brackets around IPv6 literals."""
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+#: What one target's record keeps of HTTP response heads and bodies, in characters: a chain of
+#: 10 redirects with 64 KiB heads and 64 KiB bodies on each of 8 addresses would otherwise be
+#: ~20 MB of record for one target (and twice that in JSON, where headers appear as a list and
+#: as a map). Past the budget, later responses keep their status, length, hash and title but
+#: not their body, and at most TRIMMED_HEADERS headers.
+MAX_KEPT_HTTP_CHARS = 1024 * 1024
+TRIMMED_HEADERS = 16
+
+
+def bound_http(observations: Observations, budget: int = MAX_KEPT_HTTP_CHARS) -> int:
+    """Trim `observations.requests` in place to `budget` characters of heads and bodies,
+    first responses first (where blocking shows); returns how many responses were trimmed."""
+    used = 0
+    trimmed = 0
+    for transaction in observations.requests:
+        # heads count twice: a record holds them as a list and as a map
+        head = 2 * sum(len(n) + len(v) for n, v in transaction.response_headers)
+        body = len(transaction.body or "")
+        if used + head + body <= budget:
+            used += head + body
+            continue
+        trimmed += 1
+        transaction.body = None
+        if head > budget - used or len(transaction.response_headers) > TRIMMED_HEADERS:
+            transaction.response_headers = transaction.response_headers[:TRIMMED_HEADERS]
+        used += 2 * sum(len(n) + len(v) for n, v in transaction.response_headers)
+    return trimmed

@@ -25,7 +25,7 @@ from probe.addresses import is_ipv6
 from probe.analysis import Analysis, analyze, judge_service
 from probe.geoip import GeoIP
 from probe.measure import MeasureConfig, RunState, measure_target
-from probe.observations import Observations, Trace
+from probe.observations import MAX_KEPT_HTTP_CHARS, Observations, Trace, bound_http
 from probe.results import ResultWriter
 from probe.scrub import safe_resolver_ip
 from probe.targets import Target, TargetList
@@ -599,6 +599,9 @@ class Round:
         self, target: Target, observations: Observations, started_at: datetime, runtime: float
     ) -> tuple[dict[str, Any], Analysis]:
         record = self._envelope(target, started_at, runtime)
+        # bounded before anything else holds a copy: hostile redirect chains must not make one
+        # target's record tens of MB
+        trimmed = bound_http(observations)
         control_obs = self.control.observations.get(target.id)
         self.geoip.annotate(observations.queries)
         if control_obs is not None:
@@ -611,6 +614,11 @@ class Round:
             "control": control_obs.to_dict() if control_obs is not None else None,
             "control_failure": self.control.failure,
         }
+        if trimmed:
+            test_keys["x_http_trimmed"] = {
+                "responses": trimmed,
+                "budget_chars": MAX_KEPT_HTTP_CHARS,
+            }
         if self.discovery is not None:
             # how the public address was learned; never the address itself
             test_keys["x_ip_discovery"] = self.discovery.to_dict()

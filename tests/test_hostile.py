@@ -271,6 +271,7 @@ class HostileHTTP:
     /header-flood   header lines without end, until the client leaves
     /hop/N          302 to http://hN+1.hostile.test:<port>/hop/N+1 (a chain across hosts)
     /slowhop/N      the same after `hop_delay` seconds
+    /fathop/N       the same with a 60 KB head and a 64 KiB body on every hop
     /echo-ip        a page holding SCRUB_ME in several spellings
     anything else   200 "ok" after `delay` seconds (any bytes, also not HTTP, get this)
 
@@ -325,6 +326,15 @@ class HostileHTTP:
                 f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n"
                 "Connection: close\r\n\r\n"
             ).encode()
+        if name == "fathop":
+            nxt = int(arg) + 1 if arg.isdigit() else 0
+            location = f"http://h{nxt}.{ZONE}:{self.port}/fathop/{nxt}"
+            head = "".join(f"X-Fat-{i}: {'v' * 90}\r\n" for i in range(600))
+            body = b"<html><title>hop</title>" + b"b" * 65000
+            return (
+                f"HTTP/1.1 302 Found\r\nLocation: {location}\r\n{head}"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            ).encode() + body
         if name == "headers":
             return (
                 b"HTTP/1.1 200 OK\r\n" + b"a:1\r\n" * MANY_HEADERS + b"Content-Length: 2\r\n\r\nok"
@@ -1597,3 +1607,32 @@ def test_analysis_never_raises_on_a_stored_record(test_keys: dict[str, Any]) -> 
 
     for record in records_from_measurement(_measurement(**test_keys)):
         analyze(record)
+
+
+async def test_a_fat_redirect_chain_is_bounded_in_the_record(tmp_path: Path) -> None:
+    """Eleven hops, each with a 60 KB head and a 64 KiB body: the record keeps about a
+    megabyte of it, says so, and the run still ends normally."""
+    out = tmp_path / "results"
+    async with contextlib.AsyncExitStack() as stack:
+        dns_server = await stack.enter_async_context(HostileDNS("127.0.0.1"))
+        web = await stack.enter_async_context(HostileHTTP())
+        lst = toml_list(
+            tmp_path / "fat.toml",
+            [target("hostile/fat", "http", url=f"http://h0.{ZONE}:{web.port}/fathop/0")],
+        )
+        result = await run_probe(
+            run_args(lst, dns_server, out, 5.0, "--no-control", "--no-ip-discovery"), limit=60
+        )
+    assert result.returncode == 0, result.stderr
+    [path] = list(out.rglob("*.jsonl"))
+    size = path.stat().st_size
+    record = json.loads(path.read_text())
+    keys = record["test_keys"]
+    assert len(keys["requests"]) == 11  # every hop is still recorded
+    assert keys["x_http_trimmed"]["responses"] >= 1
+    assert keys["requests"][0]["response"]["body"], "the first responses keep their bodies"
+    assert keys["requests"][-1]["response"]["body"] is None
+    assert keys["requests"][-1]["response"]["x_body_length"] > 60000  # the facts stay
+    # unbounded it is ~2.0 MB (11 x (a 60 KB head twice, as list and map, + 64 KiB)); the
+    # budget is 1 MiB of heads and bodies plus the trimmed responses' 16 headers
+    assert size < 1.3 * 1024 * 1024, size
