@@ -23,6 +23,13 @@ agreeing runs is noise; a new blocking method inside an accepted blocking period
 without any conclusive run longer than `max_gap` (default 24 h) is reported as a gap, and a
 candidate state never spans a gap; if the state after a gap differs from the one before, the event
 is marked `across_gap` (it happened somewhere inside the gap).
+
+Outputs treat every string from a record (target ids, services, ASNs, countries, methods, file
+names, skip reasons) as hostile: the HTML page escapes it everywhere, the SVG `<title>`s and
+attributes included; the CSV prefixes a text cell that a spreadsheet would read as a formula
+(first character `=`, `+`, `-`, `@`, tab or CR) with a single quote, as OWASP recommends; the text
+and rich terminal outputs remove terminal control sequences and control characters
+(`terminal_safe`) and never read record text as rich markup.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from __future__ import annotations
 import html
 import importlib
 import os
+import re
 import secrets
 import zlib
 from collections import Counter
@@ -758,15 +766,36 @@ def _atomic_target(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return final, final.parent / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
 
 
+#: Text columns of the rows (the others are the TIMESTAMP `time` and the BOOLEAN `confirmed`).
+TEXT_COLUMNS = tuple(c for c in ROW_COLUMNS if c not in ("time", "confirmed"))
+
+#: A CSV cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(column: str) -> str:
+    """SQL for a text column in CSV: a cell a spreadsheet would read as a formula gets a leading
+    single quote (chr(39)), so it is shown as text (OWASP's advice); other cells are left as
+    they are."""
+    starts = ", ".join(f"chr({ord(c)})" for c in FORMULA_STARTS)
+    return (
+        f"CASE WHEN left(rows.{column}, 1) IN ({starts}) THEN chr(39) || rows.{column} "
+        f"ELSE rows.{column} END AS {column}"
+    )
+
+
 def _copy_rows(report: Report, path: str | os.PathLike[str], fmt: str) -> None:
     final, temp = _atomic_target(path)
     try:
         options = "FORMAT csv, HEADER true" if fmt == "csv" else "FORMAT parquet"
+        columns = [
+            _csv_cell(c) if fmt == "csv" and c in TEXT_COLUMNS else f"rows.{c}" for c in ROW_COLUMNS
+        ]
         # COPY takes no parameter for the path: quote it as an SQL string literal
         literal = "'" + str(temp).replace("'", "''") + "'"
         report.connection.execute(
-            f"COPY (SELECT {', '.join(ROW_COLUMNS)} FROM rows "
-            f"ORDER BY time, probe_asn, probe_cc, input) TO {literal} ({options})"
+            f"COPY (SELECT {', '.join(columns)} FROM rows ORDER BY rows.time, rows.probe_asn, "
+            f"rows.probe_cc, rows.input) TO {literal} ({options})"
         )
         os.replace(temp, final)
     except duckdb.Error as exc:
@@ -776,7 +805,8 @@ def _copy_rows(report: Report, path: str | os.PathLike[str], fmt: str) -> None:
 
 
 def write_csv(report: Report, path: str | os.PathLike[str]) -> None:
-    """The flattened rows as CSV with a header (written atomically)."""
+    """The flattened rows as CSV with a header (written atomically); text cells that start like a
+    formula are prefixed with a single quote (`_csv_cell`)."""
     _copy_rows(report, path, "csv")
 
 
@@ -796,6 +826,27 @@ def write_text_file(path: str | os.PathLike[str], text: str) -> None:
         raise ReportInputError(f"{final}: cannot write: {exc.strerror or exc}") from None
     finally:
         temp.unlink(missing_ok=True)
+
+
+#: Whole terminal control sequences: CSI (ESC [ or C1 CSI), the string controls OSC, DCS, SOS,
+#: PM and APC with their terminator (BEL, ST or C1 ST; OSC 52 writes the clipboard, OSC 0 the
+#: window title, OSC 8 makes links), and other ESC sequences.
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"
+    r"|\x1b[\x20-\x2f]*[\x30-\x7e]"
+)
+_LINE_BREAKS = re.compile(r"[\t\n\v\f\r\x85]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """One field or line of record text made harmless for a terminal: escape sequences removed
+    whole, tab and line breaks turned into spaces, every other C0/C1 control character and DEL
+    removed (whatever is left of a broken sequence is then plain text)."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub("", _LINE_BREAKS.sub(" ", _ESCAPE_SEQUENCE.sub("", text)))
 
 
 def _fmt_time(value: datetime | None) -> str:
@@ -858,20 +909,22 @@ def _group_gaps(gaps: Sequence[DataGap]) -> list[tuple[str, str, datetime, datet
 
 
 def render_text(report: Report, max_events: int = 200) -> str:
-    """The plain-text summary (used when stdout is not a terminal)."""
-    out = _header_lines(report)
+    """The plain-text summary (used when stdout is not a terminal). Record text goes through
+    `terminal_safe` (fields before the columns are measured, then every line once more)."""
+    safe = terminal_safe
+    out = [safe(line) for line in _header_lines(report)]
     for service in report.services:
-        out += ["", f"== {service} =="]
+        out += ["", f"== {safe(service)} =="]
         rows = [s for s in report.series if s.service == service]
         table = [("target", "network", "latest", "at", "blocked", "method", "runs")]
         table += [
             (
-                s.input,
-                s.network,
-                _state(s.latest_status, s.latest_blocking),
+                safe(s.input),
+                safe(s.network),
+                safe(_state(s.latest_status, s.latest_blocking)),
                 _fmt_time(s.latest_time),
                 _share(s),
-                s.method or "-",
+                safe(s.method or "-"),
                 str(s.runs),
             )
             for s in rows
@@ -885,9 +938,10 @@ def render_text(report: Report, max_events: int = 200) -> str:
         for e in report.events[-max_events:]:
             gap = "  (across a data gap)" if e.across_gap else ""
             out.append(
-                f"{_fmt_time(e.last_old)} -> {_fmt_time(e.first_new)}  {e.probe_asn} {e.probe_cc}"
-                f"  {e.input}  {_event_label(e.kind)}: {_state(e.old_status, e.old_blocking)}"
-                f" -> {_state(e.new_status, e.new_blocking)}{gap}"
+                f"{_fmt_time(e.last_old)} -> {_fmt_time(e.first_new)}"
+                f"  {safe(e.probe_asn)} {safe(e.probe_cc)}  {safe(e.input)}"
+                f"  {_event_label(e.kind)}: {safe(_state(e.old_status, e.old_blocking))}"
+                f" -> {safe(_state(e.new_status, e.new_blocking))}{gap}"
             )
         if len(report.events) > max_events:
             out.append(f"({len(report.events) - max_events} earlier events: see --html/--csv)")
@@ -896,34 +950,41 @@ def render_text(report: Report, max_events: int = 200) -> str:
         for asn, cc, before, after, count in _group_gaps(report.gaps):
             hours = (after - before).total_seconds() / 3600
             out.append(
-                f"{asn} {cc}  {_fmt_time(before)} -> {_fmt_time(after)}"
+                f"{safe(asn)} {safe(cc)}  {_fmt_time(before)} -> {_fmt_time(after)}"
                 f"  ({hours:.0f} h, {count} series)"
             )
-    return "\n".join(out) + "\n"
+    return "\n".join(safe(line) for line in out) + "\n"
 
 
 _RICH_STYLE = {"ok": "green", "blocked": "bold red", "down": "yellow", "inconclusive": "dim"}
 
 
 def print_rich(report: Report, console: Any, max_events: int = 200) -> None:
-    """The terminal summary as rich tables (colour when the terminal has it)."""
+    """The terminal summary as rich tables (colour when the terminal has it). Record text is
+    passed as `rich.text.Text` (never parsed as rich markup) after `terminal_safe`."""
     from rich.table import Table
+    from rich.text import Text
+
+    def cell(value: str, style: str = "") -> Text:
+        return Text(terminal_safe(value), style=style)
 
     for line in _header_lines(report):
-        console.print(line, highlight=False, markup=False)
+        console.print(cell(line), highlight=False, markup=False)
     for service in report.services:
-        table = Table(title=service, title_justify="left", header_style="bold")
+        table = Table(title=cell(service), title_justify="left", header_style="bold")
         for name in ("target", "network", "latest", "at", "blocked", "method", "runs"):
             table.add_column(name, justify="right" if name in ("blocked", "runs") else "left")
         for s in (s for s in report.series if s.service == service):
-            style = _RICH_STYLE.get(s.latest_status, "")
             table.add_row(
-                s.input,
-                s.network,
-                f"[{style}]{_state(s.latest_status, s.latest_blocking)}[/]",
+                cell(s.input),
+                cell(s.network),
+                cell(
+                    _state(s.latest_status, s.latest_blocking),
+                    _RICH_STYLE.get(s.latest_status, ""),
+                ),
                 _fmt_time(s.latest_time),
                 _share(s),
-                s.method or "-",
+                cell(s.method or "-"),
                 str(s.runs),
             )
         console.print(table)
@@ -940,10 +1001,10 @@ def print_rich(report: Report, console: Any, max_events: int = 200) -> None:
             table.add_row(
                 _fmt_time(e.last_old),
                 _fmt_time(e.first_new),
-                f"{e.probe_asn} {e.probe_cc}",
-                e.input,
+                cell(f"{e.probe_asn} {e.probe_cc}"),
+                cell(e.input),
                 _event_label(e.kind),
-                change,
+                cell(change),
             )
         console.print(table)
         if len(report.events) > max_events:
@@ -954,7 +1015,7 @@ def print_rich(report: Report, console: Any, max_events: int = 200) -> None:
             table.add_column(name)
         for asn, cc, before, after, count in _group_gaps(report.gaps):
             table.add_row(
-                f"{asn} {cc}",
+                cell(f"{asn} {cc}"),
                 _fmt_time(before),
                 _fmt_time(after),
                 f"{(after - before).total_seconds() / 3600:.0f}",
@@ -1095,8 +1156,8 @@ def _timeline_svg(report: Report, service: str, width: int = 1200) -> str:
         parts.append(
             f'<path d="M{x:.1f} {y + lane_h - 1} l-4 -6 h8 z" fill="#111">'
             f"<title>{html.escape(event.input)}: {_event_label(event.kind)} "
-            f"({_state(event.old_status, event.old_blocking)} → "
-            f"{_state(event.new_status, event.new_blocking)}), first seen "
+            f"({html.escape(_state(event.old_status, event.old_blocking))} → "
+            f"{html.escape(_state(event.new_status, event.new_blocking))}), first seen "
             f"{_fmt_time(event.first_new)}</title></path>"
         )
     axis_y = top + lane_h * len(networks) + 4

