@@ -22,10 +22,18 @@ from typing import Any
 from probe import SOFTWARE_NAME, __version__, dns, failures, publicip
 from probe import service as service_rules
 from probe.addresses import is_ipv6
-from probe.analysis import Analysis, analyze, judge_service
+from probe.analysis import (
+    Case,
+    Judged,
+    TargetFacts,
+    VantageFacts,
+    analyze,
+    judge,
+    judge_service,
+)
 from probe.geoip import GeoIP
 from probe.measure import MeasureConfig, RunState, measure_target
-from probe.observations import MAX_KEPT_HTTP_CHARS, Observations, Trace, bound_http
+from probe.observations import MAX_KEPT_HTTP_CHARS, DNSQuery, Observations, Trace, bound_http
 from probe.results import ResultWriter
 from probe.scrub import safe_resolver_ip
 from probe.targets import Target, TargetList
@@ -135,12 +143,7 @@ class RoundResult:
 
     @property
     def offline(self) -> bool:
-        xv = self.x_vantage
-        return bool(
-            xv.get("baseline_total")
-            and not xv.get("baseline_ok")
-            and not xv.get("control_reachable")
-        )
+        return VantageFacts.from_wire(self.x_vantage).offline()
 
 
 def raise_open_file_limit(wanted: int) -> int:
@@ -200,8 +203,7 @@ class _Held:
     """A measured target whose record waits for the rest of its service (probe.service)."""
 
     target: Target
-    record: dict[str, Any]
-    analysis: Analysis
+    judged: Judged
 
 
 def new_report_id() -> str:
@@ -539,13 +541,13 @@ class Round:
         await self._control_ready.wait()
         await self._address_ready.wait()
         started_at, runtime = self._timing.pop(target.id, (self.start, 0.0))
-        record, analysis = self._record(target, observations, started_at, runtime)
+        judged = self._record(target, observations, started_at, runtime)
         size = self._service_size.get(target.service, 1)
         if size > service_rules.MAX_TARGETS_HELD:
-            self._write(target, record)
+            self._write(target, judged.record)
         else:
             held = self._held.setdefault(target.service, [])
-            held.append(_Held(target, record, analysis))
+            held.append(_Held(target, judged))
             if len(held) >= size:
                 self._release(target.service)
         self._measured.pop(target.id, None)
@@ -554,9 +556,9 @@ class Round:
         """All of `service` is measured: the second analysis pass (analysis.judge_service),
         then write its records."""
         held = self._held.pop(service, [])
-        judge_service(service, [(h.record, h.analysis) for h in held], self._fingerprints)
+        judge_service(service, [h.judged for h in held], self._fingerprints)
         for h in held:
-            self._write(h.target, h.record)
+            self._write(h.target, h.judged.record)
 
     def _envelope(self, target: Target, started_at: datetime, runtime: float) -> dict[str, Any]:
         v = self.vantage
@@ -597,7 +599,7 @@ class Round:
 
     def _record(
         self, target: Target, observations: Observations, started_at: datetime, runtime: float
-    ) -> tuple[dict[str, Any], Analysis]:
+    ) -> Judged:
         record = self._envelope(target, started_at, runtime)
         # bounded before anything else holds a copy: hostile redirect chains must not make one
         # target's record tens of MB
@@ -606,8 +608,9 @@ class Round:
         self.geoip.annotate(observations.queries)
         if control_obs is not None:
             self.geoip.annotate(control_obs.queries)
+        target_wire = dict(target.definition) or {"id": target.id}
         test_keys: dict[str, Any] = {
-            "target": dict(target.definition) or {"id": target.id},
+            "target": target_wire,
             "list": self._list_provenance(target),
             **observations.to_dict(),
             "x_vantage": dict(self.x_vantage),
@@ -627,10 +630,21 @@ class Round:
             test_keys["x_doh"] = doh
             record["annotations"]["control"] = "doh"
         record["test_keys"] = test_keys
-        analysis = analyze(record, self._fingerprints)
+        # Judged from the objects in hand, not from the record just built: `probe analyze`
+        # parses the same case back from the stored record (analysis.case_from_record).
+        case = Case(
+            target=TargetFacts.from_wire(target_wire),
+            probe=observations,
+            control=control_obs,
+            control_failure=self.control.failure,
+            doh=tuple(DNSQuery.from_dict(q) for q in doh or ()),
+            vantage=VantageFacts.from_wire(self.x_vantage),
+            probe_cc=self.vantage.probe_cc,
+        )
+        analysis = judge(case, self._fingerprints)
         test_keys["x_endpoints"] = [e.to_dict() for e in analysis.endpoints]
         test_keys["verdict"] = analysis.verdict.to_dict()
-        return record, analysis
+        return Judged(record, analysis, case)
 
     def _interrupted_record(self, target: Target) -> dict[str, Any]:
         record = self._envelope(target, datetime.now(UTC), 0.0)
@@ -678,13 +692,14 @@ class Round:
         for service in list(self._held):
             for h in self._held.pop(service):
                 with contextlib.suppress(Exception):
-                    self._write(h.target, h.record)
+                    self._write(h.target, h.judged.record)
         for target, observations in list(self._measured.values()):
             if target.id not in self.finished:
                 started_at, runtime = self._timing.get(target.id, (self.start, 0.0))
                 with contextlib.suppress(Exception):
-                    record, _ = self._record(target, observations, started_at, runtime)
-                    self._write(target, record)
+                    self._write(
+                        target, self._record(target, observations, started_at, runtime).record
+                    )
         for target in self.targets:
             if target.id not in self.finished:
                 with contextlib.suppress(Exception):

@@ -98,16 +98,6 @@ class EndpointFact:
     failure: str | None = None
 
 
-def baselines_work(x_vantage: Mapping[str, Any]) -> bool:
-    """At least half the baseline sites (and at least one) answered: the connection is fine."""
-    try:
-        ok = int(x_vantage.get("baseline_ok") or 0)
-        total = int(x_vantage.get("baseline_total") or 0)
-    except (TypeError, ValueError):
-        return False
-    return total > 0 and ok >= 1 and 2 * ok >= total
-
-
 def service_facts(service: str, endpoints: Sequence[EndpointFact], targets: int) -> dict[str, Any]:
     """The `x_service` facts of one service from the first analysis pass of all its targets."""
     kinds: dict[str, dict[str, Any]] = {}

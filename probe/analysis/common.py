@@ -1,0 +1,94 @@
+"""Small helpers shared by the rules: address and URL parsing, naming lists, sentences."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from probe import failures
+from probe.addresses import parse_ip
+from probe.analysis.vocabulary import MAX_NAMED, NOT_MEASURED, TITLE_RE
+from probe.observations import DNSAnswer, HTTPTransaction
+
+# --- small helpers --------------------------------------------------------------------------
+
+
+def split_address(address: str | None) -> tuple[str, int] | None:
+    """("ip", port) from "ip:port" or "[v6]:port"; None when it is not that."""
+    if not address:
+        return None
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    else:
+        host, sep, port_text = address.rpartition(":")
+        if not sep or ":" in host:
+            return None
+    if parse_ip(host) is None or not port_text.isdigit():
+        return None
+    return str(parse_ip(host)), int(port_text)
+
+
+def norm_ip(ip: str) -> str:
+    address = parse_ip(ip)
+    return str(address) if address is not None else ip
+
+
+def url_endpoint(url: str) -> tuple[str, int] | None:
+    """(host, port) of a URL; a bare `host[:port][/path]` without a scheme is read as http."""
+    try:
+        parts = urlsplit(url if "://" in url else "//" + url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    return (host, port) if host else None
+
+
+def name_list(items: Iterable[str], limit: int = MAX_NAMED) -> str:
+    values = list(dict.fromkeys(items))
+    if not values:
+        return "nothing"
+    shown = ", ".join(values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def answer_label(answer: DNSAnswer) -> str:
+    ip = answer.ip or "?"
+    return f"{ip} (AS{answer.asn})" if answer.asn else ip
+
+
+def title_of(transaction: HTTPTransaction) -> str | None:
+    if transaction.title:
+        return transaction.title
+    if transaction.body:
+        found = TITLE_RE.search(transaction.body[:65536])
+        if found:
+            return " ".join(found.group(1).split())
+    return None
+
+
+def body_length(transaction: HTTPTransaction) -> int | None:
+    if transaction.body_length is not None:
+        return int(transaction.body_length)
+    if transaction.body is not None:
+        return len(transaction.body.encode("utf-8", errors="replace"))
+    return None
+
+
+def is_interrupted(failure: str | None) -> bool:
+    return failure == failures.INTERRUPTED
+
+
+def was_measured(failure: str | None) -> bool:
+    return failure not in NOT_MEASURED
+
+
+def sentence(*parts: str) -> str:
+    text = "; ".join(" ".join(p.split()).rstrip(".") for p in parts if p and p.strip())
+    if not text:
+        return ""
+    first_word = text.split(" ", 1)[0]
+    if first_word.isalpha() and first_word.islower():
+        text = text[0].upper() + text[1:]
+    return text + "."
