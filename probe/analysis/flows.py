@@ -83,9 +83,7 @@ class Flow:
         return any(c.failure == failures.CONTROL_REFUSED_DESTINATION for c in self.tcp)
 
 
-def _attach_target(
-    flows: dict[object, Flow], host: str, port: int, names: dict[str, set[str]]
-) -> Flow | None:
+def _attach_target(flows: dict[object, Flow], host: str, port: int, names: _Names) -> Flow | None:
     """For a request recorded without an address (older OONI data): the flow to the same
     port whose handshake named the host, or whose address the host resolved to."""
     best: Flow | None = None
@@ -102,13 +100,28 @@ def _attach_target(
     return best
 
 
+class _Names:
+    """Name -> the addresses it resolved to, built only when a record without transaction ids
+    or addresses needs it (older OONI data)."""
+
+    def __init__(self, obs: Observations) -> None:
+        self._obs = obs
+        self._found: dict[str, set[str]] | None = None
+
+    def get(self, name: str, default: set[str]) -> set[str]:
+        if self._found is None:
+            self._found = {}
+            for q in self._obs.queries:
+                for a in q.answers:
+                    if a.ip:
+                        key = q.hostname.lower().rstrip(".")
+                        self._found.setdefault(key, set()).add(norm_ip(a.ip))
+        return self._found.get(name, default)
+
+
 def flows_of(obs: Observations) -> list[Flow]:
     flows: dict[object, Flow] = {}
-    names: dict[str, set[str]] = {}
-    for q in obs.queries:
-        for a in q.answers:
-            if a.ip:
-                names.setdefault(q.hostname.lower().rstrip("."), set()).add(norm_ip(a.ip))
+    names = _Names(obs)
 
     def flow_for(tid: int, address: str | None) -> Flow:
         key: object = tid if tid else ("address", address)
@@ -161,11 +174,13 @@ class ControlView:
     have measured other addresses), and says None when the control has nothing to say."""
 
     obs: Observations
-    flows: list[Flow]
+    flows: list[Flow]  # without the flows the control refused to measure
+    every_flow: list[Flow]
 
     @classmethod
     def build(cls, obs: Observations) -> ControlView:
-        return cls(obs, [f for f in flows_of(obs) if not f.refused()])
+        every_flow = flows_of(obs)
+        return cls(obs, [f for f in every_flow if not f.refused()], every_flow)
 
     def _candidates(self, origin: tuple[str, int] | None) -> tuple[list[Flow], bool]:
         same = [f for f in self.flows if origin and f.origin == origin]
@@ -221,7 +236,7 @@ class ControlView:
         flows, _ = self._candidates(origin)
         chains = [c for f in flows for c in chains_of(f.requests)]
         if not chains:
-            chains = [c for f in flows_of(self.obs) for c in chains_of(f.requests)]
+            chains = [c for f in self.every_flow for c in chains_of(f.requests)]
         for_url = [c for c in chains if same_url(c[0].url, url)]
         chains = for_url or chains
         failure: str | None = None

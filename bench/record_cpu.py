@@ -1,0 +1,179 @@
+"""CPU per record of the work the round does after a target is measured: building the record
+from the observations, the analysis, scrubbing the volunteer's address, and the one JSON
+encode — for this tree and for another (`--base DIR`, e.g. a `git worktree` of an older
+commit), side by side in one run.
+
+    python bench/record_cpu.py [--base DIR] [--rounds 7] [--repeat 20]
+
+The records are real: `probe run` (this tree) over the test suite's loopback world (DNS, TLS,
+HTTP and raw TCP servers, a fake Telegram data centre and a control server, all on loopback,
+misbehaving for the probe the way a censor would), with and without the control. Each tree
+then reads them back into its own observation types *outside* the timed part (the round holds
+those objects in memory) and times, per record:
+
+- the old runner's path, on a tree without `probe.analysis.judge`: `Observations.to_dict()`
+  into the record, `analyze(record)` (which parses the observations back), scrubbing, encode;
+- this tree's path: `Observations.to_dict()` into the record, `judge(case)` over the objects
+  in hand, scrubbing, encode.
+
+Each tree runs in its own interpreter (`PYTHONPATH`), alternately, `--rounds` times; the figure
+is the median over rounds of the mean µs per record. Prints the figures, a JSON line and a
+`SUMMARY` line. Needs no root: loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+#: Runs inside each tree's interpreter: reads the records, times the per-record work.
+WORKER = r"""
+import json, sys, time
+from probe import analysis
+from probe.observations import Observations, DNSQuery
+from probe.scrub import Scrubber
+
+records = [json.loads(line) for line in open(sys.argv[1])]
+repeat = int(sys.argv[2])
+typed = hasattr(analysis, "judge")
+prepared = []
+for record in records:
+    tk = record["test_keys"]
+    obs = Observations.from_dict(tk)
+    control = Observations.from_dict(tk["control"]) if isinstance(tk.get("control"), dict) else None
+    rest = {k: v for k, v in tk.items() if k not in obs.to_dict() and k not in ("verdict", "x_endpoints")}
+    envelope = {k: v for k, v in record.items() if k != "test_keys"}
+    prepared.append((envelope, rest, obs, control, tk))
+scrubber = Scrubber()
+scrubber.add("203.0.113.9")  # a learned public address (TEST-NET-3): the usual mode
+fingerprints = None
+
+def one(envelope, rest, obs, control, tk):
+    record = dict(envelope)
+    test_keys = {"target": rest.get("target"), **obs.to_dict(), **{k: v for k, v in rest.items() if k != "target"}}
+    test_keys["control"] = control.to_dict() if control is not None else None
+    record["test_keys"] = test_keys
+    if typed:
+        case = analysis.Case(
+            target=analysis.TargetFacts.from_wire(test_keys["target"] or {}),
+            probe=obs,
+            control=control,
+            control_failure=tk.get("control_failure"),
+            doh=tuple(DNSQuery.from_dict(q) for q in tk.get("x_doh") or ()),
+            vantage=analysis.VantageFacts.from_wire(tk.get("x_vantage") or {}),
+            probe_cc=record.get("probe_cc"),
+        )
+        result = analysis.judge(case, fingerprints)
+    else:
+        result = analysis.analyze(record, fingerprints)
+    test_keys["x_endpoints"] = [e.to_dict() for e in result.endpoints]
+    test_keys["verdict"] = result.verdict.to_dict()
+    scrubbed, _ = scrubber.scrub_record(record)
+    return json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":"))
+
+for item in prepared:  # warm-up: imports, fingerprint database, caches
+    one(*item)
+start = time.process_time()
+for _ in range(repeat):
+    for item in prepared:
+        one(*item)
+elapsed = time.process_time() - start
+print(json.dumps({"typed": typed, "records": len(prepared), "us_per_record": elapsed / (repeat * len(prepared)) * 1e6}))
+"""
+
+
+async def make_corpus(directory: Path) -> Path:
+    """Records of two real rounds over the loopback world, with and without the control."""
+    from tests.loopback_world import PROBE, loopback_world, read_records, run_probe
+
+    corpus = directory / "records.jsonl"
+    records: list[dict[str, Any]] = []
+    async with loopback_world(directory) as world:
+        for extra in (["--control", world.control_url], ["--no-control"]):
+            out = directory / f"out{len(records)}"
+            args = [
+                "run",
+                str(world.list_path),
+                "--resolver",
+                world.resolver,
+                "--source-address",
+                PROBE,
+                "--ca-file",
+                world.ca_file,
+                "--timeout",
+                "1.5",
+                "--out",
+                str(out),
+                *extra,
+            ]
+            result = await run_probe(args)
+            if result.returncode not in (0, 1):
+                raise SystemExit(f"probe run failed: {result.stderr}")
+            records.extend(read_records(out))
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return corpus
+
+
+def run_worker(tree: Path, corpus: Path, repeat: int) -> dict[str, Any]:
+    env = dict(os.environ, PYTHONPATH=str(tree), PROBE_DATA_DIR="/nonexistent-probe-bench-data")
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER, str(corpus), str(repeat)],
+        env=env,
+        cwd=str(tree),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", help="another tree to compare with (e.g. a git worktree)")
+    parser.add_argument("--tree", help="the tree measured as 'this tree' (default: this one)")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="record-cpu-") as tmp:
+        corpus = asyncio.run(make_corpus(Path(tmp)))
+        trees = {"this tree": Path(args.tree).resolve() if args.tree else REPO}
+        if args.base:
+            trees["base"] = Path(args.base).resolve()
+        samples: dict[str, list[float]] = {name: [] for name in trees}
+        info: dict[str, Any] = {}
+        for _ in range(args.rounds):
+            for name, tree in trees.items():  # alternately: drift hits both alike
+                result = run_worker(tree, corpus, args.repeat)
+                samples[name].append(result["us_per_record"])
+                info[name] = {"typed": result["typed"], "records": result["records"]}
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    for name, values in samples.items():
+        spread = ", ".join(f"{v:.0f}" for v in values)
+        path = "typed judge" if info[name]["typed"] else "analyze(record)"
+        print(
+            f"{name:10s} {medians[name]:8.1f} µs/record  ({path}; "
+            f"{info[name]['records']} records; rounds: {spread})"
+        )
+    summary: dict[str, Any] = {"median_us_per_record": medians, "samples": samples}
+    text = f"this tree {medians['this tree']:.0f} µs/record"
+    if "base" in medians:
+        ratio = medians["this tree"] / medians["base"]
+        summary["ratio_this_over_base"] = ratio
+        text += f", base {medians['base']:.0f} µs/record, ratio {ratio:.2f}"
+    print(json.dumps(summary))
+    print("SUMMARY record_cpu: " + text)
+
+
+if __name__ == "__main__":
+    main()
