@@ -51,8 +51,10 @@ prepared = []
 for record in records:
     tk = record["test_keys"]
     obs = Observations.from_dict(tk)
-    control = Observations.from_dict(tk["control"]) if isinstance(tk.get("control"), dict) else None
-    rest = {k: v for k, v in tk.items() if k not in obs.to_dict() and k not in ("verdict", "x_endpoints")}
+    control = tk.get("control")
+    control = Observations.from_dict(control) if isinstance(control, dict) else None
+    skip = set(obs.to_dict()) | {"verdict", "x_endpoints"}
+    rest = {k: v for k, v in tk.items() if k not in skip}
     envelope = {k: v for k, v in record.items() if k != "test_keys"}
     prepared.append((envelope, rest, obs, control, tk))
 scrubber = Scrubber()
@@ -61,7 +63,8 @@ fingerprints = None
 
 def one(envelope, rest, obs, control, tk):
     record = dict(envelope)
-    test_keys = {"target": rest.get("target"), **obs.to_dict(), **{k: v for k, v in rest.items() if k != "target"}}
+    test_keys = {"target": rest.get("target"), **obs.to_dict()}
+    test_keys.update((k, v) for k, v in rest.items() if k != "target")
     test_keys["control"] = control.to_dict() if control is not None else None
     record["test_keys"] = test_keys
     if typed:
@@ -89,7 +92,8 @@ for _ in range(repeat):
     for item in prepared:
         one(*item)
 elapsed = time.process_time() - start
-print(json.dumps({"typed": typed, "records": len(prepared), "us_per_record": elapsed / (repeat * len(prepared)) * 1e6}))
+per_record = elapsed / (repeat * len(prepared)) * 1e6
+print(json.dumps({"typed": typed, "records": len(prepared), "us_per_record": per_record}))
 """
 
 
