@@ -108,3 +108,48 @@ def is_public(ip: str) -> bool:
         return False
     inner = embedded_ipv4(address)
     return inner is None or _public(inner)
+
+
+#: IPv6 ranges that are never a destination for the control, whatever Python thinks of them:
+#: site-local (fec0::/10, deprecated by RFC 3879, still routed inside some networks) and the
+#: local-use NAT64 prefix (64:ff9b:1::/48, RFC 8215: a translator of the local network, with a
+#: layout that cannot be known from outside).
+_NEVER_PUBLIC_V6 = (ipaddress.ip_network("fec0::/10"), ipaddress.ip_network("64:ff9b:1::/48"))
+_SIIT_PREFIX = ipaddress.ip_network("::ffff:0:0:0/96")
+_COMPATIBLE_PREFIX = ipaddress.ip_network("::/96")
+_NAT64_LOCAL_PREFIX = _NEVER_PUBLIC_V6[1]
+
+
+#: ISATAP interface identifiers (RFC 5214): ::0:5efe:a.b.c.d and ::200:5efe:a.b.c.d.
+_ISATAP_IDS = (0x00005EFE, 0x02005EFE)
+
+
+def destinations(address: IPAddress) -> tuple[IPAddress, ...]:
+    """The addresses a connection to `address` may really reach: the IPv4 address embedded in
+    an IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), SIIT (::ffff:0:a.b.c.d),
+    NAT64 (64:ff9b::/96), 6to4 (2002::/16) or Teredo (2001::/32, the client) address, else
+    `address` itself; an ISATAP address (any prefix, interface id ::5efe:a.b.c.d) reaches both
+    itself and a.b.c.d. `::` and `::1` are not IPv4-compatible addresses; the local-use NAT64
+    prefix (64:ff9b:1::/48) is judged as itself (never public)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return (address,)
+    if address.ipv4_mapped is not None:
+        return (address.ipv4_mapped,)
+    value = int(address)
+    low = ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    if address in _SIIT_PREFIX or (address in _COMPATIBLE_PREFIX and value > 1):
+        return (low,)
+    if address in _NAT64_LOCAL_PREFIX:
+        return (address,)
+    inner = embedded_ipv4(address)
+    if inner is not None:
+        return (inner,)
+    if (value >> 32) & 0xFFFFFFFF in _ISATAP_IDS:
+        return (address, low)
+    return (address,)
+
+
+def is_public_destination(address: IPAddress) -> bool:
+    """Whether a connection to `address` reaches only globally routable addresses, judged on
+    the embedded IPv4 address of every IPv6 form that carries one (see `destinations`)."""
+    return all(not in_networks(d, _NEVER_PUBLIC_V6) and _public(d) for d in destinations(address))

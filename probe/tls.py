@@ -58,12 +58,40 @@ IANA_CIPHER_NAMES = {
 }
 
 
+#: How many client contexts stay cached. Each holds a copy of the system trust store (~0.8 MB):
+#: the probe needs one or two, the control one per distinct set of caller roots it measures
+#: with (the control also bounds how many sets one request may bring, MAX_CA_PEMS_PER_REQUEST).
+CONTEXT_CACHE_SIZE = 16
+
+
+class CAText(str):
+    """PEM roots held in memory, usable wherever `client_context` takes a CA file path: the
+    control loads the roots a request brings from the request itself, never from disk. Never
+    equal to a path (or to a plain string with the same text)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is CAText and str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((CAText, str.__hash__(self)))
+
+    def __repr__(self) -> str:
+        return f"CAText(<{len(self)} characters of PEM>)"
+
+
 def client_context(ca_files: tuple[str, ...] = ()) -> ssl.SSLContext:
-    """The client context: the system trust store plus the PEM roots in `ca_files`.
+    """The client context: the system trust store plus the PEM roots in `ca_files` (paths, or
+    `CAText` roots held in memory).
 
     Verification is on (CERT_REQUIRED, host name checked), TLS 1.2 at least, ALPN http/1.1.
-    Contexts are cached per tuple because loading a trust store takes milliseconds each time.
-    Raises ValueError naming the file when a CA file cannot be read or holds no certificate.
+    The last CONTEXT_CACHE_SIZE contexts are cached per tuple because loading a trust store
+    takes milliseconds each time. Raises ValueError naming the file when a CA file cannot be
+    read or holds no certificate.
     """
     context = _build_context(tuple(ca_files), check_hostname=True)
     _CONTEXT_ROOTS[context] = tuple(ca_files)
@@ -76,7 +104,7 @@ _CONTEXT_ROOTS: weakref.WeakKeyDictionary[ssl.SSLContext, tuple[str, ...]] = (
 )
 
 
-@functools.cache
+@functools.lru_cache(maxsize=CONTEXT_CACHE_SIZE)
 def _build_context(ca_files: tuple[str, ...], *, check_hostname: bool) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -84,6 +112,9 @@ def _build_context(ca_files: tuple[str, ...], *, check_hostname: bool) -> ssl.SS
     context.verify_mode = ssl.CERT_REQUIRED
     context.set_alpn_protocols(ALPN_PROTOCOLS)
     for path in ca_files:
+        if isinstance(path, CAText):
+            load_ca_text(context, path)
+            continue
         try:
             context.load_verify_locations(cafile=path)
         except FileNotFoundError:
@@ -94,6 +125,15 @@ def _build_context(ca_files: tuple[str, ...], *, check_hostname: bool) -> ssl.SS
         except (OSError, UnicodeError) as exc:
             raise ValueError(f"{path}: cannot read CA file ({exc})") from None
     return context
+
+
+def load_ca_text(context: ssl.SSLContext, pem: str) -> None:
+    """Add the PEM roots in `pem` to `context`; ValueError when OpenSSL finds none."""
+    try:
+        context.load_verify_locations(cadata=str(pem))
+    except (ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        raise ValueError(f"not PEM certificates ({reason})") from None
 
 
 def _without_hostname_check(context: ssl.SSLContext) -> ssl.SSLContext:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 from collections.abc import AsyncIterator
+from typing import Any
 
-from aiohttp import web
-
-from probe.control import ControlServerConfig, create_app
+from probe.control import ControlServerConfig, start_server
 from probe.measure import MeasureConfig
 
 
@@ -24,8 +23,12 @@ async def running_control(
     ca_files: tuple[str, ...] = (),
     geoip_dbs: tuple[str, ...] = (),
     host: str = "127.0.0.1",
+    log_client_addresses: bool = False,
+    **limits: Any,
 ) -> AsyncIterator[str]:
-    """Yields the control's base URL; the control measures from `source_address`."""
+    """Yields the control's base URL; the control measures from `source_address`. `limits` are
+    further `ControlServerConfig` fields (header_timeout, body_timeout, request_timeout,
+    max_reply_bytes, ...)."""
     config = ControlServerConfig(
         measure=MeasureConfig(
             timeout=timeout,
@@ -37,13 +40,13 @@ async def running_control(
         token=token,
         geoip_dbs=geoip_dbs,
         max_concurrent_requests=max_concurrent,
+        log_client_addresses=log_client_addresses,
+        **limits,
     )
-    runner = web.AppRunner(create_app(config))
-    await runner.setup()
-    site = web.TCPSite(runner, host, 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    # the same runner, site and connection deadlines as `probe control serve`
+    runner, site = await start_server(config, host, 0)
+    shown = f"[{host}]" if ":" in host else host
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://{shown}:{site.port}"
     finally:
         await runner.cleanup()
