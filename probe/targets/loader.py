@@ -1,0 +1,350 @@
+"""Loading target lists: `load_lists(paths)` reads list files (or directories of ``*.toml``)
+and returns every target in list order together with *every* problem found, each one line of the
+form ``file:line: message``. It never raises on bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from probe.targets.checks import TargetChecker, report_unknown_keys
+from probe.targets.model import Target, TargetList
+from probe.targets.positions import scan_positions, toml_error
+from probe.targets.schema import LIST_KEYS, MAX_LIST_BYTES, NAME_PATTERN, NAME_RE, Position
+from probe.targets.text import jsonable, one_line, os_message, quote, type_name
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """The lists that loaded cleanly, and every problem (``file:line: message``) of the others.
+
+    A file with any problem contributes no list: callers refuse to run when `problems` is not
+    empty (exit status 2), so a half-loaded list is never measured.
+    """
+
+    lists: tuple[TargetList, ...] = ()
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Every target of every list, in list order and then file order."""
+        return tuple(target for target_list in self.lists for target in target_list.targets)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# --- public entry points ----------------------------------------------------------------------
+
+
+def load_lists(paths: Iterable[str]) -> LoadResult:
+    """Load list files and directories of ``*.toml`` (sorted by name), checking everything.
+
+    Ids must be unique across all the lists loaded together; a duplicate is reported at its
+    second occurrence, naming the first.
+    """
+    loader = _Loader()
+    for path in paths:
+        for file_path in loader.expand(str(path)):
+            loader.load_file(file_path)
+    return loader.result()
+
+
+def validate_paths(paths: Iterable[str]) -> list[str]:
+    """Every problem of the lists at `paths`, as ``file:line: message`` lines (empty: valid)."""
+    return load_lists(paths).problems
+
+
+def parse_list_text(text: str, path: str = "<string>") -> LoadResult:
+    """Check one list given as text; `path` names it in problems and anchors relative `ca` paths."""
+    loader = _Loader()
+    loader.load_bytes(path, text.encode("utf-8", "surrogatepass"))
+    return loader.result()
+
+
+def bundled_list_paths() -> list[str]:
+    """The list files shipped with the probe, sorted by name.
+
+    From a source checkout these are the repository's ``targets/*.toml`` (what maintainers
+    edit); from an installed wheel, the package data ``probe.data.targets`` (pyproject.toml maps
+    the top-level ``targets/`` directory there).
+    """
+    return sorted(str(p) for p in bundled_list_dir().glob("*.toml"))
+
+
+def bundled_list_dir() -> Path:
+    """The directory holding the bundled lists (and their CA files)."""
+    package = Path(__file__).resolve().parent.parent  # probe/
+    checkout = package.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "targets").is_dir():
+        return checkout / "targets"
+    try:
+        from importlib.resources import files
+
+        root = files("probe.data.targets")
+        # A namespace package gives a MultiplexedPath; an installed wheel has one directory.
+        for entry in root.iterdir():
+            if isinstance(entry, Path):
+                return entry.parent
+    except (ImportError, OSError, TypeError, ValueError):
+        pass
+    return package / "data" / "targets"
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+class _Loader:
+    """Accumulates lists and problems over several files (ids are unique across them)."""
+
+    def __init__(self) -> None:
+        self.lists: list[TargetList] = []
+        self.problems: list[str] = []
+        self.seen_files: set[Path] = set()
+        self.ids: dict[str, _Place] = {}  # id -> where it was first defined
+        self.list_names: dict[str, _Place] = {}
+
+    def result(self) -> LoadResult:
+        return LoadResult(lists=tuple(self.lists), problems=list(self.problems))
+
+    def expand(self, path: str) -> list[str]:
+        """The list files a command-line path stands for (a directory: its ``*.toml``)."""
+        try:
+            as_path = Path(path)
+            if as_path.is_dir():
+                found = sorted(str(p) for p in as_path.glob("*.toml") if p.is_file())
+                if not found:
+                    self.problems.append(f"{path}:1: no *.toml target lists in this directory")
+                return found
+            if not as_path.exists():
+                self.problems.append(f"{path}:1: no such file or directory")
+                return []
+        except (OSError, ValueError, RuntimeError) as exc:
+            self.problems.append(f"{path}:1: cannot read: {os_message(exc)}")
+            return []
+        return [path]
+
+    def load_file(self, path: str) -> None:
+        try:
+            resolved = Path(path).resolve()
+            if resolved in self.seen_files:
+                return  # the same file named twice (e.g. a file and its directory)
+            self.seen_files.add(resolved)
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_LIST_BYTES + 1)
+        except (OSError, ValueError, RuntimeError) as exc:
+            self.problems.append(f"{path}:1: cannot read: {os_message(exc)}")
+            return
+        if len(data) > MAX_LIST_BYTES:
+            self.problems.append(
+                f"{path}:1: file too large (over {MAX_LIST_BYTES} bytes): is this a target list?"
+            )
+            return
+        self.load_bytes(path, data)
+
+    def load_bytes(self, path: str, data: bytes) -> None:
+        checker = _FileChecker(path, data, self)
+        try:
+            checker.run()
+        except RecursionError:
+            checker.report_at(1, "nested too deeply")
+        except Exception as exc:  # never a traceback on any input; the fuzz tests look for this
+            checker.report_at(1, f"internal error while checking ({type(exc).__name__}: {exc})")
+        checker.problems.sort(key=lambda item: item[0])
+        self.problems.extend(
+            f"{path}:{line}: {one_line(message)}" for line, message in checker.problems
+        )
+        if not checker.problems and checker.target_list is not None:
+            self.lists.append(checker.target_list)
+            self.ids.update(checker.new_ids)
+            self.list_names.update(checker.new_list_names)
+        else:
+            # Ids of a broken file still count, so one problem does not hide another.
+            for target_id, where in checker.new_ids.items():
+                self.ids.setdefault(target_id, where)
+
+
+class _Place:
+    """Where an id or a list name was first defined, as "file:line" when formatted. The line is
+    looked up only then: finding the line of every key of a file costs ~25 us a target (a third
+    of loading a list), and a clean list never needs one."""
+
+    __slots__ = ("checker", "where")
+
+    def __init__(self, checker: _FileChecker, where: Position) -> None:
+        self.checker = checker
+        self.where = where
+
+    def __str__(self) -> str:
+        return f"{self.checker.path}:{self.checker.line_of(self.where)}"
+
+
+class _ListTargetChecker(TargetChecker):
+    """The target checks, plus ids unique across every list loaded together."""
+
+    def __init__(self, file: _FileChecker) -> None:
+        super().__init__(file.report, Path(file.path).parent)
+        self.file = file
+
+    def id_seen(self, where: Position, target_id: str) -> None:
+        file = self.file
+        first = file.loader.ids.get(target_id) or file.new_ids.get(target_id)
+        if first is not None:
+            self.report(where, f"duplicate id {quote(target_id)} (first at {first})")
+        else:
+            file.new_ids[target_id] = _Place(file, where)
+
+
+class _FileChecker:
+    """Checks one list file; collects (line, message) problems."""
+
+    def __init__(self, path: str, data: bytes, loader: _Loader) -> None:
+        self.path = path
+        self.data = data
+        self.loader = loader
+        self.problems: list[tuple[int, str]] = []
+        self.text: str | None = None  # once it parsed as TOML: the lines of keys are in it
+        self._lines: dict[Position, int] | None = None
+        self.target_list: TargetList | None = None
+        self.new_ids: dict[str, _Place] = {}
+        self.new_list_names: dict[str, _Place] = {}
+
+    # -- reporting --
+
+    def report_at(self, line: int, message: str) -> None:
+        self.problems.append((line, message))
+
+    def report(self, where: Position, message: str) -> None:
+        self.report_at(self.line_of(where), message)
+
+    @property
+    def lines(self) -> dict[Position, int]:
+        """The line of each table, key and array element (scanned on first use)."""
+        if self._lines is None:
+            self._lines = scan_positions(self.text) if self.text is not None else {}
+        return self._lines
+
+    def line_of(self, where: Position) -> int:
+        """The line of `where`, or of its closest enclosing table/array that has one."""
+        lines = self.lines
+        while where:
+            if where in lines:
+                return lines[where]
+            where = where[:-1]
+        return 1
+
+    # -- the whole file --
+
+    def run(self) -> None:
+        try:
+            text = self.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = self.data[: exc.start].count(b"\n") + 1
+            self.report_at(line, f"not UTF-8 text (byte {exc.start + 1})")
+            return
+        text = text.removeprefix("\ufeff")
+        try:
+            document = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            line, message = toml_error(exc, text)
+            self.report_at(line, f"invalid TOML: {message}")
+            return
+        self.text = text
+        self.check_document(document)
+
+    def check_document(self, document: dict[str, Any]) -> None:
+        for key in document:
+            if key not in ("list", "targets"):
+                self.report(
+                    (key,),
+                    f"unknown key {quote(key)} at top level (expected [list] and [[targets]])",
+                )
+        list_table = document.get("list")
+        header: tuple[str, date, str] | None = None
+        if list_table is None:
+            self.report_at(1, "missing [list] table")
+        elif not isinstance(list_table, dict):
+            self.report(("list",), f'"list" must be a table, not {type_name(list_table)}')
+        else:
+            header = self.check_list_table(list_table)
+        targets = self.check_targets(document.get("targets"), header[0] if header else "")
+        if header is not None and not self.problems:
+            name, updated, description = header
+            self.target_list = TargetList(
+                name=name,
+                updated=updated,
+                path=self.path,
+                sha256=hashlib.sha256(self.data).hexdigest(),
+                description=description,
+                targets=tuple(targets),
+            )
+
+    def check_targets(self, raw_targets: Any, list_name: str) -> list[Target]:
+        """The targets of the ``[[targets]]`` array that passed every check."""
+        if raw_targets is None:
+            self.report_at(1, "no [[targets]] in this list")
+            return []
+        if not isinstance(raw_targets, list) or not all(isinstance(t, dict) for t in raw_targets):
+            self.report(
+                ("targets",),
+                f'"targets" must be an array of tables ([[targets]]), not {type_name(raw_targets)}',
+            )
+            return []
+        if not raw_targets:
+            self.report(("targets",), "no [[targets]] in this list")
+            return []
+        checker = _ListTargetChecker(self)
+        targets: list[Target] = []
+        for index, table in enumerate(raw_targets):
+            fields = checker.check(("targets", index), table)
+            if fields is not None:
+                targets.append(Target(**fields, list_name=list_name, definition=jsonable(table)))
+        return targets
+
+    def check_list_table(self, table: dict[str, Any]) -> tuple[str, date, str] | None:
+        report_unknown_keys(self.report, ("list",), table, LIST_KEYS, "[list]")
+        name = self.check_list_name(table)
+        ok = name is not None
+        updated = table.get("updated")
+        if updated is None:
+            self.report(("list",), 'missing required key "updated" in [list]')
+            ok = False
+        elif isinstance(updated, datetime) or not isinstance(updated, date):
+            self.report(
+                ("list", "updated"),
+                f'"updated" must be a TOML date (YYYY-MM-DD, no quotes), not {type_name(updated)}',
+            )
+            ok = False
+        description = table.get("description", "")
+        if not isinstance(description, str):
+            self.report(
+                ("list", "description"),
+                f'"description" must be a string, not {type_name(description)}',
+            )
+            ok = False
+        if not ok:
+            return None
+        assert isinstance(name, str) and isinstance(updated, date) and isinstance(description, str)
+        return name, updated, description
+
+    def check_list_name(self, table: dict[str, Any]) -> str | None:
+        """The list's name when it is a good one and no list loaded before has it."""
+        name = table.get("name")
+        if name is None:
+            self.report(("list",), 'missing required key "name" in [list]')
+        elif not isinstance(name, str):
+            self.report(("list", "name"), f'"name" must be a string, not {type_name(name)}')
+        elif not NAME_RE.match(name):
+            self.report(("list", "name"), f"list name {quote(name)} must match {NAME_PATTERN}")
+        elif (first := self.loader.list_names.get(name)) is not None:
+            self.report(("list", "name"), f"duplicate list name {quote(name)} (first at {first})")
+        else:
+            self.new_list_names[name] = _Place(self, ("list", "name"))
+            return name
+        return None
