@@ -1,0 +1,58 @@
+"""`Observations`: everything measured for one target, list by list as a record holds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from probe.observations.connections import TCPConnect, TLSHandshake
+from probe.observations.dns import DNSQuery
+from probe.observations.events import NetworkEvent
+from probe.observations.http import HTTPTransaction
+from probe.observations.mtproto import MTProtoHandshake
+
+
+def _items(d: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = d.get(key)
+    return [x for x in value if isinstance(x, dict)] if isinstance(value, list) else []
+
+
+@dataclass(slots=True)
+class Observations:
+    """Everything measured for one target (by the probe, or by the control for it)."""
+
+    queries: list[DNSQuery] = field(default_factory=list)
+    tcp_connect: list[TCPConnect] = field(default_factory=list)
+    tls_handshakes: list[TLSHandshake] = field(default_factory=list)
+    requests: list[HTTPTransaction] = field(default_factory=list)
+    network_events: list[NetworkEvent] = field(default_factory=list)
+    mtproto: list[MTProtoHandshake] = field(default_factory=list)
+
+    def extend(self, other: Observations) -> None:
+        self.queries.extend(other.queries)
+        self.tcp_connect.extend(other.tcp_connect)
+        self.tls_handshakes.extend(other.tls_handshakes)
+        self.requests.extend(other.requests)
+        self.network_events.extend(other.network_events)
+        self.mtproto.extend(other.mtproto)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "queries": [q.to_dict() for q in self.queries],
+            "tcp_connect": [c.to_dict() for c in self.tcp_connect],
+            "tls_handshakes": [h.to_dict() for h in self.tls_handshakes],
+            "requests": [r.to_dict() for r in self.requests],
+            "network_events": [e.to_dict() for e in self.network_events],
+            "mtproto": [m.to_dict() for m in self.mtproto],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Observations:
+        return cls(
+            queries=[DNSQuery.from_dict(x) for x in _items(d, "queries")],
+            tcp_connect=[TCPConnect.from_dict(x) for x in _items(d, "tcp_connect")],
+            tls_handshakes=[TLSHandshake.from_dict(x) for x in _items(d, "tls_handshakes")],
+            requests=[HTTPTransaction.from_dict(x) for x in _items(d, "requests")],
+            network_events=[NetworkEvent.from_dict(x) for x in _items(d, "network_events")],
+            mtproto=[MTProtoHandshake.from_dict(x) for x in _items(d, "mtproto")],
+        )

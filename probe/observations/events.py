@@ -1,0 +1,97 @@
+"""The flow's clock and its socket operations: `Trace`, `NetworkEvent`, `format_address`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from probe.observations._read import (
+    INF,
+    read_float,
+    read_int,
+    read_int_or_none,
+    read_str,
+    read_str_or_none,
+)
+
+# Caps that keep a hostile peer from growing a record without bound.
+MAX_NETWORK_EVENTS_PER_FLOW = 64
+
+
+@dataclass(slots=True)
+class Trace:
+    """Shared by the steps of one endpoint flow: the zero time, the flow's id, its events."""
+
+    zero: float
+    transaction_id: int
+    events: list[NetworkEvent] = field(default_factory=list)
+
+    def now(self) -> float:
+        return round(time.monotonic() - self.zero, 6)
+
+    def add_event(self, event: NetworkEvent) -> None:
+        if len(self.events) < MAX_NETWORK_EVENTS_PER_FLOW:
+            self.events.append(event)
+
+
+@dataclass(slots=True)
+class NetworkEvent:
+    """df-008: one socket operation (connect, read, write, tls_handshake_start, ...)."""
+
+    operation: str
+    address: str | None = None
+    num_bytes: int | None = None
+    failure: str | None = None
+    t0: float = 0.0
+    t: float = 0.0
+    transaction_id: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "operation": self.operation,
+            "address": self.address,
+            "num_bytes": self.num_bytes,
+            "failure": self.failure,
+            "t0": self.t0,
+            "t": self.t,
+            "transaction_id": self.transaction_id,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NetworkEvent:
+        # The most numerous observation (up to 64 a flow): an event as `to_dict` writes it (all
+        # keys, exact types) is taken as it is; anything else goes through the readers.
+        if type(d) is dict:
+            try:
+                operation, address, num_bytes = d["operation"], d["address"], d["num_bytes"]
+                failure, t0, t, tid = d["failure"], d["t0"], d["t"], d["transaction_id"]
+            except KeyError:
+                pass
+            else:
+                if (
+                    type(operation) is str
+                    and (address is None or type(address) is str)
+                    and (num_bytes is None or type(num_bytes) is int)
+                    and (failure is None or type(failure) is str)
+                    and type(t0) is float
+                    and -INF < t0 < INF
+                    and type(t) is float
+                    and -INF < t < INF
+                    and type(tid) is int
+                ):
+                    return cls(operation, address, num_bytes, failure, t0, t, tid)
+        return cls(
+            operation=read_str(d.get("operation")),
+            address=read_str_or_none(d.get("address")),
+            num_bytes=read_int_or_none(d.get("num_bytes")),
+            failure=read_str_or_none(d.get("failure")),
+            t0=read_float(d.get("t0")),
+            t=read_float(d.get("t")),
+            transaction_id=read_int(d.get("transaction_id")),
+        )
+
+
+def format_address(ip: str, port: int) -> str:
+    """ "ip:port", with brackets around IPv6 literals."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
