@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from probe.results import ResultsDirError, ResultWriteError
-from probe.runner import RoundOptions, RoundResult, run_rounds
+from probe.runner import RoundOptions, RoundResult
+from probe.schedule.rounds import run_rounds
 from probe.summary import print_summary, round_summary
 from probe.targets import Target, TargetList
 

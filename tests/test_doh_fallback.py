@@ -88,7 +88,7 @@ async def test_record_carries_x_doh_and_the_analysis_uses_it(tmp_path: Path):
             )
         ]
     )
-    record = round_._record(target, probe_side, round_.start, 0.1).record
+    record = round_.records.measured(target, probe_side, round_.start, 0.1).record
     round_.writer.close()
     assert record["annotations"]["control"] == "doh"
     assert record["test_keys"]["x_doh"][0]["engine"] == "doh"

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 from probe.measure import MeasureConfig
-from probe.runner import RoundOptions, RoundResult, run_rounds
+from probe.runner import RoundOptions, RoundResult
+from probe.schedule.rounds import run_rounds
 from probe.targets import Target, TargetList
 
 ROUNDS = 300

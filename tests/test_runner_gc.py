@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from probe import runner
+from probe import resources
 
 
 @pytest.fixture
@@ -21,11 +21,11 @@ def saved_threshold() -> Iterator[tuple[int, ...]]:
 
 def test_threshold_is_raised_during_rounds_and_restored_after(saved_threshold) -> None:
     gc.set_threshold(700, 10, 10)
-    first = runner._raise_gc_threshold()
-    assert gc.get_threshold() == (runner.GC_YOUNG_THRESHOLD, 10, 10)
-    second = runner._raise_gc_threshold()  # an overlapping round
+    first = resources.raise_gc_threshold()
+    assert gc.get_threshold() == (resources.GC_YOUNG_THRESHOLD, 10, 10)
+    second = resources.raise_gc_threshold()  # an overlapping round
     first()
-    assert gc.get_threshold() == (runner.GC_YOUNG_THRESHOLD, 10, 10)  # the other still runs
+    assert gc.get_threshold() == (resources.GC_YOUNG_THRESHOLD, 10, 10)  # the other still runs
     first()  # undoing twice changes nothing
     second()
     assert gc.get_threshold() == (700, 10, 10)
@@ -33,7 +33,7 @@ def test_threshold_is_raised_during_rounds_and_restored_after(saved_threshold) -
 
 def test_a_disabled_collector_stays_disabled(saved_threshold) -> None:
     gc.set_threshold(0, 10, 10)
-    restore = runner._raise_gc_threshold()
+    restore = resources.raise_gc_threshold()
     assert gc.get_threshold() == (0, 10, 10)
     restore()
     assert gc.get_threshold() == (0, 10, 10)
@@ -41,7 +41,7 @@ def test_a_disabled_collector_stays_disabled(saved_threshold) -> None:
 
 def test_a_higher_threshold_is_kept(saved_threshold) -> None:
     gc.set_threshold(50_000, 10, 10)
-    restore = runner._raise_gc_threshold()
+    restore = resources.raise_gc_threshold()
     assert gc.get_threshold() == (50_000, 10, 10)
     restore()
     assert gc.get_threshold() == (50_000, 10, 10)

@@ -767,13 +767,24 @@ def test_lists_ship_in_the_wheel_and_load_from_it(tmp_path: Path) -> None:
         for name in shipped:
             assert f"probe/data/targets/{name}" in names
         geoip_files = sorted(
-            p.name for p in (REPO / "probe" / "data" / "geoip").iterdir() if p.suffix != ".py"
+            p.name
+            for p in (REPO / "probe" / "data" / "geoip").iterdir()
+            if p.suffix != ".py" and p.name != "__pycache__"
         )
         assert {"asn.mmdb", "country.mmdb", "SOURCES.md", "LICENSE-NRO"} <= set(geoip_files)
         for name in geoip_files:
             assert f"probe/data/geoip/{name}" in names
+        # every package of the source tree ships (pyproject.toml lists them one by one)
+        packages = sorted(
+            str(init.parent.relative_to(REPO))
+            for init in (REPO / "probe").rglob("__init__.py")
+            if "__pycache__" not in init.parts
+        )
+        missing = [p for p in packages if f"{p}/__init__.py" not in names]
+        assert not missing, f"packages missing from the wheel (pyproject.toml): {missing}"
         archive.extractall(tmp_path / "installed")
     script = (
+        "import probe.cli, probe.runner, probe.control, probe.report;"
         "import json, probe, probe.targets as t; r = t.load_lists(t.bundled_list_paths());"
         "print(json.dumps({'module': probe.__file__, 'dir': str(t.bundled_list_dir()),"
         " 'problems': r.problems, 'ids': [x.id for x in r.targets],"

@@ -1,4 +1,4 @@
-"""Run the probe on a schedule: a systemd user timer, or a cron line where there is no systemd.
+"""The systemd user timer, or a cron line where there is no systemd.
 
 `probe schedule install --every 1h` writes ``probe.service`` and ``probe.timer`` into the
 user's systemd directory and enables the timer; systemd adds up to 10% random delay so that
