@@ -161,6 +161,9 @@ def report_command(
     try:
         filters = report.make_filters(since, until, service, asn, cc)
         built = report.build_report(list(results) or ["results"], filters)
+        unmatched = built.unmatched_summary()
+        if unmatched:  # a typo must not replace yesterday's page with an empty one
+            raise report.ReportInputError(unmatched)
         if sys.stdout.isatty():
             from rich.console import Console
 

@@ -1,17 +1,22 @@
 """Reports over time: many result files (ours and OONI's) → timelines, change events, per-network
 tables; text, HTML (inline SVG), CSV and Parquet.
 
-Reading. Our own JSON Lines records go through DuckDB's `read_json` with an explicit column list
-(the fast path: DuckDB parses in parallel, Python never sees a record). A file takes the Python
-path instead when DuckDB cannot read it as our records (bad line, pretty-printed JSON, wrong
-types) or when any of its rows is not one of our records with a verdict (OONI measurements:
-`software_name` is not "probe", or `test_keys.verdict` is missing). The Python path reads objects
-with `results.iter_json_objects`, converts OONI measurements with `ooni.records_from_measurement`
-and analyses records without a verdict with `analysis.analyze`; every line it cannot use is
-counted with its reason. Files DuckDB rejects are found by bisection, so clean data costs one
-`read_json` call.
+Reading. Our own JSON Lines records go through DuckDB (`read_ndjson_objects`, projected by
+`json_transform_strict` onto an explicit column list: the fast path; DuckDB parses in parallel,
+Python never sees a record). A file takes the Python path instead when DuckDB cannot read it as
+our records (bad line, pretty-printed JSON, wrong types) or when any of its rows is not one of our
+records with a verdict (OONI measurements: `software_name` is not "probe", or
+`test_keys.verdict` is missing), with a believable time and without NaN or Infinity
+(`results.time_problem` and `results.loads` decide those in Python). The Python path reads
+objects with `results.iter_json_objects`, converts OONI measurements with
+`ooni.records_from_measurement` and analyses records without a verdict with `analysis.analyze`;
+every line it cannot use is counted with its reason. Files DuckDB rejects are found by
+bisection, so clean data costs one DuckDB call.
 
-Rows are deduplicated by (report_id, input, measurement_start_time); filters are SQL predicates.
+Identical records (the same content hash: `results.content_hash`, SHA-256 of the canonical JSON)
+count once; records with the same (report_id, input, measurement_start_time) but different
+content are all kept and reported as conflicts (`_deduplicate`). Filters are SQL predicates; a
+--service/--asn/--cc value that no record has is reported in `Report.unmatched`.
 OONI measurements without a `report_id` (OONI's simulated-censorship data) get a stable one
 derived from their content (`ooni.derived_report_id`), as in `probe analyze`. A skipped line's
 reason names what was missing (no test_keys, no measurement_start_time, no report_id, ...).
@@ -34,8 +39,10 @@ and rich terminal outputs remove terminal control sequences and control characte
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import importlib
+import json
 import os
 import re
 import secrets
@@ -54,7 +61,8 @@ from probe import results
 STATUSES = ("ok", "blocked", "down", "inconclusive")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-#: Columns DuckDB reads from our records; everything else in a record is parsed but not kept.
+#: Columns of our records the report uses, as `read_json` column types (bench/bench_report.py's
+#: floor reads them so); the fast path reads the same through RECORD_STRUCTURE.
 RECORD_COLUMNS: dict[str, str] = {
     "software_name": "VARCHAR",
     "test_name": "VARCHAR",
@@ -69,10 +77,32 @@ RECORD_COLUMNS: dict[str, str] = {
     ),
 }
 
+#: The same columns as the JSON structure `json_transform_strict` extracts on the fast path
+#: (strict: a missing key, a duplicate key or a value of the wrong type makes it fail, `try` makes
+#: that a NULL, and the file takes the Python path); `test_start_time` is read to be checked.
+RECORD_STRUCTURE = json.dumps(
+    {
+        "software_name": "VARCHAR",
+        "test_name": "VARCHAR",
+        "input": "VARCHAR",
+        "report_id": "VARCHAR",
+        "measurement_start_time": "VARCHAR",
+        "test_start_time": "VARCHAR",
+        "probe_asn": "VARCHAR",
+        "probe_cc": "VARCHAR",
+        "test_keys": {
+            "target": {"service": "VARCHAR"},
+            "verdict": {"status": "VARCHAR", "blocking": "VARCHAR", "confirmed": "BOOLEAN"},
+        },
+    }
+)
+
 ROW_SCHEMA = (
     "time TIMESTAMP, probe_asn VARCHAR, probe_cc VARCHAR, input VARCHAR, service VARCHAR, "
     "status VARCHAR, blocking VARCHAR, confirmed BOOLEAN, report_id VARCHAR, source VARCHAR"
 )
+#: The columns of table `rows` and of the CSV and Parquet files. `conflict`: another record with
+#: the same report_id, input and time but different content was read (both are kept).
 ROW_COLUMNS = (
     "time",
     "probe_asn",
@@ -84,27 +114,54 @@ ROW_COLUMNS = (
     "confirmed",
     "report_id",
     "source",
+    "conflict",
 )
+#: What one record yields (ROW_SCHEMA); `conflict` is known once every file has been read.
+RECORD_FIELDS = ROW_COLUMNS[:-1]
 
-#: The fast path's projection of `read_json` rows onto ROW_COLUMNS, plus `ours`: whether the row
-#: is one of our records with a usable verdict (a file with any other row takes the Python path).
+#: Staging: the record's fields, whether the row is one of our records with a usable verdict
+#: (`ours`), the SHA-256 of its line as DuckDB read it (fast path), the SHA-256 of its canonical
+#: JSON (`results.content_hash`: the Python path, and fast rows whose identity is in question)
+#: and its line number (Python path).
+_STAGED_SCHEMA = f"{ROW_SCHEMA}, ours BOOLEAN, line_hash BLOB, content_hash BLOB, line INTEGER"
+
+#: The fast path: each line of the files as DuckDB's JSON reader sees it, projected onto
+#: RECORD_FIELDS, plus `ours` (a file with any row that is not `ours` takes the Python path): one
+#: of our records with a verdict, a believable time (results.time_problem: 2000 to $latest, in
+#: our format), nothing that might be NaN or Infinity and at most 512 `{` and `[` (DuckDB reads
+#: NaN, Infinity and any nesting; Python refuses them and nesting deeper than ~1,000 levels, so
+#: such a file is left to Python to decide — a string holding the word or the brackets included:
+#: our records hold about 50).
 _FAST_SELECT = """
 SELECT
-    try_strptime(measurement_start_time, '%Y-%m-%d %H:%M:%S') AS time,
-    coalesce(probe_asn, 'AS0') AS probe_asn,
-    coalesce(probe_cc, 'ZZ') AS probe_cc,
-    input,
-    coalesce(test_keys.target.service, test_name) AS service,
-    test_keys.verdict.status AS status,
-    test_keys.verdict.blocking AS blocking,
-    coalesce(test_keys.verdict.confirmed, false) AS confirmed,
-    report_id,
+    try_strptime(r.measurement_start_time, '%Y-%m-%d %H:%M:%S') AS time,
+    coalesce(r.probe_asn, 'AS0') AS probe_asn,
+    coalesce(r.probe_cc, 'ZZ') AS probe_cc,
+    r.input,
+    coalesce(r.test_keys.target.service, r.test_name) AS service,
+    r.test_keys.verdict.status AS status,
+    r.test_keys.verdict.blocking AS blocking,
+    coalesce(r.test_keys.verdict.confirmed, false) AS confirmed,
+    r.report_id,
     filename AS source,
-    (software_name IS NOT DISTINCT FROM 'probe'
-     AND test_keys.verdict.status IN ('ok', 'blocked', 'down', 'inconclusive')
-     AND time IS NOT NULL AND input IS NOT NULL AND report_id IS NOT NULL AND report_id <> ''
-     AND service IS NOT NULL) AS ours
-FROM read_json($files, columns = $columns, format = 'newline_delimited', filename = true)
+    (r IS NOT NULL AND r.software_name IS NOT DISTINCT FROM 'probe'
+     AND r.test_keys.verdict.status IN ('ok', 'blocked', 'down', 'inconclusive')
+     AND time IS NOT NULL AND r.input IS NOT NULL
+     AND r.report_id IS NOT NULL AND r.report_id <> ''
+     AND service IS NOT NULL
+     AND time BETWEEN $earliest AND $latest
+     AND (r.test_start_time IS NULL OR coalesce(
+         try_strptime(r.test_start_time, '%Y-%m-%d %H:%M:%S') BETWEEN $earliest AND $latest,
+         false))
+     AND NOT contains(json, 'NaN') AND NOT contains(json, 'Infinity')
+     AND length(json) - length(replace(replace(json, '{', ''), '[', '')) <= 512) AS ours,
+    unhex(sha256(json)) AS line_hash,
+    NULL::BLOB AS content_hash,
+    NULL::INTEGER AS line
+FROM (
+    SELECT try(json_transform_strict(json, $structure)) AS r, json, filename
+    FROM read_ndjson_objects($files, filename = true)
+)
 """
 
 
@@ -136,6 +193,33 @@ class SkippedLine:
     source: str
     line: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictingRecord:
+    """A record that shares report_id, input and time with another of different content (both
+    are kept): where its first copy is (line None when not known) and its content identity."""
+
+    source: str
+    line: int | None
+    report_id: str
+    input: str
+    time: datetime
+    identity: bytes
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}" if self.line else self.source
+
+
+@dataclass(frozen=True, slots=True)
+class UnmatchedFilter:
+    """A --service/--asn/--cc option whose values `missing` no record read has; `present`: the
+    values the records have."""
+
+    option: str
+    missing: tuple[str, ...]
+    present: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +302,11 @@ class Report:
     series: list[SeriesSummary] = field(default_factory=list)
     events: list[ChangeEvent] = field(default_factory=list)
     gaps: list[DataGap] = field(default_factory=list)
+    #: records kept side by side because they share their keys but not their content
+    conflicts: list[ConflictingRecord] = field(default_factory=list)
+    conflicts_total: int = 0
+    #: filter values that match no record read (the command line refuses them, exit 2)
+    unmatched: list[UnmatchedFilter] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -238,6 +327,39 @@ class Report:
         lines = "line" if self.skipped_total == 1 else "lines"
         in_files = "file" if files == 1 else "files"
         return f"{self.skipped_total} {lines} skipped in {files} {in_files}: {examples}{more}"
+
+    def conflicts_summary(self, limit: int = 5) -> str | None:
+        """'2 conflicting records (same report_id, input and time, different content; both
+        kept): a.jsonl:3, evil.jsonl:1' or None."""
+        if not self.conflicts_total:
+            return None
+        examples = ", ".join(c.where for c in self.conflicts[:limit])
+        more = " …" if self.conflicts_total > limit else ""
+        records = "record" if self.conflicts_total == 1 else "records"
+        return (
+            f"{self.conflicts_total} conflicting {records} (same report_id, input and time, "
+            f"different content; all kept): {examples}{more}"
+        )
+
+    def unmatched_summary(self, limit: int = 20) -> str | None:
+        """'--service telegarm matched no record (services in the data: signal, telegram)' for
+        each filter that matched nothing, on one line; None when every value matched."""
+        if not self.unmatched:
+            return None
+        what = {"--service": "services", "--asn": "ASNs", "--cc": "countries"}
+        parts = []
+        for u in self.unmatched:
+            shown = [_clip(v) for v in u.present[:limit]]
+            if len(u.present) > limit:
+                shown.append(f"… {len(u.present) - limit} more")
+            there = (
+                f"{what.get(u.option, 'values')} in the data: {', '.join(shown)}"
+                if shown
+                else "no records were read"
+            )
+            missing = ",".join(_clip(v) for v in u.missing)
+            parts.append(f"{u.option} {missing} matched no record ({there})")
+        return terminal_safe("; ".join(parts))
 
 
 # --- options --------------------------------------------------------------------------------
@@ -319,7 +441,7 @@ def _result_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return list(seen)
 
 
-def _load_fast(con: duckdb.DuckDBPyConnection, files: list[str]) -> list[str]:
+def _load_fast(con: duckdb.DuckDBPyConnection, files: list[str], latest: datetime) -> list[str]:
     """Insert every file DuckDB reads as JSON Lines into `staged`; return the files it refused.
 
     One call for clean data; on an error the batch is halved until the bad files are isolated."""
@@ -330,7 +452,12 @@ def _load_fast(con: duckdb.DuckDBPyConnection, files: list[str]) -> list[str]:
         try:
             con.execute(
                 f"INSERT INTO staged {_FAST_SELECT}",
-                {"files": batch, "columns": RECORD_COLUMNS},
+                {
+                    "files": batch,
+                    "structure": RECORD_STRUCTURE,
+                    "earliest": results.EARLIEST_TIME,
+                    "latest": latest,
+                },
             )
         except duckdb.Error:
             if len(batch) == 1:
@@ -407,7 +534,9 @@ def _row(record: dict[str, Any], verdict: Any, source: str) -> tuple[Any, ...] |
 
 
 def _python_rows(path: str, skipped: Callable[[SkippedLine], None]) -> Iterator[tuple[Any, ...]]:
-    """Rows of a file DuckDB could not take: our records line by line, OONI measurements."""
+    """Rows of a file DuckDB could not take: our records line by line, OONI measurements. Each
+    is RECORD_FIELDS followed by the content hash of the object read (`results.content_hash`;
+    an OONI measurement's records share it) and its line number."""
     ooni = analysis = None
     items = results.iter_json_objects(path)
     while True:
@@ -460,6 +589,11 @@ def _python_rows(path: str, skipped: Callable[[SkippedLine], None]) -> Iterator[
                 )
                 skipped(SkippedLine(item.source, item.line, why))
                 continue
+        try:
+            digest = results.content_hash(obj)
+        except ValueError as exc:  # nested just deep enough to parse but not to serialise
+            skipped(SkippedLine(item.source, item.line, str(exc)))
+            continue
         for record in records:
             analysis = analysis or _optional("probe.analysis")
             verdict, reason = _verdict_of(record, analysis)
@@ -467,16 +601,20 @@ def _python_rows(path: str, skipped: Callable[[SkippedLine], None]) -> Iterator[
             if isinstance(row, str):
                 skipped(SkippedLine(item.source, item.line, row))
             else:
-                yield row
+                yield (*row, digest, item.line)
 
 
 def _insert_rows(con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
+    names = (*RECORD_FIELDS, "content_hash", "line")
     columns = list(zip(*rows, strict=True))
-    params = {name: list(values) for name, values in zip(ROW_COLUMNS, columns, strict=True)}
-    selects = ", ".join(f"unnest(${name})" for name in ROW_COLUMNS)
-    con.execute(f"INSERT INTO staged SELECT {selects}, true", params)
+    params = {name: list(values) for name, values in zip(names, columns, strict=True)}
+    fields = ", ".join(f"unnest(${name})" for name in RECORD_FIELDS)
+    con.execute(
+        f"INSERT INTO staged SELECT {fields}, true, NULL, unnest($content_hash), unnest($line)",
+        params,
+    )
 
 
 # --- change detection -----------------------------------------------------------------------
@@ -686,6 +824,192 @@ ORDER BY service, input, probe_asn, probe_cc
 # --- building --------------------------------------------------------------------------------
 
 
+#: Keys of the rows of one (report_id, input, time) read more than once.
+_COLLIDED_SQL = """
+CREATE TEMP TABLE collided AS
+WITH keys AS (
+    SELECT report_id, input, time FROM staged WHERE {where}
+    GROUP BY report_id, input, time HAVING count(*) > 1
+)
+SELECT report_id, input, time,
+       count(DISTINCT line_hash) > 1 OR count(content_hash) > 0 AS mixed
+FROM staged SEMI JOIN keys USING (report_id, input, time)
+WHERE {where}
+GROUP BY report_id, input, time
+"""
+
+
+def _deduplicate(
+    con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]
+) -> tuple[list[ConflictingRecord], int]:
+    """Table `rows` from the rows of `staged` the filters keep: identical records (the same
+    content hash) count once; records that share report_id, input and time but differ in content
+    are all kept, marked `conflict`, and returned (first 1000, with the total count) — a crafted
+    record cannot replace a real one by copying its keys.
+
+    Identity is the SHA-256 of the line as read when every copy came through the fast path with
+    the same bytes (the usual duplicate: a file copied or sent twice); otherwise the content hash
+    of the canonical JSON, computed in Python for just those fast-path lines."""
+    fields = ", ".join(RECORD_FIELDS)
+    con.execute(_COLLIDED_SQL.format(where=where), params)
+    found = con.execute("SELECT count(*), count(*) FILTER (WHERE mixed) FROM collided").fetchone()
+    collided, mixed = (int(found[0]), int(found[1])) if found else (0, 0)
+    if mixed:
+        _hash_contents(con, where, params)
+    identity = "coalesce(content_hash, line_hash)"
+    con.execute(
+        f"""CREATE TABLE rows AS
+        SELECT DISTINCT ON (report_id, input, time, {identity}) {fields}, false AS conflict
+        FROM staged WHERE {where}""",
+        params,
+    )
+    conflicts: list[ConflictingRecord] = []
+    total = 0
+    if collided:
+        con.execute(
+            f"""CREATE TEMP TABLE conflicted AS
+            SELECT report_id, input, time FROM staged
+            SEMI JOIN collided USING (report_id, input, time)
+            WHERE {where}
+            GROUP BY report_id, input, time HAVING count(DISTINCT {identity}) > 1""",
+            params,
+        )
+        con.execute(
+            "UPDATE rows SET conflict = true FROM conflicted AS c WHERE rows.report_id = "
+            "c.report_id AND rows.input = c.input AND rows.time = c.time"
+        )
+        # one entry per distinct content: its first copy (by file name, line)
+        listed = con.execute(
+            f"""SELECT first.source, first.line, report_id, input, time, count(*) OVER (),
+                   identity
+            FROM (
+                SELECT min({{'source': source, 'line': coalesce(line, 0)}}) AS first,
+                       report_id, input, time, {identity} AS identity
+                FROM staged SEMI JOIN conflicted USING (report_id, input, time)
+                WHERE {where}
+                GROUP BY report_id, input, time, identity
+            )
+            ORDER BY time, report_id, input, first.source, first.line
+            LIMIT 1000""",
+            params,
+        ).fetchall()
+        total = int(listed[0][5]) if listed else 0
+        conflicts = _with_line_numbers(
+            [ConflictingRecord(r[0], r[1] or None, r[2], r[3], r[4], r[6]) for r in listed]
+        )
+        con.execute("DROP TABLE conflicted")
+    con.execute("DROP TABLE collided")
+    return conflicts, total
+
+
+def _hash_contents(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]) -> None:
+    """Content hashes for the fast-path rows whose identity is in question: those sharing their
+    keys with a row of another line hash, or with a row of the Python path."""
+    con.execute(
+        f"""CREATE TEMP TABLE needed AS
+        SELECT DISTINCT source, line_hash FROM staged
+        SEMI JOIN (SELECT report_id, input, time FROM collided WHERE mixed)
+            USING (report_id, input, time)
+        WHERE {where} AND content_hash IS NULL AND line_hash IS NOT NULL""",
+        params,
+    )
+    files = [r[0] for r in con.execute("SELECT DISTINCT source FROM needed ORDER BY 1").fetchall()]
+    mapping: tuple[list[bytes], list[bytes]] = ([], [])
+    if not files:
+        con.execute("DROP TABLE needed")
+        return
+    seen: set[bytes] = set()
+    try:
+        # a few files at a time: DuckDB hands a query's whole result over at once, and in a set
+        # where every record is in conflict that would be every line
+        for first in range(0, len(files), 64):
+            found = con.execute(
+                """SELECT line_hash, json FROM (
+                    SELECT unhex(sha256(json)) AS line_hash, json
+                    FROM read_ndjson_objects($files)
+                ) SEMI JOIN (SELECT DISTINCT line_hash FROM needed) USING (line_hash)""",
+                {"files": files[first : first + 64]},
+            ).fetchall()
+            for line_hash, text in found:
+                if line_hash in seen:
+                    continue
+                seen.add(line_hash)
+                try:
+                    digest = results.content_hash(results.loads(text))
+                except ValueError:  # not for a line DuckDB took as ours; it keeps its line hash
+                    continue
+                mapping[0].append(line_hash)
+                mapping[1].append(digest)
+            del found
+    except duckdb.Error:  # a file changed since it was read: its lines keep their line hash
+        pass
+    con.execute("DROP TABLE needed")
+    if mapping[0]:
+        con.execute(
+            """UPDATE staged SET content_hash = m.content_hash
+            FROM (SELECT unnest($lines) AS line_hash, unnest($contents) AS content_hash) AS m
+            WHERE staged.line_hash = m.line_hash""",
+            {"lines": mapping[0], "contents": mapping[1]},
+        )
+
+
+def _with_line_numbers(conflicts: list[ConflictingRecord]) -> list[ConflictingRecord]:
+    """Line numbers for conflicting records read on the fast path (DuckDB does not say which
+    line a row came from): the files are read again in Python, only for the first 200 listed."""
+    wanted: dict[str, dict[tuple[str, str, datetime, bytes], int]] = {}
+    for index, c in enumerate(conflicts[:200]):
+        if c.line is None:
+            wanted.setdefault(c.source, {})[(c.report_id, c.input, c.time, c.identity)] = index
+    found = list(conflicts)
+    for source, keys in wanted.items():
+        triples = {k[:3] for k in keys}
+        for item in results.iter_json_objects(source):
+            obj = item.obj
+            if obj is None:
+                continue
+            try:
+                when = datetime.strptime(str(obj.get("measurement_start_time")), TIME_FORMAT)
+            except ValueError:
+                continue
+            report_id, target = obj.get("report_id"), obj.get("input")
+            if not isinstance(report_id, str) or not isinstance(target, str):
+                continue
+            if (report_id, target, when) not in triples:
+                continue
+            try:
+                at = keys.get((report_id, target, when, results.content_hash(obj)))
+            except ValueError:
+                continue
+            if at is not None:
+                found[at] = dataclasses.replace(found[at], line=item.line)
+    return found
+
+
+def _unmatched_filters(
+    con: duckdb.DuckDBPyConnection, filters: ReportFilters
+) -> list[UnmatchedFilter]:
+    """--service, --asn and --cc values that no record read has, with the values there are."""
+    unmatched = []
+    for option, column, values in (
+        ("--service", "service", filters.services),
+        ("--asn", "probe_asn", filters.asns),
+        ("--cc", "probe_cc", filters.ccs),
+    ):
+        if not values:
+            continue
+        present = [
+            str(r[0])
+            for r in con.execute(
+                f"SELECT DISTINCT {column} FROM staged WHERE time IS NOT NULL ORDER BY 1"
+            ).fetchall()
+        ]
+        known = set(present)
+        missing = tuple(v for v in values if v not in known)
+        if missing:
+            unmatched.append(UnmatchedFilter(option, missing, tuple(present)))
+    return unmatched
+
+
 def build_report(
     paths: Sequence[str | os.PathLike[str]],
     filters: ReportFilters | None = None,
@@ -700,8 +1024,9 @@ def build_report(
     con = duckdb.connect()
     # rows are ordered explicitly where order matters; this lets read_json insert in parallel
     con.execute("SET preserve_insertion_order = false")
-    con.execute(f"CREATE TABLE staged ({ROW_SCHEMA}, ours BOOLEAN)")
-    refused = _load_fast(con, files)
+    con.execute("SET enable_progress_bar = false")  # stderr is for our own messages
+    con.execute(f"CREATE TABLE staged ({_STAGED_SCHEMA})")
+    refused = _load_fast(con, files, results.latest_time())
     # a file with any row that is not our record with a verdict is read again in Python
     odd = [
         r[0] for r in con.execute("SELECT DISTINCT source FROM staged WHERE NOT ours").fetchall()
@@ -726,13 +1051,9 @@ def build_report(
                 batch = []
     _insert_rows(con, batch)
 
+    unmatched = _unmatched_filters(con, filters)
     where, params = _filter_sql(filters)
-    con.execute(
-        f"""CREATE TABLE rows AS
-        SELECT DISTINCT ON (report_id, input, time) {", ".join(ROW_COLUMNS)}
-        FROM staged WHERE {where}""",
-        params,
-    )
+    conflicts, conflicts_total = _deduplicate(con, where, params)
     staged_found = con.execute(f"SELECT count(*) FROM staged WHERE {where}", params).fetchone()
     total_found = con.execute("SELECT count(*) FROM staged").fetchone()
     con.execute("DROP TABLE staged")
@@ -745,6 +1066,9 @@ def build_report(
         duplicates=0,
         skipped=skipped,
         skipped_total=skipped_total,
+        conflicts=conflicts,
+        conflicts_total=conflicts_total,
+        unmatched=unmatched,
     )
     report.duplicates = (int(staged_found[0]) if staged_found else 0) - report.rows
     report.series = [SeriesSummary(*r) for r in con.execute(_SERIES_SQL).fetchall()]
@@ -766,8 +1090,8 @@ def _atomic_target(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return final, final.parent / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
 
 
-#: Text columns of the rows (the others are the TIMESTAMP `time` and the BOOLEAN `confirmed`).
-TEXT_COLUMNS = tuple(c for c in ROW_COLUMNS if c not in ("time", "confirmed"))
+#: Text columns of the rows (the others: TIMESTAMP `time`, BOOLEANs `confirmed` and `conflict`).
+TEXT_COLUMNS = tuple(c for c in ROW_COLUMNS if c not in ("time", "confirmed", "conflict"))
 
 #: A CSV cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -849,6 +1173,10 @@ def terminal_safe(text: str) -> str:
     return _CONTROL.sub("", _LINE_BREAKS.sub(" ", _ESCAPE_SEQUENCE.sub("", text)))
 
 
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _fmt_time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
@@ -878,6 +1206,9 @@ def _header_lines(report: Report) -> list[str]:
     skipped = report.skipped_summary()
     if skipped:
         lines.append(skipped)
+    conflicts = report.conflicts_summary()
+    if conflicts:
+        lines.append(conflicts)
     return lines
 
 
@@ -1271,6 +1602,21 @@ def render_html(report: Report, title: str = "probe report") -> str:
                 f"<td>{(after - before).total_seconds() / 3600:.0f}</td>"
                 f"<td>{count}</td></tr>"
             )
+        out.append("</table>")
+    if report.conflicts:
+        out.append(
+            "<h2>Conflicting records</h2><p>Records with the same report_id, target and time "
+            "but different content: all are kept (column conflict is true in the CSV and "
+            "Parquet rows); one of them may be forged.</p><table><tr><th>file:line</th>"
+            "<th>report_id</th><th>target</th><th>time</th></tr>"
+        )
+        out += [
+            f"<tr><td>{esc(c.where)}</td><td>{esc(c.report_id)}</td><td>{esc(c.input)}</td>"
+            f"<td>{c.time:%Y-%m-%d %H:%M:%S}</td></tr>"
+            for c in report.conflicts[:200]
+        ]
+        if report.conflicts_total > 200:
+            out.append(f"<tr><td>… {report.conflicts_total - 200} more</td></tr>")
         out.append("</table>")
     if report.skipped:
         out.append("<h2>Skipped lines</h2><ul>")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -10,6 +11,7 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,7 @@ def _no_constant(name: str) -> Any:
     raise _Unreadable(f"{name} is not JSON")
 
 
-def _loads(text: str) -> Any:
+def loads(text: str) -> Any:
     """json.loads, refusing what a record never holds: invalid UTF-8, NaN/Infinity (not JSON,
     and they poison sums and averages), and nesting deeper than the parser's recursion limit.
     Raises json.JSONDecodeError or _Unreadable with a short reason."""
@@ -57,6 +59,55 @@ def _loads(text: str) -> Any:
         raise _Unreadable("nested too deeply") from None
 
 
+#: The times a record names; one outside [EARLIEST_TIME, now + FUTURE_SLACK] is absurd (year 1,
+#: year 9999, a clock decades off), and so is one that is not an ISO date/time: the object is
+#: skipped with the reason, like a line that is not JSON. 2000 is before any measurement (OONI
+#: began in 2012); two days ahead allows for a vantage whose clock runs a day fast.
+TIME_FIELDS = ("measurement_start_time", "test_start_time")
+EARLIEST_TIME = datetime(2000, 1, 1)
+FUTURE_SLACK = timedelta(days=2)
+
+
+def latest_time(now: datetime | None = None) -> datetime:
+    """The latest plausible record time (naive UTC): now + FUTURE_SLACK."""
+    now = now or datetime.now(UTC)
+    if now.tzinfo is not None:
+        now = now.astimezone(UTC).replace(tzinfo=None)
+    return now + FUTURE_SLACK
+
+
+def _clip(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def time_problem(obj: dict[str, Any], latest: datetime) -> str | None:
+    """Why the object's measurement_start_time or test_start_time cannot be believed, or None.
+    A missing or null time is left to the caller (a record without one is not a measurement)."""
+    for name in TIME_FIELDS:
+        value = obj.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return f"bad {name} {_clip(value)}"
+        try:
+            when = datetime.fromisoformat(value.strip())
+            if when.tzinfo is not None:
+                when = when.astimezone(UTC).replace(tzinfo=None)
+        except (ValueError, OverflowError):
+            return f"bad {name} {_clip(value)}"
+        if not EARLIEST_TIME <= when <= latest:
+            return f"absurd {name} {_clip(value)}: before 2000 or more than 2 days ahead"
+    return None
+
+
+def _sourced(source: str, line: int, obj: dict[str, Any], latest: datetime) -> SourcedObject:
+    problem = time_problem(obj, latest)
+    if problem is not None:
+        return SourcedObject(source, line, None, problem)
+    return SourcedObject(source, line, obj)
+
+
 #: A line longer than this is reported, not parsed (a record is a few KB; OONI's up to ~1 MB).
 MAX_LINE_CHARS = 64 * 1024 * 1024
 #: A whole-file (pretty-printed) JSON document larger than this is reported, not parsed.
@@ -64,17 +115,30 @@ MAX_DOCUMENT_CHARS = 256 * 1024 * 1024
 _READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, zlib.error, UnicodeError)
 
 
+def content_hash(obj: Any) -> bytes:
+    """SHA-256 of the object's canonical JSON (keys sorted, no whitespace, ASCII): two records
+    are the same record exactly when their content hashes are equal, however each file was
+    formatted. Raises ValueError for an object nested too deeply to serialise here."""
+    try:
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    except RecursionError:
+        raise _Unreadable("nested too deeply") from None
+    return hashlib.sha256(text.encode("ascii")).digest()
+
+
 def iter_json_objects(path: str | os.PathLike[str]) -> Iterator[SourcedObject]:
     """Objects in a .json/.jsonl file (plain or .gz): JSON Lines, streamed line by line, or one
     (pretty-printed) JSON document or array.
 
-    Never raises for bad content: a line that is not a JSON object comes back with `error`,
-    and a file that cannot be read (or stops being readable, e.g. a truncated .gz) ends with one
-    item naming the problem."""
+    Never raises for bad content: a line that is not a JSON object, or an object whose
+    `measurement_start_time`/`test_start_time` is absurd or unparsable (`time_problem`), comes
+    back with `error`, and a file that cannot be read (or stops being readable, e.g. a
+    truncated .gz) ends with one item naming the problem."""
     p = Path(path)
     source = str(p)
     number = 0
     seen_any = False
+    latest = latest_time()
     try:
         with _open_text(p) as handle:
             for number, line in enumerate(_bounded_lines(handle), 1):
@@ -87,21 +151,21 @@ def iter_json_objects(path: str | os.PathLike[str]) -> Iterator[SourcedObject]:
                 first_content = not seen_any
                 seen_any = True
                 try:
-                    obj = _loads(stripped)
+                    obj = loads(stripped)
                 except _Unreadable as exc:
                     yield SourcedObject(source, number, None, str(exc))
                     continue
                 except json.JSONDecodeError as exc:
                     if first_content and stripped[0] in "{[":
                         # Not JSON Lines: a whole-file document (OONI's single measurements).
-                        yield from _whole_document(p, source)
+                        yield from _whole_document(p, source, latest)
                         return
                     yield SourcedObject(source, number, None, f"not JSON: {exc.msg}")
                     continue
                 if isinstance(obj, dict):
-                    yield SourcedObject(source, number, obj)
+                    yield _sourced(source, number, obj, latest)
                 elif isinstance(obj, list) and first_content:
-                    yield from _array_items(source, obj)
+                    yield from _array_items(source, obj, latest)
                 else:
                     yield SourcedObject(source, number, None, "not a JSON object")
     except _READ_ERRORS as exc:
@@ -126,15 +190,15 @@ def _bounded_lines(handle: io.TextIOBase) -> Iterator[str | None]:
         yield None
 
 
-def _array_items(source: str, items: list[Any]) -> Iterator[SourcedObject]:
+def _array_items(source: str, items: list[Any], latest: datetime) -> Iterator[SourcedObject]:
     for index, item in enumerate(items, 1):
         if isinstance(item, dict):
-            yield SourcedObject(source, index, item)
+            yield _sourced(source, index, item, latest)
         else:
             yield SourcedObject(source, index, None, "not a JSON object")
 
 
-def _whole_document(p: Path, source: str) -> Iterator[SourcedObject]:
+def _whole_document(p: Path, source: str, latest: datetime) -> Iterator[SourcedObject]:
     try:
         with _open_text(p) as handle:
             text = handle.read(MAX_DOCUMENT_CHARS + 1)
@@ -145,7 +209,7 @@ def _whole_document(p: Path, source: str) -> Iterator[SourcedObject]:
         yield SourcedObject(source, 1, None, "JSON document too large")
         return
     try:
-        doc = _loads(text)
+        doc = loads(text)
     except _Unreadable as exc:
         yield SourcedObject(source, 1, None, str(exc))
         return
@@ -153,9 +217,9 @@ def _whole_document(p: Path, source: str) -> Iterator[SourcedObject]:
         yield SourcedObject(source, exc.lineno, None, f"not JSON: {exc.msg}")
         return
     if isinstance(doc, dict):
-        yield SourcedObject(source, 1, doc)
+        yield _sourced(source, 1, doc, latest)
     elif isinstance(doc, list):
-        yield from _array_items(source, doc)
+        yield from _array_items(source, doc, latest)
     else:
         yield SourcedObject(source, 1, None, "not a JSON object")
 

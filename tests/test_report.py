@@ -743,9 +743,12 @@ def _hostile_series(
     method: str,
     bad_file: str,
     bad_time: str,
+    forged_file: str,
 ) -> Path:
     """One series with a change event and a gap, every record-borne field set by the caller,
-    plus a file named `bad_file` whose one line is skipped (reason quoting `bad_time`)."""
+    plus a file named `bad_file` whose one line is skipped (reason quoting `bad_time`) and a
+    file named `forged_file` holding a record in conflict with the first (same keys, another
+    test_runtime)."""
     root = tmp_path / "hostile"
     root.mkdir()
     states = ["ok"] * 3 + ["blocked"] * 3 + ["gap"] + ["ok"] * 3
@@ -771,6 +774,7 @@ def _hostile_series(
     bad = _record("x/y", "2024-03-01 00:00:00", "ok")
     bad["measurement_start_time"] = bad_time
     (root / bad_file).write_text(json.dumps(bad) + "\n")
+    (root / forged_file).write_text(json.dumps({**records[0], "test_runtime": 2.0}) + "\n")
     return root
 
 
@@ -784,9 +788,10 @@ def _xss_report(tmp_path: Path) -> report.Report:
         method=XSS_TITLE,
         bad_file="<img src=x onerror=document.title=1>.jsonl",
         bad_time=XSS_ATTR,
+        forged_file="<svg onload=document.title=1>.jsonl",
     )
     built = build_report([root])
-    assert built.rows == 9 and built.skipped_total == 1
+    assert built.rows == 10 and built.skipped_total == 1 and built.conflicts_total == 2
     assert built.events and built.gaps  # every section of the page is filled
     return built
 
@@ -837,6 +842,7 @@ def test_hostile_records_run_no_script_in_headless_chromium(tmp_path: Path) -> N
     report.write_html(_xss_report(tmp_path), page)
     dom = _run_chromium(browser, "--dump-dom", page.as_uri()).stdout
     assert "<h2>Change events</h2>" in dom, dom[:2000]  # the page was loaded and dumped
+    assert "<h2>Conflicting records</h2>" in dom
     titles = re.findall(r"<title>(.*?)</title>", dom, re.S)
     assert titles[0] == "probe report"
     assert "PWNED</title>" not in dom and 'data-pwned="1"' not in dom
@@ -909,6 +915,7 @@ def _terminal_report(tmp_path: Path) -> Path:
         method="tcp\r\x1b[32mok\x1b[0m\x00\x7f\x08\x07[/]",  # overwrite the line, rich markup
         bad_file="f\x1b]0;title\x07.jsonl",
         bad_time="\x1bP+q\x1b\\yesterday",  # a DCS string
+        forged_file="g\x1b]0;title\x07\x1b[2J.jsonl",
     )
 
 
@@ -928,6 +935,7 @@ def test_text_output_strips_terminal_control_sequences(
     _assert_no_controls(text)
     assert "telegram/dcone" in text and "AS1 IR" in text and "blocked/tcp ok[/]" in text
     assert "telegram" in text and "skipped in 1 file" in text
+    assert "2 conflicting records" in text and "g.jsonl:1" in text
     code, out, err = _run_cli(["report", str(root)], capsys)  # stdout is not a terminal here
     assert code == 0, err
     _assert_no_controls(out)

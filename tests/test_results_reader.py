@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from probe.results import iter_json_objects, iter_result_files
@@ -113,3 +114,50 @@ def test_hostile_whole_documents(tmp_path: Path):
     nan = tmp_path / "nan.json"
     nan.write_text('{\n  "x": NaN\n}')
     assert items(nan) == [(1, None, "NaN is not JSON")]
+
+
+def test_absurd_and_unparsable_record_times_are_skipped_one_by_one(tmp_path: Path):
+    """measurement_start_time / test_start_time before 2000, more than two days ahead, or not an
+    ISO date/time cost their own line (or array item, or document) with a reason; a missing or
+    null time is left to the caller, and a clock a day fast is believed."""
+    soon = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+    later = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S")
+    objects = [
+        {"measurement_start_time": "2024-03-01 00:00:00", "test_start_time": "2024-03-01"},
+        {"measurement_start_time": "9999-12-31 23:59:59"},
+        {"measurement_start_time": "0001-01-01 00:00:00"},
+        {"measurement_start_time": "1999-12-31 23:59:59"},
+        {"measurement_start_time": later},
+        {"measurement_start_time": soon, "test_start_time": "2024-03-01T12:00:00Z"},
+        {"measurement_start_time": "2024-03-01 00:00:00", "test_start_time": "99999-01-01"},
+        {"test_start_time": "0001-01-01T00:00:00+05:00"},  # year 0 in UTC
+        {"measurement_start_time": 1709251200},
+        {"measurement_start_time": None, "x": 1},
+        {"measurement_start_time": "yesterday" * 100},
+    ]
+    expected = [
+        (1, objects[0], None),
+        (2, None, "absurd measurement_start_time '9999-12-31 23:59:59': before 2000 or more "
+         "than 2 days ahead"),
+        (3, None, "absurd measurement_start_time '0001-01-01 00:00:00': before 2000 or more "
+         "than 2 days ahead"),
+        (4, None, "absurd measurement_start_time '1999-12-31 23:59:59': before 2000 or more "
+         "than 2 days ahead"),
+        (5, None, f"absurd measurement_start_time '{later}': before 2000 or more than 2 days "
+         "ahead"),
+        (6, objects[5], None),
+        (7, None, "bad test_start_time '99999-01-01'"),
+        (8, None, "bad test_start_time '0001-01-01T00:00:00+05:00'"),
+        (9, None, "bad measurement_start_time 1709251200"),
+        (10, objects[9], None),
+        (11, None, "bad measurement_start_time 'yesterdayyesterdayyesterdayyesterdayye…"),
+    ]  # fmt: skip
+    lines = tmp_path / "t.jsonl"
+    lines.write_text("".join(json.dumps(o) + "\n" for o in objects))
+    assert items(lines) == expected
+    array = tmp_path / "t.json"
+    array.write_text(json.dumps(objects, indent=2))
+    assert items(array) == expected
+    document = tmp_path / "one.json"
+    document.write_text(json.dumps(objects[1], indent=2))
+    assert items(document) == [(1, None, expected[1][2])]
