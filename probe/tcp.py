@@ -138,17 +138,11 @@ async def tcp_connect(
     bookkeeping and caps it at net.core.rmem_max. None leaves the kernel's autotuning alone.
 
     The caller owns the returned stream and must `aclose()` it."""
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     t0 = trace.now()
     sock: socket.socket | None = None
     failure: str | None = None
     try:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        if receive_buffer is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, max(receive_buffer, 1))
-        if source_address:
-            sock.bind((source_address, 0))
+        sock = _stream_socket(ip, source_address, receive_buffer)
         async with asyncio.timeout(timeout):
             await asyncio.get_running_loop().sock_connect(sock, (ip, port))
     except asyncio.CancelledError:
@@ -157,6 +151,43 @@ async def tcp_connect(
         raise
     except Exception as exc:
         failure = failures.classify(exc)
+    address = format_address(ip, port)
+    observation = _record_connect(trace, ip, port, address, failure, t0)
+    if failure is not None:
+        if sock is not None:
+            sock.close()
+        return TCPConnectResult(observation, None)
+    assert sock is not None
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass  # already reset by the peer: the first read will say so
+    return TCPConnectResult(observation, SocketStream(sock, trace, counter, address=address))
+
+
+def _stream_socket(
+    ip: str, source_address: str | None, receive_buffer: int | None
+) -> socket.socket:
+    """A non-blocking TCP socket of `ip`'s family, its receive buffer set and bound if asked;
+    closed again if any of that fails."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        if receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, max(receive_buffer, 1))
+        if source_address:
+            sock.bind((source_address, 0))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _record_connect(
+    trace: Trace, ip: str, port: int, address: str, failure: str | None, t0: float
+) -> TCPConnect:
+    """The connect's observation, and its network event on `trace`."""
     observation = TCPConnect(
         ip=ip,
         port=port,
@@ -169,21 +200,11 @@ async def tcp_connect(
     trace.add_event(
         NetworkEvent(
             operation="connect",
-            address=format_address(ip, port),
+            address=address,
             failure=failure,
             t0=t0,
             t=observation.t,
             transaction_id=trace.transaction_id,
         )
     )
-    if failure is not None:
-        if sock is not None:
-            sock.close()
-        return TCPConnectResult(observation, None)
-    assert sock is not None
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:
-        pass  # already reset by the peer: the first read will say so
-    stream = SocketStream(sock, trace, counter, address=format_address(ip, port))
-    return TCPConnectResult(observation, stream)
+    return observation

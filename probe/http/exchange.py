@@ -1,56 +1,33 @@
-"""HTTP: one request/response round trip over a stream we opened, and the redirect policy.
+"""One HTTP/1.1 request/response round trip over a stream we opened, with h11.
 
-We speak HTTP/1.1 with h11 (the protocol engine under httpx/httpcore) over our own
-`ByteStream`, so the request goes to exactly the address we connected to while Host (and, below
-us, SNI) carry the URL's host name. Doing the I/O ourselves also gives the bounds a measurement
-needs against a hostile peer, which a client library does not:
-
-- one deadline for the whole exchange (write, head, body), so a server trickling a byte every
-  few seconds ends as `generic_timeout_error` at the deadline instead of never;
-- at most `body_cap` *decoded* bytes: gzip/deflate is inflated with a bounded
-  `zlib.decompressobj().decompress(data, max_length)`, so a gzip bomb costs at most the cap,
-  and we stop reading as soon as the cap is reached (an endless body is never downloaded);
-- the response head is bounded by h11's `max_incomplete_event_size`.
-
-Redirects are not followed here. `http_round_trip` reports the resolved `location`; the caller
-asks `check_redirect` whether to follow it, resolves the next host, checks the address with
-`refuse_private_hop`, connects and calls `http_round_trip` again, one `HTTPTransaction` per hop.
-"""
+The request goes to exactly the address we connected to while Host (and, below us, SNI) carry
+the URL's host name. One deadline covers the whole exchange (write, head, body), the head is
+bounded by h11's `max_incomplete_event_size`, and we stop reading as soon as the body cap is
+reached (an endless body is never downloaded)."""
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import hashlib
-import html
-import re
-import socket
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import SplitResult, quote, urljoin, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 import h11
 
 from probe import failures
-from probe.addresses import is_public, parse_ip
+from probe.http.body import _BodyReader, _charset, extract_title
+from probe.http.redirects import FOLLOWABLE_SCHEMES, REDIRECT_CODES, resolve_location
 from probe.observations import HTTPTransaction, NetworkEvent, Trace
 from probe.tcp import ByteStream
 
 DEFAULT_BODY_CAP = 65536
-DEFAULT_MAX_REDIRECTS = 10
 #: Bytes asked of the stream per read.
 READ_SIZE = 65536
 #: The largest response head (status line + headers) we accept; h11 refuses a longer one.
 MAX_HEAD_SIZE = 65536
 #: 1xx responses tolerated before the real one (a peer could send them forever).
 MAX_INFORMATIONAL_RESPONSES = 8
-#: The title is a fingerprint and a human hint, not content: keep it short.
-MAX_TITLE_CHARS = 200
-#: Status codes whose Location we follow (300 and 304 are not redirects to follow).
-REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-#: Schemes a redirect may lead to.
-FOLLOWABLE_SCHEMES = frozenset({"http", "https"})
 
 #: What a common desktop browser (Firefox on Windows) sends, so that servers and middleboxes
 #: treat the probe like a visitor. Accept-Encoding lists only codings we decode with a bound.
@@ -66,15 +43,7 @@ BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
 )
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_TITLE_RE = re.compile(r"<title\b[^>]{0,200}>(.*?)(?:</title\s*>|$)", re.IGNORECASE | re.DOTALL)
-_CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
-_CHARSET_RE = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]{1,40})""", re.IGNORECASE)
-#: A browser looks for <meta charset> in the first 1024 bytes.
-_META_SNIFF_BYTES = 1024
 _HTTP_PREFIX = b"HTTP/"
-
-
-# --- the round trip -------------------------------------------------------------------------
 
 
 async def http_round_trip(
@@ -242,89 +211,6 @@ def _could_be_http(seen: bytes) -> bool:
     return seen[:n] == _HTTP_PREFIX[:n]
 
 
-# --- the body --------------------------------------------------------------------------------
-
-
-class _BodyReader:
-    """Decodes Content-Encoding with a bound and keeps at most `cap` decoded bytes.
-
-    gzip and deflate (zlib-wrapped or raw, as servers send both) are inflated; an absent,
-    identity or unknown coding, or several codings stacked, keep the bytes as they came (we
-    only advertise gzip and deflate, and a bounded chain of inflaters is not worth it)."""
-
-    def __init__(self, content_encoding: str | None, cap: int) -> None:
-        self.cap = cap
-        self.kept = bytearray()
-        self.truncated = False
-        coding = (content_encoding or "").strip().lower()
-        self.coding = coding if coding in ("gzip", "x-gzip", "deflate") else ""
-        self._inflater: zlib._Decompress | None = None
-        self._pending = b""  # deflate: the first bytes, until we can tell zlib from raw
-
-    @property
-    def full(self) -> bool:
-        return len(self.kept) >= self.cap
-
-    def feed(self, data: bytes) -> None:
-        if not data or self.truncated:
-            return
-        if not self.coding:
-            self._keep(data)
-            return
-        try:
-            self._inflate(data)
-        except zlib.error as exc:
-            raise failures.ProbeFailure(
-                failures.HTTP_INVALID_RESPONSE, f"bad {self.coding} body: {exc}"
-            ) from exc
-
-    def finish(self) -> None:
-        """End of the body: inflate the first bytes of a tiny deflate body if still held."""
-        if self._pending:
-            pending, self._pending = self._pending, b""
-            self._start_inflater(pending)
-            self.feed(pending)
-
-    def _keep(self, data: bytes) -> None:
-        room = self.cap - len(self.kept)
-        if len(data) > room:
-            self.truncated = True
-        self.kept += data[:room]
-
-    def _start_inflater(self, head: bytes) -> None:
-        if self.coding in ("gzip", "x-gzip"):
-            wbits = 16 + zlib.MAX_WBITS
-        elif len(head) >= 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0:
-            wbits = zlib.MAX_WBITS  # RFC 9110's deflate: a zlib stream
-        else:
-            wbits = -zlib.MAX_WBITS  # what many servers really send: raw deflate
-        self._inflater = zlib.decompressobj(wbits)
-
-    def _inflate(self, data: bytes) -> None:
-        if self._inflater is None:
-            if self.coding == "deflate" and len(self._pending) + len(data) < 2:
-                self._pending += data
-                return
-            data, self._pending = self._pending + data, b""
-            self._start_inflater(data)
-        inflater = self._inflater
-        assert inflater is not None
-        if inflater.eof:
-            return  # bytes after the end of the compressed stream are not content
-        room = self.cap - len(self.kept)
-        if room <= 0:
-            # At the cap: one more output byte proves the body is longer. (max_length=0 would
-            # mean "no limit" to zlib.)
-            if inflater.decompress(data, 1):
-                self.truncated = True
-            return
-        self.kept += inflater.decompress(data, room)
-        # Full: is there more? zlib may hold input in `unconsumed_tail` or output internally.
-        if len(self.kept) >= self.cap and not inflater.eof:
-            if inflater.decompress(inflater.unconsumed_tail, 1):
-                self.truncated = True
-
-
 # --- filling in the observation --------------------------------------------------------------
 
 
@@ -345,33 +231,6 @@ def _fill_response(transaction: HTTPTransaction, response: _PartialResponse, url
         if transaction.location is None and transaction.failure is None:
             transaction.failure = failures.HTTP_REDIRECT_REFUSED
             transaction.failed_operation = failures.HTTP_ROUND_TRIP
-
-
-def extract_title(text: str | None) -> str | None:
-    """The HTML <title> text: entities decoded, control characters and runs of whitespace
-    made one space, at most 200 characters. A title cut off by the cap is kept."""
-    if not text:
-        return None
-    match = _TITLE_RE.search(text)
-    if match is None:
-        return None
-    text = html.unescape(match.group(1)[: MAX_TITLE_CHARS * 8])
-    title = " ".join(_CONTROL_CHARS_RE.sub(" ", text).split())
-    return title[:MAX_TITLE_CHARS]
-
-
-def _charset(content_type: str | None, body: bytes) -> str:
-    """Content-Type's charset, else a <meta> charset near the top (as browsers do), else
-    UTF-8; a name Python does not know falls back to UTF-8."""
-    for source in (content_type or "", body[:_META_SNIFF_BYTES].decode("ascii", "replace")):
-        match = _CHARSET_RE.search(source)
-        if match is None:
-            continue
-        try:
-            return codecs.lookup(match.group(1)).name
-        except LookupError:
-            continue
-    return "utf-8"
 
 
 def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
@@ -442,101 +301,3 @@ def _request_headers(
         headers = [(n, v) for n, v in headers if n.lower() != name.lower()]
         headers.append((name, value))
     return headers
-
-
-def resolve_location(current_url: str, location: str | None) -> str | None:
-    """`location` made absolute against `current_url`, or None when it is missing or broken.
-
-    Any scheme is returned as is (javascript:, ftp:): refusing those is `check_redirect`'s job.
-    An http(s) location must name a host and a valid port."""
-    if location is None:
-        return None
-    location = location.strip()
-    if not location or any(ord(c) < 0x20 or c == "\x7f" for c in location):
-        return None
-    try:
-        absolute = urljoin(current_url, location)
-        parts = urlsplit(absolute)
-        if parts.scheme.lower() in FOLLOWABLE_SCHEMES:
-            if not parts.hostname:
-                return None
-            _ = parts.port  # raises ValueError for a bad port
-    except ValueError:
-        return None
-    return absolute if parts.scheme else None
-
-
-# --- the redirect policy (pure) --------------------------------------------------------------
-
-
-def check_redirect(
-    current_url: str,
-    location: str | None,
-    hops_so_far: int,
-    max_redirects: int = DEFAULT_MAX_REDIRECTS,
-    *,
-    current_ip: str | None = None,
-) -> str | None:
-    """None if the redirect from `current_url` to `location` may be followed, else the failure.
-
-    `hops_so_far` is the number of redirects already followed; following one more than
-    `max_redirects` is `http_too_many_redirects` (a loop ends here too). `http_redirect_refused`:
-    a missing or unparseable Location, a scheme other than http/https, or a target host that is
-    a non-public IP literal (or a localhost name) when the current hop is public. The current
-    hop is public when `current_ip` (the address it was fetched from) is public; without
-    `current_ip`, an IP-literal host decides, and a host name counts as public (a name on the
-    internet redirecting into a private range is exactly what we refuse). A target *name* is
-    checked after it is resolved, with `refuse_private_hop`.
-    """
-    if hops_so_far >= max_redirects:
-        return failures.HTTP_TOO_MANY_REDIRECTS
-    target = resolve_location(current_url, location)
-    if target is None:
-        return failures.HTTP_REDIRECT_REFUSED
-    parts = urlsplit(target)
-    if parts.scheme.lower() not in FOLLOWABLE_SCHEMES or not parts.hostname:
-        return failures.HTTP_REDIRECT_REFUSED
-    if _hop_is_public(current_url, current_ip) and not _host_may_be_public(parts.hostname):
-        return failures.HTTP_REDIRECT_REFUSED
-    return None
-
-
-def refuse_private_hop(from_ip: str, to_ip: str) -> bool:
-    """True when a redirect would lead from a public address to a non-public one (private,
-    loopback, link-local, reserved, or not an address at all)."""
-    from_public = is_public(from_ip) if parse_ip(from_ip) is not None else True
-    return from_public and not is_public(to_ip)
-
-
-def _hop_is_public(current_url: str, current_ip: str | None) -> bool:
-    if current_ip is not None:
-        return is_public(current_ip) if parse_ip(current_ip) is not None else True
-    try:
-        host = urlsplit(current_url).hostname or ""
-    except ValueError:
-        return True
-    address = _literal_address(host)
-    return is_public(address) if address is not None else True
-
-
-def _host_may_be_public(host: str) -> bool:
-    """False for a non-public IP literal (any spelling) and for localhost names."""
-    name = host.rstrip(".").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return False
-    address = _literal_address(name)
-    return address is None or is_public(address)
-
-
-def _literal_address(host: str) -> str | None:
-    """The address `host` spells, also in the legacy IPv4 forms getaddrinfo accepts
-    ("2130706433", "0x7f.1", "127.1"), else None for a name."""
-    parsed = parse_ip(host)
-    if parsed is not None:
-        return str(parsed)
-    if host and all(c in "0123456789abcdefx." for c in host) and any(c.isdigit() for c in host):
-        try:
-            return socket.inet_ntoa(socket.inet_aton(host))
-        except OSError:
-            return None
-    return None
