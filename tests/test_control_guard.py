@@ -237,3 +237,31 @@ def test_what_the_list_loader_accepts_the_control_accepts():
         {"id": "t/sni", "check": "tls", "host": "192.0.2.1", "sni": "bücher.example"},
     ):
         assert target_from_request(definition).id == definition["id"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"x_ca_pem": ["pem"]},
+        {"x_ca_pem": "é" * 10},
+        {"sni": "not a name!", "check": "tls"},
+        {"sni": ["a"], "check": "tls"},
+        {"host": "a b.test"},
+        {"ports": list(range(1, 10))},  # more than MAX_PORTS_PER_TARGET
+        {"ports": [0]},
+        {"dc": 0, "check": "mtproto"},
+        {"unknown": 1},
+        {"ca": "roots.pem", "check": "tls"},
+    ],
+)
+def test_each_fault_is_refused_in_an_otherwise_good_target(fields):
+    """The target the malformed-input cases start from needs `ports` since the control reads
+    the wire format of `probe.targets`: here each fault is the only one."""
+    from probe.control import BadRequest, target_from_request
+
+    good = {"id": "t/x", "service": "t", "check": "tcp", "host": "a.test", "ports": [443]}
+    target_from_request(good)
+    if fields.get("check") in ("tls", "mtproto"):
+        del good["ports"]
+    with pytest.raises(BadRequest):
+        target_from_request({**good, **fields})

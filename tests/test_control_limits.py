@@ -525,3 +525,61 @@ async def test_a_flood_of_malformed_requests_is_rate_limited_in_the_log(caplog):
             assert answer.split(b" ", 2)[1] == b"400", answer[:80]
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert 1 <= len(errors) <= 10, len(errors)
+
+
+# --- 6. the probe's client keeps the control's markers ----------------------------------------
+
+
+def test_the_client_keeps_what_the_control_cut_and_left_unfinished():
+    """A result's `x_truncated` stays with its observations (and so with the record's
+    `control`), a result dropped whole and a target cut by the deadline are told per target;
+    anything else a control writes into a marker is not kept."""
+    from probe.control.client import parse_reply
+
+    doc = {
+        "client": {},
+        "results": [
+            {"id": "t/cut", "observations": {},
+             "x_truncated": {"cap_bytes": 10, "dropped": {"requests": 2, "x": "junk"},
+                             "junk": "y" * 100}},
+            {"id": "t/dropped", "x_truncated": {"reason": "reply_cap", "cap_bytes": 10}},
+            {"id": "t/slow", "failure": failures.GENERIC_TIMEOUT},
+            {"id": "t/whole", "observations": {}},
+            {"id": "t/other", "failure": failures.GENERIC_TIMEOUT},
+        ],
+        "x_deadline": {"seconds": 1.0, "results_unfinished": 1},
+    }  # fmt: skip
+    asked = {"t/cut", "t/dropped", "t/slow", "t/whole"}
+    reply = parse_reply(json.dumps(doc).encode(), "http://control", asked)
+    assert reply.deadline
+    assert reply.truncated == {
+        "t/cut": {"cap_bytes": 10, "dropped": {"requests": 2}},
+        "t/dropped": {"reason": "reply_cap", "cap_bytes": 10},
+    }
+    assert reply.failures == {"t/slow": failures.GENERIC_TIMEOUT}
+    assert reply.target_failure("t/slow") == failures.GENERIC_TIMEOUT
+    assert reply.target_failure("t/whole") is None
+    assert set(reply.observations) == {"t/cut", "t/whole"}
+    assert reply.observations["t/cut"].to_dict()["x_truncated"] == reply.truncated["t/cut"]
+    assert "x_truncated" not in reply.observations["t/whole"].to_dict()
+
+
+async def test_the_client_says_which_targets_the_controls_deadline_cut():
+    async with silent_server() as (port, _peers):
+        async with running_control(timeout=6.0, request_timeout=0.7) as base:
+            asked = [
+                Target(id="t/slow", service="t", check="tls", host="127.0.0.1", ports=(port,),
+                       sni="test.localhost"),
+                Target(id="t/fast", service="t", check="tcp", host="127.0.0.1",
+                       ports=(closed_port(),)),
+            ]  # fmt: skip
+            pool = dns.GetaddrinfoPool()
+            try:
+                resolver = dns.Resolver(None, pool=pool, system_nameserver=None)
+                client = ControlClient([base], token=None, timeout=20, resolver=resolver)
+                reply = await client.measure(asked)
+            finally:
+                pool.close()
+    assert reply.failure is None and reply.deadline
+    assert reply.failures == {"t/slow": failures.GENERIC_TIMEOUT}
+    assert set(reply.observations) == {"t/fast"}

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from probe import dns
-from probe.control import doh_control
+from probe.doh_fallback import doh_control
 from probe.measure import MeasureConfig, RunState
 from probe.observations import DNSAnswer, DNSQuery, Observations
 from probe.runner import Round, RoundOptions

@@ -1,0 +1,49 @@
+"""`probe control serve`: the control server in the foreground until SIGINT or SIGTERM, with the
+open-file limit raised and the deadlines it runs with logged."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+
+from probe.control.config import ControlServerConfig
+from probe.control.limits import WANTED_OPEN_FILES
+from probe.control.server import start_server
+
+log = logging.getLogger("probe.control")
+
+
+def serve(
+    config: ControlServerConfig, host: str, port: int, *, log_addresses: bool = False
+) -> None:
+    """Run the control server until SIGINT or SIGTERM."""
+    from probe.runner import raise_open_file_limit
+
+    if log_addresses and not config.log_client_addresses:
+        config = dataclasses.replace(config, log_client_addresses=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    open_files = raise_open_file_limit(WANTED_OPEN_FILES)
+    asyncio.run(_serve(config, host, port, open_files))
+
+
+async def _serve(config: ControlServerConfig, host: str, port: int, open_files: int) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner, site = await start_server(config, host, port)
+    log.info(
+        "serving on %s (open files: %d; deadlines: head %g s, body %g s, measurement %g s)",
+        site.name,
+        open_files,
+        config.header_timeout,
+        config.body_timeout,
+        config.measure_deadline,
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await runner.cleanup()
