@@ -132,7 +132,9 @@ DEEP = b'{"targets": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 
 
 def target(**fields: object) -> dict:
-    return {"targets": [{"id": "t/x", "service": "t", "check": "tcp", "host": "a.test", **fields}]}
+    """A good tcp target with one fault: each case is refused for its own fault."""
+    good = {"id": "t/x", "service": "t", "check": "tcp", "host": "a.test", "ports": [443]}
+    return {"targets": [{**good, **fields}]}
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,8 @@ from __future__ import annotations
 MAX_REQUEST_BYTES = 256 * 1024
 MAX_TARGETS_PER_REQUEST = 400
 MAX_PORTS_PER_TARGET = 8
+#: A target id is a time series' key: a list's ids are short; a client's may not be long.
+MAX_TARGET_ID_CHARS = 200
 #: A target's `x_ca_pem`: at most this many characters and certificates; one request may bring
 #: at most MAX_CA_PEMS_PER_REQUEST different ones (each costs a TLS context of ~0.8 MB while
 #: it is used, see `tls.CONTEXT_CACHE_SIZE`).

@@ -13,6 +13,7 @@ from probe.control.limits import (
     MAX_CA_PEM_BYTES,
     MAX_CA_PEMS_PER_REQUEST,
     MAX_PORTS_PER_TARGET,
+    MAX_TARGET_ID_CHARS,
 )
 from probe.targets import Target, TargetWireError
 from probe.tls import CAText
@@ -50,6 +51,8 @@ def target_from_request(d: Any) -> Target:
         target = Target.from_wire(d)
     except TargetWireError as exc:
         raise BadRequest(str(exc)) from None
+    if len(target.id) > MAX_TARGET_ID_CHARS:
+        raise BadRequest(f"target id longer than {MAX_TARGET_ID_CHARS} characters")
     if len(target.ports) > MAX_PORTS_PER_TARGET:
         raise BadRequest(f"target {target.id}: at most {MAX_PORTS_PER_TARGET} ports")
     ca_pem = d.get("x_ca_pem")
