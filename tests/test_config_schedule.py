@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from probe import config, schedule
-from probe.cli import cli
+from probe import schedule
+from probe.cli import cli, config
 
 
 def write(path: Path, text: str) -> Path:

@@ -1,0 +1,110 @@
+"""The command line: parse arguments, call the library, map errors to exit codes. Nothing
+else. `cli` is the click group (`--config` feeds click's defaults from `config`, the config
+file), `main` the console-script entry point; each command group has its module (`run`,
+`targets`, `reports` for analyze and report, `control`, `geoip`, `schedule`), and `common`
+holds what they share: the exit statuses, `BadInput`, option errors named where the value was
+given, and the refusal of FIFOs, sockets and devices as input files.
+
+Exit status: 0 round completed (blocking found is data), 2 bad input (one line on stderr naming
+file and line), 130 after SIGINT, 143 after SIGTERM, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import click
+
+from probe import __version__
+from probe.cli.common import (
+    CONFIG_SOURCES,
+    EXIT_BAD_INPUT,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    BadInput,
+    fail,
+    option_error,
+)
+from probe.cli.control import control_group
+from probe.cli.geoip import geoip_group
+from probe.cli.reports import analyze_command, report_command
+from probe.cli.run import run_command
+from probe.cli.schedule import schedule_group
+from probe.cli.targets import targets_group
+
+__all__ = [
+    "CONFIG_SOURCES",
+    "EXIT_BAD_INPUT",
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "BadInput",
+    "cli",
+    "fail",
+    "main",
+    "option_error",
+]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="probe")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="PROBE_CONFIG",
+    help="Config file with defaults (default: ~/.config/probe/config.toml).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Is Telegram (and WhatsApp, Signal, Messenger) reachable from here? If not, how is it
+    blocked? `probe run` measures; the result files are for researchers."""
+    from pathlib import Path
+
+    from probe.cli import config
+
+    sources: dict[str, dict[str, str]] = {}
+    try:
+        ctx.default_map = config.load(
+            Path(config_path) if config_path else None,
+            explicit=config_path is not None,
+            sources=sources,
+        )
+    except config.ConfigError as exc:
+        raise BadInput(str(exc)) from None
+    ctx.meta[CONFIG_SOURCES] = sources
+
+
+for _command in (
+    analyze_command,
+    control_group,
+    geoip_group,
+    report_command,
+    run_command,
+    schedule_group,
+    targets_group,
+):
+    cli.add_command(_command)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point: click's multi-line usage errors become one line and exit status 2."""
+    try:
+        result = cli.main(args=argv, prog_name="probe", standalone_mode=False)
+    except click.exceptions.Abort:
+        fail("interrupted")
+        sys.exit(EXIT_SIGINT)
+    except click.UsageError as exc:
+        where = f" ({exc.ctx.command_path})" if exc.ctx is not None else ""
+        fail(f"{exc.format_message()}{where}".replace("\n", " "))
+        sys.exit(EXIT_BAD_INPUT)
+    except click.ClickException as exc:
+        fail(exc.format_message().replace("\n", " "))
+        sys.exit(exc.exit_code)
+    if isinstance(result, int):
+        sys.exit(result)
+    sys.exit(EXIT_OK)

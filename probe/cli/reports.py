@@ -1,0 +1,103 @@
+"""`probe analyze` (probe/ooni/, probe/fingerprints/, probe/analysis/) and `probe report`
+(probe/report/): verdicts recomputed from stored records, and timelines over many runs."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from probe.cli.common import EXIT_OK, BadInput, refuse_special_files
+
+
+@click.command("analyze")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per record on stdout.")
+@click.option(
+    "--fingerprints",
+    "fingerprint_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    metavar="FILE",
+    help="Extra blocking fingerprints in the community CSV format (repeatable).",
+)
+def analyze_command(
+    files: tuple[str, ...], as_json: bool, fingerprint_files: tuple[str, ...]
+) -> int:
+    """Recompute verdicts from stored records: ours, or OONI measurements (JSON, JSON Lines,
+    plain or .gz). Files that hold no measurement are noted on stderr and skipped."""
+    import json
+
+    from probe.fingerprints import FingerprintDB, default_db
+    from probe.ooni import AnalyzeNote, analyze_paths
+
+    try:
+        db = FingerprintDB.load(fingerprint_files) if fingerprint_files else default_db()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    if fingerprint_files and db.skipped:
+        click.echo(
+            f"probe: {db.skipped} fingerprint rows skipped (first: {db.warnings[0]})", err=True
+        )
+    refuse_special_files(files, "a measurement file")
+    analysed = 0
+    for item in analyze_paths(files, db):
+        if isinstance(item, AnalyzeNote):
+            click.echo(f"probe: {item.message}", err=True)
+            continue
+        analysed += 1
+        click.echo(json.dumps(item.to_dict(), ensure_ascii=False) if as_json else item.text_line())
+    if not analysed:
+        raise BadInput(f"no measurements found in {len(files)} file(s)")
+    return EXIT_OK
+
+
+@click.command("report")
+@click.argument("results", nargs=-1, type=click.Path(path_type=str))
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write an HTML page.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write rows as CSV.")
+@click.option(
+    "--parquet", "parquet_path", type=click.Path(dir_okay=False), help="Write rows as Parquet."
+)
+@click.option("--since", help="Keep runs at or after this UTC date/datetime (ISO).")
+@click.option("--until", help="Keep runs before this UTC date/datetime (ISO).")
+@click.option("--service", multiple=True, help="Keep this service (repeatable, or a,b).")
+@click.option("--asn", multiple=True, help="Keep this network, AS1234 or 1234 (repeatable).")
+@click.option("--cc", multiple=True, help="Keep this country code (repeatable).")
+def report_command(
+    results: tuple[str, ...],
+    html_path: str | None,
+    csv_path: str | None,
+    parquet_path: str | None,
+    since: str | None,
+    until: str | None,
+    service: tuple[str, ...],
+    asn: tuple[str, ...],
+    cc: tuple[str, ...],
+) -> int:
+    """Timelines and changes over time from result files and directories (default ./results):
+    ours and OONI measurements, .json, .jsonl and .gz."""
+    from probe import report
+
+    refuse_special_files(results, "a results path")
+    try:
+        filters = report.make_filters(since, until, service, asn, cc)
+        built = report.build_report(list(results) or ["results"], filters)
+        unmatched = built.unmatched_summary()
+        if unmatched:  # a typo must not replace yesterday's page with an empty one
+            raise report.ReportInputError(unmatched)
+        if sys.stdout.isatty():
+            from rich.console import Console
+
+            report.print_rich(built, Console())
+        else:
+            click.echo(report.render_text(built), nl=False)
+        if html_path:
+            report.write_html(built, html_path)
+        if csv_path:
+            report.write_csv(built, csv_path)
+        if parquet_path:
+            report.write_parquet(built, parquet_path)
+    except report.ReportInputError as exc:
+        raise BadInput(str(exc)) from None
+    return EXIT_OK

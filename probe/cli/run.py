@@ -1,0 +1,259 @@
+"""`probe run`: check every option (bad input is exit 2, before anything is measured), load
+the target lists, and hand the round to probe/console.py (progress, summary, signals)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from probe.cli.common import (
+    BadInput,
+    check_ca_files,
+    option_error,
+    parse_resolver,
+    refuse_special_files,
+)
+from probe.cli.geoip import geoip_databases
+
+if TYPE_CHECKING:
+    from probe.measure import MeasureConfig
+    from probe.targets import Target, TargetList
+
+
+# 22 options, one decorator each (the command-line contract); the function is ~50 lines.
+@click.command("run")
+@click.argument("targets", nargs=-1, type=click.Path())
+@click.option("--only", multiple=True, metavar="GLOB", help="Keep targets whose id matches.")
+@click.option("--resolver", metavar="IP[:PORT]", help="The only DNS server used for the run.")
+@click.option("--control", "controls", multiple=True, metavar="URL", help="Control server(s).")
+@click.option("--control-token", envvar="PROBE_CONTROL_TOKEN", help="Bearer token.")
+@click.option("--no-control", is_flag=True, help="Measure without a control server.")
+@click.option("--out", "out_dir", default="results", show_default=True, type=click.Path())
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Per step, s.")
+@click.option("--concurrency", type=int, default=None, help="Flows in flight (default 1024).")
+@click.option("--ca-file", "ca_files", multiple=True, type=click.Path(), help="Extra roots (PEM).")
+@click.option("--geoip-db", "geoip_dbs", multiple=True, type=click.Path(), help="MaxMind DB.")
+@click.option("--fingerprints", "fingerprint_files", multiple=True, type=click.Path())
+@click.option("--source-address", metavar="IP", help="Local address to measure from.")
+@click.option("--body-cap", type=int, default=64 * 1024, show_default=True, help="Bytes kept.")
+@click.option("--every", metavar="DURATION", help="Repeat every DURATION (30m, 6h) with jitter.")
+@click.option("--count", type=int, help="Stop after N rounds.")
+@click.option("--json", "as_json", is_flag=True, help="One summary object per round on stdout.")
+@click.option(
+    "--country",
+    metavar="CC",
+    help="Where this probe is (a control seeing another "
+    "country means the traffic goes through a VPN).",
+)
+@click.option(
+    "--ip-discovery/--no-ip-discovery",
+    default=True,
+    show_default=True,
+    help="Learn this machine's public address (STUN, HTTPS echo) so that it can be kept out "
+    "of the results; with --no-ip-discovery every unknown address in pages is redacted.",
+)
+@click.option(
+    "--stun",
+    "stun_servers",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="STUN server for address discovery (repeatable; replaces the defaults).",
+)
+@click.option(
+    "--ip-echo",
+    "echo_urls",
+    multiple=True,
+    metavar="URL",
+    help="HTTPS 'what is my IP' page for address discovery (repeatable; replaces the defaults).",
+)
+@click.option(
+    "--own-net",
+    "own_nets",
+    multiple=True,
+    metavar="CIDR",
+    help="Accept an address in CIDR as this machine's own public address (test beds whose "
+    "addresses are private or reserved).",
+)
+def run_command(
+    targets: tuple[str, ...],
+    only: tuple[str, ...],
+    resolver: str | None,
+    controls: tuple[str, ...],
+    control_token: str | None,
+    no_control: bool,
+    out_dir: str,
+    timeout: float,
+    concurrency: int | None,
+    ca_files: tuple[str, ...],
+    geoip_dbs: tuple[str, ...],
+    fingerprint_files: tuple[str, ...],
+    source_address: str | None,
+    body_cap: int,
+    every: str | None,
+    count: int | None,
+    as_json: bool,
+    country: str | None,
+    ip_discovery: bool,
+    stun_servers: tuple[str, ...],
+    echo_urls: tuple[str, ...],
+    own_nets: tuple[str, ...],
+) -> int:
+    """Measure every target once (or on a schedule) and write one record per target."""
+    from probe import dns
+    from probe.console import run_and_report
+    from probe.runner import RoundOptions
+
+    # The checks run in this order, so that of several bad options the same one is named.
+    period = _check_limits(timeout, concurrency, count, body_cap, every)
+    measure = _measure_config(timeout, concurrency, resolver, ca_files, body_cap, source_address)
+    if not out_dir.strip():
+        raise option_error("out_dir", repr(out_dir), "name a results directory")
+    if not no_control:
+        _check_control_urls(controls)
+    geoip_paths = geoip_databases(geoip_dbs).paths
+    lists, selected = _load_targets(targets, only)
+    if country is not None and not (len(country) == 2 and country.isalpha()):
+        raise option_error("country", country, "use a two-letter country code such as IR")
+    options = RoundOptions(
+        **_discovery_options(ip_discovery, stun_servers, echo_urls, own_nets),
+        measure=measure,
+        out_dir=out_dir,
+        control_urls=() if no_control else tuple(controls),
+        control_token=control_token,
+        geoip_dbs=tuple(geoip_paths),
+        fingerprint_files=tuple(fingerprint_files),
+        expected_cc=country.upper() if country else None,
+        doh_urls=() if no_control else dns.PUBLIC_DOH_URLS,
+    )
+    return run_and_report(lists, selected, options, every=period, count=count, as_json=as_json)
+
+
+def _check_limits(
+    timeout: float, concurrency: int | None, count: int | None, body_cap: int, every: str | None
+) -> float | None:
+    """The numeric options and the schedule; the period of `--every` in seconds (or None)."""
+    from probe.schedule import parse_duration
+
+    if not timeout > 0 or timeout > 600:
+        raise option_error("timeout", timeout, "must be more than 0 and at most 600 seconds")
+    if concurrency is not None and not 1 <= concurrency <= 100_000:
+        raise option_error("concurrency", concurrency, "must be between 1 and 100000")
+    if count is not None and count < 1:
+        raise BadInput(f"--count {count}: must be at least 1")
+    if body_cap < 1024:
+        raise option_error("body_cap", body_cap, "must be at least 1024 bytes")
+    try:
+        period = parse_duration(every) if every else None
+    except ValueError as exc:
+        raise BadInput(f"--every: {exc}") from None
+    if count is not None and period is None and count > 1:
+        raise BadInput("--count N needs --every DURATION")
+    return period
+
+
+def _measure_config(
+    timeout: float,
+    concurrency: int | None,
+    resolver: str | None,
+    ca_files: tuple[str, ...],
+    body_cap: int,
+    source_address: str | None,
+) -> MeasureConfig:
+    """The flows' configuration, after checking `--resolver` and `--ca-file`."""
+    from probe.measure import DEFAULT_CONCURRENCY, MeasureConfig
+
+    server = parse_resolver(resolver)
+    check_ca_files(ca_files)
+    return MeasureConfig(
+        timeout=timeout,
+        resolver=server,
+        ca_files=tuple(ca_files),
+        body_cap=body_cap,
+        source_address=source_address,
+        concurrency=concurrency or DEFAULT_CONCURRENCY,
+    )
+
+
+def _check_control_urls(urls: tuple[str, ...]) -> None:
+    """Every control URL is http(s)://host[:port][/path]: a typo must not silently become a
+    round without a control."""
+    from urllib.parse import urlsplit
+
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            port = parts.port  # raises ValueError for a bad port
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            ok = ok and (port is None or 1 <= port <= 65535)
+            ok = ok and not parts.query and not parts.fragment and " " not in url
+        except ValueError:
+            ok = False
+        if not ok:
+            raise option_error("controls", url, "use an http:// or https:// base URL")
+
+
+def _load_targets(
+    paths: tuple[str, ...], only: tuple[str, ...]
+) -> tuple[list[TargetList], list[Target]]:
+    """The lists and the selected targets; a problem in any list is bad input (exit 2)."""
+    import fnmatch
+
+    from probe.targets import bundled_list_paths, load_lists
+
+    refuse_special_files(paths, "a target list")
+    loaded = load_lists(list(paths) or bundled_list_paths())
+    if loaded.problems:
+        more = (
+            f" (and {len(loaded.problems) - 1} more problems)" if len(loaded.problems) > 1 else ""
+        )
+        raise BadInput(loaded.problems[0] + more)
+    targets = list(loaded.targets)
+    if only:
+        selected = [t for t in targets if any(fnmatch.fnmatch(t.id, g) for g in only)]
+        if not selected:
+            raise BadInput(f"--only {' '.join(only)}: no target id matches")
+        # The baselines of the lists always come along: they tell "offline" from "blocked".
+        targets = [t for t in targets if t.is_baseline or t in selected]
+    if not targets:
+        raise BadInput("no targets to measure in " + (", ".join(paths) or "the bundled lists"))
+    return list(loaded.lists), targets
+
+
+def _discovery_options(
+    enabled: bool,
+    stun_servers: tuple[str, ...],
+    echo_urls: tuple[str, ...],
+    own_nets: tuple[str, ...],
+) -> dict[str, Any]:
+    """Check the address-discovery options; the RoundOptions fields they set."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    stun: list[tuple[str, int]] = []
+    for text in stun_servers:
+        host, sep, port_text = text.strip().rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise option_error("stun_servers", text, "use HOST:PORT, e.g. stun.example.org:3478")
+        stun.append((host, int(port_text)))
+    for url in echo_urls:
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme == "https" and bool(parts.hostname)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise option_error("echo_urls", url, "use an https:// URL")
+    for text in own_nets:
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise option_error("own_nets", text, "not a CIDR network") from None
+    return {
+        "ip_discovery": enabled,
+        # None: the defaults (publicip), chosen by the round
+        "stun_servers": tuple(stun) if stun or echo_urls else None,
+        "echo_urls": tuple(echo_urls) if stun or echo_urls else None,
+        "own_nets": tuple(own_nets),
+    }
