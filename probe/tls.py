@@ -285,7 +285,7 @@ def _peer_certificates(ssl_object: ssl.SSLObject) -> list[str]:
         return []
     out: list[str] = []
     for cert in list(chain or [])[:MAX_PEER_CERTIFICATES]:
-        der = cert if isinstance(cert, bytes) else cert.public_bytes(_ssl.ENCODING_DER)  # type: ignore[attr-defined]
+        der = cert if isinstance(cert, bytes) else cert.public_bytes(_ssl.ENCODING_DER)
         out.append(base64.b64encode(der).decode("ascii"))
     return out
 
