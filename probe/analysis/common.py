@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 
 from probe import failures
 from probe.addresses import parse_ip
-from probe.analysis.vocabulary import MAX_NAMED, NOT_MEASURED, TITLE_RE
+from probe.analysis.vocabulary import MAX_NAMED, NOT_MEASURED
 from probe.observations import DNSAnswer, HTTPTransaction
+from probe.observations.http import extract_title
 
 # --- small helpers --------------------------------------------------------------------------
 
@@ -69,9 +70,7 @@ def title_of(transaction: HTTPTransaction) -> str | None:
     if transaction.title:
         return transaction.title
     if transaction.body:
-        found = TITLE_RE.search(transaction.body[:65536])
-        if found:
-            return " ".join(found.group(1).split())
+        return extract_title(transaction.body[:65536])
     return None
 
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from probe import failures
 from probe.analysis.common import norm_ip, split_address, url_endpoint, was_measured
-from probe.analysis.vocabulary import REDIRECT_CODES
 from probe.observations import (
     HTTPTransaction,
     MTProtoHandshake,
@@ -17,6 +16,7 @@ from probe.observations import (
     TLSHandshake,
     format_address,
 )
+from probe.observations.http import REDIRECT_CODES
 
 # --- flows: one endpoint's observations -----------------------------------------------------
 

@@ -22,13 +22,13 @@ from probe.analysis.vocabulary import (
     REACHED_PAGE,
     REACHED_RESPONSE,
     REACHED_TLS,
-    REDIRECT_CODES,
     SCOPE_WORDS,
     TITLE_WORD_MIN,
     EndpointOutcome,
 )
 from probe.fingerprints import Match
 from probe.observations import HTTPTransaction
+from probe.observations.http import REDIRECT_CODES
 
 # --- the HTTP comparison (OONI's Web Connectivity rules, FACTS.md §4) ------------------------
 

@@ -3,7 +3,6 @@ result types (`Verdict`, `EndpointOutcome`, `Analysis`)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -60,7 +59,6 @@ CERTIFICATE_FAILURES = frozenset(
 FORGED_MTPROTO = frozenset({failures.MTPROTO_FOREIGN_REPLY, failures.MTPROTO_NONCE_MISMATCH})
 #: Observations that say nothing about the network (the step did not run, or was refused).
 NOT_MEASURED = frozenset({failures.SKIPPED, failures.CONTROL_REFUSED_DESTINATION})
-REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 #: What a vantage without an IPv6 route says when asked to reach an IPv6 address.
 NO_ROUTE = frozenset(
     {
@@ -109,7 +107,6 @@ COMMON_HEADERS = frozenset(
         "keep-alive",
     }
 )
-TITLE_RE = re.compile(r"<title\b[^>]{0,200}>(.{0,400}?)</title", re.IGNORECASE | re.DOTALL)
 SCOPE_WORDS = {
     "nat": "national",
     "isp": "ISP-level",

@@ -22,7 +22,6 @@ bounded decoder, charset, <title>), `redirects.py` (the pure redirect policy).
 
 from __future__ import annotations
 
-from probe.http.body import MAX_TITLE_CHARS, extract_title
 from probe.http.body import _BodyReader as _BodyReader  # tests drive the decoder directly
 from probe.http.exchange import (
     BROWSER_HEADERS,
@@ -35,11 +34,11 @@ from probe.http.exchange import (
 from probe.http.redirects import (
     DEFAULT_MAX_REDIRECTS,
     FOLLOWABLE_SCHEMES,
-    REDIRECT_CODES,
     check_redirect,
     refuse_private_hop,
     resolve_location,
 )
+from probe.observations.http import MAX_TITLE_CHARS, REDIRECT_CODES, extract_title
 
 __all__ = [
     "BROWSER_HEADERS",

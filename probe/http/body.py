@@ -6,17 +6,13 @@ At most `cap` *decoded* bytes are kept: gzip/deflate is inflated with a bounded
 from __future__ import annotations
 
 import codecs
-import html
 import re
 import zlib
 
 from probe import failures
 
 #: The title is a fingerprint and a human hint, not content: keep it short.
-MAX_TITLE_CHARS = 200
 
-_TITLE_RE = re.compile(r"<title\b[^>]{0,200}>(.*?)(?:</title\s*>|$)", re.IGNORECASE | re.DOTALL)
-_CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
 _CHARSET_RE = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]{1,40})""", re.IGNORECASE)
 #: A browser looks for <meta charset> in the first 1024 bytes.
 _META_SNIFF_BYTES = 1024
@@ -100,19 +96,6 @@ class _BodyReader:
         if len(self.kept) >= self.cap and not inflater.eof:
             if inflater.decompress(inflater.unconsumed_tail, 1):
                 self.truncated = True
-
-
-def extract_title(text: str | None) -> str | None:
-    """The HTML <title> text: entities decoded, control characters and runs of whitespace
-    made one space, at most 200 characters. A title cut off by the cap is kept."""
-    if not text:
-        return None
-    match = _TITLE_RE.search(text)
-    if match is None:
-        return None
-    text = html.unescape(match.group(1)[: MAX_TITLE_CHARS * 8])
-    title = " ".join(_CONTROL_CHARS_RE.sub(" ", text).split())
-    return title[:MAX_TITLE_CHARS]
 
 
 def _charset(content_type: str | None, body: bytes) -> str:

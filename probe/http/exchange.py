@@ -16,9 +16,10 @@ from urllib.parse import SplitResult, quote, urlsplit
 import h11
 
 from probe import failures
-from probe.http.body import _BodyReader, _charset, extract_title
-from probe.http.redirects import FOLLOWABLE_SCHEMES, REDIRECT_CODES, resolve_location
+from probe.http.body import _BodyReader, _charset
+from probe.http.redirects import FOLLOWABLE_SCHEMES, resolve_location
 from probe.observations import HTTPTransaction, NetworkEvent, Trace
+from probe.observations.http import REDIRECT_CODES, extract_title
 from probe.tcp import ByteStream
 
 DEFAULT_BODY_CAP = 65536

@@ -14,7 +14,6 @@ from probe.addresses import is_public, parse_ip
 
 DEFAULT_MAX_REDIRECTS = 10
 #: Status codes whose Location we follow (300 and 304 are not redirects to follow).
-REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 #: Schemes a redirect may lead to.
 FOLLOWABLE_SCHEMES = frozenset({"http", "https"})
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,28 @@ if TYPE_CHECKING:
 #: as a map). Past the budget, later responses keep their status, length, hash and title but
 #: not their body, and at most TRIMMED_HEADERS headers.
 MAX_KEPT_HTTP_CHARS = 1024 * 1024
+
+#: The status codes of a redirect: the HTTP step follows them, the analysis reads chains of them.
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+MAX_TITLE_CHARS = 200
+_TITLE_RE = re.compile(r"<title\b[^>]{0,200}>(.*?)(?:</title\s*>|$)", re.IGNORECASE | re.DOTALL)
+_CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def extract_title(text: str | None) -> str | None:
+    """The HTML <title> text: entities decoded, control characters and runs of whitespace
+    made one space, at most 200 characters. A title cut off by the cap is kept. The HTTP step
+    records it; the analysis reads it from bodies of records that have no `title`."""
+    if not text:
+        return None
+    match = _TITLE_RE.search(text)
+    if match is None:
+        return None
+    text = html.unescape(match.group(1)[: MAX_TITLE_CHARS * 8])
+    title = " ".join(_CONTROL_CHARS_RE.sub(" ", text).split())
+    return title[:MAX_TITLE_CHARS]
+
+
 TRIMMED_HEADERS = 16
 
 
