@@ -320,15 +320,7 @@ async def tls_handshake(
     on failure, or cancellation, `stream` is closed here. Only cancellation escapes.
     """
     t0 = trace.now()
-    trace.add_event(
-        NetworkEvent(
-            operation="tls_handshake_start",
-            address=stream.address,
-            t0=t0,
-            t=t0,
-            transaction_id=trace.transaction_id,
-        )
-    )
+    _tls_event(trace, "tls_handshake_start", stream.address, None, t0, t0)
     incoming = ssl.MemoryBIO()
     outgoing = ssl.MemoryBIO()
     ssl_object: ssl.SSLObject | None = None
@@ -338,22 +330,7 @@ async def tls_handshake(
             context = _without_hostname_check(context)
         ssl_object = context.wrap_bio(incoming, outgoing, server_hostname=server_name)
         async with asyncio.timeout(timeout):
-            while True:
-                try:
-                    ssl_object.do_handshake()
-                    break
-                except ssl.SSLWantReadError:
-                    pending = outgoing.read()
-                    if pending:
-                        await stream.send_all(pending)
-                    data = await stream.receive_some(WIRE_READ_SIZE)
-                    if data:
-                        incoming.write(data)
-                    else:
-                        incoming.write_eof()  # the next do_handshake raises SSLEOFError
-            pending = outgoing.read()  # TLS 1.3: our Finished
-            if pending:
-                await stream.send_all(pending)
+            await _drive_handshake(ssl_object, stream, incoming, outgoing)
     except asyncio.CancelledError:
         await stream.aclose()
         raise
@@ -361,7 +338,48 @@ async def tls_handshake(
         failure = failures.classify(exc)
         if isinstance(exc, ssl.SSLError):  # (bounded on its own: at most ALERT_SEND_TIMEOUT more)
             await _send_alert(stream, outgoing)
+    observation = _observation(stream, server_name, ssl_object, failure, t0, trace)
+    _tls_event(trace, "tls_handshake_done", stream.address, failure, t0, observation.t)
+    if failure is not None or ssl_object is None:
+        await stream.aclose()
+        return TLSHandshakeResult(observation, None)
+    return TLSHandshakeResult(observation, TLSStream(stream, ssl_object, incoming, outgoing))
 
+
+async def _drive_handshake(
+    ssl_object: ssl.SSLObject,
+    stream: SocketStream,
+    incoming: ssl.MemoryBIO,
+    outgoing: ssl.MemoryBIO,
+) -> None:
+    """OpenSSL's handshake over memory BIOs: what it wants sent is sent, what it waits for
+    is read, until it completes (or raises); then our TLS 1.3 Finished goes out."""
+    while True:
+        try:
+            ssl_object.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pending = outgoing.read()
+            if pending:
+                await stream.send_all(pending)
+            data = await stream.receive_some(WIRE_READ_SIZE)
+            if data:
+                incoming.write(data)
+            else:
+                incoming.write_eof()  # the next do_handshake raises SSLEOFError
+    pending = outgoing.read()  # TLS 1.3: our Finished
+    if pending:
+        await stream.send_all(pending)
+
+
+def _observation(
+    stream: SocketStream,
+    server_name: str | None,
+    ssl_object: ssl.SSLObject | None,
+    failure: str | None,
+    t0: float,
+    trace: Trace,
+) -> TLSHandshake:
     observation = TLSHandshake(
         address=stream.address,
         server_name=server_name or "",
@@ -377,17 +395,19 @@ async def tls_handshake(
         observation.cipher_suite = IANA_CIPHER_NAMES.get(cipher[0], cipher[0]) if cipher else None
         observation.negotiated_protocol = ssl_object.selected_alpn_protocol()
     observation.t = trace.now()
+    return observation
+
+
+def _tls_event(
+    trace: Trace, operation: str, address: str, failure: str | None, t0: float, t: float
+) -> None:
     trace.add_event(
         NetworkEvent(
-            operation="tls_handshake_done",
-            address=stream.address,
+            operation=operation,
+            address=address,
             failure=failure,
             t0=t0,
-            t=observation.t,
+            t=t,
             transaction_id=trace.transaction_id,
         )
     )
-    if failure is not None or ssl_object is None:
-        await stream.aclose()
-        return TLSHandshakeResult(observation, None)
-    return TLSHandshakeResult(observation, TLSStream(stream, ssl_object, incoming, outgoing))
