@@ -29,6 +29,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # the synthetic data generator is tests/synthetic.py
+    sys.path.insert(0, str(REPO))
+
 TARGETS_PER_RUN = 18
 DAYS = 35
 
@@ -120,7 +124,7 @@ def run_child(variant: str, root: Path) -> tuple[float, float, str]:
 
 
 def ensure_data(root: Path, records: int, seed: int) -> dict[str, int]:
-    from probe import synthetic
+    from tests import synthetic
 
     marker = root / "bench-params.json"
     vantages = -(-records // (TARGETS_PER_RUN * 24 * DAYS - TARGETS_PER_RUN * 40))

@@ -22,9 +22,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from probe import report, synthetic
+from probe import report
 from probe.cli import main
 from probe.report import ChangeRule, ReportFilters, ReportInputError, build_report
+from tests import synthetic
 
 DATA = Path(__file__).parent / "data" / "report"
 T0 = datetime(2024, 3, 1)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from probe import synthetic
+from tests import synthetic
 from tests.record_contract import REQUIRED_KEYS, REQUIRED_TEST_KEYS
 
 

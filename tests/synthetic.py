@@ -256,15 +256,11 @@ def _reason(target: SyntheticTarget, state: State) -> str:
     }.get(method or "", "Blocked.")
 
 
-def render_test_keys(target: SyntheticTarget, state: State) -> str:
-    """The JSON text of test_keys for one target in one state (rendered once, reused)."""
-    status, method = state
-    fail = _layer_failures(target, state)
-    ip = "10.10.34.36" if state == (BLOCKED, "dns") else target.ip
-    address = f"{ip}:{target.port}"
-    ports = [443, 80, 5222] if target.check == "mtproto" else [target.port]
-    queries = [] if target.check == "mtproto" else _dns_query(target.host, target.ip, state)
-    tcp_connect = [
+Fail = dict[str, str | None]
+
+
+def _tcp_connects(ip: str, ports: list[int], fail: Fail, status: str) -> list[dict[str, Any]]:
+    return [
         {
             "ip": ip,
             "port": port,
@@ -279,128 +275,209 @@ def render_test_keys(target: SyntheticTarget, state: State) -> str:
         }
         for index, port in enumerate(ports)
     ]
-    network_events: list[dict[str, Any]] = []
-    tls_handshakes: list[dict[str, Any]] = []
-    requests: list[dict[str, Any]] = []
-    mtproto: list[dict[str, Any]] = []
-    connected = fail["connect"] is None
-    if connected:
-        network_events += [
-            {
-                "address": address,
-                "failure": None,
-                "operation": "connect",
-                "proto": "tcp",
-                "t": 0.1890,
-                "transaction_id": 2,
-            },
-            {
-                "address": address,
-                "failure": None,
-                "num_bytes": 517,
-                "operation": "write",
-                "proto": "tcp",
-                "t": 0.1902,
-                "transaction_id": 2,
-            },
-        ]
-    if connected and target.check in ("https", "tls"):
-        tls_ok = fail["tls"] is None
-        tls_handshakes.append(
-            {
-                "address": address,
-                "server_name": target.host,
-                "alpn": ["h2", "http/1.1"],
-                "negotiated_protocol": "http/1.1" if tls_ok else "",
-                "tls_version": "TLSv1.3" if tls_ok else "",
-                "cipher_suite": "TLS_AES_128_GCM_SHA256" if tls_ok else "",
-                "no_tls_verify": False,
-                "peer_certificates": (
-                    [{"format": "base64", "data": _fake_certificate(target.host)}] if tls_ok else []
-                ),
-                "failure": fail["tls"],
-                "t0": 0.1905,
-                "t": 0.4012,
-                "transaction_id": 2,
-            }
-        )
-        network_events.append(
-            {
-                "address": address,
-                "failure": fail["tls"],
-                "num_bytes": 4096,
-                "operation": "read",
-                "proto": "tcp",
-                "t": 0.4010,
-                "transaction_id": 2,
-            }
-        )
-        if tls_ok and target.check == "https":
-            blockpage = method == "http-diff"
-            requests.append(
-                {
-                    "network": "tcp",
-                    "address": address,
-                    "alpn": "http/1.1",
-                    "failure": fail["http"],
-                    "request": {
-                        "method": "GET",
-                        "url": f"https://{target.host}/",
-                        "headers_list": [
-                            ["Host", target.host],
-                            ["User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"],
-                            ["Accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"],
-                            ["Accept-Language", "en-US;q=0.8,en;q=0.5"],
-                        ],
-                        "body": "",
-                        "tor": {"is_tor": False, "exit_ip": None, "exit_name": None},
-                        "x_transport": "tcp",
-                    },
-                    "response": {
-                        "code": 0 if fail["http"] else (403 if blockpage else 200),
-                        "headers_list": []
-                        if fail["http"]
-                        else [
-                            ["Content-Type", "text/html; charset=utf-8"],
-                            ["Server", "nginx" if blockpage else "gws"],
-                            ["Strict-Transport-Security", "max-age=31536000"],
-                            ["Date", "Mon, 04 Mar 2024 10:00:00 GMT"],
-                        ],
-                        "body": None,
-                        "body_length": 0 if fail["http"] else (1432 if blockpage else 48211),
-                        "body_is_truncated": False,
-                        "x_title": "peyvandha.ir" if blockpage else target.host,
-                        "x_body_sha256": hashlib.sha256(
-                            (target.host + str(blockpage)).encode()
-                        ).hexdigest(),
-                    },
-                    "t0": 0.4013,
-                    "t": 0.7322,
-                    "transaction_id": 2,
-                }
-            )
-    if connected and target.check == "mtproto":
-        for index, port in enumerate(ports):
-            mtproto.append(
-                {
-                    "address": f"{ip}:{port}",
-                    "transport": "obfuscated2",
-                    "request": "req_pq_multi",
-                    "sent_bytes": 104,
-                    "received_bytes": 0 if fail["mtproto"] else 96,
-                    "server_nonce_ok": fail["mtproto"] is None,
-                    "failure": fail["mtproto"],
-                    "t0": 0.1901,
-                    "t": 0.3550,
-                    "transaction_id": index + 2,
-                }
-            )
+
+
+def _connect_events(address: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "address": address,
+            "failure": None,
+            "operation": "connect",
+            "proto": "tcp",
+            "t": 0.1890,
+            "transaction_id": 2,
+        },
+        {
+            "address": address,
+            "failure": None,
+            "num_bytes": 517,
+            "operation": "write",
+            "proto": "tcp",
+            "t": 0.1902,
+            "transaction_id": 2,
+        },
+    ]
+
+
+def _tls_handshake(target: SyntheticTarget, address: str, fail: Fail) -> dict[str, Any]:
+    tls_ok = fail["tls"] is None
+    return {
+        "address": address,
+        "server_name": target.host,
+        "alpn": ["h2", "http/1.1"],
+        "negotiated_protocol": "http/1.1" if tls_ok else "",
+        "tls_version": "TLSv1.3" if tls_ok else "",
+        "cipher_suite": "TLS_AES_128_GCM_SHA256" if tls_ok else "",
+        "no_tls_verify": False,
+        "peer_certificates": (
+            [{"format": "base64", "data": _fake_certificate(target.host)}] if tls_ok else []
+        ),
+        "failure": fail["tls"],
+        "t0": 0.1905,
+        "t": 0.4012,
+        "transaction_id": 2,
+    }
+
+
+def _tls_read_event(address: str, fail: Fail) -> dict[str, Any]:
+    return {
+        "address": address,
+        "failure": fail["tls"],
+        "num_bytes": 4096,
+        "operation": "read",
+        "proto": "tcp",
+        "t": 0.4010,
+        "transaction_id": 2,
+    }
+
+
+def _http_request(
+    target: SyntheticTarget, address: str, fail: Fail, method: str | None
+) -> dict[str, Any]:
+    blockpage = method == "http-diff"
+    return {
+        "network": "tcp",
+        "address": address,
+        "alpn": "http/1.1",
+        "failure": fail["http"],
+        "request": {
+            "method": "GET",
+            "url": f"https://{target.host}/",
+            "headers_list": [
+                ["Host", target.host],
+                ["User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"],
+                ["Accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"],
+                ["Accept-Language", "en-US;q=0.8,en;q=0.5"],
+            ],
+            "body": "",
+            "tor": {"is_tor": False, "exit_ip": None, "exit_name": None},
+            "x_transport": "tcp",
+        },
+        "response": {
+            "code": 0 if fail["http"] else (403 if blockpage else 200),
+            "headers_list": []
+            if fail["http"]
+            else [
+                ["Content-Type", "text/html; charset=utf-8"],
+                ["Server", "nginx" if blockpage else "gws"],
+                ["Strict-Transport-Security", "max-age=31536000"],
+                ["Date", "Mon, 04 Mar 2024 10:00:00 GMT"],
+            ],
+            "body": None,
+            "body_length": 0 if fail["http"] else (1432 if blockpage else 48211),
+            "body_is_truncated": False,
+            "x_title": "peyvandha.ir" if blockpage else target.host,
+            "x_body_sha256": hashlib.sha256((target.host + str(blockpage)).encode()).hexdigest(),
+        },
+        "t0": 0.4013,
+        "t": 0.7322,
+        "transaction_id": 2,
+    }
+
+
+def _mtproto_handshakes(ip: str, ports: list[int], fail: Fail) -> list[dict[str, Any]]:
+    return [
+        {
+            "address": f"{ip}:{port}",
+            "transport": "obfuscated2",
+            "request": "req_pq_multi",
+            "sent_bytes": 104,
+            "received_bytes": 0 if fail["mtproto"] else 96,
+            "server_nonce_ok": fail["mtproto"] is None,
+            "failure": fail["mtproto"],
+            "t0": 0.1901,
+            "t": 0.3550,
+            "transaction_id": index + 2,
+        }
+        for index, port in enumerate(ports)
+    ]
+
+
+def _exchanges(
+    target: SyntheticTarget, state: State, ip: str, ports: list[int], fail: Fail
+) -> dict[str, list[dict[str, Any]]]:
+    """tls_handshakes, requests, network_events and mtproto of one target in one state."""
+    address = f"{ip}:{target.port}"
+    found: dict[str, list[dict[str, Any]]] = {
+        "tls_handshakes": [],
+        "requests": [],
+        "network_events": [],
+        "mtproto": [],
+    }
+    if fail["connect"] is not None:
+        return found
+    found["network_events"] += _connect_events(address)
+    if target.check in ("https", "tls"):
+        found["tls_handshakes"].append(_tls_handshake(target, address, fail))
+        found["network_events"].append(_tls_read_event(address, fail))
+        if fail["tls"] is None and target.check == "https":
+            found["requests"].append(_http_request(target, address, fail, state[1]))
+    if target.check == "mtproto":
+        found["mtproto"] = _mtproto_handshakes(ip, ports, fail)
+    return found
+
+
+def _endpoints(
+    target: SyntheticTarget, state: State, ip: str, ports: list[int], fail: Fail
+) -> list[dict[str, Any]]:
     endpoint_failure = next((f for f in fail.values() if f), None)
     failed_operation = next((k for k, f in fail.items() if f), None)
     if state == (BLOCKED, "dns"):
         endpoint_failure, failed_operation = "dns_injection", "resolve"
-    if method == "http-diff":
+    if state[1] == "http-diff":
         endpoint_failure, failed_operation = "http_blockpage", "http_round_trip"
+    return [
+        {
+            "address": f"{ip}:{port}",
+            **({"transport": "obfuscated2"} if target.check == "mtproto" else {}),
+            "outcome": "ok" if endpoint_failure is None else "failed",
+            "failure": endpoint_failure,
+            "failed_operation": failed_operation,
+        }
+        for port in ports
+    ]
+
+
+def _control(target: SyntheticTarget, status: str, ports: list[int]) -> dict[str, Any] | None:
+    if status == INCONCLUSIVE:
+        return None
+    return {
+        "url": "https://control.example.net/v1/measure",
+        "endpoints": [
+            {
+                "address": f"{target.ip}:{port}",
+                "failure": failures.GENERIC_TIMEOUT if status == DOWN else None,
+            }
+            for port in ports
+        ],
+    }
+
+
+def _verdict(target: SyntheticTarget, state: State) -> dict[str, Any]:
+    status, method = state
+    return {
+        "status": status,
+        "blocking": method,
+        "confirmed": method in ("dns", "http-diff"),
+        "fingerprints": (
+            ["dns_ir_10.10.34.36"]
+            if method == "dns"
+            else ["ir_blockpage_peyvandha"]
+            if method == "http-diff"
+            else []
+        ),
+        "reason": _reason(target, state),
+    }
+
+
+def render_test_keys(target: SyntheticTarget, state: State) -> str:
+    """The JSON text of test_keys for one target in one state (rendered once, reused)."""
+    status = state[0]
+    fail = _layer_failures(target, state)
+    ip = "10.10.34.36" if state == (BLOCKED, "dns") else target.ip
+    ports = [443, 80, 5222] if target.check == "mtproto" else [target.port]
+    queries = [] if target.check == "mtproto" else _dns_query(target.host, target.ip, state)
+    exchanges = _exchanges(target, state, ip, ports, fail)
     test_keys = {
         "target": {
             "id": target.id,
@@ -418,53 +495,21 @@ def render_test_keys(target: SyntheticTarget, state: State) -> str:
             "sha256": hashlib.sha256(target.service.encode()).hexdigest(),
         },
         "queries": queries,
-        "tcp_connect": tcp_connect,
-        "tls_handshakes": tls_handshakes,
-        "requests": requests,
-        "network_events": network_events,
-        "mtproto": mtproto,
-        "x_endpoints": [
-            {
-                "address": f"{ip}:{port}",
-                **({"transport": "obfuscated2"} if target.check == "mtproto" else {}),
-                "outcome": "ok" if endpoint_failure is None else "failed",
-                "failure": endpoint_failure,
-                "failed_operation": failed_operation,
-            }
-            for port in ports
-        ],
+        "tcp_connect": _tcp_connects(ip, ports, fail, status),
+        "tls_handshakes": exchanges["tls_handshakes"],
+        "requests": exchanges["requests"],
+        "network_events": exchanges["network_events"],
+        "mtproto": exchanges["mtproto"],
+        "x_endpoints": _endpoints(target, state, ip, ports, fail),
         "x_vantage": {
             "baseline_ok": 0 if status == INCONCLUSIVE else 4,
             "baseline_total": 4,
             "control_reachable": status != INCONCLUSIVE,
             "ipv6_ok": False,
         },
-        "control": None
-        if status == INCONCLUSIVE
-        else {
-            "url": "https://control.example.net/v1/measure",
-            "endpoints": [
-                {
-                    "address": f"{target.ip}:{port}",
-                    "failure": failures.GENERIC_TIMEOUT if status == DOWN else None,
-                }
-                for port in ports
-            ],
-        },
+        "control": _control(target, status, ports),
         "control_failure": failures.GENERIC_TIMEOUT if status == INCONCLUSIVE else None,
-        "verdict": {
-            "status": status,
-            "blocking": method,
-            "confirmed": method in ("dns", "http-diff"),
-            "fingerprints": (
-                ["dns_ir_10.10.34.36"]
-                if method == "dns"
-                else ["ir_blockpage_peyvandha"]
-                if method == "http-diff"
-                else []
-            ),
-            "reason": _reason(target, state),
-        },
+        "verdict": _verdict(target, state),
     }
     return json.dumps(test_keys, separators=(",", ":"))
 
@@ -793,7 +838,7 @@ def _parse_duration(text: str) -> timedelta:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m probe.synthetic",
+        prog="python -m tests.synthetic",
         description="Write a synthetic result set (ground truth as JSON on stdout).",
     )
     parser.add_argument("out_dir")
@@ -810,7 +855,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         first = datetime.fromisoformat(args.start)
     except ValueError:
-        print(f"probe.synthetic: error: bad --start {args.start!r}", file=sys.stderr)
+        print(f"tests.synthetic: error: bad --start {args.start!r}", file=sys.stderr)
         return 2
     if first.tzinfo is None:
         first = first.replace(tzinfo=UTC)

@@ -1,0 +1,80 @@
+"""Reports over time (`probe report`): many result files, ours and OONI's, → per-network tables,
+timelines, change events and gaps, as text, rich tables, one self-contained HTML page, CSV and
+Parquet. `build_report` (build.py) reads the files into DuckDB — our JSON Lines through the fast
+path (read_fast.py), everything else through the tolerant Python reader (read_python.py) —,
+drops identical records and keeps conflicting ones (dedup.py), applies the filters (filters.py),
+summarises each series and finds the changes with the two-run and 24-hour-gap rules
+(changes.py); the values are in model.py. The outputs are text.py (plain and rich), html_page.py
+with timeline.py (inline SVG), tabular.py (CSV with formula cells neutralised, Parquet) and
+atomic.py (every file written atomically); presentation.py holds what they share and safe.py
+makes record text harmless for a terminal. Every string from a record is hostile: HTML-escaped
+wherever it lands, neutralised as a CSV formula, stripped of terminal control sequences.
+"""
+
+from probe.report.atomic import write_text_file
+from probe.report.build import build_report
+from probe.report.changes import Change, detect_changes, event_kind, segments_of
+from probe.report.filters import describe_filters, make_filters, parse_time
+from probe.report.html_page import render_html, write_html
+from probe.report.model import (
+    RECORD_FIELDS,
+    ROW_COLUMNS,
+    ROW_SCHEMA,
+    STATUSES,
+    TIME_FORMAT,
+    ChangeEvent,
+    ChangeRule,
+    ConflictingRecord,
+    DataGap,
+    Report,
+    ReportFilters,
+    ReportInputError,
+    Segment,
+    SeriesSummary,
+    SkippedLine,
+    UnmatchedFilter,
+)
+from probe.report.read_fast import RECORD_COLUMNS, RECORD_STRUCTURE
+from probe.report.safe import terminal_safe
+from probe.report.tabular import FORMULA_STARTS, TEXT_COLUMNS, write_csv, write_parquet
+from probe.report.text import print_rich, render_text
+from probe.report.timeline import COLOURS as _COLOURS  # noqa: F401 (tests read the colours)
+
+__all__ = [
+    "FORMULA_STARTS",
+    "RECORD_COLUMNS",
+    "RECORD_FIELDS",
+    "RECORD_STRUCTURE",
+    "ROW_COLUMNS",
+    "ROW_SCHEMA",
+    "STATUSES",
+    "TEXT_COLUMNS",
+    "TIME_FORMAT",
+    "Change",
+    "ChangeEvent",
+    "ChangeRule",
+    "ConflictingRecord",
+    "DataGap",
+    "Report",
+    "ReportFilters",
+    "ReportInputError",
+    "Segment",
+    "SeriesSummary",
+    "SkippedLine",
+    "UnmatchedFilter",
+    "build_report",
+    "describe_filters",
+    "detect_changes",
+    "event_kind",
+    "make_filters",
+    "parse_time",
+    "print_rich",
+    "render_html",
+    "render_text",
+    "segments_of",
+    "terminal_safe",
+    "write_csv",
+    "write_html",
+    "write_parquet",
+    "write_text_file",
+]

@@ -1,0 +1,141 @@
+"""`build_report`: result files and directories → one `Report`.
+
+Steps: the files (`results.iter_result_files`, recursively), the fast path into table `staged`
+(`probe.report.read_fast`), the files it refused or that hold anything but our records with a
+verdict read again in Python (`probe.report.read_python`), the filter values that match nothing
+(`probe.report.filters`), deduplication into table `rows` (`probe.report.dedup`), then the
+aggregation: per series (one target on one network) the latest status, the share of conclusive
+runs blocked and the most common method (`_SERIES_SQL`), and the change events and gaps
+(`probe.report.changes`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from probe import results
+from probe.report.changes import changes_and_gaps
+from probe.report.dedup import deduplicate
+from probe.report.filters import filter_sql, unmatched_filters
+from probe.report.model import (
+    ChangeRule,
+    Report,
+    ReportFilters,
+    ReportInputError,
+    SeriesSummary,
+    SkippedLine,
+)
+from probe.report.read_fast import STAGED_SCHEMA, load_fast
+from probe.report.read_python import insert_rows, python_rows
+
+
+def _result_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    for raw in paths:
+        if not Path(raw).exists():
+            raise ReportInputError(f"{os.fspath(raw)}: no such file or directory")
+    seen: dict[Path, None] = {}
+    for path in results.iter_result_files([os.fspath(p) for p in paths]):
+        seen.setdefault(path, None)
+    return list(seen)
+
+
+_SERIES_SQL = """
+SELECT service, input, probe_asn, probe_cc,
+       count(*),
+       count(*) FILTER (WHERE status <> 'inconclusive'),
+       count(*) FILTER (WHERE status = 'blocked'),
+       count(*) FILTER (WHERE status = 'blocked' AND confirmed),
+       mode(blocking) FILTER (WHERE status = 'blocked'),
+       min(time), max(time),
+       arg_max(status, time), arg_max_null(blocking, time)
+FROM rows
+GROUP BY service, input, probe_asn, probe_cc
+ORDER BY service, input, probe_asn, probe_cc
+"""
+
+
+@dataclass(slots=True)
+class _Skipped:
+    """Lines the readers could not use: every one counted, the first 1000 kept."""
+
+    lines: list[SkippedLine] = field(default_factory=list)
+    total: int = 0
+
+    def note(self, line: SkippedLine) -> None:
+        self.total += 1
+        if len(self.lines) < 1000:
+            self.lines.append(line)
+
+
+def _read_files(con: duckdb.DuckDBPyConnection, files: list[str]) -> _Skipped:
+    """Every file into table `staged`: the fast path first, then Python for the rest."""
+    con.execute(f"CREATE TABLE staged ({STAGED_SCHEMA})")
+    refused = load_fast(con, files, results.latest_time())
+    # a file with any row that is not our record with a verdict is read again in Python
+    odd = [
+        r[0] for r in con.execute("SELECT DISTINCT source FROM staged WHERE NOT ours").fetchall()
+    ]
+    if odd:
+        con.execute("DELETE FROM staged WHERE list_contains($odd, source)", {"odd": odd})
+    skipped = _Skipped()
+    batch: list[tuple[Any, ...]] = []
+    for path in sorted(set(refused) | set(odd)):
+        for row in python_rows(path, skipped.note):
+            batch.append(row)
+            if len(batch) >= 10000:
+                insert_rows(con, batch)
+                batch = []
+    insert_rows(con, batch)
+    return skipped
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> int:
+    found = (con.execute(sql, params) if params is not None else con.execute(sql)).fetchone()
+    return int(found[0]) if found else 0
+
+
+def build_report(
+    paths: Sequence[str | os.PathLike[str]],
+    filters: ReportFilters | None = None,
+    rule: ChangeRule | None = None,
+) -> Report:
+    """Read result files and directories (recursively) into one report."""
+    filters = filters or ReportFilters()
+    rule = rule or ChangeRule()
+    if rule.confirm_runs < 1:
+        raise ReportInputError("confirm_runs must be at least 1")
+    files = [str(p) for p in _result_files(paths)]
+    con = duckdb.connect()
+    # rows are ordered explicitly where order matters; this lets read_json insert in parallel
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")  # stderr is for our own messages
+    skipped = _read_files(con, files)
+    unmatched = unmatched_filters(con, filters)
+    where, params = filter_sql(filters)
+    conflicts, conflicts_total = deduplicate(con, where, params)
+    staged_found = _count(con, f"SELECT count(*) FROM staged WHERE {where}", params)
+    total_found = _count(con, "SELECT count(*) FROM staged")
+    con.execute("DROP TABLE staged")
+    report = Report(
+        connection=con,
+        filters=filters,
+        rule=rule,
+        files=len(files),
+        records_read=total_found,
+        duplicates=0,
+        skipped=skipped.lines,
+        skipped_total=skipped.total,
+        conflicts=conflicts,
+        conflicts_total=conflicts_total,
+        unmatched=unmatched,
+    )
+    report.duplicates = staged_found - report.rows
+    report.series = [SeriesSummary(*r) for r in con.execute(_SERIES_SQL).fetchall()]
+    report.events, report.gaps = changes_and_gaps(con, rule)
+    return report

@@ -1,0 +1,240 @@
+"""Change detection: per series (one target on one network: ASN and country) in time order,
+accepted changes of state and gaps in data.
+
+Inconclusive runs are ignored (they neither confirm nor break a state). A new status is accepted
+when it is seen in `ChangeRule.confirm_runs` consecutive conclusive runs (default 2), so one odd
+run between agreeing runs is noise; a new blocking method inside an accepted blocking period
+likewise. A time without any conclusive run longer than `ChangeRule.max_gap` (default 24 h) is
+reported as a gap, and a candidate state never spans a gap; if the state after a gap differs from
+the one before, the event is marked `across_gap` (it happened somewhere inside the gap). The first
+accepted state of a series is where it starts, not an event.
+
+DuckDB cuts each series into segments (consecutive conclusive runs in one state, `_SEGMENTS_SQL`);
+`detect_changes` walks the segments of one series.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import duckdb
+
+from probe.report.model import ChangeEvent, ChangeRule, DataGap, Segment
+
+
+def event_kind(old_status: str, new_status: str) -> str:
+    """The name of a change between two conclusive statuses (method changes: both blocked)."""
+    if old_status == "blocked" and new_status == "blocked":
+        return "method_changed"
+    if new_status == "blocked":
+        return "blocking_started"
+    if old_status == "blocked":
+        return "blocking_ended"
+    if new_status == "down":
+        return "outage_started"
+    if old_status == "down":
+        return "outage_ended"
+    return "status_changed"
+
+
+def segments_of(
+    observations: Iterable[tuple[datetime, str, str | None]], max_gap: timedelta
+) -> list[Segment]:
+    """(time, status, blocking) observations of one series → segments (inconclusive dropped)."""
+    found: list[Segment] = []
+    for time, status, blocking in sorted(observations, key=lambda o: o[0]):
+        if status == "inconclusive":
+            continue
+        method = blocking if status == "blocked" else None
+        previous = found[-1] if found else None
+        gap = previous is not None and time - previous.last > max_gap
+        if previous and not gap and (previous.status, previous.blocking) == (status, method):
+            found[-1] = Segment(
+                status, method, previous.runs + 1, previous.first, time, previous.gap_before
+            )
+        else:
+            found.append(Segment(status, method, 1, time, time, gap))
+    return found
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A state seen lately that is not (yet) the accepted one."""
+
+    key: str | None  # the status (status level) or the blocking method (method level)
+    runs: int
+    first: datetime
+    methods: Counter[str | None] = field(default_factory=Counter)
+
+
+Change = tuple[str, str | None, str, str | None, datetime, datetime, bool]
+
+
+@dataclass(slots=True)
+class _Tracker:
+    """Change detection along one series: the accepted state, the candidates, what was found."""
+
+    rule: ChangeRule
+    changes: list[Change] = field(default_factory=list)
+    gaps: list[tuple[datetime, datetime]] = field(default_factory=list)
+    status: str | None = None  # the accepted state
+    method: str | None = None
+    last_in_state: datetime | None = None  # last run in the accepted status
+    last_in_method: datetime | None = None  # last run in the accepted blocking method
+    candidate: _Candidate | None = None
+    method_candidate: _Candidate | None = None
+    previous_last: datetime | None = None
+    across_gap: bool = False  # a gap came after the last run in the accepted state
+
+    def add(self, seg: Segment) -> None:
+        if seg.gap_before and self.previous_last is not None:
+            self.gaps.append((self.previous_last, seg.first))
+            self.candidate = self.method_candidate = None
+            self.across_gap = True
+        self.previous_last = seg.last
+        if seg.status == self.status:
+            self._same_status(seg)
+        else:
+            self._new_status(seg)
+
+    def _same_status(self, seg: Segment) -> None:
+        """A segment in the accepted status: in its method, or a candidate for a new method."""
+        self.candidate = None
+        self.last_in_state = seg.last
+        if self.status != "blocked" or seg.blocking == self.method:
+            self.method_candidate = None
+            self.last_in_method = seg.last
+            self.across_gap = False
+            return
+        candidate = self.method_candidate
+        if candidate is None or candidate.key != seg.blocking:
+            candidate = self.method_candidate = _Candidate(seg.blocking, 0, seg.first)
+        candidate.runs += seg.runs
+        if candidate.runs >= self.rule.confirm_runs and self.last_in_method is not None:
+            self.changes.append(
+                (
+                    "blocked",
+                    self.method,
+                    "blocked",
+                    seg.blocking,
+                    self.last_in_method,
+                    candidate.first,
+                    self.across_gap,
+                )
+            )
+            self.method, self.last_in_method = seg.blocking, seg.last
+            self.method_candidate = None
+            self.across_gap = False
+
+    def _new_status(self, seg: Segment) -> None:
+        """A segment in another status: a candidate, accepted after `confirm_runs` runs."""
+        self.method_candidate = None
+        candidate = self.candidate
+        if candidate is None or candidate.key != seg.status:
+            candidate = self.candidate = _Candidate(seg.status, 0, seg.first)
+        candidate.runs += seg.runs
+        candidate.methods[seg.blocking] += seg.runs
+        if candidate.runs < self.rule.confirm_runs:
+            return
+        # the method of the new state: the one with most runs, ties to the latest seen
+        most = max(candidate.methods.values())
+        new_method = [m for m, n in candidate.methods.items() if n == most][-1]
+        if self.status is not None and self.last_in_state is not None:
+            self.changes.append(
+                (
+                    self.status,
+                    self.method,
+                    seg.status,
+                    new_method,
+                    self.last_in_state,
+                    candidate.first,
+                    self.across_gap,
+                )
+            )
+        self.status, self.method = seg.status, new_method
+        self.last_in_state = self.last_in_method = seg.last
+        self.candidate = None
+        self.across_gap = False
+
+
+def detect_changes(
+    segments: Iterable[Segment], rule: ChangeRule
+) -> tuple[list[Change], list[tuple[datetime, datetime]]]:
+    """Accepted changes and gaps of one series, from its segments in time order.
+
+    Returns (changes, gaps): a change is (old_status, old_blocking, new_status, new_blocking,
+    last_old, first_new, across_gap); a gap is (last_before, first_after). The first accepted
+    state of a series is where it starts, not a change."""
+    tracker = _Tracker(rule)
+    for seg in segments:
+        tracker.add(seg)
+    return tracker.changes, tracker.gaps
+
+
+_SEGMENTS_SQL = """
+WITH conclusive AS (
+    SELECT service, input, probe_asn, probe_cc, time, status,
+           CASE WHEN status = 'blocked' THEN blocking END AS method
+    FROM rows WHERE status <> 'inconclusive'
+), marked AS (
+    SELECT *,
+        time - lag(time) OVER series > $max_gap AS gap_before,
+        lag(status) OVER series IS DISTINCT FROM status
+            OR lag(method) OVER series IS DISTINCT FROM method
+            OR time - lag(time) OVER series > $max_gap AS starts
+    FROM conclusive
+    WINDOW series AS (PARTITION BY input, probe_asn, probe_cc ORDER BY time)
+), numbered AS (
+    SELECT *, sum(starts::INTEGER) OVER (
+        PARTITION BY input, probe_asn, probe_cc ORDER BY time ROWS UNBOUNDED PRECEDING
+    ) AS segment
+    FROM marked
+)
+SELECT service, input, probe_asn, probe_cc, any_value(status), any_value(method), count(*),
+       min(time), max(time), coalesce(bool_or(gap_before), false)
+FROM numbered
+GROUP BY service, input, probe_asn, probe_cc, segment
+ORDER BY input, probe_asn, probe_cc, min(time)
+"""
+
+
+def changes_and_gaps(
+    con: duckdb.DuckDBPyConnection, rule: ChangeRule
+) -> tuple[list[ChangeEvent], list[DataGap]]:
+    events: list[ChangeEvent] = []
+    gaps: list[DataGap] = []
+    found = con.execute(_SEGMENTS_SQL, {"max_gap": rule.max_gap}).fetchall()
+    index = 0
+    while index < len(found):
+        key = found[index][:4]
+        end = index
+        while end < len(found) and found[end][:4] == key:
+            end += 1
+        segments = [Segment(r[4], r[5], r[6], r[7], r[8], r[9]) for r in found[index:end]]
+        index = end
+        service, target, asn, cc = key
+        changes, series_gaps = detect_changes(segments, rule)
+        for old_s, old_m, new_s, new_m, last_old, first_new, across in changes:
+            events.append(
+                ChangeEvent(
+                    event_kind(old_s, new_s),
+                    service,
+                    target,
+                    asn,
+                    cc,
+                    old_s,
+                    old_m,
+                    new_s,
+                    new_m,
+                    last_old,
+                    first_new,
+                    across,
+                )
+            )
+        gaps += [DataGap(service, target, asn, cc, a, b) for a, b in series_gaps]
+    events.sort(key=lambda e: (e.first_new, e.service, e.input, e.probe_asn))
+    gaps.sort(key=lambda g: (g.last_before, g.probe_asn, g.input))
+    return events, gaps

@@ -1,0 +1,127 @@
+"""Reading, the fast path: our own JSON Lines records straight into DuckDB table `staged`.
+
+DuckDB reads each line with `read_ndjson_objects` and projects it with
+`try(json_transform_strict(…))` onto an explicit column list (`RECORD_STRUCTURE`), keeping the
+SHA-256 of the line for deduplication; DuckDB parses in parallel and Python never sees a record.
+A row is `ours` only when it is one of our records with a verdict, a believable time and nothing
+Python's reader would refuse; a file with any other row, and every file DuckDB cannot read (found
+by halving the batch, so clean data costs one DuckDB call), is left to `probe.report.read_python`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import duckdb
+
+from probe import results
+from probe.report.model import ROW_SCHEMA
+
+#: Columns of our records the report uses, as `read_json` column types (bench/bench_report.py's
+#: floor reads them so); the fast path reads the same through RECORD_STRUCTURE.
+RECORD_COLUMNS: dict[str, str] = {
+    "software_name": "VARCHAR",
+    "test_name": "VARCHAR",
+    "input": "VARCHAR",
+    "report_id": "VARCHAR",
+    "measurement_start_time": "VARCHAR",
+    "probe_asn": "VARCHAR",
+    "probe_cc": "VARCHAR",
+    "test_keys": (
+        "STRUCT(target STRUCT(service VARCHAR), "
+        "verdict STRUCT(status VARCHAR, blocking VARCHAR, confirmed BOOLEAN))"
+    ),
+}
+
+#: The same columns as the JSON structure `json_transform_strict` extracts on the fast path
+#: (strict: a missing key, a duplicate key or a value of the wrong type makes it fail, `try` makes
+#: that a NULL, and the file takes the Python path); `test_start_time` is read to be checked.
+RECORD_STRUCTURE = json.dumps(
+    {
+        "software_name": "VARCHAR",
+        "test_name": "VARCHAR",
+        "input": "VARCHAR",
+        "report_id": "VARCHAR",
+        "measurement_start_time": "VARCHAR",
+        "test_start_time": "VARCHAR",
+        "probe_asn": "VARCHAR",
+        "probe_cc": "VARCHAR",
+        "test_keys": {
+            "target": {"service": "VARCHAR"},
+            "verdict": {"status": "VARCHAR", "blocking": "VARCHAR", "confirmed": "BOOLEAN"},
+        },
+    }
+)
+
+#: Staging: the record's fields, whether the row is one of our records with a usable verdict
+#: (`ours`), the SHA-256 of its line as DuckDB read it (fast path), the SHA-256 of its canonical
+#: JSON (`results.content_hash`: the Python path, and fast rows whose identity is in question)
+#: and its line number (Python path).
+STAGED_SCHEMA = f"{ROW_SCHEMA}, ours BOOLEAN, line_hash BLOB, content_hash BLOB, line INTEGER"
+
+#: The fast path: each line of the files as DuckDB's JSON reader sees it, projected onto
+#: RECORD_FIELDS, plus `ours` (a file with any row that is not `ours` takes the Python path): one
+#: of our records with a verdict, a believable time (results.time_problem: 2000 to $latest, in
+#: our format), nothing that might be NaN or Infinity and at most 512 `{` and `[` (DuckDB reads
+#: NaN, Infinity and any nesting; Python refuses them and nesting deeper than ~1,000 levels, so
+#: such a file is left to Python to decide — a string holding the word or the brackets included:
+#: our records hold about 50).
+_FAST_SELECT = """
+SELECT
+    try_strptime(r.measurement_start_time, '%Y-%m-%d %H:%M:%S') AS time,
+    coalesce(r.probe_asn, 'AS0') AS probe_asn,
+    coalesce(r.probe_cc, 'ZZ') AS probe_cc,
+    r.input,
+    coalesce(r.test_keys.target.service, r.test_name) AS service,
+    r.test_keys.verdict.status AS status,
+    r.test_keys.verdict.blocking AS blocking,
+    coalesce(r.test_keys.verdict.confirmed, false) AS confirmed,
+    r.report_id,
+    filename AS source,
+    (r IS NOT NULL AND r.software_name IS NOT DISTINCT FROM 'probe'
+     AND r.test_keys.verdict.status IN ('ok', 'blocked', 'down', 'inconclusive')
+     AND time IS NOT NULL AND r.input IS NOT NULL
+     AND r.report_id IS NOT NULL AND r.report_id <> ''
+     AND service IS NOT NULL
+     AND time BETWEEN $earliest AND $latest
+     AND (r.test_start_time IS NULL OR coalesce(
+         try_strptime(r.test_start_time, '%Y-%m-%d %H:%M:%S') BETWEEN $earliest AND $latest,
+         false))
+     AND NOT contains(json, 'NaN') AND NOT contains(json, 'Infinity')
+     AND length(json) - length(replace(replace(json, '{', ''), '[', '')) <= 512) AS ours,
+    unhex(sha256(json)) AS line_hash,
+    NULL::BLOB AS content_hash,
+    NULL::INTEGER AS line
+FROM (
+    SELECT try(json_transform_strict(json, $structure)) AS r, json, filename
+    FROM read_ndjson_objects($files, filename = true)
+)
+"""
+
+
+def load_fast(con: duckdb.DuckDBPyConnection, files: list[str], latest: datetime) -> list[str]:
+    """Insert every file DuckDB reads as JSON Lines into `staged`; return the files it refused.
+
+    One call for clean data; on an error the batch is halved until the bad files are isolated."""
+    refused: list[str] = []
+    pending = [files] if files else []
+    while pending:
+        batch = pending.pop()
+        try:
+            con.execute(
+                f"INSERT INTO staged {_FAST_SELECT}",
+                {
+                    "files": batch,
+                    "structure": RECORD_STRUCTURE,
+                    "earliest": results.EARLIEST_TIME,
+                    "latest": latest,
+                },
+            )
+        except duckdb.Error:
+            if len(batch) == 1:
+                refused.append(batch[0])
+            else:
+                middle = len(batch) // 2
+                pending += [batch[middle:], batch[:middle]]
+    return refused
