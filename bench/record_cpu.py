@@ -42,7 +42,13 @@ WORKER = r"""
 import json, sys, time
 from probe import analysis
 from probe.observations import Observations, DNSQuery
-from probe.scrub import Scrubber
+import importlib
+for module in ("probe.vantage.scrub", "probe" + ".scrub"):  # this layout, or an older tree's
+    try:
+        Scrubber = importlib.import_module(module).Scrubber
+        break
+    except ImportError:
+        continue
 
 records = [json.loads(line) for line in open(sys.argv[1])]
 repeat = int(sys.argv[2])
