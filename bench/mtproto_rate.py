@@ -4,7 +4,8 @@ socket floor.
 The fake DC (tests/servers/fake_dc.py, mode `ok`) runs in its own process inside a private
 network namespace. This process then runs, per transport and alternately:
 
-- probe: `probe.tcp.tcp_connect` + `probe.mtproto.mtproto_handshake` + close — exactly the steps
+- probe: `probe.steps.tcp.tcp_connect` + `probe.steps.mtproto.mtproto_handshake` + close —
+  exactly the steps
   a `mtproto` flow runs, with their observations and events;
 - floor: a raw asyncio socket client sending a hand-built `req_pq_multi` in the same framing
   (AES-256-CTR from `cryptography` for obfuscated2), reading the framed reply and checking that
@@ -35,9 +36,9 @@ from typing import Any
 import benchlib
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from probe import mtproto
 from probe.observations import Trace
-from probe.tcp import tcp_connect
+from probe.steps import mtproto
+from probe.steps.tcp import tcp_connect
 
 TIMEOUT = 5.0
 FORBIDDEN_PREFIXES = (

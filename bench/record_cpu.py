@@ -43,7 +43,7 @@ import json, sys, time
 from probe import analysis
 from probe.observations import Observations, DNSQuery
 import importlib
-for module in ("probe.vantage.scrub", "probe" + ".scrub"):  # this layout, or an older tree's
+for module in ("probe.vantage.facts.scrub", "probe" + ".scrub"):  # this layout, or an older tree's
     try:
         Scrubber = importlib.import_module(module).Scrubber
         break

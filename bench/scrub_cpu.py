@@ -10,7 +10,8 @@ and no root is needed.
 
 The older scrubber is `probe/scrub.py` as of a git revision (`--old`, default HEAD, or the last
 revision that had the single-file module), written to a temporary file and imported beside this
-tree's `probe.scrub`. Both scrub every record in two modes, alternately, `--repeat` times after
+tree's `probe.vantage.scrub`. Both scrub every record in two modes, alternately, `--repeat` times
+after
 a warm-up pass:
 
 * address known: an own IPv4 address, an own IPv6 address and its /64 learned (nothing of them
@@ -205,7 +206,7 @@ def main() -> None:
                 out.writelines(json.dumps(r) + "\n" for r in records)
     print(benchlib.describe_machine())
 
-    from probe import scrub as new
+    from probe.vantage import scrub as new
 
     old, old_rev = old_module(args.old)
     kinds: dict[str, int] = {}

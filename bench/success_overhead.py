@@ -23,7 +23,7 @@ from typing import Any
 
 import benchlib
 
-from probe.measure import DEFAULT_CONCURRENCY
+from probe.round.measure import DEFAULT_CONCURRENCY
 
 SMALL = 20
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import benchlib
 
-from probe.measure import DEFAULT_CONCURRENCY as PROBE_DEFAULT_CONCURRENCY
+from probe.round.measure import DEFAULT_CONCURRENCY as PROBE_DEFAULT_CONCURRENCY
 
 CLIENT_ADDRESS = "198.18.254.1/30"
 ROUTER_ADDRESS = "198.18.254.2/30"

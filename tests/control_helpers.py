@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from probe.control import ControlServerConfig, start_server
-from probe.measure import MeasureConfig
+from probe.round.measure import MeasureConfig
 
 
 @contextlib.asynccontextmanager

@@ -1,9 +1,9 @@
 """A deliberately simple second implementation of obfuscated2, used only by the tests.
 
 It follows the protocol text (FACTS.md §2, Telegram's "Transport obfuscation" page) step by step
-and shares no code with `probe.mtproto`: AES-256-CTR is built here from the AES block function
+and shares no code with `probe.steps.mtproto`: AES-256-CTR is built here from the AES block function
 (`cryptography`'s AES in ECB mode, one 16-byte block at a time) and a hand-rolled 128-bit
-big-endian counter, so a mistake in how probe.mtproto drives the library's CTR mode (wrong IV,
+big-endian counter, so a mistake in how probe.steps.mtproto drives the library's CTR mode (wrong IV,
 wrong direction, keystream not continued after the header) shows up as different bytes.
 """
 
@@ -90,7 +90,7 @@ def reference_server_reply(random_header: bytes, tag: bytes, reply_packet: bytes
 # --- Telegram's RSA keys and their fingerprints ---------------------------------------------
 #
 # The public keys built into official clients, copied here from their sources (public keys, not
-# secrets) so that the fingerprints in probe.mtproto can be checked by recomputing them:
+# secrets) so that the fingerprints in probe.steps.mtproto can be checked by recomputing them:
 # - TDLib, td/telegram/net/PublicRsaKeySharedMain.cpp (github.com/tdlib/td): the production key
 #   and the test-DC key;
 # - Telegram Desktop, Telegram/SourceFiles/mtproto/mtproto_dc_options.cpp, kPublicRSAKeys at

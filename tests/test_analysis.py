@@ -16,7 +16,7 @@ import pytest
 
 from probe import failures as F
 from probe.analysis import analyze, http_differences
-from probe.fingerprints import default_db
+from probe.analysis.fingerprints import default_db
 from probe.observations import (
     DNSAnswer,
     DNSQuery,
@@ -1581,7 +1581,7 @@ def test_fingerprint_names_in_the_verdict() -> None:
 
 def test_extra_fingerprints_change_the_verdict(tmp_path) -> None:
     """A user's own fingerprint file turns an unknown page into a confirmed blockpage."""
-    from probe.fingerprints import FingerprintDB
+    from probe.analysis.fingerprints import FingerprintDB
 
     extra = tmp_path / "mine.csv"
     extra.write_text(
@@ -1661,7 +1661,7 @@ def test_a_connect_only_success_stays_visible_but_does_not_make_ok() -> None:
 def test_a_confirmed_loopback_fingerprint_does_not_confirm_a_loopback_answer(tmp_path) -> None:
     """A status host that publishes 127.0.0.1 on purpose, and a national fingerprint row for
     127.0.0.1: loopback is too common to identify a censor."""
-    from probe.fingerprints import FingerprintDB
+    from probe.analysis.fingerprints import FingerprintDB
 
     extra = tmp_path / "loopback.csv"
     extra.write_text(

@@ -12,14 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probe.citizenlab import (
+from probe.cli import main
+from probe.targets import load_lists, parse_list_text
+from probe.targets.citizenlab import (
     HEADER,
     citizenlab_target_id,
     convert_citizenlab_text,
     normalized_url,
 )
-from probe.cli import main
-from probe.targets import load_lists, parse_list_text
 
 SAMPLE = Path(__file__).parent / "data" / "targets" / "citizenlab-sample.csv"
 HEADER_LINE = ",".join(HEADER) + "\n"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from probe import schedule
 from probe.cli import cli, config
+from probe.round import schedule
 
 
 def write(path: Path, text: str) -> Path:

@@ -9,8 +9,9 @@ import socket
 import aiohttp
 import pytest
 
-from probe import dns, failures
+from probe import failures
 from probe.control import ControlClient, target_from_request
+from probe.steps import dns
 from probe.targets import Target
 from tests.control_helpers import running_control
 from tests.servers.http_server import HTTPTestServer

@@ -29,13 +29,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from probe import dns, failures, tls
+from probe import failures
 from probe.control import (
     MAX_CA_CERTIFICATES,
     MAX_CA_PEMS_PER_REQUEST,
     MAX_REPLY_BYTES_PER_TARGET,
     ControlClient,
 )
+from probe.steps import dns, tls
 from probe.targets import Target
 from tests.control_helpers import running_control
 from tests.servers.certs import make_pki
@@ -442,7 +443,7 @@ SERVE_SCRIPT = """
 import ipaddress, resource, sys
 resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[2]), int(sys.argv[2])))
 from probe.control import ControlServerConfig, serve
-from probe.measure import MeasureConfig
+from probe.round.measure import MeasureConfig
 config = ControlServerConfig(
     measure=MeasureConfig(timeout=1.0), header_timeout=1.0, body_timeout=1.0, request_timeout=2.0
 )

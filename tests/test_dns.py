@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from probe import failures
-from probe.dns import (
+from probe.observations import DNSQuery, Trace
+from probe.steps.dns import (
     GetaddrinfoPool,
     Resolver,
     parse_resolver,
@@ -32,8 +33,7 @@ from probe.dns import (
     resolve_tcp,
     resolve_udp,
 )
-from probe.observations import DNSQuery, Trace
-from probe.tcp import ByteCounter
+from probe.steps.tcp import ByteCounter
 from tests.servers.dns_server import DNSServer, DoHServer, Rule
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,6 +1,7 @@
 """The queries the UDP/TCP/DoH steps send are exactly dnspython's make_query with EDNS0.
 
-`probe.dns._make_query` shares one OPT record between queries and converts a host name once for
+`probe.steps.dns._make_query` shares one OPT record between queries and converts a host name once
+for
 its A and AAAA queries (both for speed); nothing on the wire may differ from building each query
 from scratch."""
 
@@ -9,8 +10,8 @@ from __future__ import annotations
 import dns.message
 import pytest
 
-from probe import dns as probe_dns
 from probe import failures
+from probe.steps import dns as probe_dns
 
 
 @pytest.mark.parametrize(

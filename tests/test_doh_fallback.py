@@ -8,11 +8,11 @@ import datetime
 import json
 from pathlib import Path
 
-from probe import dns
-from probe.doh_fallback import doh_control
-from probe.measure import MeasureConfig, RunState
 from probe.observations import DNSAnswer, DNSQuery, Observations
-from probe.runner import Round, RoundOptions
+from probe.round.doh_fallback import doh_control
+from probe.round.measure import MeasureConfig, RunState
+from probe.round.runner import Round, RoundOptions
+from probe.steps import dns
 from probe.targets import Target, TargetList
 from tests.servers.dns_server import DNSServer, DoHServer, Rule
 

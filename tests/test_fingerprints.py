@@ -9,8 +9,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probe.cli import cli
-from probe.fingerprints import (
+from probe.analysis.fingerprints import (
     HEADER,
     REGEX_INPUT_LIMIT,
     Fingerprint,
@@ -21,6 +20,7 @@ from probe.fingerprints import (
     regex_literal_prefix,
     required_word,
 )
+from probe.cli import cli
 from probe.observations import HTTPTransaction
 
 CSV_HEADER = ",".join(HEADER) + "\n"

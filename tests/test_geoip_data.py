@@ -23,8 +23,8 @@ from typing import Any
 import maxminddb
 import pytest
 
-from probe import geoip
-from probe.geoip import (
+from probe.vantage import geoip
+from probe.vantage.geoip import (
     SHIPPED_DIR,
     GeoIP,
     UpdateError,

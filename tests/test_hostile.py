@@ -56,13 +56,14 @@ from cryptography.x509.oid import NameOID
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from probe import dns as probe_dns
-from probe import failures, mtproto, tcp, tls
-from probe.measure import MeasureConfig, RunState, measure_target
+from probe import failures
 from probe.observations import Trace
-from probe.runner import Round, RoundOptions
+from probe.round.measure import MeasureConfig, RunState, measure_target
+from probe.round.runner import Round, RoundOptions
+from probe.steps import dns as probe_dns
+from probe.steps import mtproto, tcp, tls
 from probe.targets import Target, load_lists
-from probe.vantage import Scrubber
+from probe.vantage.facts import Scrubber
 from tests.control_helpers import running_control
 from tests.loopback_world import (
     GUARD_MARK,
@@ -673,7 +674,7 @@ async def test_run_contract_against_a_hostile_world(tmp_path: Path) -> None:
     # targets, the resolver's identity, the servers that tell the probe its public address).
     from urllib.parse import urlsplit
 
-    from probe import publicip
+    from probe.vantage import publicip
 
     needed = {"whoami.akamai.net", *(host for host, _ in publicip.DEFAULT_STUN_SERVERS)}
     needed |= {urlsplit(url).hostname for url in publicip.DEFAULT_ECHO_URLS}
@@ -1603,7 +1604,7 @@ TEST_KEY_NAMES = st.sampled_from(
 @given(test_keys=st.dictionaries(TEST_KEY_NAMES, JSON_VALUE, max_size=5))
 def test_analysis_never_raises_on_a_stored_record(test_keys: dict[str, Any]) -> None:
     from probe.analysis import analyze
-    from probe.ooni import records_from_measurement
+    from probe.report.ooni import records_from_measurement
 
     for record in records_from_measurement(_measurement(**test_keys)):
         analyze(record)

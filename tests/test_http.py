@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from probe import failures
-from probe.http import (
+from probe.observations import HTTPTransaction, Trace
+from probe.steps.http import (
     _BodyReader,
     check_redirect,
     extract_title,
@@ -31,9 +32,8 @@ from probe.http import (
     refuse_private_hop,
     resolve_location,
 )
-from probe.observations import HTTPTransaction, Trace
-from probe.tcp import tcp_connect
-from probe.tls import client_context, tls_handshake
+from probe.steps.tcp import tcp_connect
+from probe.steps.tls import client_context, tls_handshake
 from tests.servers.certs import make_pki
 from tests.servers.http_server import (
     BLOCKPAGE_HTML,

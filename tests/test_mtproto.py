@@ -18,11 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probe import dns, failures, mtproto
-from probe.measure import MeasureConfig, RunState, measure_target
+from probe import failures
 from probe.observations import MTProtoHandshake, Trace
+from probe.round.measure import MeasureConfig, RunState, measure_target
+from probe.steps import dns, mtproto
+from probe.steps.tcp import tcp_connect
 from probe.targets import Target
-from probe.tcp import tcp_connect
 from tests.lab import servers as lab_servers
 from tests.mtproto_reference import (
     TELEGRAM_PUBLIC_KEYS,
@@ -428,7 +429,7 @@ def test_parser_recognises_telegrams_rsa_keys() -> None:
 
 
 def test_known_fingerprints_are_those_of_the_official_clients_keys() -> None:
-    """Each fingerprint in probe.mtproto is recomputed from the PEM key it stands for."""
+    """Each fingerprint in probe.steps.mtproto is recomputed from the PEM key it stands for."""
     computed = {reference_fingerprint(pem) for pem in TELEGRAM_PUBLIC_KEYS.values()}
     assert set(mtproto.KNOWN_KEY_FINGERPRINTS) == computed
     assert reference_fingerprint(TELEGRAM_PUBLIC_KEYS["tdlib-production"]) == FINGERPRINT_HEX
@@ -978,7 +979,7 @@ async def test_lab_dc_answers_the_probes_own_handshake(transport: str) -> None:
     assert mtproto.known_key(observation.server_public_key_fingerprints)
 
 
-# --- the per-target flow (probe.measure) and `probe run` ------------------------------------
+# --- the per-target flow (probe.round.measure) and `probe run` ------------------------------------
 
 
 def _mtproto_target(ports: tuple[int, ...], transports: tuple[str, ...]) -> Target:

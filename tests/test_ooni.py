@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from probe.analysis import analyze
 from probe.cli import cli, main
-from probe.ooni import is_measurement, records_from_measurement
+from probe.report.ooni import is_measurement, records_from_measurement
 
 DATA = Path(__file__).parent / "data" / "ooni"
 SPEC = sorted((DATA / "spec_examples").glob("*.json"))

@@ -1,4 +1,4 @@
-"""Public-address discovery (`probe.publicip`) against real STUN, HTTPS and DNS servers on
+"""Public-address discovery (`probe.vantage.publicip`) against real STUN, HTTPS and DNS servers on
 loopback: every hostile answer is a failure string within the deadline, the majority rule per
 family, private answers refused unless allowed, and no observation ever holds the address.
 
@@ -25,9 +25,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probe import failures, publicip
-from probe.dns import Resolver
-from probe.publicip import (
+from probe import failures
+from probe.steps.dns import Resolver
+from probe.steps.tcp import ByteCounter
+from probe.vantage import publicip
+from probe.vantage.publicip import (
     HTTPS_ECHO,
     STUN,
     Discovery,
@@ -43,7 +45,6 @@ from probe.publicip import (
     parse_stun_reply,
     stun_binding,
 )
-from probe.tcp import ByteCounter
 from tests.servers.certs import make_pki
 from tests.servers.dns_server import DNSServer, Rule
 from tests.servers.http_server import HTTPTestServer

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from probe import dns
-from probe.measure import (
+from probe.observations import Trace
+from probe.round.measure import (
     DEFAULT_BODY_CAP,
     MAX_BOUNDED_RECEIVE_BUFFER,
     MIN_RECEIVE_BUFFER,
@@ -21,9 +21,9 @@ from probe.measure import (
     http_receive_buffer,
     measure_target,
 )
-from probe.observations import Trace
+from probe.steps import dns
+from probe.steps.tcp import tcp_connect
 from probe.targets import Target
-from probe.tcp import tcp_connect
 from tests.servers.tcp_server import TCPBehaviour, TCPServer
 
 TIMEOUT = 2.0

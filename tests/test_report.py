@@ -289,7 +289,7 @@ def test_duplicates_are_dropped_across_files_and_paths(tmp_path: Path) -> None:
 
 
 def test_ooni_measurements_and_our_records_make_one_report(tmp_path: Path) -> None:
-    pytest.importorskip("probe.ooni", reason="probe/ooni.py converts OONI measurements")
+    pytest.importorskip("probe.report.ooni", reason="probe/report/ooni/ converts OONI measurements")
     synthetic.generate(tmp_path / "ours", vantages=2, days=2, seed=3, gaps_per_vantage=0)
     for sample in DATA.glob("*.json"):
         shutil.copy(sample, tmp_path / sample.name)
@@ -321,7 +321,7 @@ def test_ooni_measurements_and_our_records_make_one_report(tmp_path: Path) -> No
 
 
 def test_python_path_reads_our_records_in_a_pretty_printed_file(tmp_path: Path) -> None:
-    # works without probe.ooni: our own records that DuckDB cannot read as JSON Lines
+    # works without probe.report.ooni: our own records that DuckDB cannot read as JSON Lines
     records = [
         _record("telegram/dc1", "2024-03-01 00:00:00", "blocked", "tcp"),
         _record("telegram/dc1", "2024-03-01 01:00:00", "blocked", "tcp"),
@@ -660,7 +660,7 @@ OONI_DATA = Path(__file__).parent / "data" / "ooni"
 def test_ooni_measurements_with_an_empty_report_id_are_read(tmp_path: Path) -> None:
     """OONI's simulated-censorship measurements have report_id "": `probe analyze` reads them,
     so `probe report` must too (with an id derived from the measurement's content)."""
-    pytest.importorskip("probe.ooni", reason="probe/ooni.py converts OONI measurements")
+    pytest.importorskip("probe.report.ooni", reason="probe/report/ooni/ converts OONI measurements")
     for case in ("dnsBlockingBOGON", "successWithHTTP"):
         shutil.copy(OONI_DATA / "netem_qa" / case / "measurement.json", tmp_path / f"{case}.json")
     # the same measurement again as JSON Lines: the same derived id, so a duplicate

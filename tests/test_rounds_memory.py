@@ -9,9 +9,9 @@ import gc
 import os
 from pathlib import Path
 
-from probe.measure import MeasureConfig
-from probe.runner import RoundOptions, RoundResult
-from probe.schedule.rounds import run_rounds
+from probe.round.measure import MeasureConfig
+from probe.round.runner import RoundOptions, RoundResult
+from probe.round.schedule.rounds import run_rounds
 from probe.targets import Target, TargetList
 
 ROUNDS = 300

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from probe import resources
+from probe.round import resources
 
 
 @pytest.fixture

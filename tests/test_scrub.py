@@ -1,4 +1,4 @@
-"""The volunteer's address never reaches a record: probe/scrub.py.
+"""The volunteer's address never reaches a record: probe/vantage/scrub.py.
 
 Own addresses in these tests are documentation addresses (accepted by default, see
 `scrub.DOCUMENTATION_NETS`) and, where "public" matters, addresses of ordinary ISP ranges. No
@@ -20,7 +20,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from probe import scrub
 from probe.failures import SCRUBBED
 from probe.observations import (
     DNSAnswer,
@@ -32,7 +31,9 @@ from probe.observations import (
     TCPConnect,
     TLSHandshake,
 )
-from probe.scrub import (
+from probe.vantage import scrub
+from probe.vantage.facts import Scrubber as ReexportedScrubber
+from probe.vantage.scrub import (
     LAB_NETS,
     MODE_KNOWN,
     MODE_UNKNOWN,
@@ -41,7 +42,6 @@ from probe.scrub import (
     measured_addresses,
     safe_resolver_ip,
 )
-from probe.vantage import Scrubber as ReexportedScrubber
 
 OWN4 = "203.0.113.7"
 OWN6 = "2001:db8::5"

@@ -11,7 +11,7 @@ import pytest
 
 from probe import failures as F
 from probe.analysis import analyze, judge_service
-from probe.service import (
+from probe.analysis.service_rules import (
     EndpointFact,
     TargetVerdict,
     local_evidence,

@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives import hashes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probe.citizenlab import toml_string
 from probe.cli import main
 from probe.targets import (
     CHECKS,
@@ -38,6 +37,7 @@ from probe.targets import (
     url_problem,
     validate_paths,
 )
+from probe.targets.citizenlab import toml_string
 
 REPO = Path(__file__).resolve().parent.parent
 HEAD = '[list]\nname = "t"\nupdated = 2026-11-28\n'
@@ -784,12 +784,12 @@ def test_lists_ship_in_the_wheel_and_load_from_it(tmp_path: Path) -> None:
         assert not missing, f"packages missing from the wheel (pyproject.toml): {missing}"
         archive.extractall(tmp_path / "installed")
     script = (
-        "import probe.cli, probe.runner, probe.control, probe.report;"
+        "import probe.cli, probe.round.runner, probe.control, probe.report;"
         "import json, probe, probe.targets as t; r = t.load_lists(t.bundled_list_paths());"
         "print(json.dumps({'module': probe.__file__, 'dir': str(t.bundled_list_dir()),"
         " 'problems': r.problems, 'ids': [x.id for x in r.targets],"
         " 'ca': sorted({x.ca for x in r.targets if x.ca})}));"
-        "import probe.geoip as g; d = g.resolve_databases(); geo = g.GeoIP(d.paths);"
+        "import probe.vantage.geoip as g; d = g.resolve_databases(); geo = g.GeoIP(d.paths);"
         "print(json.dumps({'geoip': d.paths, 'origin': d.origin,"
         " 'asn': geo.lookup('1.1.1.1').asn}))"
     )

@@ -1,4 +1,4 @@
-"""The TCP step (`probe.tcp.tcp_connect`) and `SocketStream` against real loopback servers."""
+"""The TCP step (`probe.steps.tcp.tcp_connect`) and `SocketStream` against real loopback servers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from probe import failures
 from probe.observations import TCPConnect, Trace
-from probe.tcp import ByteCounter, SocketStream, tcp_connect
+from probe.steps.tcp import ByteCounter, SocketStream, tcp_connect
 from tests.servers.tcp_server import (
     GARBAGE,
     TCPBehaviour,

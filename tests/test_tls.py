@@ -1,4 +1,4 @@
-"""The TLS step (`probe.tls.tls_handshake`), `TLSStream` and `client_context`, against real
+"""The TLS step (`probe.steps.tls.tls_handshake`), `TLSStream` and `client_context`, against real
 loopback TLS servers serving trustme certificates, well-behaved and misbehaving."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from cryptography import x509
 
 from probe import failures
 from probe.observations import TLSHandshake, Trace
-from probe.tcp import ByteCounter, tcp_connect
-from probe.tls import TLSHandshakeResult, TLSStream, client_context, tls_handshake
+from probe.steps.tcp import ByteCounter, tcp_connect
+from probe.steps.tls import TLSHandshakeResult, TLSStream, client_context, tls_handshake
 from tests.servers.certs import TestPKI, pki, pki_ca_file  # noqa: F401 (fixtures)
 from tests.servers.tls_server import TLSBehaviour, TLSServer, echo_app, send_then_close
 from tests.test_tcp import CONTROL_SOURCE, PROBE_SOURCE, ipv6_loopback_available

@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from probe import dns
-from probe.geoip import GeoIP, GeoIPError
-from probe.measure import MeasureConfig
 from probe.observations import DNSAnswer, DNSQuery
-from probe.runner import Round, RoundOptions
+from probe.round.measure import MeasureConfig
+from probe.round.runner import Round, RoundOptions
+from probe.steps import dns
 from probe.targets import Target, TargetList
-from probe.vantage import (
+from probe.vantage.facts import (
     Scrubber,
     default_route_interfaces,
     is_tunnel_interface,
     local_global_ipv6_addresses,
 )
+from probe.vantage.geoip import GeoIP, GeoIPError
 from tests.control_helpers import running_control
 from tests.geoip_helpers import write_asn_country_db
 from tests.servers.http_server import HTTPTestServer

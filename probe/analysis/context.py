@@ -9,6 +9,7 @@ from typing import Any
 from probe.addresses import is_ipv6
 from probe.analysis.case import Case, TargetFacts
 from probe.analysis.common import is_interrupted, norm_ip
+from probe.analysis.fingerprints import FingerprintDB
 from probe.analysis.flows import ControlView, Flow
 from probe.analysis.vocabulary import (
     BLOCKED,
@@ -20,7 +21,6 @@ from probe.analysis.vocabulary import (
     Blocking,
     EndpointOutcome,
 )
-from probe.fingerprints import FingerprintDB
 from probe.observations import DNSQuery, Observations
 
 

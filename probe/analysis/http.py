@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from probe import failures
 from probe.analysis.common import body_length, name_list, title_of, url_endpoint
 from probe.analysis.context import Context, fail_outcome, no_control_phrase
+from probe.analysis.fingerprints import Match
 from probe.analysis.flows import Flow, chains_of
 from probe.analysis.vocabulary import (
     BLOCKED,
@@ -26,7 +27,6 @@ from probe.analysis.vocabulary import (
     TITLE_WORD_MIN,
     EndpointOutcome,
 )
-from probe.fingerprints import Match
 from probe.observations import HTTPTransaction
 from probe.observations.http import REDIRECT_CODES
 

@@ -9,10 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe.analysis.case import Case
+from probe.analysis.fingerprints import FingerprintDB
+from probe.analysis.service_rules import (
+    EndpointFact,
+    TargetVerdict,
+    service_facts,
+    usable_and_interfered,
+)
 from probe.analysis.target import analyze, judge
 from probe.analysis.vocabulary import INCONCLUSIVE, Analysis
-from probe.fingerprints import FingerprintDB
-from probe.service import EndpointFact, TargetVerdict, service_facts, usable_and_interfered
 
 
 @dataclass(slots=True)

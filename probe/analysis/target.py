@@ -13,8 +13,10 @@ from probe.analysis.common import name_list, sentence
 from probe.analysis.context import Context, context_of
 from probe.analysis.dns import DNSResult, judge_dns
 from probe.analysis.endpoint import judge_flow
+from probe.analysis.fingerprints import FingerprintDB, default_db
 from probe.analysis.flows import flows_of
 from probe.analysis.mtproto import transport_note
+from probe.analysis.service_rules import local_evidence
 from probe.analysis.vocabulary import (
     BLOCKED,
     CONNECTING_CHECKS,
@@ -33,8 +35,6 @@ from probe.analysis.vocabulary import (
     Status,
     Verdict,
 )
-from probe.fingerprints import FingerprintDB, default_db
-from probe.service import local_evidence
 
 # --- the target -----------------------------------------------------------------------------
 

@@ -70,7 +70,7 @@ def parse_resolver(text: str | None) -> tuple[str, int] | None:
     """`--resolver IP[:PORT]` (of `probe run` or `control serve`) as (ip, port)."""
     if text is None:
         return None
-    from probe.dns import parse_resolver as parse
+    from probe.steps.dns import parse_resolver as parse
 
     try:
         return parse(text)
@@ -80,7 +80,7 @@ def parse_resolver(text: str | None) -> tuple[str, int] | None:
 
 def check_ca_files(paths: tuple[str, ...]) -> None:
     """`--ca-file`: every file is a regular file that loads as PEM roots."""
-    from probe.tls import client_context
+    from probe.steps.tls import client_context
 
     refuse_special_files(paths, "a CA file")
     try:

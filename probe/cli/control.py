@@ -56,7 +56,7 @@ def control_serve(
 ) -> int:
     """Serve POST /v1/measure and GET /v1/health."""
     from probe import control
-    from probe.measure import MeasureConfig
+    from probe.round.measure import MeasureConfig
 
     networks = _allowed_networks(allow_nets)
     if not 1 <= port <= 65535:

@@ -1,4 +1,4 @@
-"""`probe geoip show|update` (probe/geoip/), and the GeoIP databases `probe run` and
+"""`probe geoip show|update` (probe/vantage/geoip/), and the GeoIP databases `probe run` and
 `probe control serve` use."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import click
 from probe.cli.common import EXIT_OK, BadInput, option_error, refuse_special_files
 
 if TYPE_CHECKING:
-    from probe.geoip import Databases
+    from probe.vantage.geoip import Databases
 
 
 def geoip_databases(explicit: tuple[str, ...]) -> Databases:
     """The databases `probe run` / `control serve` use (explicit > updated > shipped); an
     explicit file that does not open is bad input, an unusable updated one a warning."""
-    from probe.geoip import GeoIP, GeoIPError, resolve_databases
+    from probe.vantage.geoip import GeoIP, GeoIPError, resolve_databases
 
     refuse_special_files(explicit, "a GeoIP database")
     for path in explicit:
@@ -63,7 +63,7 @@ def geoip_group() -> None:
 @click.pass_context
 def geoip_show(ctx: click.Context, geoip_dbs: tuple[str, ...]) -> int:
     """Print the databases `probe run` uses, their data dates and where updates go."""
-    from probe.geoip import GeoIPError, database_info, user_geoip_dir
+    from probe.vantage.geoip import GeoIPError, database_info, user_geoip_dir
 
     if not geoip_dbs:  # what `probe run` would get from the config file
         geoip_dbs = tuple((ctx.find_root().default_map or {}).get("run", {}).get("geoip_dbs", ()))
@@ -124,7 +124,7 @@ def geoip_update(urls: tuple[str, ...], directory: str | None, timeout: float, m
     """
     from pathlib import Path
 
-    from probe import geoip
+    from probe.vantage import geoip
 
     _check_update_options(urls, timeout, max_mb)
     requests: list[tuple[str | None, list[str]]]
@@ -157,7 +157,7 @@ def geoip_update(urls: tuple[str, ...], directory: str | None, timeout: float, m
 
 def _check_update_options(urls: tuple[str, ...], timeout: float, max_mb: int) -> None:
     """`probe geoip update`'s options, checked before anything is downloaded."""
-    from probe import geoip
+    from probe.vantage import geoip
 
     for url in urls:
         problem = geoip.check_url(url)

@@ -1,4 +1,5 @@
-"""`probe analyze` (probe/ooni/, probe/fingerprints/, probe/analysis/) and `probe report`
+"""`probe analyze` (probe/report/ooni/, probe/analysis/fingerprints/, probe/analysis/) and
+`probe report`
 (probe/report/): verdicts recomputed from stored records, and timelines over many runs."""
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ def analyze_command(
     plain or .gz). Files that hold no measurement are noted on stderr and skipped."""
     import json
 
-    from probe.fingerprints import FingerprintDB, default_db
-    from probe.ooni import AnalyzeNote, analyze_paths
+    from probe.analysis.fingerprints import FingerprintDB, default_db
+    from probe.report.ooni import AnalyzeNote, analyze_paths
 
     try:
         db = FingerprintDB.load(fingerprint_files) if fingerprint_files else default_db()

@@ -1,5 +1,5 @@
 """`probe run`: check every option (bad input is exit 2, before anything is measured), load
-the target lists, and hand the round to probe/console.py (progress, summary, signals)."""
+the target lists, and hand the round to probe/cli/console.py (progress, summary, signals)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from probe.cli.common import (
 from probe.cli.geoip import geoip_databases
 
 if TYPE_CHECKING:
-    from probe.measure import MeasureConfig
+    from probe.round.measure import MeasureConfig
     from probe.targets import Target, TargetList
 
 
@@ -100,9 +100,9 @@ def run_command(
     own_nets: tuple[str, ...],
 ) -> int:
     """Measure every target once (or on a schedule) and write one record per target."""
-    from probe import dns
-    from probe.console import run_and_report
-    from probe.runner import RoundOptions
+    from probe.cli.console import run_and_report
+    from probe.round.runner import RoundOptions
+    from probe.steps import dns
 
     # The checks run in this order, so that of several bad options the same one is named.
     period = _check_limits(timeout, concurrency, count, body_cap, every)
@@ -133,7 +133,7 @@ def _check_limits(
     timeout: float, concurrency: int | None, count: int | None, body_cap: int, every: str | None
 ) -> float | None:
     """The numeric options and the schedule; the period of `--every` in seconds (or None)."""
-    from probe.schedule import parse_duration
+    from probe.round.schedule import parse_duration
 
     if not timeout > 0 or timeout > 600:
         raise option_error("timeout", timeout, "must be more than 0 and at most 600 seconds")
@@ -161,7 +161,7 @@ def _measure_config(
     source_address: str | None,
 ) -> MeasureConfig:
     """The flows' configuration, after checking `--resolver` and `--ca-file`."""
-    from probe.measure import DEFAULT_CONCURRENCY, MeasureConfig
+    from probe.round.measure import DEFAULT_CONCURRENCY, MeasureConfig
 
     server = parse_resolver(resolver)
     check_ca_files(ca_files)

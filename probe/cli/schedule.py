@@ -1,4 +1,4 @@
-"""`probe schedule install|remove` (probe/schedule/): a systemd user timer or a cron line."""
+"""`probe schedule install|remove` (probe/round/schedule/): a systemd user timer or a cron line."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def schedule_install(every: str, run_args: tuple[str, ...]) -> int:
     """Install a timer running `probe run RUN_ARGS...` every DURATION."""
     from pathlib import Path
 
-    from probe import schedule
+    from probe.round import schedule
 
     try:
         seconds = schedule.parse_duration(every)
@@ -35,7 +35,7 @@ def schedule_install(every: str, run_args: tuple[str, ...]) -> int:
 @schedule_group.command("remove")
 def schedule_remove() -> int:
     """Disable and delete the timer."""
-    from probe import schedule
+    from probe.round import schedule
 
     click.echo(schedule.remove())
     return EXIT_OK

@@ -1,4 +1,4 @@
-"""`probe targets validate|list|import-citizenlab` (probe/targets/, probe/citizenlab.py)."""
+"""`probe targets validate|list|import-citizenlab` (probe/targets/, probe/targets/citizenlab.py)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def targets_import_citizenlab(
     """Convert a Citizen Lab test-list CSV into a target list (nothing is written on a problem)."""
     import datetime
 
-    from probe.citizenlab import import_citizenlab, write_atomically
+    from probe.targets.citizenlab import import_citizenlab, write_atomically
 
     try:
         updated_date = datetime.date.fromisoformat(updated) if updated else None

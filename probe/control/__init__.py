@@ -1,5 +1,5 @@
 """The control vantage (docs/control.md): a server that measures the probe's targets from an
-uncensored network with the same step functions (`probe.measure`), and the probe's client for
+uncensored network with the same step functions (`probe.round.measure`), and the probe's client for
 it. `server` holds the aiohttp application (health, measure, slots and the request deadline),
 `request` reads a request's targets (the wire format of `probe.targets`, caller roots),
 `guard` refuses private and reserved destinations, `replies` bounds each result and the whole
@@ -7,7 +7,7 @@ reply (`x_truncated`, `x_deadline`), `connections` the per-connection head deadl
 lifetime, `logs` the access log and rate-limited lines without client addresses, `serving` the
 ``probe control serve`` loop, `config` the server's configuration. `client` is the probe's
 side: of the server's modules it imports only `limits`, the limits both sides share. The
-DNS-over-HTTPS fallback lives in `probe.doh_fallback` (re-exported here as `doh_control`).
+DNS-over-HTTPS fallback lives in `probe.round.doh_fallback` (re-exported here as `doh_control`).
 Import from here: the names below are the package's interface.
 """
 
@@ -47,7 +47,7 @@ from probe.control.replies import bound_observations, bounded_result, strip_bodi
 from probe.control.request import BadRequest, target_from_request
 from probe.control.server import create_app, make_runner, start_server
 from probe.control.serving import serve
-from probe.doh_fallback import doh_control
+from probe.round.doh_fallback import doh_control
 
 __all__ = [
     "CONTROL_KEPT_HTTP_CHARS",

@@ -18,11 +18,12 @@ from typing import Any
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from probe import dns, failures
+from probe import failures
 from probe.control.limits import MAX_CA_PEM_BYTES, MAX_REPLY_BYTES_BASE, MAX_REPLY_BYTES_PER_TARGET
 from probe.observations import Observations, Trace
+from probe.steps import dns
+from probe.steps.tcp import ByteCounter
 from probe.targets import MEASURE_KEYS, Target
-from probe.tcp import ByteCounter
 
 log = logging.getLogger("probe.control")
 

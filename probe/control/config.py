@@ -14,7 +14,7 @@ from probe.control.limits import (
     MAX_TARGETS_PER_REQUEST,
     REPLY_WRITE_SECONDS,
 )
-from probe.measure import MeasureConfig
+from probe.round.measure import MeasureConfig
 
 
 @dataclass(frozen=True, slots=True)

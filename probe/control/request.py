@@ -15,8 +15,8 @@ from probe.control.limits import (
     MAX_PORTS_PER_TARGET,
     MAX_TARGET_ID_CHARS,
 )
+from probe.steps.tls import CAText
 from probe.targets import Target, TargetWireError
-from probe.tls import CAText
 
 
 class BadRequest(ValueError):

@@ -1,6 +1,6 @@
 """The control server's application: `/v1/health` and `/v1/measure`, every error as JSON. A
 measure request is authorised, its body read within its deadline before it takes one of the
-`max_concurrent_requests` slots, its targets measured with `probe.measure` under the request's
+`max_concurrent_requests` slots, its targets measured with `probe.round.measure` under the request's
 deadline (a client that goes away cancels them), and each result bounded as soon as it is
 made."""
 
@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from probe import __version__, dns, failures
+from probe import __version__, failures
 from probe.control.config import ControlServerConfig
 from probe.control.connections import ControlSite
 from probe.control.guard import literal_of, make_address_guard, redact_refused
@@ -32,10 +32,11 @@ from probe.control.replies import (
     reply_rest,
 )
 from probe.control.request import BadRequest, parse_targets
-from probe.geoip import GeoIP
-from probe.measure import MeasureConfig, RunState, measure_target
 from probe.observations import Observations
+from probe.round.measure import MeasureConfig, RunState, measure_target
+from probe.steps import dns
 from probe.targets import Target
+from probe.vantage.geoip import GeoIP
 
 log = logging.getLogger("probe.control")
 

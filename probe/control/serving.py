@@ -19,7 +19,7 @@ def serve(
     config: ControlServerConfig, host: str, port: int, *, log_addresses: bool = False
 ) -> None:
     """Run the control server until SIGINT or SIGTERM."""
-    from probe.runner import raise_open_file_limit
+    from probe.round.runner import raise_open_file_limit
 
     if log_addresses and not config.log_client_addresses:
         config = dataclasses.replace(config, log_client_addresses=True)

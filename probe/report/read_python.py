@@ -25,7 +25,7 @@ from probe.report.model import RECORD_FIELDS, STATUSES, TIME_FORMAT, SkippedLine
 
 
 def _optional(module: str) -> Any | None:
-    """probe.ooni / probe.analysis, imported lazily: the report works without them."""
+    """probe.report.ooni / probe.analysis, imported lazily: the report works without them."""
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -91,13 +91,13 @@ def _row(record: dict[str, Any], verdict: Any, source: str) -> tuple[Any, ...] |
 
 @dataclass(slots=True)
 class _Modules:
-    """probe.ooni and probe.analysis for one file, imported when first needed."""
+    """probe.report.ooni and probe.analysis for one file, imported when first needed."""
 
     _ooni: Any | None = None
     _analysis: Any | None = None
 
     def ooni(self) -> Any | None:
-        self._ooni = self._ooni or _optional("probe.ooni")
+        self._ooni = self._ooni or _optional("probe.report.ooni")
         return self._ooni
 
     def analysis(self) -> Any | None:
@@ -109,7 +109,7 @@ def _ooni_records(obj: dict[str, Any], modules: _Modules) -> list[dict[str, Any]
     """Our records from an OONI measurement, or the reason there are none."""
     ooni = modules.ooni()
     if ooni is None:
-        return "OONI measurement (probe.ooni not available)"
+        return "OONI measurement (probe.report.ooni not available)"
     try:
         records = list(ooni.records_from_measurement(obj))
     except Exception as exc:  # bad measurement content: count it, keep going

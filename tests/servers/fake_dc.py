@@ -47,7 +47,7 @@ In-process: ``async with FakeDC(rules=[...]) as dc: dc.ports``. Standalone (for 
 ``python -m tests.servers.fake_dc --host H --ports 443,80,5222 --mode ok [--rule ...]``
 prints one JSON line ``{"host": H, "ports": [...]}`` when it is listening.
 
-Its MTProto code is written from the protocol text, separately from probe.mtproto (it uses the
+Its MTProto code is written from the protocol text, separately from probe.steps.mtproto (it uses the
 library's CTR mode on the server's side; tests/mtproto_reference.py is the independent check of
 the client's bytes).
 """

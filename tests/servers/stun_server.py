@@ -1,6 +1,7 @@
 """A real STUN (RFC 5389) server for tests and the lab: UDP on loopback, able to misbehave.
 
-It answers Binding requests. Written independently of `probe.publicip` (its own encoder), so a
+It answers Binding requests. Written independently of `probe.vantage.publicip` (its own encoder),
+so a
 bug in the client's parser is not mirrored here. Behaviours (`StunBehaviour`), for every client
 or per client address (`by_peer={"127.0.0.2": "lie"}`):
 

@@ -1,0 +1,101 @@
+"""`FingerprintDB`: the bundled files plus the user's, indexed for matching DNS answers
+(`match_dns`) and HTTP responses (`match_http`, body and headers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from probe.analysis.fingerprints.body import BodyIndex
+from probe.analysis.fingerprints.rows import (
+    BODY_MATCH_LIMIT,
+    BUNDLED_FILES,
+    Fingerprint,
+    Match,
+    _normalise_ip,
+    _read_text,
+    _settle_countries,
+    parse_csv,
+)
+from probe.observations import HTTPTransaction
+
+
+class FingerprintDB:
+    """All fingerprints, indexed for matching. Build with `load()` (or `default_db()`)."""
+
+    def __init__(self, fingerprints: Iterable[Fingerprint], warnings: Sequence[str] = ()) -> None:
+        self.fingerprints: tuple[Fingerprint, ...] = tuple(fingerprints)
+        self.warnings: tuple[str, ...] = tuple(warnings)
+        self._dns_exact: dict[str, list[Fingerprint]] = {}
+        self._dns_other: list[Fingerprint] = []
+        #: the body patterns in the files' order
+        self._body: list[Fingerprint] = [fp for fp in self.fingerprints if fp.location == "body"]
+        self._body_index = BodyIndex(self._body)
+        self._headers: dict[str, list[Fingerprint]] = {}
+        for fp in self.fingerprints:
+            if fp.location == "dns":
+                if fp.pattern_type == "full":
+                    self._dns_exact.setdefault(fp.pattern, []).append(fp)
+                else:
+                    self._dns_other.append(fp)
+            elif fp.location != "body":
+                self._headers.setdefault(fp.location.removeprefix("header."), []).append(fp)
+
+    def __len__(self) -> int:
+        return len(self.fingerprints)
+
+    @property
+    def skipped(self) -> int:
+        """Rows skipped while loading (each has a warning)."""
+        return len(self.warnings)
+
+    @classmethod
+    def load(cls, extra_paths: Iterable[str | Path] = ()) -> FingerprintDB:
+        """The bundled files plus `extra_paths`. Bad rows are skipped (see `warnings`); an
+        extra file that is missing or not in the format raises ValueError naming file:line."""
+        found: list[Fingerprint] = []
+        warnings: list[str] = []
+        package = resources.files("probe.data")
+        for name in BUNDLED_FILES:
+            text = package.joinpath(name).read_text(encoding="utf-8-sig")
+            rows, row_warnings = parse_csv(text, name)
+            found.extend(rows)
+            warnings.extend(row_warnings)
+        for extra in extra_paths:
+            path = Path(extra)
+            rows, row_warnings = parse_csv(_read_text(path), str(path))
+            found.extend(rows)
+            warnings.extend(row_warnings)
+        return cls(found, warnings)
+
+    def match_dns(self, ip: str, *, probe_cc: str | None = None) -> list[Match]:
+        """Fingerprints matching one DNS answer (an IP literal)."""
+        text = _normalise_ip(ip)
+        hits = list(self._dns_exact.get(text, ()))
+        hits.extend(fp for fp in self._dns_other if fp.matches(text))
+        return _settle_countries([fp.match(probe_cc) for fp in hits])
+
+    def match_http(
+        self, transaction: HTTPTransaction, *, probe_cc: str | None = None
+    ) -> list[Match]:
+        """Fingerprints matching one HTTP response: its body snapshot and its headers (names
+        compared case-insensitively). A transaction without a response matches nothing."""
+        if transaction.response_code is None:
+            return []
+        hits: list[Fingerprint] = []
+        body = (transaction.body or "")[:BODY_MATCH_LIMIT]
+        if body:
+            hits.extend(fp for fp in self._body_index.candidates(body) if fp.matches(body))
+        for name, value in transaction.response_headers:
+            for fp in self._headers.get(name.lower(), ()):
+                if fp.matches(value) and fp not in hits:
+                    hits.append(fp)
+        return _settle_countries([fp.match(probe_cc) for fp in hits])
+
+
+@lru_cache(maxsize=1)
+def default_db() -> FingerprintDB:
+    """The bundled fingerprints, loaded once per process."""
+    return FingerprintDB.load()

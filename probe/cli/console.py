@@ -1,0 +1,177 @@
+"""Running rounds for a person at a terminal: signals, progress, the final summary, exit codes.
+
+Progress and logs go to stderr (a rich progress bar on a terminal, plain lines otherwise); the
+summary goes to stdout, or one JSON object per round with `--json`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from probe.cli.summary import print_summary, round_summary
+from probe.results import ResultsDirError, ResultWriteError
+from probe.round.runner import RoundOptions, RoundResult
+from probe.round.schedule.rounds import run_rounds
+from probe.targets import Target, TargetList
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_BAD_INPUT = 2
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class _Progress:
+    """A progress bar on a terminal, one plain line per target otherwise."""
+
+    def __init__(self, total: int, err: Console) -> None:
+        self.err = err
+        self.total = total
+        self.done = 0
+        self.bar: Progress | None = None
+        self.task_id: Any = None
+        if err.is_terminal:
+            self.bar = Progress(
+                TextColumn("measuring"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.description}"),
+                console=err,
+                transient=True,
+            )
+
+    def start(self) -> None:
+        self.done = 0
+        if self.bar is not None:
+            self.bar.start()
+            self.task_id = self.bar.add_task("", total=self.total)
+
+    def record(self, record: dict[str, Any]) -> None:
+        self.done += 1
+        verdict = (record.get("test_keys") or {}).get("verdict") or {}
+        status = verdict.get("status", "?")
+        blocking = verdict.get("blocking")
+        label = f"{record.get('input')}: {status}" + (f"/{blocking}" if blocking else "")
+        if self.bar is not None:
+            self.bar.update(self.task_id, advance=1, description=label)
+        else:
+            # Plain lines for logs and pipes: a direct write (rich's rendering of one line per
+            # target cost 15% of a 1,000-target round's CPU; bench/sweep_blackhole.py).
+            sys.stderr.write(f"[{self.done}/{self.total}] {label}\n")
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def run_and_report(
+    lists: Sequence[TargetList],
+    targets: Sequence[Target],
+    options: RoundOptions,
+    *,
+    every: float | None,
+    count: int | None,
+    as_json: bool,
+) -> int:
+    """Run the round(s) and return the exit status (0, 1, 2, 130 or 143)."""
+    err = Console(stderr=True)
+    out = Console(soft_wrap=True)
+    progress = _Progress(len(targets), err)
+    received: list[signal.Signals] = []
+
+    def on_round(result: RoundResult) -> None:
+        progress.stop()
+        if as_json:
+            sys.stdout.write(json.dumps(round_summary(result), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            print_summary(result, out)
+
+    def on_wait(delay: float) -> None:
+        err.print(f"next round in {delay / 60:.1f} min (Ctrl-C stops)", highlight=False)
+        progress.start()
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop(sig: signal.Signals) -> None:
+            if not received:
+                received.append(sig)
+                task.cancel()
+
+        for sig in SIGNAL_EXIT:
+            loop.add_signal_handler(sig, stop, sig)
+        progress.start()
+        try:
+            await run_rounds(
+                lists,
+                targets,
+                options,
+                every=every,
+                count=count,
+                on_record=progress.record,
+                on_round=on_round,
+                on_wait=on_wait,
+            )
+        except asyncio.CancelledError:
+            progress.stop()
+            if received:
+                err.print(
+                    "stopped: the records measured so far are on disk; unfinished targets are "
+                    "marked interrupted."
+                )
+                return SIGNAL_EXIT[received[0]]
+            raise
+        finally:
+            for sig in SIGNAL_EXIT:
+                loop.remove_signal_handler(sig)
+        return EXIT_OK
+
+    try:
+        return asyncio.run(main())
+    except BaseException as exc:
+        progress.stop()
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        found = _find(exc, (ResultsDirError, ResultWriteError))
+        if isinstance(found, ResultsDirError):
+            _error_line(f"probe: error: {found}")
+            return EXIT_BAD_INPUT
+        if isinstance(found, ResultWriteError):
+            _error_line(f"probe: error: cannot write results: {found}")
+            return EXIT_ERROR
+        if os.environ.get("PROBE_DEBUG"):
+            raise
+        _error_line(
+            f"probe: internal error: {type(exc).__name__}: {exc} (set PROBE_DEBUG=1 for details)"
+        )
+        return EXIT_ERROR
+
+
+def _error_line(text: str) -> None:
+    """One line on stderr, never wrapped (scripts and tests read it whole)."""
+    sys.stderr.write(" ".join(text.split()) + "\n")
+    sys.stderr.flush()
+
+
+def _find(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first exception of `kinds` in `exc` or, for exception groups, inside it."""
+    if isinstance(exc, kinds):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _find(inner, kinds)
+            if found is not None:
+                return found
+    return None

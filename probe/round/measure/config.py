@@ -1,0 +1,80 @@
+"""What a round's flows share: the frozen `MeasureConfig` and the mutable `RunState` (the flow
+semaphore, the endpoint locks, the byte counter, transaction ids), and the bounds they follow."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from probe.steps import dns
+from probe.steps.tcp import ByteCounter
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_BODY_CAP = 64 * 1024
+#: Enough flows in flight that a round where everything is dropped costs about one timeout,
+#: up to 1,000 endpoints (bench/sweep_blackhole.py). Each flow holds one socket and each target
+#: in flight two DNS sockets; the runner raises the open-file limit to 4 x this + 256.
+DEFAULT_CONCURRENCY = 1024
+MAX_ADDRESSES_PER_FAMILY = 4
+#: An http(s) flow's socket receive buffer: a quarter of the body cap, at least 16 KiB. A server
+#: pushes a page ahead of what we read, up to our receive window, and the flow closes at the
+#: cap with that unread: with the kernel's autotuning, one round against loopback stand-ins of
+#: 400 KB pages put 2.7-4.4 MB on the wire for 1.12 MB read (bench/data_usage.py). Linux doubles
+#: SO_RCVBUF for its bookkeeping and the window is about the value set, so 16 KiB (the default
+#: cap's) gave 1.43-1.48 MB; body_cap + 32 KiB gave 2.8-3.3 MB and, for gzip pages, made
+#: bigger reads past the cap (0.90 MB read instead of 0.68; 0.50 MB with 16 KiB). Reading the
+#: default cap still takes the ~3 round trips of TCP slow start.
+RECEIVE_BUFFER_SHARE = 4
+MIN_RECEIVE_BUFFER = 16 * 1024
+#: Above this the buffer is left to the kernel's autotuning: a fixed buffer caps throughput at
+#: about one buffer per round trip, and a large body cap asks for most of the page anyway.
+MAX_BOUNDED_RECEIVE_BUFFER = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MeasureConfig:
+    """Everything a flow needs to know, frozen for the round."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    resolver: tuple[str, int] | None = None  # --resolver: the only DNS server used
+    ca_files: tuple[str, ...] = ()  # --ca-file, added to the system store
+    body_cap: int = DEFAULT_BODY_CAP
+    source_address: str | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_addresses_per_family: int = MAX_ADDRESSES_PER_FAMILY
+    max_redirects: int = 10
+    #: the control's guard: True refuses to measure the address (private/reserved ranges)
+    refuse_address: Callable[[str], bool] | None = None
+
+
+@dataclass(slots=True)
+class RunState:
+    """Shared, mutable state of one round (or of one control request)."""
+
+    config: MeasureConfig
+    resolver: dns.Resolver
+    counter: ByteCounter = field(default_factory=ByteCounter)
+    flows: asyncio.Semaphore = field(init=False)
+    _endpoint_locks: dict[tuple[str, int], asyncio.Lock] = field(default_factory=dict)
+    _transaction_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        self.flows = asyncio.Semaphore(max(1, self.config.concurrency))
+
+    def next_transaction_id(self) -> int:
+        return next(self._transaction_ids)
+
+    def endpoint_lock(self, ip: str, port: int) -> asyncio.Lock:
+        lock = self._endpoint_locks.get((ip, port))
+        if lock is None:
+            lock = self._endpoint_locks[(ip, port)] = asyncio.Lock()
+        return lock
+
+
+def http_receive_buffer(body_cap: int) -> int | None:
+    """The receive buffer of an http(s) flow's socket (see RECEIVE_BUFFER_SHARE); None: the
+    kernel's own."""
+    size = max(body_cap // RECEIVE_BUFFER_SHARE, MIN_RECEIVE_BUFFER)
+    return size if size <= MAX_BOUNDED_RECEIVE_BUFFER else None
