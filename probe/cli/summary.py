@@ -3,13 +3,12 @@ facts as one JSON object for scripts (`probe run --json`)."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from probe.analysis.service_rules import TargetVerdict, usable_and_interfered
+from probe.round.records import ServiceTally
 from probe.round.runner import RoundResult
 
 SERVICE_NAMES = {
@@ -22,83 +21,43 @@ SERVICE_NAMES = {
 STATUS_ORDER = ("blocked", "down", "inconclusive", "ok")
 
 
-def _service_of(record: dict[str, Any]) -> str:
-    return str(record.get("test_name") or "unknown")
-
-
-def _verdict(record: dict[str, Any]) -> dict[str, Any]:
-    return (record.get("test_keys") or {}).get("verdict") or {}
-
-
-def _check(record: dict[str, Any]) -> str:
-    return str(((record.get("test_keys") or {}).get("target") or {}).get("check") or "")
-
-
-def _tags(record: dict[str, Any]) -> tuple[str, ...]:
-    tags = ((record.get("test_keys") or {}).get("target") or {}).get("tags") or ()
-    return tuple(str(t) for t in tags) if isinstance(tags, list | tuple) else ()
-
-
 def _yes_no(value: bool | None) -> str:
     return {True: "yes", False: "no"}.get(value, "unknown")  # type: ignore[arg-type]
 
 
 def service_rows(result: RoundResult) -> list[dict[str, Any]]:
-    """Per service: counts by status, methods, confirmed fingerprints, a one-line headline."""
-    by_service: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in result.records:
-        by_service[_service_of(record)].append(record)
-    rows = []
-    for service in sorted(by_service, key=lambda s: (s == "baseline", s)):
-        records = by_service[service]
-        statuses = Counter(_verdict(r).get("status", "inconclusive") for r in records)
-        methods = Counter(
-            _verdict(r).get("blocking") for r in records if _verdict(r).get("status") == "blocked"
-        )
-        fingerprints = sorted({f for r in records for f in _verdict(r).get("fingerprints") or []})
-        dcs = [r for r in records if _check(r) == "mtproto"]
-        dc_ok = sum(1 for r in dcs if _verdict(r).get("status") == "ok")
-        web = [r for r in records if _check(r) in ("http", "https")]
-        web_ok = sum(1 for r in web if _verdict(r).get("status") == "ok")
-        usable, interfered = usable_and_interfered(
-            [
-                TargetVerdict(
-                    str(r.get("input")),
-                    _check(r),
-                    _tags(r),
-                    str(_verdict(r).get("status", "inconclusive")),
-                )
-                for r in records
-            ]
-        )
-        if statuses.get("blocked"):
-            status = "blocked"
-        elif statuses.get("ok"):
-            status = "ok"
-        elif statuses.get("down"):
-            status = "down"
-        else:
-            status = "inconclusive"
-        rows.append(
-            {
-                "service": service,
-                "status": status,
-                "usable": usable,
-                "interfered": interfered,
-                "targets": len(records),
-                "counts": {s: statuses.get(s, 0) for s in STATUS_ORDER},
-                "methods": [m for m, _ in methods.most_common() if m],
-                "fingerprints": fingerprints,
-                "data_centres": {"reachable": dc_ok, "total": len(dcs)} if dcs else None,
-                "web": {"reachable": web_ok, "total": len(web)} if web else None,
-                "reasons": [
-                    f"{r.get('input')}: {_verdict(r).get('reason')}"
-                    for r in records
-                    if _verdict(r).get("status") != "ok"
-                ][:20],
-            }
-        )
-    return rows
+    """Per service: counts by status, methods, confirmed fingerprints, a one-line headline
+    (from the round's tally of its records, records.RecordTally)."""
+    services = result.records.services
+    return [_row(services[name]) for name in sorted(services, key=lambda s: (s == "baseline", s))]
+
+
+def _row(tally: ServiceTally) -> dict[str, Any]:
+    statuses = tally.statuses
+    usable, interfered = tally.usable_and_interfered()
+    if statuses.get("blocked"):
+        status = "blocked"
+    elif statuses.get("ok"):
+        status = "ok"
+    elif statuses.get("down"):
+        status = "down"
+    else:
+        status = "inconclusive"
+    return {
+        "service": tally.name,
+        "status": status,
+        "usable": usable,
+        "interfered": interfered,
+        "targets": tally.targets,
+        "counts": {s: statuses.get(s, 0) for s in STATUS_ORDER},
+        "methods": [m for m, _ in tally.methods.most_common() if m],
+        "fingerprints": sorted(tally.fingerprints),
+        "data_centres": (
+            {"reachable": tally.dc_ok, "total": tally.dc_total} if tally.dc_total else None
+        ),
+        "web": {"reachable": tally.web_ok, "total": tally.web_total} if tally.web_total else None,
+        "reasons": list(tally.reasons),  # the first records.MAX_REASONS
+    }
 
 
 def round_summary(result: RoundResult) -> dict[str, Any]:
@@ -147,6 +106,28 @@ def _size(n: int) -> str:
 def print_summary(result: RoundResult, console: Console) -> None:
     """The final table per service, the reasons for whatever is not ok, and the round's cost."""
     rows = service_rows(result)
+    console.print(_table(rows))
+    if result.offline:
+        console.print(
+            "[bold]This probe appears to be offline[/bold]: no baseline site and no control "
+            "server could be reached, so nothing here is called blocked."
+        )
+    else:
+        # One sentence per target that is not ok (the offline case needs only the one above).
+        for row in rows:
+            for reason in row["reasons"][:8]:
+                console.print(f"  - {reason}", highlight=False)
+    _print_notes(result, console)
+    console.print(
+        f"Round {result.report_id}: {len(result.records)} targets in {result.runtime:.1f} s, "
+        f"sent {_size(result.bytes_sent)}, received {_size(result.bytes_received)}. "
+        f"Results: {result.path}",
+        highlight=False,
+    )
+
+
+def _table(rows: list[dict[str, Any]]) -> Table:
+    """One row per service: status, the two answers, how it is blocked, the headline."""
     table = Table(title="probe: results of this round", title_justify="left")
     table.add_column("service")
     table.add_column("status")
@@ -172,17 +153,12 @@ def print_summary(result: RoundResult, console: Console) -> None:
         table.add_row(
             name, f"[{colour}]{row['status']}[/{colour}]", usable, interfered, how, _headline(row)
         )
-    console.print(table)
-    if result.offline:
-        console.print(
-            "[bold]This probe appears to be offline[/bold]: no baseline site and no control "
-            "server could be reached, so nothing here is called blocked."
-        )
-    else:
-        # One sentence per target that is not ok (the offline case needs only the one above).
-        for row in rows:
-            for reason in row["reasons"][:8]:
-                console.print(f"  - {reason}", highlight=False)
+    return table
+
+
+def _print_notes(result: RoundResult, console: Console) -> None:
+    """What limits this round's verdicts: an unidentified network, the vantage's notes, no
+    control."""
     if result.vantage.probe_asn == "AS0" and not result.offline:
         if result.address_learned:
             why = (
@@ -206,9 +182,3 @@ def print_summary(result: RoundResult, console: Console) -> None:
             f"No control server answered ({result.control_failure}); verdicts rely on this "
             "vantage alone and say inconclusive where that is not enough."
         )
-    console.print(
-        f"Round {result.report_id}: {len(result.records)} targets in {result.runtime:.1f} s, "
-        f"sent {_size(result.bytes_sent)}, received {_size(result.bytes_received)}. "
-        f"Results: {result.path}",
-        highlight=False,
-    )

@@ -1,6 +1,6 @@
 """A round's records: the envelope every record shares, a measured target's record with its
-verdict, the record of a target the round never measured, and the small view of each record the
-round keeps for its summary.
+verdict, the record of a target the round never measured, and the tally of the written records
+the round keeps for its summary (counts per service, not one entry per record).
 
 A measured target is judged from the observations in hand (`analysis.judge` over a `Case`), not
 from the record built from them; `probe analyze` parses the same case back from the stored
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import platform
 import secrets
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from probe import SOFTWARE_NAME, __version__, failures
-from probe.analysis import Case, Judged, TargetFacts, analyze, judge
+from probe.analysis import Case, Judged, TargetFacts, analyze, judge, service_rules
 from probe.observations import MAX_KEPT_HTTP_CHARS, DNSQuery, Observations, bound_http
 from probe.targets import Target, TargetList
 from probe.vantage.facts import PROBE_IP, VantageState
@@ -37,20 +38,105 @@ def new_report_id() -> str:
     return secrets.token_hex(8)
 
 
-def summary_view(record: dict[str, Any]) -> dict[str, Any]:
-    """What the round summary needs of a record (id, service, check, tags, verdict). Keeping
-    only this in memory keeps a round's memory flat in its number of targets; the full record
-    is on disk and goes to `on_record`."""
-    test_keys = record.get("test_keys") or {}
-    target = test_keys.get("target") or {}
-    return {
-        "input": record.get("input"),
-        "test_name": record.get("test_name"),
-        "test_keys": {
-            "target": {"check": target.get("check"), "tags": list(target.get("tags") or ())},
-            "verdict": test_keys.get("verdict"),
-        },
-    }
+#: the sentences on targets that are not ok kept per service for the summary (it prints 8)
+MAX_REASONS = 20
+#: the targets of the summary's "web reachable x/y"
+WEB_PAGE_CHECKS = ("http", "https")
+#: the web targets an app may need (service.app_kinds)
+APP_WEB_CHECKS = ("https", "tls", "http")
+
+
+@dataclass(slots=True)
+class ServiceTally:
+    """What the round summary says of one service, counted as its records are written: memory
+    does not grow with its number of targets (at most MAX_REASONS sentences, a set of statuses
+    per kind of endpoint)."""
+
+    name: str
+    targets: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    #: blocking methods of the blocked targets, in the order first seen (ties keep it)
+    methods: Counter[str | None] = field(default_factory=Counter)
+    fingerprints: set[str] = field(default_factory=set)
+    dc_total: int = 0
+    dc_ok: int = 0
+    web_total: int = 0
+    web_ok: int = 0
+    #: "<target id>: <reason>" of the first MAX_REASONS targets that are not ok
+    reasons: list[str] = field(default_factory=list)
+    #: the statuses seen per kind of endpoint the app may need (service.app_kinds): by
+    #: `app:<kind>` tag, by protocol check, and of web targets
+    tagged: dict[str, set[str]] = field(default_factory=dict)
+    protocol: dict[str, set[str]] = field(default_factory=dict)
+    web: set[str] = field(default_factory=set)
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        test_keys = record.get("test_keys") or {}
+        verdict = test_keys.get("verdict") or {}
+        target = test_keys.get("target") or {}
+        check = str(target.get("check") or "")
+        tags = target.get("tags") or ()
+        status = verdict.get("status", "inconclusive")
+        self.targets += 1
+        self.statuses[status] += 1
+        if status == "blocked":
+            self.methods[verdict.get("blocking")] += 1
+        self.fingerprints.update(verdict.get("fingerprints") or ())
+        if check == "mtproto":
+            self.dc_total += 1
+            self.dc_ok += status == "ok"
+        elif check in WEB_PAGE_CHECKS:
+            self.web_total += 1
+            self.web_ok += status == "ok"
+        if status != "ok" and len(self.reasons) < MAX_REASONS:
+            self.reasons.append(f"{record.get('input')}: {verdict.get('reason')}")
+        text = str(status)
+        prefix = service_rules.APP_TAG_PREFIX
+        for tag in map(str, tags if isinstance(tags, list | tuple) else ()):
+            if tag.startswith(prefix) and len(tag) > len(prefix):
+                self.tagged.setdefault(tag[len(prefix) :], set()).add(text)
+        if check in service_rules.APP_CHECKS:
+            self.protocol.setdefault(check, set()).add(text)
+        elif check in APP_WEB_CHECKS:
+            self.web.add(text)
+
+    def usable_and_interfered(self) -> tuple[bool | None, bool | None]:
+        """service.usable_and_interfered over every target of the service, asked of one
+        stand-in per kind and status seen: the answers depend only on those (the rule stays in
+        one place)."""
+        kinds = [
+            service_rules.TargetVerdict("", "", (service_rules.APP_TAG_PREFIX + kind,), status)
+            for kind, statuses in self.tagged.items()
+            for status in statuses
+        ]
+        kinds += [
+            service_rules.TargetVerdict("", check, (), status)
+            for check, statuses in self.protocol.items()
+            for status in statuses
+        ]
+        kinds += [service_rules.TargetVerdict("", "https", (), status) for status in self.web]
+        every = {str(status) for status in self.statuses}
+        kinds += [service_rules.TargetVerdict("", "", (), status) for status in every]
+        return service_rules.usable_and_interfered(kinds)
+
+
+@dataclass(slots=True)
+class RecordTally:
+    """The round's written records, tallied per service (`len()` is their number)."""
+
+    services: dict[str, ServiceTally] = field(default_factory=dict)
+    count: int = 0
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        name = str(record.get("test_name") or "unknown")
+        tally = self.services.get(name)
+        if tally is None:
+            tally = self.services[name] = ServiceTally(name)
+        tally.add(record)
+        self.count += 1
+
+    def __len__(self) -> int:
+        return self.count
 
 
 @dataclass(slots=True)

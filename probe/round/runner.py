@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -27,9 +28,9 @@ from probe.round.measure import MeasureConfig, RunState, measure_target
 from probe.round.records import (
     ControlOutcome,
     RecordBuilder,
+    RecordTally,
     new_report_id,
     ooni_time,
-    summary_view,
 )
 from probe.round.resources import raise_gc_threshold, raise_open_file_limit
 from probe.round.schedule.period import jittered, parse_duration
@@ -67,7 +68,9 @@ class RoundResult:
     report_id: str
     start: datetime
     path: str
-    records: list[dict[str, Any]] = field(default_factory=list)
+    #: what the summary needs of the written records, counted per service (`len()`: how many);
+    #: the records themselves are on disk and went to `on_record`
+    records: RecordTally = field(default_factory=RecordTally)
     runtime: float = 0.0
     bytes_sent: int = 0
     bytes_received: int = 0
@@ -86,8 +89,9 @@ class RoundResult:
 
 @dataclass(slots=True)
 class TargetRun:
-    """One target's way through the round: measured (`observations`), then judged (`judged`,
-    held until its service is complete), then written. What is written is let go."""
+    """One target's way through the round: started, measured (`observations`), then judged
+    (`judged`, held until its service is complete), then written and let go. Only targets
+    between their start and their record exist as runs (Round.runs)."""
 
     target: Target
     started_at: datetime | None = None
@@ -143,10 +147,17 @@ class Round:
         self.records = RecordBuilder(
             self.report_id, self.start, lists_by_name, self.vantage_state, self.control
         )
-        self.runs = {t.id: TargetRun(t) for t in self.targets}
         self.services: dict[str, ServiceRun] = {}
         for t in self.targets:
             self.services.setdefault(t.service, ServiceRun(t.service)).size += 1
+        # Baselines first: their outcome says whether this vantage is online at all.
+        self.order = [t for t in self.targets if t.is_baseline]
+        self.baselines = len(self.order)
+        self.order += [t for t in self.targets if not t.is_baseline]
+        #: targets started (self.order[:started]); the runs of those not yet written, by id:
+        #: memory grows with the targets in flight and held, not with the round
+        self.started = 0
+        self.runs: dict[str, TargetRun] = {}
         self._control_ready = asyncio.Event()
         self._address_ready = asyncio.Event()
 
@@ -194,13 +205,11 @@ class Round:
             group.create_task(self._run_control(state))
             group.create_task(self._discover_address(state))
             group.create_task(self.vantage_state.identify_resolver(state))
-            baselines = [self.runs[t.id] for t in self.targets if t.is_baseline]
-            others = [self.runs[t.id] for t in self.targets if not t.is_baseline]
-            # Baselines first: their outcome says whether this vantage is online at all.
-            await self._measure_all(baselines, state)
+            baselines: list[TargetRun] = []
+            await self._measure_all(self.order[: self.baselines], state, kept=baselines)
             self.vantage_state.baselines_measured([(r.target, r.observations) for r in baselines])
             record_tasks = [group.create_task(self._finish(run)) for run in baselines]
-            await self._measure_all(others, state, finish=True)
+            await self._measure_all(itertools.islice(self.order, self.baselines, None), state)
             for task in record_tasks:
                 await task
 
@@ -215,8 +224,11 @@ class Round:
         result.address_learned = self.vantage_state.address_learned
 
     async def _measure_all(
-        self, runs: Sequence[TargetRun], state: RunState, *, finish: bool = False
+        self, targets: Iterable[Target], state: RunState, *, kept: list[TargetRun] | None = None
     ) -> None:
+        """Measure `targets` (the next ones of self.order) and finish each one as it is
+        measured, or, with `kept`, keep its run there unfinished (the baselines)."""
+
         async def one(run: TargetRun) -> None:
             run.started_at = datetime.now(UTC)
             t0 = time.monotonic()
@@ -225,7 +237,7 @@ class Round:
             # Measured but not yet written (it may wait for the control): an interrupt must
             # still write it, not replace it with an empty "interrupted" record.
             run.observations = observations
-            if finish:
+            if kept is None:
                 await self._finish(run)
 
         # Targets in flight are bounded as well as flows: each one holds its DNS sockets (two
@@ -234,8 +246,12 @@ class Round:
         # flow semaphore busy; a fully dropped round of up to that many still costs one timeout.
         slots = asyncio.Semaphore(max(1, state.config.concurrency))
         async with asyncio.TaskGroup() as group:
-            for run in runs:
+            for target in targets:
                 await slots.acquire()
+                run = self.runs[target.id] = TargetRun(target)
+                self.started += 1
+                if kept is not None:
+                    kept.append(run)
                 group.create_task(one(run)).add_done_callback(lambda _: slots.release())
 
     # -- control and address ---------------------------------------------------------------
@@ -339,7 +355,9 @@ class Round:
         self.writer.write(record)
         run.written = True
         run.observations = run.judged = None
-        self.result.records.append(summary_view(record))  # the full record is on disk
+        if self.runs.get(run.target.id) is run:
+            del self.runs[run.target.id]
+        self.result.records.add(record)  # the full record is on disk
         if self.on_record is not None:
             self.on_record(record)
 
@@ -353,7 +371,7 @@ class Round:
                 if run.judged is not None:
                     with contextlib.suppress(Exception):
                         self._write(run, run.judged.record)
-        for run in self.runs.values():
+        for run in list(self.runs.values()):
             if not run.written and run.observations is not None:
                 started_at = run.started_at or self.start
                 with contextlib.suppress(Exception):
@@ -361,10 +379,11 @@ class Round:
                         run.target, run.observations, started_at, run.runtime
                     )
                     self._write(run, judged.record)
-        for run in self.runs.values():
-            if not run.written:
-                with contextlib.suppress(Exception):
-                    self._write(run, self.records.interrupted(run.target))
+        in_flight = [run for run in self.runs.values() if not run.written]
+        never_started = (TargetRun(t) for t in self.order[self.started :])
+        for run in itertools.chain(in_flight, never_started):
+            with contextlib.suppress(Exception):
+                self._write(run, self.records.interrupted(run.target))
 
 
 async def run_round(
@@ -394,5 +413,4 @@ __all__ = [
     "raise_open_file_limit",
     "reached",
     "run_round",
-    "summary_view",
 ]

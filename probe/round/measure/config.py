@@ -1,5 +1,6 @@
 """What a round's flows share: the frozen `MeasureConfig` and the mutable `RunState` (the flow
-semaphore, the endpoint locks, the byte counter, transaction ids), and the bounds they follow."""
+semaphore, the endpoint locks, the byte counter, transaction ids), and the bounds they follow.
+The state holds nothing per target or per address once its flows are done."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ class RunState:
     resolver: dns.Resolver
     counter: ByteCounter = field(default_factory=ByteCounter)
     flows: asyncio.Semaphore = field(init=False)
-    _endpoint_locks: dict[tuple[str, int], asyncio.Lock] = field(default_factory=dict)
+    #: the locks of the endpoints a flow holds or waits for, with how many do (EndpointLock)
+    _endpoint_locks: dict[tuple[str, int], _Entry] = field(default_factory=dict)
     _transaction_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -66,11 +68,56 @@ class RunState:
     def next_transaction_id(self) -> int:
         return next(self._transaction_ids)
 
-    def endpoint_lock(self, ip: str, port: int) -> asyncio.Lock:
-        lock = self._endpoint_locks.get((ip, port))
-        if lock is None:
-            lock = self._endpoint_locks[(ip, port)] = asyncio.Lock()
-        return lock
+    def endpoint_lock(self, ip: str, port: int) -> EndpointLock:
+        """`async with state.endpoint_lock(ip, port):` one flow at a time to (ip, port)."""
+        return EndpointLock(self._endpoint_locks, (ip, port))
+
+    def endpoints_locked(self) -> int:
+        """How many endpoints have a lock now (held or waited for): none between flows."""
+        return len(self._endpoint_locks)
+
+
+@dataclass(slots=True)
+class _Entry:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: flows holding or waiting for `lock`
+    users: int = 0
+
+
+class EndpointLock:
+    """One flow's hold on an endpoint: never two flows to the same (ip, port) at once. The
+    table's entry exists while a flow holds or waits for it and goes with the last one, so a
+    round over 100,000 addresses does not keep 100,000 locks."""
+
+    __slots__ = ("_entry", "_key", "_table")
+
+    def __init__(self, table: dict[tuple[str, int], _Entry], key: tuple[str, int]) -> None:
+        self._table = table
+        self._key = key
+        self._entry: _Entry | None = None
+
+    async def __aenter__(self) -> None:
+        entry = self._table.get(self._key)
+        if entry is None:
+            entry = self._table[self._key] = _Entry()
+        entry.users += 1
+        try:
+            await entry.lock.acquire()
+        except BaseException:  # cancelled while waiting: not a user any more
+            self._leave(entry)
+            raise
+        self._entry = entry
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        entry, self._entry = self._entry, None
+        assert entry is not None
+        entry.lock.release()
+        self._leave(entry)
+
+    def _leave(self, entry: _Entry) -> None:
+        entry.users -= 1
+        if entry.users == 0 and self._table.get(self._key) is entry:
+            del self._table[self._key]
 
 
 def http_receive_buffer(body_cap: int) -> int | None:
