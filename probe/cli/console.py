@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -86,7 +86,6 @@ def run_and_report(
     err = Console(stderr=True)
     out = Console(soft_wrap=True)
     progress = _Progress(len(targets), err)
-    received: list[signal.Signals] = []
 
     def on_round(result: RoundResult) -> None:
         progress.stop()
@@ -100,63 +99,77 @@ def run_and_report(
         err.print(f"next round in {delay / 60:.1f} min (Ctrl-C stops)", highlight=False)
         progress.start()
 
-    async def main() -> int:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-
-        def stop(sig: signal.Signals) -> None:
-            if not received:
-                received.append(sig)
-                task.cancel()
-
-        for sig in SIGNAL_EXIT:
-            loop.add_signal_handler(sig, stop, sig)
+    async def rounds() -> None:
         progress.start()
-        try:
-            await run_rounds(
-                lists,
-                targets,
-                options,
-                every=every,
-                count=count,
-                on_record=progress.record,
-                on_round=on_round,
-                on_wait=on_wait,
-            )
-        except asyncio.CancelledError:
-            progress.stop()
-            if received:
-                err.print(
-                    "stopped: the records measured so far are on disk; unfinished targets are "
-                    "marked interrupted."
-                )
-                return SIGNAL_EXIT[received[0]]
-            raise
-        finally:
-            for sig in SIGNAL_EXIT:
-                loop.remove_signal_handler(sig)
-        return EXIT_OK
+        await run_rounds(
+            lists,
+            targets,
+            options,
+            every=every,
+            count=count,
+            on_record=progress.record,
+            on_round=on_round,
+            on_wait=on_wait,
+        )
 
     try:
-        return asyncio.run(main())
+        return asyncio.run(_until_signal(rounds, progress, err))
     except BaseException as exc:
         progress.stop()
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        found = _find(exc, (ResultsDirError, ResultWriteError))
-        if isinstance(found, ResultsDirError):
-            _error_line(f"probe: error: {found}")
-            return EXIT_BAD_INPUT
-        if isinstance(found, ResultWriteError):
-            _error_line(f"probe: error: cannot write results: {found}")
-            return EXIT_ERROR
-        if os.environ.get("PROBE_DEBUG"):
-            raise
-        _error_line(
-            f"probe: internal error: {type(exc).__name__}: {exc} (set PROBE_DEBUG=1 for details)"
-        )
+        return _exit_status_of(exc)
+
+
+async def _until_signal(
+    rounds: Callable[[], Awaitable[None]], progress: _Progress, err: Console
+) -> int:
+    """Run `rounds`; SIGINT or SIGTERM cancels them (the round writes what it measured) and
+    gives that signal's exit status."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[signal.Signals] = []
+
+    def stop(sig: signal.Signals) -> None:
+        if not received:
+            received.append(sig)
+            task.cancel()
+
+    for sig in SIGNAL_EXIT:
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        await rounds()
+    except asyncio.CancelledError:
+        progress.stop()
+        if received:
+            err.print(
+                "stopped: the records measured so far are on disk; unfinished targets are "
+                "marked interrupted."
+            )
+            return SIGNAL_EXIT[received[0]]
+        raise
+    finally:
+        for sig in SIGNAL_EXIT:
+            loop.remove_signal_handler(sig)
+    return EXIT_OK
+
+
+def _exit_status_of(exc: BaseException) -> int:
+    """The exit status and the one line on stderr for an error that ended the rounds."""
+    found = _find(exc, (ResultsDirError, ResultWriteError))
+    if isinstance(found, ResultsDirError):
+        _error_line(f"probe: error: {found}")
+        return EXIT_BAD_INPUT
+    if isinstance(found, ResultWriteError):
+        _error_line(f"probe: error: cannot write results: {found}")
         return EXIT_ERROR
+    if os.environ.get("PROBE_DEBUG"):
+        raise exc
+    _error_line(
+        f"probe: internal error: {type(exc).__name__}: {exc} (set PROBE_DEBUG=1 for details)"
+    )
+    return EXIT_ERROR
 
 
 def _error_line(text: str) -> None:
