@@ -20,6 +20,7 @@ from probe.analysis.vocabulary import (
     TLS,
     EndpointOutcome,
 )
+from probe.i18n.message import M, P
 
 # --- attempts and address families ----------------------------------------------------------
 
@@ -71,9 +72,13 @@ def merge_attempts(outcomes: list[EndpointOutcome]) -> list[EndpointOutcome]:
                 and o.transport in (None, chosen.transport)
             ]
             if lost:
-                what = name_list([o.failure or "" for o in lost])
-                plural = "s" if len(lost) > 1 else ""
-                chosen.evidence += f" (after {len(lost)} failed attempt{plural} on it: {what})"
+                chosen.why = P(
+                    "{evidence} (after {count} failed attempt on it: {failures})",
+                    "{evidence} (after {count} failed attempts on it: {failures})",
+                    len(lost),
+                    evidence=chosen.why if chosen.why is not None else "",
+                    failures=name_list([o.failure or "" for o in lost]),
+                )
         merged.append(chosen)
     return merged
 
@@ -119,10 +124,20 @@ def apply_ipv6(ctx: Context, outcomes: list[EndpointOutcome]) -> None:
         layer = o.blocking or o.unexplained_layer
         if layer is not None and layer not in _PATH_FAILURE_LAYERS:
             continue
-        works = " and IPv4 works" if ipv4_works else ""
         o.outcome, o.blocking, o.confirmed = INCONCLUSIVE, None, False
-        o.unexplained_layer, o.unexplained_what = None, ""
-        o.evidence = (
-            f"{o.label} is IPv6 and failed ({o.failure}), but this vantage's IPv6 is not "
-            f"proven{works}, so an IPv6-only failure is no evidence of blocking"
+        o.unexplained_layer, o.unexplained_what = None, None
+        o.why = (
+            M(
+                "{label} is IPv6 and failed ({failure}), but this vantage's IPv6 is not proven "
+                "and IPv4 works, so an IPv6-only failure is no evidence of blocking",
+                label=o.label,
+                failure=str(o.failure),
+            )
+            if ipv4_works
+            else M(
+                "{label} is IPv6 and failed ({failure}), but this vantage's IPv6 is not "
+                "proven, so an IPv6-only failure is no evidence of blocking",
+                label=o.label,
+                failure=str(o.failure),
+            )
         )

@@ -16,6 +16,7 @@ from probe import failures
 from probe.addresses import parse_ip
 from probe.analysis.common import url_endpoint
 from probe.analysis.vocabulary import PAGE_CHECKS
+from probe.i18n.message import M, Msg
 from probe.observations import DNSQuery, Observations
 
 
@@ -111,10 +112,11 @@ class VantageFacts:
         return self.baseline_total > 0 and self.baseline_ok == 0 and not reachable
 
     @property
-    def offline_reason(self) -> str:
-        return (
-            f"this vantage looks offline (0 of {self.baseline_total} baseline sites answered "
-            "and no control server was reachable)"
+    def offline_reason(self) -> Msg:
+        return M(
+            "this vantage looks offline (0 of {total} baseline sites answered "
+            "and no control server was reachable)",
+            total=self.baseline_total,
         )
 
     @property

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from probe import failures
 from probe.addresses import parse_ip
 from probe.analysis.vocabulary import MAX_NAMED, NOT_MEASURED
+from probe.i18n.message import Arg, Names
+from probe.i18n.message import sentence as sentence
 from probe.observations import DNSAnswer, HTTPTransaction
 from probe.observations.http import extract_title
 
@@ -53,12 +55,9 @@ def url_endpoint(url: str) -> tuple[str, int] | None:
     return (host, port) if host else None
 
 
-def name_list(items: Iterable[str], limit: int = MAX_NAMED) -> str:
-    values = list(dict.fromkeys(items))
-    if not values:
-        return "nothing"
-    shown = ", ".join(values[:limit])
-    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+def name_list(items: Iterable[Arg], limit: int = MAX_NAMED) -> Names:
+    """ "a, b, c and 2 more" ("nothing" when empty), each item named once."""
+    return Names.of(items, limit)
 
 
 def answer_label(answer: DNSAnswer) -> str:
@@ -88,13 +87,3 @@ def is_interrupted(failure: str | None) -> bool:
 
 def was_measured(failure: str | None) -> bool:
     return failure not in NOT_MEASURED
-
-
-def sentence(*parts: str) -> str:
-    text = "; ".join(" ".join(p.split()).rstrip(".") for p in parts if p and p.strip())
-    if not text:
-        return ""
-    first_word = text.split(" ", 1)[0]
-    if first_word.isalpha() and first_word.islower():
-        text = text[0].upper() + text[1:]
-    return text + "."

@@ -21,6 +21,7 @@ from probe.analysis.vocabulary import (
     Blocking,
     EndpointOutcome,
 )
+from probe.i18n.message import M, Msg
 from probe.observations import DNSQuery, Observations
 
 
@@ -39,7 +40,7 @@ class Context:
     control_failure: str | None
     doh: Sequence[DNSQuery]
     offline: bool
-    offline_reason: str
+    offline_reason: Msg
     ipv6_ok: bool | None
     db: FingerprintDB
     probe_cc: str | None
@@ -101,10 +102,13 @@ def _note_trust(ctx: Context) -> None:
                 ctx.trusted_names.add(query.hostname.lower().rstrip("."))
 
 
-def no_control_phrase(ctx: Context) -> str:
+def no_control_phrase(ctx: Context) -> Msg:
     if ctx.control_failure:
-        return f"no control to compare with (the control failed: {ctx.control_failure})"
-    return "no control to compare with"
+        return M(
+            "no control to compare with (the control failed: {failure})",
+            failure=ctx.control_failure,
+        )
+    return M("no control to compare with")
 
 
 def fail_outcome(
@@ -114,32 +118,52 @@ def fail_outcome(
     layer: Blocking,
     failure: str | None,
     operation: str | None,
-    what: str,
+    what: Msg,
     control_ok: bool | None,
     exact: bool,
     reached: int | None = None,
 ) -> EndpointOutcome:
-    """A step failed here: compare with the control's view of the same step."""
+    """A step failed here: compare with the control's view of the same step. `what` names the
+    step ("the TCP connect")."""
     ip, port = flow.origin or ("", 0)
     outcome = EndpointOutcome(ip, port, transport, INCONCLUSIVE, failure, operation)
     outcome.reached = REACHED_BEFORE.get(layer, REACHED_NOTHING) if reached is None else reached
-    where = "the control" if exact else "the control (on its own addresses)"
+    where = M("the control") if exact else M("the control (on its own addresses)")
+    label, failed = outcome.label, str(failure)
     if is_interrupted(failure):
-        outcome.evidence = f"{outcome.label} was interrupted before {what} finished"
+        outcome.why = M("{label} was interrupted before {what} finished", label=label, what=what)
     elif ctx.ipv6_ok is False and is_ipv6(ip):
-        outcome.evidence = f"{outcome.label} is IPv6 and this vantage has no IPv6"
+        outcome.why = M("{label} is IPv6 and this vantage has no IPv6", label=label)
     elif ctx.ipv6_ok is not True and is_ipv6(ip) and failure in NO_ROUTE:
-        outcome.evidence = f"{outcome.label} is IPv6 and this vantage seems to have no IPv6 route"
+        outcome.why = M("{label} is IPv6 and this vantage seems to have no IPv6 route", label=label)
     elif control_ok is True:
         outcome.outcome, outcome.blocking = BLOCKED, layer
-        outcome.evidence = (
-            f"{what} to {outcome.label} failed here ({failure}) but worked at {where}"
+        outcome.why = M(
+            "{what} to {label} failed here ({failure}) but worked at {where}",
+            what=what,
+            label=label,
+            failure=failed,
+            where=where,
         )
     elif control_ok is False:
         outcome.outcome = DOWN
-        outcome.evidence = f"{what} to {outcome.label} failed here ({failure}) and at {where} too"
+        outcome.why = M(
+            "{what} to {label} failed here ({failure}) and at {where} too",
+            what=what,
+            label=label,
+            failure=failed,
+            where=where,
+        )
     else:
         outcome.unexplained_layer = layer
-        outcome.unexplained_what = f"{what} to {outcome.label} failed ({failure})"
-        outcome.evidence = f"{outcome.unexplained_what}, {no_control_phrase(ctx)}"
+        outcome.unexplained_what = M(
+            "{what} to {label} failed ({failure})", what=what, label=label, failure=failed
+        )
+        outcome.why = M(
+            "{what} to {label} failed ({failure}), {no_control}",
+            what=what,
+            label=label,
+            failure=failed,
+            no_control=no_control_phrase(ctx),
+        )
     return outcome

@@ -10,7 +10,7 @@ from probe import failures
 from probe.addresses import is_bogon, parse_ip
 from probe.analysis.common import is_interrupted, name_list, norm_ip
 from probe.analysis.context import Context, no_control_phrase
-from probe.analysis.http import fingerprint_words
+from probe.analysis.http import ADDRESS_WORDS, fingerprint_words
 from probe.analysis.vocabulary import (
     BLOCKED,
     DOWN,
@@ -20,6 +20,7 @@ from probe.analysis.vocabulary import (
     OK,
     Status,
 )
+from probe.i18n.message import Clauses, M, Msg, Names, Text
 from probe.observations import DNSAnswer, DNSQuery
 
 # --- DNS ------------------------------------------------------------------------------------
@@ -28,7 +29,7 @@ from probe.observations import DNSAnswer, DNSQuery
 @dataclass(slots=True)
 class DNSResult:
     status: Status | None = None  # None: no DNS to judge (IP-literal target or no queries)
-    reason: str = ""
+    reason: Text | None = None
     confirmed: bool = False
     fingerprints: list[str] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)
@@ -37,7 +38,7 @@ class DNSResult:
     doubtful: set[str] = field(default_factory=set)
 
 
-def _dns_reference(ctx: Context, queries: Sequence[DNSQuery]) -> tuple[list[DNSQuery], str, bool]:
+def _dns_reference(ctx: Context, queries: Sequence[DNSQuery]) -> tuple[list[DNSQuery], Msg, bool]:
     """The queries to compare with: the control's, else DNS over HTTPS asked as a control
     (`x_doh`), else — when plain engines asked too — the probe's own encrypted lookups that
     answered (OONI's Web Connectivity asks DoH beside the system resolver). The flag says the
@@ -46,16 +47,16 @@ def _dns_reference(ctx: Context, queries: Sequence[DNSQuery]) -> tuple[list[DNSQ
     if ctx.control is not None:
         found = [q for q in ctx.control.obs.queries if q.hostname.lower().rstrip(".") == name]
         if found:
-            return found, "the control", False
+            return found, M("the control"), False
     found = [q for q in ctx.doh if q.hostname.lower().rstrip(".") == name]
     if found:
-        return found, "DNS over HTTPS", False
+        return found, ENGINE_WORDS["doh"], False
     own = [q for q in queries if q.engine in ENCRYPTED_ENGINES and q.answers]
     if own and any(q.engine not in ENCRYPTED_ENGINES for q in queries):
         engines = sorted({q.engine for q in own})
-        words = ENGINE_WORDS[engines[0]] if len(engines) == 1 else "encrypted DNS"
-        return own, f"{words} (asked from here)", True
-    return [], "DNS over HTTPS", False
+        words = ENGINE_WORDS[engines[0]] if len(engines) == 1 else M("encrypted DNS")
+        return own, M("{engine} (asked from here)", engine=words), True
+    return [], ENGINE_WORDS["doh"], False
 
 
 def _asns(ctx: Context, answers: Iterable[DNSAnswer]) -> set[int]:
@@ -83,13 +84,15 @@ def _query_family_failed(query: DNSQuery, ref_answers: Sequence[DNSAnswer]) -> b
     return bool(ref_answers)
 
 
-def _lookup_words(query: DNSQuery) -> str:
-    """How a failed lookup is named: "" for the plain engines, " over DNS over TLS (8.8.4.4:853)"
-    for an encrypted one (its failure may be the resolver's, not the name's)."""
+def _lookup_words(query: DNSQuery) -> Msg | None:
+    """How a failed lookup is named: nothing for the plain engines, "over DNS over TLS
+    (8.8.4.4:853)" for an encrypted one (its failure may be the resolver's, not the name's)."""
     if query.engine not in ENCRYPTED_ENGINES:
-        return ""
-    where = f" ({query.resolver_address})" if query.resolver_address else ""
-    return f" over {ENGINE_WORDS[query.engine]}{where}"
+        return None
+    engine = ENGINE_WORDS[query.engine]
+    if query.resolver_address:
+        return M("over {engine} ({resolver})", engine=engine, resolver=query.resolver_address)
+    return M("over {engine}", engine=engine)
 
 
 def _is_loopback(ip: str) -> bool:
@@ -127,22 +130,28 @@ class _Lookups:
     name: str
     queries: Sequence[DNSQuery]
     reference: Sequence[DNSQuery]
-    ref_name: str
+    ref_name: Msg
     answers: list[DNSAnswer]
     ips: list[str]
     ref_answers: list[DNSAnswer]
     ref_ips: list[str]
 
     @property
-    def ref_text(self) -> str:
-        return f"{self.ref_name} resolved {name_list(self.ref_ips)}" if self.ref_ips else ""
+    def ref_text(self) -> Msg | None:
+        if not self.ref_ips:
+            return None
+        return M(
+            "{reference} resolved {addresses}",
+            reference=self.ref_name,
+            addresses=name_list(self.ref_ips),
+        )
 
 
 @dataclass(slots=True)
 class _Suspicion:
     """Suspicious answers, each with the words that say why."""
 
-    why: dict[str, str] = field(default_factory=dict)
+    why: dict[str, Msg] = field(default_factory=dict)
     #: answers that stand as lies without a reference
     standalone: set[str] = field(default_factory=set)
     #: answers a confirmed fingerprint names
@@ -155,7 +164,7 @@ def _judge_answers(
     name: str,
     queries: Sequence[DNSQuery],
     reference: Sequence[DNSQuery],
-    ref_name: str,
+    ref_name: Msg,
     proven: set[str],
 ) -> DNSResult:
     """The DNS verdict for `queries` (one name) against `reference` (possibly none)."""
@@ -194,21 +203,59 @@ def _no_answer(lookups: _Lookups) -> DNSResult:
     result = DNSResult(answers=[])
     failed = next((q for q in lookups.queries if q.failure), None)
     failure = (failed.failure if failed else None) or failures.DNS_NO_ANSWER
-    how = _lookup_words(failed) if failed else ""
+    how = _lookup_words(failed) if failed else None
     if is_interrupted(failure):
-        result.status, result.reason = INCONCLUSIVE, f"resolving {name} was interrupted"
-    elif lookups.ref_ips:
+        result.status, result.reason = (
+            INCONCLUSIVE,
+            M("resolving {name} was interrupted", name=name),
+        )
+    elif lookups.ref_text is not None:
         result.status = BLOCKED
-        result.reason = f"DNS for {name}{how} failed here ({failure}) but {lookups.ref_text}"
+        result.reason = (
+            M(
+                "DNS for {name} {how} failed here ({failure}) but {reference}",
+                name=name,
+                how=how,
+                failure=failure,
+                reference=lookups.ref_text,
+            )
+            if how
+            else M(
+                "DNS for {name} failed here ({failure}) but {reference}",
+                name=name,
+                failure=failure,
+                reference=lookups.ref_text,
+            )
+        )
     elif reference:
         ref_failure = next((q.failure for q in reference if q.failure), failures.DNS_NO_ANSWER)
         result.status = DOWN
-        result.reason = (
-            f"{name} does not resolve here ({failure}) nor at {lookups.ref_name} ({ref_failure})"
+        result.reason = M(
+            "{name} does not resolve here ({failure}) nor at {reference} ({reference_failure})",
+            name=name,
+            failure=failure,
+            reference=lookups.ref_name,
+            reference_failure=ref_failure,
         )
     else:
         result.status = INCONCLUSIVE
-        result.reason = f"DNS for {name}{how} failed ({failure}), {no_control_phrase(lookups.ctx)}"
+        no_control = no_control_phrase(lookups.ctx)
+        result.reason = (
+            M(
+                "DNS for {name} {how} failed ({failure}), {no_control}",
+                name=name,
+                how=how,
+                failure=failure,
+                no_control=no_control,
+            )
+            if how
+            else M(
+                "DNS for {name} failed ({failure}), {no_control}",
+                name=name,
+                failure=failure,
+                no_control=no_control,
+            )
+        )
     return result
 
 
@@ -224,13 +271,16 @@ def _judge_each_answer(lookups: _Lookups, suspicion: _Suspicion) -> None:
             # Services publish 127.0.0.1 on purpose (status hosts); some resolvers block with
             # it too. Loopback names no censor: a private answer, whatever matched it.
             words = (
-                f"a loopback address {ref_name} does not return"
+                M("a loopback address {reference} does not return", reference=ref_name)
                 if has_ref
-                else "a loopback address, which some services publish on purpose"
+                else M("a loopback address, which some services publish on purpose")
             )
             if matches:
-                prints = name_list([m.name for m in matches])
-                words += f" (also a blocking answer of some resolvers: fingerprint {prints})"
+                words = M(
+                    "{address} (also a blocking answer of some resolvers: fingerprint {names})",
+                    address=words,
+                    names=name_list([m.name for m in matches]),
+                )
                 suspicion.fingerprints.extend(m.name for m in matches)
             suspicion.why[ip] = words
         elif matches:
@@ -238,14 +288,12 @@ def _judge_each_answer(lookups: _Lookups, suspicion: _Suspicion) -> None:
             if any(m.confirmed for m in matches):
                 suspicion.confirmed.add(ip)
                 suspicion.standalone.add(ip)
-            known = "a known " if any(not m.foreign for m in matches) else "a "
-            words = fingerprint_words(matches, "blocking address", ctx.probe_cc)
-            suspicion.why[ip] = known + words
+            suspicion.why[ip] = fingerprint_words(matches, ADDRESS_WORDS, ctx.probe_cc)
         elif is_bogon(ip):
             suspicion.why[ip] = (
-                f"a private or reserved address {ref_name} does not return"
+                M("a private or reserved address {reference} does not return", reference=ref_name)
                 if has_ref
-                else "a private or reserved address"
+                else M("a private or reserved address")
             )
 
 
@@ -258,8 +306,10 @@ def _outside_expected_networks(lookups: _Lookups, suspicion: _Suspicion) -> None
         ip = norm_ip(a.ip or "")
         asn = a.asn or ctx.asn_of.get(ip)
         if ip not in suspicion.why and asn and int(asn) not in ctx.expect_asn:
-            expected = ", ".join(f"AS{n}" for n in sorted(ctx.expect_asn))
-            suspicion.why[ip] = f"in AS{asn}, outside the expected {expected}"
+            expected = Names.of(f"AS{n}" for n in sorted(ctx.expect_asn))
+            suspicion.why[ip] = M(
+                "in {asn}, outside the expected {expected}", asn=f"AS{asn}", expected=expected
+            )
             suspicion.standalone.add(ip)
 
 
@@ -270,7 +320,10 @@ def _answers_for_a_missing_name(lookups: _Lookups, suspicion: _Suspicion) -> Non
         return
     if all(q.failure == failures.DNS_NXDOMAIN for q in reference):
         for ip in lookups.ips:
-            suspicion.why.setdefault(ip, f"although the name does not exist at {lookups.ref_name}")
+            suspicion.why.setdefault(
+                ip,
+                M("although the name does not exist at {reference}", reference=lookups.ref_name),
+            )
             suspicion.standalone.add(ip)
 
 
@@ -292,7 +345,11 @@ def _engines_sharing_nothing(lookups: _Lookups, suspicion: _Suspicion) -> None:
             for ip in lookups.ips:
                 if ip in mine_ips:
                     suspicion.why.setdefault(
-                        ip, f"sharing no address and no network with {lookups.ref_name}"
+                        ip,
+                        M(
+                            "sharing no address and no network with {reference}",
+                            reference=lookups.ref_name,
+                        ),
                     )
 
 
@@ -304,41 +361,70 @@ def _conclude(lookups: _Lookups, suspicion: _Suspicion) -> DNSResult:
     if not suspicious and failed_engines:
         q = failed_engines[0]
         engine = (
-            ENGINE_WORDS["getaddrinfo"] if q.engine == "getaddrinfo" else (f"the {q.engine} query")
+            ENGINE_WORDS["getaddrinfo"]
+            if q.engine == "getaddrinfo"
+            else M("the {engine} query", engine=q.engine)
         )
         result.status = BLOCKED
-        result.reason = f"DNS for {name} failed in {engine} ({q.failure}) but {lookups.ref_text}"
+        result.reason = M(
+            "DNS for {name} failed in {engine} ({failure}) but {reference}",
+            name=name,
+            engine=engine,
+            failure=str(q.failure),
+            reference=lookups.ref_text or "",
+        )
         return result
     if not suspicious:
         result.status = OK if lookups.reference or name in ctx.trusted_names else INCONCLUSIVE
-        if result.status == OK:
-            basis = (
-                f"consistent with {lookups.ref_name}"
-                if lookups.reference
-                else "in the expected network"
+        if result.status == OK and lookups.reference:
+            result.reason = M(
+                "{name} resolved to {addresses}, consistent with {reference}",
+                name=name,
+                addresses=name_list(ips),
+                reference=lookups.ref_name,
             )
-            result.reason = f"{name} resolved to {name_list(ips)}, {basis}"
+        elif result.status == OK:
+            result.reason = M(
+                "{name} resolved to {addresses}, in the expected network",
+                name=name,
+                addresses=name_list(ips),
+            )
         else:
-            result.reason = (
-                f"{name} resolved to {name_list(ips)}; {no_control_phrase(ctx)}, "
-                "the answer cannot be checked"
+            result.reason = M(
+                "{name} resolved to {addresses}; {no_control}, the answer cannot be checked",
+                name=name,
+                addresses=name_list(ips),
+                no_control=no_control_phrase(ctx),
             )
         result.fingerprints = []
         return result
     first_ip = next(iter(suspicious))
     others = [ip for ip in suspicious if ip != first_ip]
-    reason = f"DNS for {name} answered {first_ip}, {suspicious[first_ip]}"
-    if others:
-        reason += f" (also {name_list(others)})"
+    reason = (
+        M(
+            "DNS for {name} answered {address}, {why} (also {others})",
+            name=name,
+            address=first_ip,
+            why=suspicious[first_ip],
+            others=name_list(others),
+        )
+        if others
+        else M(
+            "DNS for {name} answered {address}, {why}",
+            name=name,
+            address=first_ip,
+            why=suspicious[first_ip],
+        )
+    )
     result.suspicious = set(suspicious)
     result.confirmed = bool(suspicion.confirmed & set(suspicious))
     if not lookups.ref_ips and not (suspicion.standalone & set(suspicious)):
         # Without anything to compare with, only a confirmed fingerprint or a known ASN
         # outside the list proves a lie; a private address alone may be how the name resolves.
         result.status = INCONCLUSIVE
-        result.reason = f"{reason}; {no_control_phrase(ctx)}"
+        result.reason = Clauses((reason, no_control_phrase(ctx)))
         result.doubtful = set(suspicious)
         return result
     result.status = BLOCKED
-    result.reason = reason + (f"; {lookups.ref_text}" if lookups.ref_text else "")
+    result.reason = Clauses((reason, lookups.ref_text)) if lookups.ref_text else reason
     return result

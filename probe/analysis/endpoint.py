@@ -20,6 +20,7 @@ from probe.analysis.vocabulary import (
     TLS,
     EndpointOutcome,
 )
+from probe.i18n.message import M
 from probe.observations import TLSHandshake
 
 
@@ -51,15 +52,26 @@ def judge_flow(ctx: Context, flow: Flow) -> list[EndpointOutcome]:
     if tls is not None:
         if verified and tls.server_name.lower() == (ctx.hostname or tls.server_name.lower()):
             outcome.proves_address = True
-        check = "verified" if verified else "completed (unverified)"
-        outcome.evidence = f"the TLS handshake for {tls.server_name} on {outcome.label} {check}"
+        outcome.why = (
+            M(
+                "the TLS handshake for {server_name} on {label} verified",
+                server_name=tls.server_name,
+                label=outcome.label,
+            )
+            if verified
+            else M(
+                "the TLS handshake for {server_name} on {label} completed (unverified)",
+                server_name=tls.server_name,
+                label=outcome.label,
+            )
+        )
         outcome.reached = REACHED_TLS
     elif tcp is not None:
-        outcome.evidence = f"the TCP connect to {outcome.label} succeeded"
+        outcome.why = M("the TCP connect to {label} succeeded", label=outcome.label)
         outcome.reached = REACHED_TCP
     else:
         outcome.outcome = INCONCLUSIVE
-        outcome.evidence = f"{outcome.label} has no usable observation"
+        outcome.why = M("{label} has no usable observation", label=outcome.label)
     return [outcome]
 
 
@@ -71,7 +83,7 @@ def _tcp_failed(ctx: Context, flow: Flow, failure: str | None) -> EndpointOutcom
     ok, exact = control.tcp_ok(flow.origin) if control else (None, True)
     if ok is None and control is not None:
         ok, exact = control_fetched(ctx), False
-    what = "the TCP connect"
+    what = M("the TCP connect")
     return fail_outcome(ctx, flow, None, TCP, failure, failures.CONNECT, what, ok, exact)
 
 
@@ -80,12 +92,12 @@ def _tls_failed(ctx: Context, flow: Flow, tls: TLSHandshake) -> EndpointOutcome:
     ok, exact = control.tls_ok(flow.origin, tls.server_name) if control else (None, True)
     if ok is None and control is not None:
         ok, exact = control_fetched(ctx), False
-    what = f"the TLS handshake for {tls.server_name}"
+    what = M("the TLS handshake for {server_name}", server_name=tls.server_name)
     if tls.failure in CERTIFICATE_FAILURES:
-        what = f"certificate verification for {tls.server_name}"
+        what = M("certificate verification for {server_name}", server_name=tls.server_name)
     outcome = fail_outcome(
         ctx, flow, None, TLS, tls.failure, failures.TLS_HANDSHAKE, what, ok, exact
     )
-    if tls.failure in CERTIFICATE_FAILURES and ok is True:
-        outcome.evidence += " (a man in the middle)"
+    if tls.failure in CERTIFICATE_FAILURES and ok is True and outcome.why is not None:
+        outcome.why = M("{evidence} (a man in the middle)", evidence=outcome.why)
     return outcome

@@ -3,7 +3,7 @@ of each redirect chain of an endpoint flow."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from probe import failures
@@ -27,6 +27,7 @@ from probe.analysis.vocabulary import (
     TITLE_WORD_MIN,
     EndpointOutcome,
 )
+from probe.i18n.message import Arg, Clauses, M, Msg, Names
 from probe.observations import HTTPTransaction
 from probe.observations.http import REDIRECT_CODES
 
@@ -47,11 +48,22 @@ def http_differences(probe: HTTPTransaction, control: HTTPTransaction) -> list[s
     Status codes must match (unless the control got a 5xx: then the server is flaky and the
     status says nothing), and at least one of body length (smaller/larger > 0.7), title words
     of 5+ characters, or uncommon header names must agree when they can be compared."""
-    differences: list[str] = []
+    return [d.english() for d in page_differences(probe, control)]
+
+
+def page_differences(probe: HTTPTransaction, control: HTTPTransaction) -> list[Msg]:
+    """`http_differences` as messages."""
+    differences: list[Msg] = []
+    status_differs = False
     control_code = control.response_code or 0
     if probe.response_code != control.response_code and control_code < 500:
+        status_differs = True
         differences.append(
-            f"status {probe.response_code} here but {control.response_code} at the control"
+            M(
+                "status {here} here but {there} at the control",
+                here=str(probe.response_code),
+                there=str(control.response_code),
+            )
         )
     checks: list[bool] = []
     probe_len, control_len = body_length(probe), body_length(control)
@@ -62,20 +74,30 @@ def http_differences(probe: HTTPTransaction, control: HTTPTransaction) -> list[s
             proportion = min(probe_len, control_len) / max(probe_len, control_len)
             checks.append(proportion > BODY_PROPORTION_THRESHOLD)
             if not checks[-1]:
-                differences.append(f"body {probe_len} bytes here but {control_len} at the control")
+                differences.append(
+                    M(
+                        "body {here} bytes here but {there} at the control",
+                        here=probe_len,
+                        there=control_len,
+                    )
+                )
     probe_words, control_words = _title_words(title_of(probe)), _title_words(title_of(control))
     if control_words:
         checks.append(bool(probe_words & control_words))
         if not checks[-1]:
             differences.append(
-                f"title {title_of(probe)!r} here but {title_of(control)!r} at the control"
+                M(
+                    "title {here} here but {there} at the control",
+                    here=repr(title_of(probe)),
+                    there=repr(title_of(control)),
+                )
             )
     probe_headers, control_headers = _uncommon_headers(probe), _uncommon_headers(control)
     if probe_headers or control_headers:
         checks.append(bool(probe_headers & control_headers))
     if differences and (not checks or not any(checks)):
         return differences
-    if any(d.startswith("status") for d in differences):
+    if status_differs:
         return differences
     return []
 
@@ -98,7 +120,7 @@ class _Chain:
     flow: Flow
     requests: Sequence[HTTPTransaction]
     outcome: EndpointOutcome
-    label: str
+    label: Arg
     control_final: HTTPTransaction | None
     control_failure: str | None
 
@@ -139,7 +161,7 @@ def _judge_chain(
     if final.response_code is None:
         outcome.outcome = INCONCLUSIVE
         outcome.reached = REACHED_TLS
-        outcome.evidence = f"{attempt.label} recorded no HTTP response"
+        outcome.why = M("{label} recorded no HTTP response", label=attempt.label)
         return outcome
     outcome.reached = REACHED_RESPONSE if attempt.redirected else REACHED_PAGE
     final_matches = ctx.db.match_http(final, probe_cc=ctx.probe_cc)
@@ -149,9 +171,11 @@ def _judge_chain(
         outcome.outcome, outcome.blocking = BLOCKED, HTTP_DIFF
         outcome.confirmed = any(m.confirmed for m in blocking_matches)
         outcome.fingerprints = list(dict.fromkeys(m.name for m in blocking_matches))
-        outcome.evidence = (
-            f"{attempt.label} answered HTTP {final.response_code} with a known "
-            f"{fingerprint_words(blocking_matches, 'blockpage', ctx.probe_cc)}"
+        outcome.why = M(
+            "{label} answered HTTP {code} with {blockpage}",
+            label=attempt.label,
+            code=str(final.response_code),
+            blockpage=fingerprint_words(blocking_matches, BLOCKPAGE_WORDS, ctx.probe_cc),
         )
         return outcome
     return _judge_page(attempt, verified_tls, [m for m in final_matches if m.false_positive])
@@ -182,16 +206,17 @@ def _chain_failure(
     outcome.reached = reached
     if failure == failures.HTTP_REDIRECT_REFUSED and attempt.control_final is not None:
         outcome.outcome, outcome.blocking = BLOCKED, HTTP_DIFF
-        outcome.evidence = (
-            f"{attempt.label} redirected to {final.location or 'a private address'}, which the "
-            "control was not sent to"
+        outcome.why = M(
+            "{label} redirected to {location}, which the control was not sent to",
+            label=attempt.label,
+            location=final.location or M("a private address"),
         )
         return outcome
     control_ok = (
         True if attempt.control_final is not None else (False if attempt.control_failure else None)
     )
     if operation == failures.RESOLVE:
-        what = f"resolving the redirect target {final.location}"
+        what = M("resolving the redirect target {location}", location=str(final.location))
         return fail_outcome(
             ctx, flow, None, DNS, failure, operation, what, control_ok, True, REACHED_RESPONSE
         )
@@ -202,7 +227,7 @@ def _chain_failure(
         HTTP_FAILURE,
         failure,
         outcome.failed_operation,
-        "the HTTP exchange",
+        M("the HTTP exchange"),
         control_ok,
         True,
         reached,
@@ -213,26 +238,40 @@ def _judge_page(attempt: _Chain, verified_tls: bool, lookalikes: list[Match]) ->
     """A chain that ended in a response and matched no blockpage: a redirect, a page over
     verified TLS, or a page compared with the control's."""
     ctx, outcome, label = attempt.ctx, attempt.outcome, attempt.label
-    code = attempt.final.response_code
+    code = str(attempt.final.response_code)
     if attempt.redirected:
         where = attempt.final.location or "?"
-        outcome.evidence = f"{label} answered HTTP {code}, a redirect to {where}"
+        outcome.why = M(
+            "{label} answered HTTP {code}, a redirect to {location}",
+            label=label,
+            code=code,
+            location=where,
+        )
         return outcome
     if verified_tls:
-        outcome.evidence = f"{label} answered HTTP {code} over TLS verified for {ctx.server_name}"
+        outcome.why = M(
+            "{label} answered HTTP {code} over TLS verified for {server_name}",
+            label=label,
+            code=code,
+            server_name=ctx.server_name,
+        )
         return outcome
     if attempt.control_final is not None:
         return _compare_pages(attempt, attempt.control_final, lookalikes)
     if outcome.address in ctx.trusted_ips:
-        outcome.evidence = (
-            f"{label} answered HTTP {code} (any HTTP reply from the service's own address counts "
-            "as reachable)"
+        outcome.why = M(
+            "{label} answered HTTP {code} (any HTTP reply from the service's own address counts "
+            "as reachable)",
+            label=label,
+            code=code,
         )
         return outcome
     outcome.outcome = INCONCLUSIVE
-    outcome.evidence = (
-        f"{label} answered HTTP {code}, but with {no_control_phrase(ctx)} "
-        "the page cannot be checked"
+    outcome.why = M(
+        "{label} answered HTTP {code}, but with {no_control} the page cannot be checked",
+        label=label,
+        code=code,
+        no_control=no_control_phrase(ctx),
     )
     return outcome
 
@@ -241,51 +280,92 @@ def _compare_pages(
     attempt: _Chain, control_final: HTTPTransaction, lookalikes: list[Match]
 ) -> EndpointOutcome:
     outcome, label = attempt.outcome, attempt.label
-    code = attempt.final.response_code
-    differences = http_differences(attempt.final, control_final)
+    code = str(attempt.final.response_code)
+    differences = page_differences(attempt.final, control_final)
     if differences and lookalikes:
         # A CAPTCHA, a CDN challenge or a stock server page: it differs from the control's
         # page because the server (or its CDN) answered this network otherwise, which is
         # not what a censor's page looks like.
         outcome.outcome = INCONCLUSIVE
         outcome.fingerprints = list(dict.fromkeys(m.name for m in lookalikes))
-        outcome.evidence = (
-            f"{label} answered HTTP {code} with a known look-alike page (fingerprint "
-            f"{name_list(outcome.fingerprints)}: a CAPTCHA, CDN challenge or stock server "
-            f"page, never a blockpage); it differs from the control's ({differences[0]}), "
-            "which alone is no evidence of blocking"
+        outcome.why = M(
+            "{label} answered HTTP {code} with a known look-alike page (fingerprint "
+            "{names}: a CAPTCHA, CDN challenge or stock server page, never a blockpage); it "
+            "differs from the control's ({difference}), which alone is no evidence of blocking",
+            label=label,
+            code=code,
+            names=name_list(outcome.fingerprints),
+            difference=differences[0],
         )
         return outcome
     if differences:
         outcome.outcome, outcome.blocking = BLOCKED, HTTP_DIFF
-        outcome.evidence = f"the page from {label} differs from the control's: " + "; ".join(
-            differences
+        outcome.why = M(
+            "the page from {label} differs from the control's: {differences}",
+            label=label,
+            differences=Clauses(tuple(differences)),
         )
         return outcome
     outcome.proves_address = True
-    outcome.evidence = f"{label} answered HTTP {code}, the same page as at the control"
+    outcome.why = M(
+        "{label} answered HTTP {code}, the same page as at the control", label=label, code=code
+    )
     return outcome
 
 
-def _scope_word(matches: Sequence[Match]) -> str:
+def _scope_word(matches: Sequence[Match]) -> Msg:
     best = next((m for m in matches if m.confirmed), matches[0])
-    return SCOPE_WORDS.get(best.scope, "filtering")
+    return SCOPE_WORDS.get(best.scope, SCOPE_WORDS["vbw"])
 
 
-def fingerprint_words(matches: Sequence[Match], thing: str, probe_cc: str | None) -> str:
-    """How matched rows are named: e.g. `national blockpage (fingerprint X)`; when every row
-    is another country's, `blockpage used in IR (fingerprint X; this probe is in IT, so it
-    confirms nothing here)`."""
+@dataclass(frozen=True, slots=True)
+class FingerprintWords:
+    """How a kind of fingerprint match is named (a DNS answer, a page), in whole phrases: a
+    local one with its scope adjective, a foreign one with the countries it is used in."""
+
+    local: Callable[[Msg, Names], Msg]
+    foreign: Callable[[Names, Names | str, str], Msg]
+
+
+ADDRESS_WORDS = FingerprintWords(
+    lambda scope, names: M(
+        "a known {scope} blocking address (fingerprint {names})", scope=scope, names=names
+    ),
+    lambda names, countries, here: M(
+        "a blocking address used in {countries} (fingerprint {names}; this probe is in "
+        "{here}, so it confirms nothing here)",
+        countries=countries,
+        names=names,
+        here=here,
+    ),
+)
+BLOCKPAGE_WORDS = FingerprintWords(
+    lambda scope, names: M(
+        "a known {scope} blockpage (fingerprint {names})", scope=scope, names=names
+    ),
+    lambda names, countries, here: M(
+        "a known blockpage used in {countries} (fingerprint {names}; this probe is in "
+        "{here}, so it confirms nothing here)",
+        countries=countries,
+        names=names,
+        here=here,
+    ),
+)
+
+
+def fingerprint_words(
+    matches: Sequence[Match], words: FingerprintWords, probe_cc: str | None
+) -> Msg:
+    """How matched rows are named: e.g. `a known national blockpage (fingerprint X)`; when
+    every row is another country's, `a known blockpage used in IR (fingerprint X; this probe
+    is in IT, so it confirms nothing here)`."""
     names = name_list(list(dict.fromkeys(m.name for m in matches)))
     local = [m for m in matches if not m.foreign]
     if local:
-        return f"{_scope_word(local)} {thing} (fingerprint {names})"
-    countries = ", ".join(sorted({c for m in matches for c in m.countries}))
-    here = (probe_cc or "").upper()
-    return (
-        f"{thing} used in {countries} (fingerprint {names}; this probe is in {here}, so it "
-        "confirms nothing here)"
-    )
+        return words.local(_scope_word(local), names)
+    countries = sorted({c for m in matches for c in m.countries})
+    # (`Names` of no country would say "nothing"; the English has always said "")
+    return words.foreign(names, Names.of(countries) if countries else "", (probe_cc or "").upper())
 
 
 def control_fetched(ctx: Context) -> bool | None:

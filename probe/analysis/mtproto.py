@@ -17,6 +17,7 @@ from probe.analysis.vocabulary import (
     SKIPPED,
     EndpointOutcome,
 )
+from probe.i18n.message import M, Msg
 from probe.observations import MTProtoHandshake
 
 
@@ -27,31 +28,40 @@ def judge_mtproto(
     outcome = EndpointOutcome(ip, port, m.transport, OK, m.failure, m.failed_operation)
     outcome.reached = REACHED_TLS  # connected; the handshake is what failed (if it did)
     if m.success:
-        reply = "a transport error code" if m.reply == "transport_error" else "a genuine resPQ"
-        outcome.evidence = f"{outcome.label} answered MTProto with {reply}"
+        outcome.why = (
+            M("{label} answered MTProto with a transport error code", label=outcome.label)
+            if m.reply == "transport_error"
+            else M("{label} answered MTProto with a genuine resPQ", label=outcome.label)
+        )
         outcome.proves_address = True
         outcome.reached = REACHED_RESPONSE
         return outcome
     if not was_measured(m.failure):
         outcome.outcome = SKIPPED
-        outcome.evidence = f"{outcome.label} was not measured"
+        outcome.why = M("{label} was not measured", label=outcome.label)
         return outcome
     control_ok = ctx.control.mtproto_ok(flow.origin, m.transport) if ctx.control else None
     working = [s.transport for s in siblings if s.success]
-    what = f"the MTProto handshake over {m.transport}"
+    what = M("the MTProto handshake over {transport}", transport=str(m.transport))
     if control_ok is None and not is_interrupted(m.failure):
         if m.failure in FORGED_MTPROTO:
             outcome.outcome, outcome.blocking = BLOCKED, PROTOCOL
-            outcome.evidence = (
-                f"{outcome.label} connected but the MTProto reply was forged ({m.failure}): "
-                "something other than Telegram answered"
+            outcome.why = M(
+                "{label} connected but the MTProto reply was forged ({failure}): "
+                "something other than Telegram answered",
+                label=outcome.label,
+                failure=str(m.failure),
             )
             return outcome
         if working:
             outcome.outcome, outcome.blocking = BLOCKED, PROTOCOL
-            outcome.evidence = (
-                f"{what} to {outcome.label} failed ({m.failure}) while "
-                f"{name_list(working)} got genuine replies from the same address"
+            outcome.why = M(
+                "{what} to {label} failed ({failure}) while {transports} got genuine replies "
+                "from the same address",
+                what=what,
+                label=outcome.label,
+                failure=str(m.failure),
+                transports=name_list(working),
             )
             return outcome
     return fail_outcome(
@@ -59,7 +69,7 @@ def judge_mtproto(
     )
 
 
-def transport_note(outcomes: Sequence[EndpointOutcome]) -> str:
+def transport_note(outcomes: Sequence[EndpointOutcome]) -> Msg | None:
     """For MTProto: which transports get through, which do not (obfuscated proxies...)."""
     by_transport: dict[str, set[str]] = {}
     for o in outcomes:
@@ -68,11 +78,16 @@ def transport_note(outcomes: Sequence[EndpointOutcome]) -> str:
     working = [t for t, s in by_transport.items() if OK in s]
     blocked = [t for t, s in by_transport.items() if BLOCKED in s]
     if working and blocked:
-        note = (
-            f"{name_list(working, 4)} still get through while {name_list(blocked, 4)} are "
-            "interfered with"
-        )
         if "obfuscated2" in working:
-            note += " (obfuscated proxies work)"
-        return note
-    return ""
+            return M(
+                "{working} still get through while {blocked} are interfered with "
+                "(obfuscated proxies work)",
+                working=name_list(working, 4),
+                blocked=name_list(blocked, 4),
+            )
+        return M(
+            "{working} still get through while {blocked} are interfered with",
+            working=name_list(working, 4),
+            blocked=name_list(blocked, 4),
+        )
+    return None

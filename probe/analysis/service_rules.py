@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe import failures
+from probe.i18n.message import Arg, C, M, Msg
 
 # Layer names as in probe.analysis (not imported: analysis imports this module).
 TCP = "tcp"
@@ -149,7 +150,7 @@ def service_facts(service: str, endpoints: Sequence[EndpointFact], targets: int)
 class LocalEvidence:
     """Why a failure without a control still counts as blocking."""
 
-    phrase: str
+    phrase: Msg
 
 
 def local_evidence(
@@ -158,16 +159,21 @@ def local_evidence(
     """Rule A or B for one unexplained failure, given its service's facts (None: no rule)."""
     if not isinstance(facts, Mapping):
         return None
-    name = str(facts.get("name") or "this service")
-    name = DISPLAY_NAMES.get(name, name)
+    service = str(facts.get("name") or "")
+    name: Arg = DISPLAY_NAMES.get(service, service) if service else M("this service")
     kinds = facts.get("kinds")
     kind = kinds.get(check) if isinstance(kinds, Mapping) else None
     if isinstance(kind, Mapping) and kind.get("all_fail_typically") is True:
         addresses = _int(kind.get("addresses_failed"))
         if addresses >= ALL_FAIL_MIN_ADDRESSES and failure in CENSORSHIP_TYPICAL.get(layer, ()):
             return LocalEvidence(
-                f"every {_kind_words(check)} of {name} tried fails like this "
-                f"({addresses} addresses, none works)"
+                M(
+                    "every {kind} of {service} tried fails like this ({count} addresses, none "
+                    "works)",
+                    kind=_kind_words(check),
+                    service=name,
+                    count=addresses,
+                )
             )
     for entry in facts.get("same_failure") or []:
         if not isinstance(entry, Mapping):
@@ -177,17 +183,23 @@ def local_evidence(
         addresses, networks = _int(entry.get("addresses")), _int(entry.get("networks"))
         if addresses >= SAME_FAILURE_MIN_ADDRESSES and networks >= SAME_FAILURE_MIN_NETWORKS:
             return LocalEvidence(
-                f"{addresses} addresses of {name} in {networks} separate networks fail the same way"
+                M(
+                    "{count} addresses of {service} in {networks} separate networks fail the "
+                    "same way",
+                    count=addresses,
+                    service=name,
+                    networks=networks,
+                )
             )
     return None
 
 
-#: how a reason names a service
-DISPLAY_NAMES = {
-    "telegram": "Telegram",
-    "whatsapp": "WhatsApp",
-    "signal": "Signal",
-    "facebook_messenger": "Facebook Messenger",
+#: how a reason (and the summary) names a service
+DISPLAY_NAMES: dict[str, Arg] = {
+    "telegram": C("service", "Telegram"),
+    "whatsapp": C("service", "WhatsApp"),
+    "signal": C("service", "Signal"),
+    "facebook_messenger": C("service", "Facebook Messenger"),
 }
 
 
@@ -195,14 +207,15 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _kind_words(check: str) -> str:
+def _kind_words(check: str) -> Msg:
+    """What one endpoint of a check is called, after "every"."""
     return {
-        "mtproto": "data centre address",
-        "tcp": "server address",
-        "tls": "TLS endpoint",
-        "http": "web address",
-        "https": "web address",
-    }.get(check, "address")
+        "mtproto": M("data centre address"),
+        "tcp": M("server address"),
+        "tls": M("TLS endpoint"),
+        "http": M("web address"),
+        "https": M("web address"),
+    }.get(check, M("address"))
 
 
 # --- usable? interfered? ----------------------------------------------------------------------

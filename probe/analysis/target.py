@@ -23,7 +23,7 @@ from probe.analysis.vocabulary import (
     DNS,
     DOWN,
     INCONCLUSIVE,
-    INTERRUPTED_REASON,
+    INTERRUPTED_MESSAGE,
     LAYERS,
     OK,
     PAGE_CHECKS,
@@ -35,6 +35,7 @@ from probe.analysis.vocabulary import (
     Status,
     Verdict,
 )
+from probe.i18n.message import Clauses, M, Msg, Raw, Text
 
 # --- the target -----------------------------------------------------------------------------
 
@@ -61,17 +62,22 @@ def _apply_local_evidence(ctx: Context, outcomes: list[EndpointOutcome]) -> None
         if found is None:
             continue
         o.outcome, o.blocking, o.confirmed = BLOCKED, o.unexplained_layer, False
-        o.evidence = (
-            f"{o.unexplained_what}; {found.phrase}, while the "
-            "baseline sites work, so your connection is fine (local evidence only: no control "
-            "to compare with)"
+        o.why = Clauses(
+            (
+                o.unexplained_what or Raw(""),
+                M(
+                    "{evidence}, while the baseline sites work, so your connection is fine "
+                    "(local evidence only: no control to compare with)",
+                    evidence=found.phrase,
+                ),
+            )
         )
 
 
-def _needs(check: str) -> str:
+def _needs(check: str) -> Msg:
     if check in PAGE_CHECKS:
-        return f"the {check} check needs an HTTP answer or a TLS handshake"
-    return f"the {check} check needs a connection"
+        return M("the {check} check needs an HTTP answer or a TLS handshake", check=check)
+    return M("the {check} check needs a connection", check=check)
 
 
 @dataclass(slots=True)
@@ -82,7 +88,8 @@ class _Tally:
 
     measured: list[EndpointOutcome]
     connect_only: list[EndpointOutcome]
-    partial: str  # what the connect-only endpoints showed, and what the check needs
+    #: what the connect-only endpoints showed, and what the check needs
+    partial: Msg | None
 
     def of(self, status: Status) -> list[EndpointOutcome]:
         return [o for o in self.measured if o.outcome == status]
@@ -99,10 +106,13 @@ def _tally(ctx: Context, outcomes: list[EndpointOutcome]) -> _Tally:
         and o.transport is None
     ]
     partial = (
-        f"the TCP connect to {name_list([o.label for o in connect_only])} succeeded, but "
-        f"{_needs(ctx.check)}"
+        M(
+            "the TCP connect to {addresses} succeeded, but {needs}",
+            addresses=name_list([o.label for o in connect_only]),
+            needs=_needs(ctx.check),
+        )
         if connect_only
-        else ""
+        else None
     )
     measured = [o for o in measured if all(o is not c for c in connect_only)]
     return _Tally(measured, connect_only, partial)
@@ -127,8 +137,10 @@ def _offline_verdict(ctx: Context, dns: DNSResult, tally: _Tally) -> Verdict:
     """On an offline vantage nothing is blocked; a target that worked still did."""
     ok = tally.of(OK)
     if ok:
-        return Verdict(OK, None, False, [], sentence(f"{ok[0].evidence}", ctx.offline_reason))
-    evidence = f"seen anyway: {dns.reason}" if dns.status == BLOCKED else ""
+        return Verdict(OK, None, False, [], sentence(ok[0].why or Raw(""), ctx.offline_reason))
+    evidence = (
+        M("seen anyway: {reason}", reason=dns.reason or "") if dns.status == BLOCKED else None
+    )
     return Verdict(
         INCONCLUSIVE, None, False, dns.fingerprints, sentence(ctx.offline_reason, evidence)
     )
@@ -140,25 +152,42 @@ def _blocked_verdict(tally: _Tally) -> Verdict:
     first = next(o for o in blocked if o.blocking == layer)
     confirmed = any(o.confirmed for o in blocked)
     prints = list(dict.fromkeys(f for o in blocked for f in o.fingerprints))
-    count = f"{len(blocked)} of {len(measured)} endpoints blocked" if len(measured) > 1 else ""
-    still = f"still working: {name_list([o.label for o in ok])}" if ok else ""
-    note = transport_note(measured)
-    return Verdict(
-        BLOCKED, layer, confirmed, prints, sentence(first.evidence, count, note or still)
+    count = (
+        M("{blocked} of {measured} endpoints blocked", blocked=len(blocked), measured=len(measured))
+        if len(measured) > 1
+        else None
     )
+    still = (
+        M("still working: {addresses}", addresses=name_list([o.label for o in ok])) if ok else None
+    )
+    note = transport_note(measured)
+    return Verdict(BLOCKED, layer, confirmed, prints, sentence(first.why, count, note or still))
 
 
 def _ok_verdict(tally: _Tally) -> Verdict:
     ok, down, unclear = tally.of(OK), tally.of(DOWN), tally.of(INCONCLUSIVE)
+    summary: Text | None
     if len(tally.measured) == 1:
-        summary = ok[0].evidence
+        summary = ok[0].why
     else:
-        summary = f"{len(ok)} of {len(tally.measured)} endpoints work ({ok[0].evidence})"
-    extra = ""
+        summary = M(
+            "{ok} of {measured} endpoints work ({evidence})",
+            ok=len(ok),
+            measured=len(tally.measured),
+            evidence=ok[0].why or "",
+        )
+    extra = None
     if down:
-        extra = f"{name_list([o.label for o in down])} fail at the control too (down, not blocked)"
+        extra = M(
+            "{addresses} fail at the control too (down, not blocked)",
+            addresses=name_list([o.label for o in down]),
+        )
     elif unclear:
-        extra = f"{name_list([o.label for o in unclear])} inconclusive ({unclear[0].evidence})"
+        extra = M(
+            "{addresses} inconclusive ({evidence})",
+            addresses=name_list([o.label for o in unclear]),
+            evidence=unclear[0].why or "",
+        )
     return Verdict(OK, None, False, [], sentence(summary, extra))
 
 
@@ -168,24 +197,31 @@ def _unclear_verdict(ctx: Context, dns: DNSResult, tally: _Tally) -> Verdict:
     down, unclear = tally.of(DOWN), tally.of(INCONCLUSIVE)
     if not measured and dns.status in (OK, INCONCLUSIVE):
         if ctx.check in CONNECTING_CHECKS and (dns.status == OK or tally.connect_only):
-            nothing = "nothing was fetched" if ctx.check in PAGE_CHECKS else "nothing connected"
-            why = partial or f"{nothing}, and {_needs(ctx.check)}"
+            why = partial or (
+                M("nothing was fetched, and {needs}", needs=_needs(ctx.check))
+                if ctx.check in PAGE_CHECKS
+                else M("nothing connected, and {needs}", needs=_needs(ctx.check))
+            )
             return Verdict(INCONCLUSIVE, None, False, [], sentence(dns.reason, why))
         return Verdict(dns.status or INCONCLUSIVE, None, False, [], sentence(dns.reason))
     v6_only_unclear = all(is_ipv6(o.address) and ctx.ipv6_ok is False for o in unclear)
     if down and v6_only_unclear:
-        why = "the service is down, not censored"
-        return Verdict(DOWN, None, False, [], sentence(down[0].evidence, why, partial))
+        why = M("the service is down, not censored")
+        return Verdict(DOWN, None, False, [], sentence(down[0].why, why, partial))
     if unclear:
-        doubt = dns.reason if dns.status == INCONCLUSIVE else ""
-        return Verdict(INCONCLUSIVE, None, False, [], sentence(unclear[0].evidence, partial, doubt))
+        doubt = dns.reason if dns.status == INCONCLUSIVE else None
+        return Verdict(INCONCLUSIVE, None, False, [], sentence(unclear[0].why, partial, doubt))
     if not measured and partial:
         return Verdict(INCONCLUSIVE, None, False, [], sentence(partial))
     if not measured:
-        target_name = ctx.hostname or ctx.target.name or "this target"
-        why = f"nothing was measured for {target_name}"
-        return Verdict(INCONCLUSIVE, None, False, [], sentence(why))
-    return Verdict(INCONCLUSIVE, None, False, [], sentence(measured[0].evidence))
+        target_name = ctx.hostname or ctx.target.name
+        nothing = (
+            M("nothing was measured for {target}", target=target_name)
+            if target_name
+            else M("nothing was measured for this target")
+        )
+        return Verdict(INCONCLUSIVE, None, False, [], sentence(nothing))
+    return Verdict(INCONCLUSIVE, None, False, [], sentence(measured[0].why))
 
 
 def judge(case: Case, fingerprints: FingerprintDB | None = None) -> Analysis:
@@ -206,7 +242,7 @@ def analyze(record: dict[str, Any], fingerprints: FingerprintDB | None = None) -
     analyze` and `probe report` give, and what the runner wrote."""
     test_keys = record.get("test_keys") if isinstance(record, dict) else None
     if isinstance(test_keys, dict) and test_keys.get("failure") == failures.INTERRUPTED:
-        return Analysis(Verdict(INCONCLUSIVE, None, False, [], INTERRUPTED_REASON), [])
+        return Analysis(Verdict(INCONCLUSIVE, None, False, [], INTERRUPTED_MESSAGE), [])
     try:
         case = case_from_record(record)
     except _MALFORMED as exc:
@@ -219,16 +255,16 @@ _MALFORMED = (TypeError, ValueError, AttributeError, KeyError, IndexError, Overf
 
 
 def _unanalysable(exc: BaseException) -> Analysis:
-    reason = (
-        "The record could not be analysed: one of its fields has an unexpected form "
-        f"({type(exc).__name__})."
+    reason = M(
+        "The record could not be analysed: one of its fields has an unexpected form ({error}).",
+        error=type(exc).__name__,
     )
     return Analysis(Verdict(INCONCLUSIVE, None, False, [], reason), [])
 
 
 def _judge(case: Case, fingerprints: FingerprintDB | None) -> Analysis:
     if case.interrupted:
-        return Analysis(Verdict(INCONCLUSIVE, None, False, [], INTERRUPTED_REASON), [])
+        return Analysis(Verdict(INCONCLUSIVE, None, False, [], INTERRUPTED_MESSAGE), [])
     ctx = context_of(case, fingerprints if fingerprints is not None else default_db())
     attempts: list[EndpointOutcome] = []
     for flow in flows_of(ctx.probe):
@@ -251,8 +287,8 @@ def _apply_dns(dns: DNSResult, outcomes: list[EndpointOutcome]) -> None:
             o.outcome, o.blocking = BLOCKED, DNS
             o.confirmed = dns.confirmed
             o.fingerprints = list(dns.fingerprints)
-            o.evidence = dns.reason
+            o.why = dns.reason
     for o in outcomes:
         if o.address in dns.doubtful and o.outcome == OK and not o.proves_address:
             o.outcome = INCONCLUSIVE
-            o.evidence = dns.reason
+            o.why = dns.reason

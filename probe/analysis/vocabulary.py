@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from probe import failures
+from probe.i18n.message import Arg, C, M, Msg, Text
 from probe.observations import format_address
 
 
@@ -107,25 +108,26 @@ COMMON_HEADERS = frozenset(
         "keep-alive",
     }
 )
-SCOPE_WORDS = {
-    "nat": "national",
-    "isp": "ISP-level",
-    "prod": "filtering-product",
-    "inst": "institutional",
-    "vbw": "filtering",
-    "prov": "provider",
-    "injb": "injected",
+#: a fingerprint's scope, as the adjective of "blocking address" or "blockpage"
+SCOPE_WORDS: dict[str, Msg] = {
+    "nat": C("fingerprint scope", "national"),
+    "isp": C("fingerprint scope", "ISP-level"),
+    "prod": C("fingerprint scope", "filtering-product"),
+    "inst": C("fingerprint scope", "institutional"),
+    "vbw": C("fingerprint scope", "filtering"),
+    "prov": C("fingerprint scope", "provider"),
+    "injb": C("fingerprint scope", "injected"),
 }
 #: At most this many addresses are named in one reason.
 MAX_NAMED = 3
 #: DNS engines whose answers an on-path censor cannot forge (OONI's `doh` and `dot`).
 ENCRYPTED_ENGINES = frozenset({"doh", "dot"})
-ENGINE_WORDS = {
-    "getaddrinfo": "the system resolver",
-    "doh": "DNS over HTTPS",
-    "dot": "DNS over TLS",
-    "udp": "DNS over UDP",
-    "tcp": "DNS over TCP",
+ENGINE_WORDS: dict[str, Msg] = {
+    "getaddrinfo": M("the system resolver"),
+    "doh": M("DNS over HTTPS"),
+    "dot": M("DNS over TLS"),
+    "udp": M("DNS over UDP"),
+    "tcp": M("DNS over TCP"),
 }
 #: Checks whose `ok` needs a connection (DNS alone is not enough), and those that need a page
 #: or a verified handshake (a bare TCP connect is not enough).
@@ -153,7 +155,8 @@ REACHED_BEFORE: dict[Blocking, int] = {
 # --- results --------------------------------------------------------------------------------
 
 
-INTERRUPTED_REASON = "The run was interrupted before this target was measured."
+INTERRUPTED_MESSAGE = M("The run was interrupted before this target was measured.")
+INTERRUPTED_REASON = INTERRUPTED_MESSAGE.english()
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +165,13 @@ class Verdict:
     blocking: Blocking | None  # the first layer that failed, when blocked
     confirmed: bool  # a known blocking fingerprint matched
     fingerprints: list[str]
-    reason: str  # one human sentence naming the evidence
+    #: one human sentence naming the evidence, as a message: English in the record (`reason`),
+    #: in the volunteer's language on screen (probe/i18n)
+    message: Text
+
+    @property
+    def reason(self) -> str:
+        return self.message.english()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,7 +186,8 @@ class Verdict:
 
 @dataclass(slots=True)
 class EndpointOutcome:
-    """What happened on one endpoint flow. `evidence` is the phrase the reason is built from."""
+    """What happened on one endpoint flow. `why` is the phrase the reason is built from
+    (`evidence` in English)."""
 
     address: str
     port: int
@@ -188,21 +198,26 @@ class EndpointOutcome:
     blocking: Blocking | None = None
     confirmed: bool = False
     fingerprints: list[str] = field(default_factory=list)
-    evidence: str = ""
+    why: Text | None = None
     #: the address proved it belongs to the service (verified TLS, MTProto reply, HTTP match)
     proves_address: bool = False
     #: the layer of a failure here that had no control to compare with (the candidates for
     #: the service-level local evidence of probe.service); None otherwise
     unexplained_layer: Blocking | None = None
     #: what failed, without the "no control" clause (for the local-evidence sentence)
-    unexplained_what: str = ""
+    unexplained_what: Text | None = None
     #: how far this attempt got (REACHED_*): judging attempts on one endpoint together
     reached: int = REACHED_NOTHING
 
     @property
-    def label(self) -> str:
+    def evidence(self) -> str:
+        return self.why.english() if self.why is not None else ""
+
+    @property
+    def label(self) -> Arg:
+        """The endpoint as a reason names it: `ip:port (transport)`, a technical token."""
         if not self.address:
-            return "an unrecorded address"
+            return M("an unrecorded address")
         where = format_address(self.address, self.port) if self.port else self.address
         return f"{where} ({self.transport})" if self.transport else where
 

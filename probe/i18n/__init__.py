@@ -1,0 +1,130 @@
+"""What a volunteer reads, in their language (English, the source language, or Persian), with
+gettext catalogs; what a record stores, always in English.
+
+For messages printed now (the summary, an error line, a help text):
+
+    from probe.i18n import _, N_, ngettext
+
+    print(_("Round {report_id}: {count} targets").format(report_id=rid, count=n))
+    HELP = N_("Measure every target once.")   # marked at import time, translated at use: _(HELP)
+
+`_` translates with the active language (`set_language`, from `--lang`; else the environment:
+LANGUAGE, LC_ALL, LC_MESSAGES, LANG, as gettext reads them). Use `{name}` placeholders, never
+f-strings or concatenation inside `_()`: the whole sentence is the msgid, so a translator can
+order its words.
+
+For text that is data first (a verdict's reason: English in the record, translated on screen),
+build a message instead (probe/i18n/message.py): `M(template, **args)`, `P(singular, plural, n,
+**args)`, `C(context, template, **args)`; `.english()` for the record, `.render(current())` for
+the screen. docs/translating.md says how to add a message, update the catalog, add a language.
+"""
+
+from __future__ import annotations
+
+from probe.i18n.catalog import (
+    DOMAIN,
+    LANGUAGES,
+    Catalog,
+    catalog,
+    language_from_environment,
+    normalise,
+)
+from probe.i18n.message import (
+    ENGLISH,
+    Arg,
+    C,
+    Clauses,
+    M,
+    Msg,
+    Names,
+    P,
+    Raw,
+    Sentence,
+    Text,
+    Translator,
+    sentence,
+)
+
+#: the keywords Babel extracts (pybabel extract -k ..., and the catalog test)
+BABEL_KEYWORDS = {
+    "_": None,
+    "N_": None,
+    "ngettext": (1, 2),
+    "pgettext": ((1, "c"), 2),
+    "M": None,
+    "P": (1, 2),
+    "C": ((1, "c"), 2),
+}
+
+_active: Catalog | None = None
+
+
+def set_language(language: str | None) -> Catalog:
+    """Use `language` from now on (None: the environment's). Returns its catalog."""
+    global _active
+    _active = catalog(language if language else language_from_environment())
+    return _active
+
+
+def current() -> Catalog:
+    """The active language's catalog (the environment's until `set_language` is called)."""
+    return _active if _active is not None else set_language(None)
+
+
+def language() -> str:
+    return current().language
+
+
+def _(message: str) -> str:
+    """`message` in the active language."""
+    return current().gettext(message)
+
+
+def N_(message: str) -> str:
+    """Marks `message` for the catalog without translating it (translate it later with `_`)."""
+    return message
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return current().ngettext(singular, plural, n)
+
+
+def pgettext(context: str, message: str) -> str:
+    return current().pgettext(context, message)
+
+
+def render(text: Text) -> str:
+    """`text` in the active language."""
+    return text.render(current())
+
+
+__all__ = [
+    "BABEL_KEYWORDS",
+    "DOMAIN",
+    "ENGLISH",
+    "LANGUAGES",
+    "N_",
+    "Arg",
+    "C",
+    "Catalog",
+    "Clauses",
+    "M",
+    "Msg",
+    "Names",
+    "P",
+    "Raw",
+    "Sentence",
+    "Text",
+    "Translator",
+    "_",
+    "catalog",
+    "current",
+    "language",
+    "language_from_environment",
+    "ngettext",
+    "normalise",
+    "pgettext",
+    "render",
+    "sentence",
+    "set_language",
+]
