@@ -240,6 +240,8 @@ def probe_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(GUARD_DIR), str(REPO)])
     env["PROBE_TEST_GUARD"] = "1"
     env["COLUMNS"] = "120"
+    # English, whatever the developer's locale (a test that wants Persian says so)
+    env["LANGUAGE"] = "en"
     return env
 
 

@@ -307,8 +307,9 @@ def _outside_expected_networks(lookups: _Lookups, suspicion: _Suspicion) -> None
         asn = a.asn or ctx.asn_of.get(ip)
         if ip not in suspicion.why and asn and int(asn) not in ctx.expect_asn:
             expected = Names.of(f"AS{n}" for n in sorted(ctx.expect_asn))
+            network = f"AS{asn}"
             suspicion.why[ip] = M(
-                "in {asn}, outside the expected {expected}", asn=f"AS{asn}", expected=expected
+                "in {asn}, outside the expected {expected}", asn=network, expected=expected
             )
             suspicion.standalone.add(ip)
 

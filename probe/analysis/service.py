@@ -75,6 +75,7 @@ def judge_service(
             again = _judge_again(item, facts, fingerprints)
             test_keys["x_endpoints"] = [e.to_dict() for e in again.endpoints]
             test_keys["verdict"] = again.verdict.to_dict()
+            item.analysis = again  # the final verdict (its reason as a message, for display)
         target = _target_of(item.record)
         tags = target.get("tags")
         verdicts.append(

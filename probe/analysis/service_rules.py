@@ -195,7 +195,7 @@ def local_evidence(
 
 
 #: how a reason (and the summary) names a service
-DISPLAY_NAMES: dict[str, Arg] = {
+DISPLAY_NAMES: dict[str, Msg] = {
     "telegram": C("service", "Telegram"),
     "whatsapp": C("service", "WhatsApp"),
     "signal": C("service", "Signal"),

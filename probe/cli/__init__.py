@@ -30,10 +30,14 @@ from probe.cli.common import (
 )
 from probe.cli.control import control_group
 from probe.cli.geoip import geoip_group
+from probe.cli.localized import LocalizedGroup, lang_option, use_our_catalog_for_click
 from probe.cli.reports import analyze_command, report_command
 from probe.cli.run import run_command
 from probe.cli.schedule import schedule_group
 from probe.cli.targets import targets_group
+from probe.i18n import N_
+
+use_our_catalog_for_click()
 
 __all__ = [
     "CONFIG_SOURCES",
@@ -50,19 +54,26 @@ __all__ = [
 ]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LocalizedGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help=N_(
+        "Is Telegram (and WhatsApp, Signal, Messenger) reachable from here? If not, how is it "
+        "blocked? `probe run` measures; the result files are for researchers."
+    ),
+)
 @click.version_option(__version__, prog_name="probe")
+@lang_option()
 @click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False),
     envvar="PROBE_CONFIG",
-    help="Config file with defaults (default: ~/.config/probe/config.toml).",
+    help=N_("Config file with defaults (default: ~/.config/probe/config.toml)."),
 )
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
-    """Is Telegram (and WhatsApp, Signal, Messenger) reachable from here? If not, how is it
-    blocked? `probe run` measures; the result files are for researchers."""
+    """The `probe` command (its help is the group's `help`, translated when shown)."""
     from pathlib import Path
 
     from probe.cli import config

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 
 import click
 
+from probe.i18n import N_, _
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_BAD_INPUT = 2
@@ -26,7 +28,7 @@ class BadInput(click.ClickException):
 
 
 def fail(message: str) -> None:
-    click.echo(f"probe: error: {message}", err=True)
+    click.echo(_("probe: error: {message}").format(message=message), err=True)
 
 
 def option_error(param: str, value: object, message: str) -> BadInput:
@@ -44,7 +46,7 @@ def option_error(param: str, value: object, message: str) -> BadInput:
     return BadInput(f"{option} {value}: {message}")
 
 
-def refuse_special_files(paths: Iterable[str], what: str = "input") -> None:
+def refuse_special_files(paths: Iterable[str], what: str = N_("input")) -> None:
     """A FIFO, socket or device given as a file is refused before anything opens it: reading
     one blocks or never ends (bad input, exit 2)."""
     import stat
@@ -55,7 +57,11 @@ def refuse_special_files(paths: Iterable[str], what: str = "input") -> None:
         except OSError:
             continue  # missing files are reported by whoever reads them, with their reason
         if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            raise BadInput(f"{path}: not a regular file ({what} must be a file or a directory)")
+            raise BadInput(
+                _("{path}: not a regular file ({what} must be a file or a directory)").format(
+                    path=path, what=_(what)
+                )
+            )
 
 
 def report_problems(problems: list[str], what: str) -> None:
@@ -82,7 +88,7 @@ def check_ca_files(paths: tuple[str, ...]) -> None:
     """`--ca-file`: every file is a regular file that loads as PEM roots."""
     from probe.steps.tls import client_context
 
-    refuse_special_files(paths, "a CA file")
+    refuse_special_files(paths, N_("a CA file"))
     try:
         client_context(paths)
     except (ValueError, OSError) as exc:

@@ -15,9 +15,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from probe.cli.summary import print_summary, round_summary
+from probe.cli.summary import print_summary, round_summary, status_word
+from probe.i18n import _
 from probe.results import ResultsDirError, ResultWriteError
 from probe.round.runner import RoundOptions, RoundResult
 from probe.round.schedule.rounds import run_rounds
@@ -40,7 +42,7 @@ class _Progress:
         self.task_id: Any = None
         if err.is_terminal:
             self.bar = Progress(
-                TextColumn("measuring"),
+                TextColumn(escape(_("measuring"))),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
@@ -58,11 +60,11 @@ class _Progress:
     def record(self, record: dict[str, Any]) -> None:
         self.done += 1
         verdict = (record.get("test_keys") or {}).get("verdict") or {}
-        status = verdict.get("status", "?")
+        status = status_word(str(verdict.get("status", "?")))
         blocking = verdict.get("blocking")
         label = f"{record.get('input')}: {status}" + (f"/{blocking}" if blocking else "")
         if self.bar is not None:
-            self.bar.update(self.task_id, advance=1, description=label)
+            self.bar.update(self.task_id, advance=1, description=escape(label))
         else:
             # Plain lines for logs and pipes: a direct write (rich's rendering of one line per
             # target cost 15% of a 1,000-target round's CPU; bench/sweep_blackhole.py).
@@ -96,7 +98,11 @@ def run_and_report(
             print_summary(result, out)
 
     def on_wait(delay: float) -> None:
-        err.print(f"next round in {delay / 60:.1f} min (Ctrl-C stops)", highlight=False)
+        err.print(
+            _("next round in {minutes} min (Ctrl-C stops)").format(minutes=f"{delay / 60:.1f}"),
+            highlight=False,
+            markup=False,
+        )
         progress.start()
 
     async def rounds() -> None:
@@ -144,8 +150,11 @@ async def _until_signal(
         progress.stop()
         if received:
             err.print(
-                "stopped: the records measured so far are on disk; unfinished targets are "
-                "marked interrupted."
+                _(
+                    "stopped: the records measured so far are on disk; unfinished targets are "
+                    "marked interrupted."
+                ),
+                markup=False,
             )
             return SIGNAL_EXIT[received[0]]
         raise
@@ -159,15 +168,17 @@ def _exit_status_of(exc: BaseException) -> int:
     """The exit status and the one line on stderr for an error that ended the rounds."""
     found = _find(exc, (ResultsDirError, ResultWriteError))
     if isinstance(found, ResultsDirError):
-        _error_line(f"probe: error: {found}")
+        _error_line(_("probe: error: {message}").format(message=found))
         return EXIT_BAD_INPUT
     if isinstance(found, ResultWriteError):
-        _error_line(f"probe: error: cannot write results: {found}")
+        _error_line(_("probe: error: cannot write results: {error}").format(error=found))
         return EXIT_ERROR
     if os.environ.get("PROBE_DEBUG"):
         raise exc
     _error_line(
-        f"probe: internal error: {type(exc).__name__}: {exc} (set PROBE_DEBUG=1 for details)"
+        _("probe: internal error: {kind}: {error} (set PROBE_DEBUG=1 for details)").format(
+            kind=type(exc).__name__, error=exc
+        )
     )
     return EXIT_ERROR
 

@@ -15,6 +15,8 @@ from probe.cli.common import (
     refuse_special_files,
 )
 from probe.cli.geoip import geoip_databases
+from probe.cli.localized import LocalizedCommand, lang_option
+from probe.i18n import N_, _, render, text_of
 
 if TYPE_CHECKING:
     from probe.round.measure import MeasureConfig
@@ -22,58 +24,75 @@ if TYPE_CHECKING:
 
 
 # 22 options, one decorator each (the command-line contract); the function is ~50 lines.
-@click.command("run")
+@click.command(
+    "run",
+    cls=LocalizedCommand,
+    help=N_("Measure every target once (or on a schedule) and write one record per target."),
+)
+@lang_option()
 @click.argument("targets", nargs=-1, type=click.Path())
-@click.option("--only", multiple=True, metavar="GLOB", help="Keep targets whose id matches.")
-@click.option("--resolver", metavar="IP[:PORT]", help="The only DNS server used for the run.")
-@click.option("--control", "controls", multiple=True, metavar="URL", help="Control server(s).")
-@click.option("--control-token", envvar="PROBE_CONTROL_TOKEN", help="Bearer token.")
-@click.option("--no-control", is_flag=True, help="Measure without a control server.")
+@click.option("--only", multiple=True, metavar="GLOB", help=N_("Keep targets whose id matches."))
+@click.option("--resolver", metavar="IP[:PORT]", help=N_("The only DNS server used for the run."))
+@click.option("--control", "controls", multiple=True, metavar="URL", help=N_("Control server(s)."))
+@click.option("--control-token", envvar="PROBE_CONTROL_TOKEN", help=N_("Bearer token."))
+@click.option("--no-control", is_flag=True, help=N_("Measure without a control server."))
 @click.option("--out", "out_dir", default="results", show_default=True, type=click.Path())
-@click.option("--timeout", type=float, default=10.0, show_default=True, help="Per step, s.")
-@click.option("--concurrency", type=int, default=None, help="Flows in flight (default 1024).")
-@click.option("--ca-file", "ca_files", multiple=True, type=click.Path(), help="Extra roots (PEM).")
-@click.option("--geoip-db", "geoip_dbs", multiple=True, type=click.Path(), help="MaxMind DB.")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help=N_("Per step, s."))
+@click.option("--concurrency", type=int, default=None, help=N_("Flows in flight (default 1024)."))
+@click.option(
+    "--ca-file", "ca_files", multiple=True, type=click.Path(), help=N_("Extra roots (PEM).")
+)
+@click.option("--geoip-db", "geoip_dbs", multiple=True, type=click.Path(), help=N_("MaxMind DB."))
 @click.option("--fingerprints", "fingerprint_files", multiple=True, type=click.Path())
-@click.option("--source-address", metavar="IP", help="Local address to measure from.")
-@click.option("--body-cap", type=int, default=64 * 1024, show_default=True, help="Bytes kept.")
-@click.option("--every", metavar="DURATION", help="Repeat every DURATION (30m, 6h) with jitter.")
-@click.option("--count", type=int, help="Stop after N rounds.")
-@click.option("--json", "as_json", is_flag=True, help="One summary object per round on stdout.")
+@click.option("--source-address", metavar="IP", help=N_("Local address to measure from."))
+@click.option("--body-cap", type=int, default=64 * 1024, show_default=True, help=N_("Bytes kept."))
+@click.option(
+    "--every", metavar="DURATION", help=N_("Repeat every DURATION (30m, 6h) with jitter.")
+)
+@click.option("--count", type=int, help=N_("Stop after N rounds."))
+@click.option("--json", "as_json", is_flag=True, help=N_("One summary object per round on stdout."))
 @click.option(
     "--country",
     metavar="CC",
-    help="Where this probe is (a control seeing another "
-    "country means the traffic goes through a VPN).",
+    help=N_(
+        "Where this probe is (a control seeing another "
+        "country means the traffic goes through a VPN)."
+    ),
 )
 @click.option(
     "--ip-discovery/--no-ip-discovery",
     default=True,
     show_default=True,
-    help="Learn this machine's public address (STUN, HTTPS echo) so that it can be kept out "
-    "of the results; with --no-ip-discovery every unknown address in pages is redacted.",
+    help=N_(
+        "Learn this machine's public address (STUN, HTTPS echo) so that it can be kept out "
+        "of the results; with --no-ip-discovery every unknown address in pages is redacted."
+    ),
 )
 @click.option(
     "--stun",
     "stun_servers",
     multiple=True,
     metavar="HOST:PORT",
-    help="STUN server for address discovery (repeatable; replaces the defaults).",
+    help=N_("STUN server for address discovery (repeatable; replaces the defaults)."),
 )
 @click.option(
     "--ip-echo",
     "echo_urls",
     multiple=True,
     metavar="URL",
-    help="HTTPS 'what is my IP' page for address discovery (repeatable; replaces the defaults).",
+    help=N_(
+        "HTTPS 'what is my IP' page for address discovery (repeatable; replaces the defaults)."
+    ),
 )
 @click.option(
     "--own-net",
     "own_nets",
     multiple=True,
     metavar="CIDR",
-    help="Accept an address in CIDR as this machine's own public address (test beds whose "
-    "addresses are private or reserved).",
+    help=N_(
+        "Accept an address in CIDR as this machine's own public address (test beds whose "
+        "addresses are private or reserved)."
+    ),
 )
 def run_command(
     targets: tuple[str, ...],
@@ -108,13 +127,13 @@ def run_command(
     period = _check_limits(timeout, concurrency, count, body_cap, every)
     measure = _measure_config(timeout, concurrency, resolver, ca_files, body_cap, source_address)
     if not out_dir.strip():
-        raise option_error("out_dir", repr(out_dir), "name a results directory")
+        raise option_error("out_dir", repr(out_dir), _("name a results directory"))
     if not no_control:
         _check_control_urls(controls)
     geoip_paths = geoip_databases(geoip_dbs).paths
     lists, selected = _load_targets(targets, only)
     if country is not None and not (len(country) == 2 and country.isalpha()):
-        raise option_error("country", country, "use a two-letter country code such as IR")
+        raise option_error("country", country, _("use a two-letter country code such as IR"))
     options = RoundOptions(
         **_discovery_options(ip_discovery, stun_servers, echo_urls, own_nets),
         measure=measure,
@@ -136,19 +155,19 @@ def _check_limits(
     from probe.round.schedule import parse_duration
 
     if not timeout > 0 or timeout > 600:
-        raise option_error("timeout", timeout, "must be more than 0 and at most 600 seconds")
+        raise option_error("timeout", timeout, _("must be more than 0 and at most 600 seconds"))
     if concurrency is not None and not 1 <= concurrency <= 100_000:
-        raise option_error("concurrency", concurrency, "must be between 1 and 100000")
+        raise option_error("concurrency", concurrency, _("must be between 1 and 100000"))
     if count is not None and count < 1:
-        raise BadInput(f"--count {count}: must be at least 1")
+        raise BadInput(_("--count {count}: must be at least 1").format(count=count))
     if body_cap < 1024:
-        raise option_error("body_cap", body_cap, "must be at least 1024 bytes")
+        raise option_error("body_cap", body_cap, _("must be at least 1024 bytes"))
     try:
         period = parse_duration(every) if every else None
     except ValueError as exc:
         raise BadInput(f"--every: {exc}") from None
     if count is not None and period is None and count > 1:
-        raise BadInput("--count N needs --every DURATION")
+        raise BadInput(_("--count N needs --every DURATION"))
     return period
 
 
@@ -190,7 +209,7 @@ def _check_control_urls(urls: tuple[str, ...]) -> None:
         except ValueError:
             ok = False
         if not ok:
-            raise option_error("controls", url, "use an http:// or https:// base URL")
+            raise option_error("controls", url, _("use an http:// or https:// base URL"))
 
 
 def _load_targets(
@@ -201,22 +220,28 @@ def _load_targets(
 
     from probe.targets import bundled_list_paths, load_lists
 
-    refuse_special_files(paths, "a target list")
+    refuse_special_files(paths, N_("a target list"))
     loaded = load_lists(list(paths) or bundled_list_paths())
     if loaded.problems:
-        more = (
-            f" (and {len(loaded.problems) - 1} more problems)" if len(loaded.problems) > 1 else ""
-        )
-        raise BadInput(loaded.problems[0] + more)
+        first = render(text_of(loaded.problems[0]))
+        if len(loaded.problems) > 1:
+            first = _("{problem} (and {count} more problems)").format(
+                problem=first, count=len(loaded.problems) - 1
+            )
+        raise BadInput(first)
     targets = list(loaded.targets)
     if only:
         selected = [t for t in targets if any(fnmatch.fnmatch(t.id, g) for g in only)]
         if not selected:
-            raise BadInput(f"--only {' '.join(only)}: no target id matches")
+            raise BadInput(_("--only {globs}: no target id matches").format(globs=" ".join(only)))
         # The baselines of the lists always come along: they tell "offline" from "blocked".
         targets = [t for t in targets if t.is_baseline or t in selected]
     if not targets:
-        raise BadInput("no targets to measure in " + (", ".join(paths) or "the bundled lists"))
+        raise BadInput(
+            _("no targets to measure in {lists}").format(lists=", ".join(paths))
+            if paths
+            else _("no targets to measure in the bundled lists")
+        )
     return list(loaded.lists), targets
 
 
@@ -235,7 +260,7 @@ def _discovery_options(
         host, sep, port_text = text.strip().rpartition(":")
         host = host.strip("[]")
         if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            raise option_error("stun_servers", text, "use HOST:PORT, e.g. stun.example.org:3478")
+            raise option_error("stun_servers", text, _("use HOST:PORT, e.g. stun.example.org:3478"))
         stun.append((host, int(port_text)))
     for url in echo_urls:
         try:
@@ -244,12 +269,12 @@ def _discovery_options(
         except ValueError:
             ok = False
         if not ok:
-            raise option_error("echo_urls", url, "use an https:// URL")
+            raise option_error("echo_urls", url, _("use an https:// URL"))
     for text in own_nets:
         try:
             ipaddress.ip_network(text, strict=False)
         except ValueError:
-            raise option_error("own_nets", text, "not a CIDR network") from None
+            raise option_error("own_nets", text, _("not a CIDR network")) from None
     return {
         "ip_discovery": enabled,
         # None: the defaults (publicip), chosen by the round

@@ -6,23 +6,57 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from probe.analysis.service_rules import DISPLAY_NAMES
+from probe.i18n import C, Names, _, pgettext, render, text_of
+from probe.i18n.message import Msg
 from probe.round.records import ServiceTally
 from probe.round.runner import RoundResult
 
-SERVICE_NAMES = {
-    "telegram": "Telegram",
-    "whatsapp": "WhatsApp",
-    "signal": "Signal",
-    "facebook_messenger": "Facebook Messenger",
-    "baseline": "Baseline sites",
-}
+#: how the summary names a service (a name it does not know is shown as it is)
+SERVICE_NAMES: dict[str, Msg] = {**DISPLAY_NAMES, "baseline": C("service", "Baseline sites")}
 STATUS_ORDER = ("blocked", "down", "inconclusive", "ok")
+#: a status as the table says it
+STATUS_WORDS = {
+    "ok": C("status", "ok"),
+    "blocked": C("status", "blocked"),
+    "down": C("status", "down"),
+    "inconclusive": C("status", "inconclusive"),
+}
+
+
+def _count_words(status: str, count: int) -> Msg:
+    """ "5 blocked": a count of targets with a status."""
+    return {
+        "blocked": C("summary", "{count} blocked", count=count),
+        "down": C("summary", "{count} down", count=count),
+        "inconclusive": C("summary", "{count} inconclusive", count=count),
+    }.get(status) or C("summary", "{count} ok", count=count)
+
+
+def status_word(status: str) -> str:
+    """A target's or a service's status in the volunteer's language."""
+    word = STATUS_WORDS.get(status)
+    return render(word) if word is not None else status
 
 
 def _yes_no(value: bool | None) -> str:
     return {True: "yes", False: "no"}.get(value, "unknown")  # type: ignore[arg-type]
+
+
+def _answer_word(answer: str) -> str:
+    return {
+        "yes": pgettext("answer", "yes"),
+        "no": pgettext("answer", "no"),
+        "unknown": pgettext("answer", "unknown"),
+    }.get(answer, answer)
+
+
+def _service_name(service: str) -> str:
+    name = SERVICE_NAMES.get(service)
+    return render(name) if name is not None else service
 
 
 def service_rows(result: RoundResult) -> list[dict[str, Any]]:
@@ -83,16 +117,23 @@ def round_summary(result: RoundResult) -> dict[str, Any]:
 
 
 def _headline(row: dict[str, Any]) -> str:
-    parts = []
+    parts: list[str] = []
     if row["data_centres"]:
         dc = row["data_centres"]
-        parts.append(f"data centres reachable {dc['reachable']}/{dc['total']}")
+        parts.append(
+            _("data centres reachable {reachable}/{total}").format(
+                reachable=dc["reachable"], total=dc["total"]
+            )
+        )
     if row["web"]:
         web = row["web"]
-        parts.append(f"web {web['reachable']}/{web['total']}")
+        parts.append(
+            _("web {reachable}/{total}").format(reachable=web["reachable"], total=web["total"])
+        )
     counts = row["counts"]
-    parts.append(", ".join(f"{n} {s}" for s, n in counts.items() if n))
-    return "; ".join(p for p in parts if p)
+    found = [_count_words(s, n) for s, n in counts.items() if n]
+    parts.append(render(Names(tuple(found))) if found else "")
+    return pgettext("clause separator", "; ").join(p for p in parts if p)
 
 
 def _size(n: int) -> str:
@@ -109,49 +150,71 @@ def print_summary(result: RoundResult, console: Console) -> None:
     console.print(_table(rows))
     if result.offline:
         console.print(
-            "[bold]This probe appears to be offline[/bold]: no baseline site and no control "
-            "server could be reached, so nothing here is called blocked."
+            _(
+                "[bold]This probe appears to be offline[/bold]: no baseline site and no control "
+                "server could be reached, so nothing here is called blocked."
+            )
         )
     else:
         # One sentence per target that is not ok (the offline case needs only the one above).
+        services = result.records.services
         for row in rows:
-            for reason in row["reasons"][:8]:
-                console.print(f"  - {reason}", highlight=False)
+            for reason in services[row["service"]].reasons[:8]:
+                console.print(f"  - {render(text_of(reason))}", highlight=False, markup=False)
     _print_notes(result, console)
     console.print(
-        f"Round {result.report_id}: {len(result.records)} targets in {result.runtime:.1f} s, "
-        f"sent {_size(result.bytes_sent)}, received {_size(result.bytes_received)}. "
-        f"Results: {result.path}",
+        _(
+            "Round {report_id}: {targets} targets in {seconds} s, sent {sent}, received "
+            "{received}. Results: {path}"
+        ).format(
+            report_id=result.report_id,
+            targets=len(result.records),
+            seconds=f"{result.runtime:.1f}",
+            sent=_size(result.bytes_sent),
+            received=_size(result.bytes_received),
+            path=result.path,
+        ),
         highlight=False,
+        markup=False,
     )
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
     """One row per service: status, the two answers, how it is blocked, the headline."""
-    table = Table(title="probe: results of this round", title_justify="left")
-    table.add_column("service")
-    table.add_column("status")
-    table.add_column("usable?")
-    table.add_column("interfered?")
-    table.add_column("how")
-    table.add_column("details")
+    table = Table(title=escape(_("probe: results of this round")), title_justify="left")
+    table.add_column(escape(_("service")))
+    table.add_column(escape(_("status")))
+    table.add_column(escape(_("usable?")))
+    table.add_column(escape(_("interfered?")))
+    table.add_column(escape(_("how")))
+    table.add_column(escape(_("details")))
     colours = {"ok": "green", "blocked": "red", "down": "yellow", "inconclusive": "magenta"}
     answer_colours = {"yes": "green", "no": "red", "unknown": "magenta"}
     for row in rows:
+        # methods and fingerprint names are technical tokens, shown as they are
         how = ", ".join(row["methods"]) or "-"
         if row["fingerprints"]:
-            how += " (confirmed: " + ", ".join(row["fingerprints"]) + ")"
-        name = SERVICE_NAMES.get(row["service"], row["service"])
+            how = _("{methods} (confirmed: {fingerprints})").format(
+                methods=how, fingerprints=", ".join(row["fingerprints"])
+            )
+        name = _service_name(row["service"])
         colour = colours.get(row["status"], "white")
         usable = _yes_no(row["usable"]) if row["service"] != "baseline" else "-"
         interfered = _yes_no(row["interfered"]) if row["service"] != "baseline" else "-"
         if row["service"] != "baseline":
-            usable = f"[{answer_colours[usable]}]{usable}[/{answer_colours[usable]}]"
+            word = escape(_answer_word(usable))
+            usable = f"[{answer_colours[usable]}]{word}[/{answer_colours[usable]}]"
             # "interfered: yes" is the alarming answer
             ic = {"yes": "red", "no": "green"}.get(interfered, "magenta")
-            interfered = f"[{ic}]{interfered}[/{ic}]"
+            interfered = f"[{ic}]{escape(_answer_word(interfered))}[/{ic}]"
+        status = escape(status_word(row["status"]))
         table.add_row(
-            name, f"[{colour}]{row['status']}[/{colour}]", usable, interfered, how, _headline(row)
+            escape(name),
+            f"[{colour}]{status}[/{colour}]",
+            usable,
+            interfered,
+            escape(how),
+            escape(_headline(row)),
         )
     return table
 
@@ -159,26 +222,29 @@ def _table(rows: list[dict[str, Any]]) -> Table:
 def _print_notes(result: RoundResult, console: Console) -> None:
     """What limits this round's verdicts: an unidentified network, the vantage's notes, no
     control."""
+    label = _("note:")
+    note = f"[yellow]{escape(label)}[/yellow]"
     if result.vantage.probe_asn == "AS0" and not result.offline:
         if result.address_learned:
-            why = (
-                "its public address is not in the network data (refresh it with "
-                "`probe geoip update`)"
+            text = _(
+                "This probe's network could not be identified: its public address is not in "
+                "the network data (refresh it with `probe geoip update`). The records say AS0 "
+                "and country ZZ."
             )
         else:
-            why = (
-                "its public address could not be learned (no address-discovery server and no "
-                "control answered), so every address in pages and headers was redacted"
+            text = _(
+                "This probe's network could not be identified: its public address could not "
+                "be learned (no address-discovery server and no control answered), so every "
+                "address in pages and headers was redacted. The records say AS0 and country ZZ."
             )
-        console.print(
-            f"[yellow]note:[/yellow] This probe's network could not be identified: {why}. "
-            "The records say AS0 and country ZZ.",
-            highlight=False,
-        )
-    for note in result.vantage.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(f"{note} {escape(text)}", highlight=False)
+    for said in result.vantage.notes:
+        console.print(f"{note} {escape(render(text_of(said)))}")
     if result.control_failure:
         console.print(
-            f"No control server answered ({result.control_failure}); verdicts rely on this "
-            "vantage alone and say inconclusive where that is not enough."
+            _(
+                "No control server answered ({failure}); verdicts rely on this vantage alone "
+                "and say inconclusive where that is not enough."
+            ).format(failure=result.control_failure),
+            markup=False,
         )

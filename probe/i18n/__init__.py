@@ -39,16 +39,19 @@ from probe.i18n.message import (
     Names,
     P,
     Raw,
+    Said,
     Sentence,
     Text,
     Translator,
     sentence,
+    text_of,
 )
 
 #: the keywords Babel extracts (pybabel extract -k ..., and the catalog test)
 BABEL_KEYWORDS = {
     "_": None,
     "N_": None,
+    "NP_": (1, 2),
     "ngettext": (1, 2),
     "pgettext": ((1, "c"), 2),
     "M": None,
@@ -85,6 +88,12 @@ def N_(message: str) -> str:
     return message
 
 
+def NP_(singular: str, plural: str) -> tuple[str, str]:
+    """Marks a message with a plural form for the catalog (translate it later with
+    `ngettext`)."""
+    return singular, plural
+
+
 def ngettext(singular: str, plural: str, n: int) -> str:
     return current().ngettext(singular, plural, n)
 
@@ -103,6 +112,7 @@ __all__ = [
     "DOMAIN",
     "ENGLISH",
     "LANGUAGES",
+    "NP_",
     "N_",
     "Arg",
     "C",
@@ -113,6 +123,7 @@ __all__ = [
     "Names",
     "P",
     "Raw",
+    "Said",
     "Sentence",
     "Text",
     "Translator",
@@ -127,4 +138,5 @@ __all__ = [
     "render",
     "sentence",
     "set_language",
+    "text_of",
 ]

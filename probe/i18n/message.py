@@ -143,6 +143,23 @@ class Raw(_NotAString):
         return self.text
 
 
+class Said(str):
+    """English text that keeps its message: a plain str wherever English is wanted (a log, a
+    test, a record), rendered in the reader's language where it is shown (`text_of`)."""
+
+    message: Text
+
+    def __new__(cls, message: Text) -> Said:
+        said = super().__new__(cls, message.english())
+        said.message = message
+        return said
+
+
+def text_of(value: str) -> Text:
+    """The message behind `value` (a `Said`), else `value` as untranslatable text."""
+    return value.message if isinstance(value, Said) else Raw(value)
+
+
 def _list_separator(tr: Translator) -> str:
     return tr.pgettext("list separator", ", ")
 
@@ -168,7 +185,7 @@ class Names(_NotAString):
 
     def render(self, tr: Translator, /) -> str:
         if not self.items:
-            return tr.gettext("nothing")
+            return M("nothing").render(tr)
         limit = len(self.items) if self.limit is None else self.limit
         shown = _list_separator(tr).join(_arg(item, tr) for item in self.items[:limit])
         if len(self.items) <= limit:

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from probe import SOFTWARE_NAME, __version__, failures
 from probe.analysis import Case, Judged, TargetFacts, analyze, judge, service_rules
+from probe.analysis.vocabulary import INTERRUPTED_MESSAGE, INTERRUPTED_REASON
+from probe.i18n.message import C, Raw, Said, Text
 from probe.observations import MAX_KEPT_HTTP_CHARS, DNSQuery, Observations, bound_http
 from probe.targets import Target, TargetList
 from probe.vantage.facts import PROBE_IP, VantageState
@@ -62,7 +64,8 @@ class ServiceTally:
     dc_ok: int = 0
     web_total: int = 0
     web_ok: int = 0
-    #: "<target id>: <reason>" of the first MAX_REASONS targets that are not ok
+    #: "<target id>: <reason>" of the first MAX_REASONS targets that are not ok, each a `Said`:
+    #: English, with the message that renders it in the volunteer's language
     reasons: list[str] = field(default_factory=list)
     #: the statuses seen per kind of endpoint the app may need (service.app_kinds): by
     #: `app:<kind>` tag, by protocol check, and of web targets
@@ -70,7 +73,9 @@ class ServiceTally:
     protocol: dict[str, set[str]] = field(default_factory=dict)
     web: set[str] = field(default_factory=set)
 
-    def add(self, record: Mapping[str, Any]) -> None:
+    def add(self, record: Mapping[str, Any], message: Text | None = None) -> None:
+        """Count a written record; `message` is its verdict's reason as a message (kept only
+        when it says what the record says)."""
         test_keys = record.get("test_keys") or {}
         verdict = test_keys.get("verdict") or {}
         target = test_keys.get("target") or {}
@@ -89,7 +94,16 @@ class ServiceTally:
             self.web_total += 1
             self.web_ok += status == "ok"
         if status != "ok" and len(self.reasons) < MAX_REASONS:
-            self.reasons.append(f"{record.get('input')}: {verdict.get('reason')}")
+            self.reasons.append(
+                Said(
+                    C(
+                        "summary",
+                        "{target}: {reason}",
+                        target=str(record.get("input")),
+                        reason=reason_text(verdict, message),
+                    )
+                )
+            )
         text = str(status)
         prefix = service_rules.APP_TAG_PREFIX
         for tag in map(str, tags if isinstance(tags, list | tuple) else ()):
@@ -120,6 +134,17 @@ class ServiceTally:
         return service_rules.usable_and_interfered(kinds)
 
 
+def reason_text(verdict: Mapping[str, Any], message: Text | None) -> Text:
+    """A record's reason as a message: `message` when it is the record's reason word for word
+    (scrubbing changes neither, or the record is shown as it is), else the record's English."""
+    reason = str(verdict.get("reason"))
+    if message is not None and message.english() == reason:
+        return message
+    if reason == INTERRUPTED_REASON:
+        return INTERRUPTED_MESSAGE
+    return Raw(reason)
+
+
 @dataclass(slots=True)
 class RecordTally:
     """The round's written records, tallied per service (`len()` is their number)."""
@@ -127,12 +152,12 @@ class RecordTally:
     services: dict[str, ServiceTally] = field(default_factory=dict)
     count: int = 0
 
-    def add(self, record: Mapping[str, Any]) -> None:
+    def add(self, record: Mapping[str, Any], message: Text | None = None) -> None:
         name = str(record.get("test_name") or "unknown")
         tally = self.services.get(name)
         if tally is None:
             tally = self.services[name] = ServiceTally(name)
-        tally.add(record)
+        tally.add(record, message)
         self.count += 1
 
     def __len__(self) -> int:

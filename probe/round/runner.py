@@ -22,6 +22,7 @@ from typing import Any
 
 from probe import failures
 from probe.analysis import Judged, VantageFacts, judge_service, service_rules
+from probe.i18n.message import M, Said, Text
 from probe.observations import Observations
 from probe.results import ResultWriter
 from probe.round.measure import MeasureConfig, RunState, measure_target
@@ -195,8 +196,14 @@ class Round:
         # in a connect would be recorded as a failure, in an import it crashes).
         config = replace(config, concurrency=max(1, (limit - 256) // 4))
         self.vantage.notes.append(
-            f"the open-file limit ({limit}) allows only {config.concurrency} flows at once "
-            "(raise it with `ulimit -n` for faster rounds)"
+            Said(
+                M(
+                    "the open-file limit ({limit}) allows only {flows} flows at once (raise it "
+                    "with `ulimit -n` for faster rounds)",
+                    limit=limit,
+                    flows=config.concurrency,
+                )
+            )
         )
         return config
 
@@ -346,18 +353,21 @@ class Round:
             if run.judged is not None:
                 self._write(run, run.judged.record)
 
-    def _write(self, run: TargetRun, record: dict[str, Any]) -> None:
+    def _write(self, run: TargetRun, record: dict[str, Any], message: Text | None = None) -> None:
         """Scrub the record (on the data, before its one JSON encoding in the writer), write
-        it, and let go of the target's observations."""
+        it, and let go of the target's observations. `message` is its verdict's reason as a
+        message, for the summary in the volunteer's language (default: the judged one's)."""
         if run.written:
             return
+        if message is None and run.judged is not None and run.judged.record is record:
+            message = run.judged.analysis.verdict.message
         record = self.vantage_state.scrub(record)
         self.writer.write(record)
         run.written = True
         run.observations = run.judged = None
         if self.runs.get(run.target.id) is run:
             del self.runs[run.target.id]
-        self.result.records.add(record)  # the full record is on disk
+        self.result.records.add(record, message)  # the full record is on disk
         if self.on_record is not None:
             self.on_record(record)
 
@@ -378,7 +388,7 @@ class Round:
                     judged = self.records.measured(
                         run.target, run.observations, started_at, run.runtime
                     )
-                    self._write(run, judged.record)
+                    self._write(run, judged.record, judged.analysis.verdict.message)
         in_flight = [run for run in self.runs.values() if not run.written]
         never_started = (TargetRun(t) for t in self.order[self.started :])
         for run in itertools.chain(in_flight, never_started):

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from probe.i18n.message import C, M, Said
 from probe.targets.checks import TargetChecker, report_unknown_keys
 from probe.targets.model import Target, TargetList
 from probe.targets.positions import scan_positions, toml_error
@@ -120,13 +121,22 @@ class _Loader:
             if as_path.is_dir():
                 found = sorted(str(p) for p in as_path.glob("*.toml") if p.is_file())
                 if not found:
-                    self.problems.append(f"{path}:1: no *.toml target lists in this directory")
+                    self.problems.append(
+                        Said(
+                            M(
+                                "{where}: no *.toml target lists in this directory",
+                                where=_first_line(path),
+                            )
+                        )
+                    )
                 return found
             if not as_path.exists():
-                self.problems.append(f"{path}:1: no such file or directory")
+                self.problems.append(
+                    Said(M("{where}: no such file or directory", where=_first_line(path)))
+                )
                 return []
         except (OSError, ValueError, RuntimeError) as exc:
-            self.problems.append(f"{path}:1: cannot read: {os_message(exc)}")
+            self.problems.append(_cannot_read(path, exc))
             return []
         return [path]
 
@@ -139,11 +149,17 @@ class _Loader:
             with open(path, "rb") as handle:
                 data = handle.read(MAX_LIST_BYTES + 1)
         except (OSError, ValueError, RuntimeError) as exc:
-            self.problems.append(f"{path}:1: cannot read: {os_message(exc)}")
+            self.problems.append(_cannot_read(path, exc))
             return
         if len(data) > MAX_LIST_BYTES:
             self.problems.append(
-                f"{path}:1: file too large (over {MAX_LIST_BYTES} bytes): is this a target list?"
+                Said(
+                    M(
+                        "{where}: file too large (over {limit} bytes): is this a target list?",
+                        where=_first_line(path),
+                        limit=MAX_LIST_BYTES,
+                    )
+                )
             )
             return
         self.load_bytes(path, data)
@@ -157,9 +173,7 @@ class _Loader:
         except Exception as exc:  # never a traceback on any input; the fuzz tests look for this
             checker.report_at(1, f"internal error while checking ({type(exc).__name__}: {exc})")
         checker.problems.sort(key=lambda item: item[0])
-        self.problems.extend(
-            f"{path}:{line}: {one_line(message)}" for line, message in checker.problems
-        )
+        self.problems.extend(_located(path, line, message) for line, message in checker.problems)
         if not checker.problems and checker.target_list is not None:
             self.lists.append(checker.target_list)
             self.ids.update(checker.new_ids)
@@ -246,14 +260,14 @@ class _FileChecker:
             text = self.data.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = self.data[: exc.start].count(b"\n") + 1
-            self.report_at(line, f"not UTF-8 text (byte {exc.start + 1})")
+            self.report_at(line, Said(M("not UTF-8 text (byte {byte})", byte=exc.start + 1)))
             return
         text = text.removeprefix("\ufeff")
         try:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             line, message = toml_error(exc, text)
-            self.report_at(line, f"invalid TOML: {message}")
+            self.report_at(line, Said(M("invalid TOML: {message}", message=message)))
             return
         self.text = text
         self.check_document(document)
@@ -348,3 +362,23 @@ class _FileChecker:
             self.new_list_names[name] = _Place(self, ("list", "name"))
             return name
         return None
+
+
+def _first_line(path: str) -> str:
+    return f"{path}:1"
+
+
+def _cannot_read(path: str, exc: BaseException) -> str:
+    where, error = _first_line(path), os_message(exc)
+    return Said(M("{where}: cannot read: {error}", where=where, error=error))
+
+
+def _located(path: str, line: int, message: str) -> str:
+    """``file:line: message``, one line (the message's words translatable when they are)."""
+    where = f"{path}:{line}"
+    if isinstance(message, Said):
+        problem = message.message
+        text = Said(C("problem", "{where}: {problem}", where=where, problem=problem))
+        if one_line(text) == text:
+            return text
+    return f"{where}: {one_line(message)}"

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from probe.addresses import is_ipv6, is_public, parse_ip
 from probe.analysis import VantageFacts
+from probe.i18n.message import Arg, M, Names, Said
 from probe.observations import Observations, Trace
 from probe.steps import dns
 from probe.targets import Target
@@ -239,7 +240,7 @@ class VantageState:
         if ip is not None and publicip.counts_as_public(ip, self.own_nets):
             self.learn_address(ip)
             self.address_learned = True
-            self.apply_network(ip, asn, cc, network_name, "the control")
+            self.apply_network(ip, asn, cc, network_name, M("the control"))
 
     def apply_network(
         self,
@@ -247,7 +248,7 @@ class VantageState:
         asn: int | None,
         cc: str | None,
         network_name: str | None,
-        who: str,
+        who: Arg,
         *,
         override: bool = True,
     ) -> None:
@@ -268,8 +269,15 @@ class VantageState:
             if expected and cc.upper() != expected.upper() and v.network_type != "vpn":
                 v.network_type = "vpn"
                 v.notes.append(
-                    f"{who} sees this probe in {cc.upper()}, not {expected}: "
-                    "a VPN or proxy seems to carry the traffic"
+                    Said(
+                        M(
+                            "{who} sees this probe in {country}, not {expected}: a VPN or proxy "
+                            "seems to carry the traffic",
+                            who=who,
+                            country=cc.upper(),
+                            expected=expected,
+                        )
+                    )
                 )
         if network_name:
             v.probe_network_name = network_name
@@ -279,8 +287,13 @@ class VantageState:
         if tunnels:
             self.vantage.network_type = "vpn"
             self.vantage.notes.append(
-                f"the default route goes through {', '.join(tunnels)}, which looks like a VPN: "
-                "these results describe the VPN's network, not yours"
+                Said(
+                    M(
+                        "the default route goes through {interfaces}, which looks like a VPN: "
+                        "these results describe the VPN's network, not yours",
+                        interfaces=Names.of(tunnels),
+                    )
+                )
             )
 
     async def identify_resolver(self, state: RunState) -> None:
@@ -345,7 +358,7 @@ class VantageState:
         own = self.discovery.ipv4 or self.discovery.ipv6
         self.address_learned = self.address_learned or bool(self.discovery.answers)
         if own:
-            self.apply_network(own, None, None, None, "address discovery", override=False)
+            self.apply_network(own, None, None, None, M("address discovery"), override=False)
 
     def scrub(self, record: dict[str, Any]) -> dict[str, Any]:
         """Keep the volunteer's address out of the record (probe/scrub), on the data, once,
