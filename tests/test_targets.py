@@ -782,6 +782,9 @@ def test_lists_ship_in_the_wheel_and_load_from_it(tmp_path: Path) -> None:
         )
         missing = [p for p in packages if f"{p}/__init__.py" not in names]
         assert not missing, f"packages missing from the wheel (pyproject.toml): {missing}"
+        # the compiled message catalogs (docs/translating.md)
+        catalogs = sorted(p.relative_to(REPO) for p in (REPO / "probe" / "locale").rglob("*.mo"))
+        assert catalogs and all(str(p) in names for p in catalogs), catalogs
         archive.extractall(tmp_path / "installed")
     script = (
         "import probe.cli, probe.round.runner, probe.control, probe.report;"
@@ -825,6 +828,15 @@ def test_lists_ship_in_the_wheel_and_load_from_it(tmp_path: Path) -> None:
     )
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert [line.split()[0] for line in listed.stdout.splitlines()] == found["ids"]
+    persian = subprocess.run(
+        [sys.executable, "-m", "probe", "--lang", "fa", "run", "--help"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": installed, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert persian.returncode == 0 and "طرز استفاده:" in persian.stdout, persian.stderr[-2000:]
 
 
 # --- fuzzing: never a traceback --------------------------------------------------------------
