@@ -76,6 +76,10 @@ class _NotAString:
         return self.__str__()
 
 
+def _english(value: int | Text) -> str:
+    return str(value) if isinstance(value, int) else value.english()
+
+
 def _arg(value: Arg, tr: Translator) -> str:
     if isinstance(value, str):
         return value
@@ -84,20 +88,48 @@ def _arg(value: Arg, tr: Translator) -> str:
     return value.render(tr)
 
 
-@dataclass(frozen=True, slots=True)
 class Msg(_NotAString):
-    """One translatable template and its arguments (a clause or a phrase)."""
+    """One translatable template and its arguments (a clause or a phrase). Immutable by
+    convention (a plain class with slots: the analysis makes many, a frozen dataclass costs
+    twice the time)."""
 
-    template: str
-    args: tuple[tuple[str, Arg], ...] = ()
-    #: with `count`: the plural template (ngettext); `count` chooses
-    plural: str | None = None
-    count: int = 0
-    #: the msgctxt, when the same English needs different translations
-    context: str | None = None
+    __slots__ = ("args", "context", "count", "plural", "template")
+
+    def __init__(
+        self,
+        template: str,
+        args: tuple[tuple[str, Arg], ...] = (),
+        plural: str | None = None,
+        count: int = 0,
+        context: str | None = None,
+    ) -> None:
+        self.template = template
+        self.args = args
+        #: with `count`: the plural template (ngettext); `count` chooses
+        self.plural = plural
+        self.count = count
+        #: the msgctxt, when the same English needs different translations
+        self.context = context
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.template, self.args, self.plural, self.count, self.context)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Msg) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Msg({self.template!r}, {self.args!r})"
 
     def english(self) -> str:
-        return self.render(ENGLISH)
+        # the record's text, once per verdict of every record: the short way (no catalog)
+        values = {
+            key: value if isinstance(value, str) else _english(value) for key, value in self.args
+        }
+        template = self.plural if self.plural is not None and self.count != 1 else self.template
+        return template.format_map(values)
 
     def render(self, tr: Translator, /) -> str:
         if self.plural is not None:
@@ -201,7 +233,7 @@ class Clauses(_NotAString):
     parts: tuple[Text, ...]
 
     def english(self) -> str:
-        return self.render(ENGLISH)
+        return "; ".join(part.english() for part in self.parts)
 
     def render(self, tr: Translator, /) -> str:
         return _clause_separator(tr).join(part.render(tr) for part in self.parts)
@@ -217,17 +249,19 @@ class Sentence(_NotAString):
     parts: tuple[Text, ...]
 
     def english(self) -> str:
-        return self.render(ENGLISH)
+        return self._join([part.english() for part in self.parts], "; ", True)
 
     def render(self, tr: Translator, /) -> str:
-        rendered = (part.render(tr) for part in self.parts)
-        text = _clause_separator(tr).join(
-            " ".join(p.split()).rstrip(".") for p in rendered if p and p.strip()
-        )
+        rendered = [part.render(tr) for part in self.parts]
+        return self._join(rendered, _clause_separator(tr), tr.capitalize)
+
+    @staticmethod
+    def _join(rendered: list[str], separator: str, capitalize: bool) -> str:
+        text = separator.join(" ".join(p.split()).rstrip(".") for p in rendered if p and p.strip())
         if not text:
             return ""
         first_word = text.split(" ", 1)[0]
-        if tr.capitalize and first_word.isalpha() and first_word.islower():
+        if capitalize and first_word.isalpha() and first_word.islower():
             text = text[0].upper() + text[1:]
         return text + "."
 
