@@ -33,6 +33,33 @@ def test_config_sets_defaults_and_resolves_paths(tmp_path: Path):
     assert default_map["control"]["serve"] == {"port": 9999, "allow_nets": ("10.0.0.0/8",)}
 
 
+def test_config_paths_expand_home_and_variables(tmp_path: Path, monkeypatch):
+    """`out = "~/x"` is the home directory's x, not `<config dir>/~/x`; `$VARS` too."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PROBE_TEST_DATA", str(tmp_path / "data"))
+    path = write(
+        tmp_path / "config.toml",
+        '[run]\nout = "~/probe-results"\nca_file = ["$PROBE_TEST_DATA/a.pem", "${HOME}/b.pem"]\n'
+        'geoip_db = "rel/asn.mmdb"\n\n[control]\nca_file = "~/c.pem"\n',
+    )
+    default_map = config.load(path, explicit=True)
+    run = default_map["run"]
+    assert run["out_dir"] == str(tmp_path / "home" / "probe-results")
+    assert run["ca_files"] == (str(tmp_path / "data" / "a.pem"), str(tmp_path / "home" / "b.pem"))
+    assert run["geoip_dbs"] == (str(tmp_path / "rel" / "asn.mmdb"),)
+    assert default_map["control"]["serve"]["ca_files"] == (str(tmp_path / "home" / "c.pem"),)
+
+
+def test_an_unset_variable_in_a_config_path_is_an_error(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("PROBE_TEST_UNSET", raising=False)
+    path = write(tmp_path / "config.toml", '[run]\ntimeout = 3\nout = "$PROBE_TEST_UNSET/x"\n')
+    with pytest.raises(config.ConfigError) as raised:
+        config.load(path, explicit=True)
+    assert (
+        str(raised.value) == f"{path}:3: out = '$PROBE_TEST_UNSET/x': $PROBE_TEST_UNSET is not set"
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
