@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests import netguard
 
 netguard.install()
+
+# Unattended runs consent with PROBE_ACCEPT_RISKS=1 (probe/cli/consent.py): every `probe run`
+# the tests start inherits it. tests/test_consent.py takes it away to test the first run.
+os.environ.setdefault("PROBE_ACCEPT_RISKS", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ import click
 
 from probe import __version__
 from probe.cli.common import (
+    CONFIG_PATH,
     CONFIG_SOURCES,
     EXIT_BAD_INPUT,
     EXIT_ERROR,
@@ -77,6 +78,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     except config.ConfigError as exc:
         raise BadInput(str(exc)) from None
     ctx.meta[CONFIG_SOURCES] = sources
+    ctx.meta[CONFIG_PATH] = (Path(config_path) if config_path else config.default_path()).absolute()
 
 
 for _command in (

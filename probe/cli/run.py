@@ -1,8 +1,13 @@
 """`probe run`: check every option (bad input is exit 2, before anything is measured), load
-the target lists, and hand the round to probe/cli/console.py (progress, summary, signals)."""
+the target lists, ask for consent (probe/cli/consent.py), and hand the round to
+probe/cli/console.py (progress, summary, signals).
+
+`prepare_run` is the whole check without side effects: `probe schedule install` runs it on the
+command line it is about to install, so the two cannot drift."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -10,6 +15,7 @@ import click
 from probe.cli.common import (
     BadInput,
     check_ca_files,
+    config_path_in_use,
     option_error,
     parse_resolver,
     refuse_special_files,
@@ -18,10 +24,28 @@ from probe.cli.geoip import geoip_databases
 
 if TYPE_CHECKING:
     from probe.round.measure import MeasureConfig
+    from probe.round.runner import RoundOptions
     from probe.targets import Target, TargetList
 
+#: stderr line before a `--random-delay` wait
+WAITING = "waiting {seconds:.0f} s before measuring (--random-delay)"
 
-# 22 options, one decorator each (the command-line contract); the function is ~50 lines.
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """A checked `probe run` command line: what to measure, how, and how often."""
+
+    lists: list[TargetList]
+    targets: list[Target]
+    options: RoundOptions
+    every: float | None
+    count: int | None
+    as_json: bool
+    assume_yes: bool
+    random_delay: float | None
+
+
+# 24 options, one decorator each (the command-line contract).
 @click.command("run")
 @click.argument("targets", nargs=-1, type=click.Path())
 @click.option("--only", multiple=True, metavar="GLOB", help="Keep targets whose id matches.")
@@ -39,7 +63,20 @@ if TYPE_CHECKING:
 @click.option("--body-cap", type=int, default=64 * 1024, show_default=True, help="Bytes kept.")
 @click.option("--every", metavar="DURATION", help="Repeat every DURATION (30m, 6h) with jitter.")
 @click.option("--count", type=int, help="Stop after N rounds.")
+@click.option(
+    "--random-delay",
+    metavar="DURATION",
+    help="Wait a random time up to DURATION before measuring (for schedules, so that "
+    "volunteers do not all measure in the same minute).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One summary object per round on stdout.")
+@click.option(
+    "--yes",
+    "assume_yes",
+    is_flag=True,
+    help="I have read what probe sends and stores and the risks (README), and accept them: "
+    "do not ask (for scripts; also PROBE_ACCEPT_RISKS=1). Nothing is recorded.",
+)
 @click.option(
     "--country",
     metavar="CC",
@@ -75,7 +112,27 @@ if TYPE_CHECKING:
     help="Accept an address in CIDR as this machine's own public address (test beds whose "
     "addresses are private or reserved).",
 )
-def run_command(
+def run_command(**params: Any) -> int:
+    """Measure every target once (or on a schedule) and write one record per target."""
+    from probe.cli import consent
+    from probe.cli.console import run_and_report
+
+    plan = prepare_run(**params)
+    # After the options (a typo is named first), before any packet and any results directory.
+    consent.require_for_run(plan.assume_yes, config_path_in_use())
+    if plan.random_delay:
+        _wait_randomly(plan.random_delay)
+    return run_and_report(
+        plan.lists,
+        plan.targets,
+        plan.options,
+        every=plan.every,
+        count=plan.count,
+        as_json=plan.as_json,
+    )
+
+
+def prepare_run(
     targets: tuple[str, ...],
     only: tuple[str, ...],
     resolver: str | None,
@@ -92,20 +149,23 @@ def run_command(
     body_cap: int,
     every: str | None,
     count: int | None,
+    random_delay: str | None,
     as_json: bool,
+    assume_yes: bool,
     country: str | None,
     ip_discovery: bool,
     stun_servers: tuple[str, ...],
     echo_urls: tuple[str, ...],
     own_nets: tuple[str, ...],
-) -> int:
-    """Measure every target once (or on a schedule) and write one record per target."""
-    from probe.cli.console import run_and_report
+) -> RunPlan:
+    """Check every option and load the lists (BadInput on any problem); nothing is written,
+    nothing is sent. Must run inside the `run` command's click context (for option names)."""
     from probe.round.runner import RoundOptions
     from probe.steps import dns
 
     # The checks run in this order, so that of several bad options the same one is named.
     period = _check_limits(timeout, concurrency, count, body_cap, every)
+    delay = _parse_random_delay(random_delay)
     measure = _measure_config(timeout, concurrency, resolver, ca_files, body_cap, source_address)
     if not out_dir.strip():
         raise option_error("out_dir", repr(out_dir), "name a results directory")
@@ -126,7 +186,27 @@ def run_command(
         expected_cc=country.upper() if country else None,
         doh_urls=() if no_control else dns.PUBLIC_DOH_URLS,
     )
-    return run_and_report(lists, selected, options, every=period, count=count, as_json=as_json)
+    return RunPlan(lists, selected, options, period, count, as_json, assume_yes, delay)
+
+
+def _parse_random_delay(text: str | None) -> float | None:
+    from probe.round.schedule import parse_duration
+
+    try:
+        return parse_duration(text) if text else None
+    except ValueError as exc:
+        raise BadInput(f"--random-delay: {exc}") from None
+
+
+def _wait_randomly(most: float) -> None:
+    """Sleep up to `most` seconds; Ctrl-C or SIGTERM here simply ends the process (nothing has
+    been measured or written yet)."""
+    import random
+    import time
+
+    seconds = random.SystemRandom().uniform(0, most)
+    click.echo(WAITING.format(seconds=seconds), err=True)
+    time.sleep(seconds)
 
 
 def _check_limits(
