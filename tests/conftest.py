@@ -13,6 +13,12 @@ netguard.install()
 os.environ.setdefault("PROBE_ACCEPT_RISKS", "1")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "schedulers(*names): the stand-in schedulers of tests/test_schedule.py"
+    )
+
+
 @pytest.fixture(autouse=True)
 def _network_guard():
     """Fail any test that tried to reach an address outside loopback and the lab range."""
