@@ -539,3 +539,15 @@ def test_shell_completion_script_and_completions(tmp_path: Path) -> None:
         timeout=30,
     )
     assert "plain,results" in words.stdout.splitlines()
+
+
+def test_a_schedule_from_the_single_file_runs_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pex sets $PEX; the timer must run the file, not its unpacked copy in the cache."""
+    from probe.round.schedule import probe_command
+
+    monkeypatch.setenv("PEX", "probe.pyz")
+    command = probe_command(["--every", "1h"])
+    assert command[1:] == [os.path.abspath("probe.pyz"), "run", "--every", "1h"]
+    assert os.path.exists(command[0])
+    monkeypatch.delenv("PEX")
+    assert probe_command([])[1:] == ["-m", "probe", "run"]
