@@ -34,7 +34,13 @@ def systemd_user_dir() -> Path:
 
 
 def probe_command(run_args: list[str]) -> list[str]:
-    """The command the schedule runs: this interpreter's probe, with the given options."""
+    """The command the schedule runs: this interpreter's probe, with the given options. The
+    single-file build (pex sets $PEX to its path) runs the file again with the interpreter
+    that started it, not its unpacked copy in the pex cache, which may be cleaned."""
+    single_file = os.environ.get("PEX")
+    if single_file:
+        python = getattr(sys, "_base_executable", None) or sys.executable
+        return [python, os.path.abspath(single_file), "run", *run_args]
     return [sys.executable, "-m", "probe", "run", *run_args]
 
 
