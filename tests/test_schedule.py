@@ -63,7 +63,10 @@ class Sandbox:
         env = probe_env()
         for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "PROBE_CONFIG", consent.ENV_VAR):
             env.pop(name, None)
-        env.update(HOME=str(self.home), PATH=str(self.bin), **extra)
+        env.update(
+            HOME=str(self.home), PATH=str(self.bin), PROBE_DATA_DIR=str(self.root / "data")
+        )
+        env.update(extra)
         return env
 
     def probe(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -267,7 +270,8 @@ def test_cron_line_spreads_runs_and_keeps_a_log(sandbox):
     assert f"run {' '.join(RUN_ARGS)} --random-delay 2160s >{log} 2>&1 # probe schedule" in shell
     assert log.parent.is_dir()
     assert f"log of the last run: {log}" in again.stdout
-    assert f"results:  {sandbox.root / 'results'}" in again.stdout
+    # no --out: the results directory in the data directory
+    assert f"results:  {sandbox.root / 'data' / 'results'}" in again.stdout
     assert not (sandbox.home / ".config" / "systemd").exists()
     assert sandbox.probe("schedule", "remove").returncode == 0
     assert sandbox.crontab.read_text().splitlines() == ["MAILTO=me", "0 5 * * * backup"]

@@ -20,6 +20,9 @@ EXIT_SIGTERM = 143
 CONFIG_SOURCES = "probe.config_sources"
 #: ctx.meta key of the root context: the config file in use (it may not exist yet)
 CONFIG_PATH = "probe.config_path"
+#: ctx.meta key of the root context: the config file `probe purge` may remove (the default
+#: path, or a `--config` file that loaded as a probe config), or None
+CONFIG_FILE = "probe.config_file"
 
 
 class BadInput(click.ClickException):

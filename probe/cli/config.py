@@ -8,6 +8,7 @@ TOML at ``$XDG_CONFIG_HOME/probe/config.toml`` (``~/.config/probe/config.toml``;
     control = ["https://control.example.org"]
     control_token = "..."
     out = "~/probe-results"   # ~ and $VARS are expanded; relative paths are relative to this file
+    keep_days = 30        # delete local result files of rounds older than 30 days
     geoip_db = ["$HOME/dbip-asn-lite.mmdb", "/home/me/dbip-country-lite.mmdb"]
     country = "IR"        # where this probe is; a control that sees another country means VPN
     timeout = 10
@@ -49,6 +50,7 @@ KEYS: dict[str, dict[str, Key]] = {
         "control": Key("controls", str, many=True),
         "control_token": Key("control_token", str),
         "out": Key("out_dir", str),
+        "keep_days": Key("keep_days", int),
         "timeout": Key("timeout", (int, float)),
         "concurrency": Key("concurrency", int),
         "resolver": Key("resolver", str),

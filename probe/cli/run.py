@@ -23,8 +23,10 @@ from probe.cli.common import (
 from probe.cli.geoip import geoip_databases
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from probe.round.measure import MeasureConfig
-    from probe.round.runner import RoundOptions
+    from probe.round.runner import RoundOptions, RoundResult
     from probe.targets import Target, TargetList
 
 #: stderr line before a `--random-delay` wait
@@ -43,9 +45,10 @@ class RunPlan:
     as_json: bool
     assume_yes: bool
     random_delay: float | None
+    keep_days: int | None
 
 
-# 24 options, one decorator each (the command-line contract).
+# 25 options, one decorator each (the command-line contract).
 @click.command("run")
 @click.argument("targets", nargs=-1, type=click.Path())
 @click.option("--only", multiple=True, metavar="GLOB", help="Keep targets whose id matches.")
@@ -53,7 +56,18 @@ class RunPlan:
 @click.option("--control", "controls", multiple=True, metavar="URL", help="Control server(s).")
 @click.option("--control-token", envvar="PROBE_CONTROL_TOKEN", help="Bearer token.")
 @click.option("--no-control", is_flag=True, help="Measure without a control server.")
-@click.option("--out", "out_dir", default="results", show_default=True, type=click.Path())
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(),
+    help="Results directory (default: results/ in your data directory, see `probe results`).",
+)
+@click.option(
+    "--keep-days",
+    type=int,
+    metavar="N",
+    help="After each round, delete result files of rounds older than N days.",
+)
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Per step, s.")
 @click.option("--concurrency", type=int, default=None, help="Flows in flight (default 1024).")
 @click.option("--ca-file", "ca_files", multiple=True, type=click.Path(), help="Extra roots (PEM).")
@@ -122,6 +136,7 @@ def run_command(**params: Any) -> int:
     consent.require_for_run(plan.assume_yes, config_path_in_use())
     if plan.random_delay:
         _wait_randomly(plan.random_delay)
+    keep_days = plan.keep_days
     return run_and_report(
         plan.lists,
         plan.targets,
@@ -129,6 +144,7 @@ def run_command(**params: Any) -> int:
         every=plan.every,
         count=plan.count,
         as_json=plan.as_json,
+        after_round=_retention(plan.options.out_dir, keep_days) if keep_days is not None else None,
     )
 
 
@@ -139,7 +155,8 @@ def prepare_run(
     controls: tuple[str, ...],
     control_token: str | None,
     no_control: bool,
-    out_dir: str,
+    out_dir: str | None,
+    keep_days: int | None,
     timeout: float,
     concurrency: int | None,
     ca_files: tuple[str, ...],
@@ -167,8 +184,7 @@ def prepare_run(
     period = _check_limits(timeout, concurrency, count, body_cap, every)
     delay = _parse_random_delay(random_delay)
     measure = _measure_config(timeout, concurrency, resolver, ca_files, body_cap, source_address)
-    if not out_dir.strip():
-        raise option_error("out_dir", repr(out_dir), "name a results directory")
+    out_dir = _results_dir(out_dir, keep_days)
     if not no_control:
         _check_control_urls(controls)
     geoip_paths = geoip_databases(geoip_dbs).paths
@@ -186,7 +202,7 @@ def prepare_run(
         expected_cc=country.upper() if country else None,
         doh_urls=() if no_control else dns.PUBLIC_DOH_URLS,
     )
-    return RunPlan(lists, selected, options, period, count, as_json, assume_yes, delay)
+    return RunPlan(lists, selected, options, period, count, as_json, assume_yes, delay, keep_days)
 
 
 def _parse_random_delay(text: str | None) -> float | None:
@@ -207,6 +223,44 @@ def _wait_randomly(most: float) -> None:
     seconds = random.SystemRandom().uniform(0, most)
     click.echo(WAITING.format(seconds=seconds), err=True)
     time.sleep(seconds)
+
+
+def _results_dir(out_dir: str | None, keep_days: int | None) -> str:
+    """`--out` (or the config's `out`), else the default in the data directory; and a check
+    of `--keep-days`."""
+    from probe.localdata import MAX_KEEP_DAYS
+    from probe.paths import default_results_dir
+
+    if out_dir is not None and not out_dir.strip():
+        raise option_error("out_dir", repr(out_dir), "name a results directory")
+    if keep_days is not None and not 0 <= keep_days <= MAX_KEEP_DAYS:
+        raise option_error("keep_days", keep_days, f"must be between 0 and {MAX_KEEP_DAYS}")
+    return out_dir if out_dir is not None else str(default_results_dir())
+
+
+def _retention(out_dir: str, keep_days: int) -> Callable[[RoundResult], None]:
+    """After each round: delete the round files older than `keep_days` (never this round's;
+    in a directory that is not the probe's own, only files that hold this probe's records)."""
+    import os
+
+    from probe.localdata import expire_rounds
+    from probe.paths import default_results_dir
+
+    own = os.path.abspath(out_dir) == str(default_results_dir())
+
+    def expire(result: RoundResult) -> None:
+        done = expire_rounds(out_dir, keep_days, keep=[result.path], own_dir=own)
+        if done.removed:
+            count = len(done.removed)
+            click.echo(
+                f"probe: deleted {count} result file{'s' if count != 1 else ''} older than "
+                f"{keep_days} days (keep_days)",
+                err=True,
+            )
+        for error in done.errors:
+            click.echo(f"probe: could not delete an old result file: {error}", err=True)
+
+    return expire
 
 
 def _check_limits(

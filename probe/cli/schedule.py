@@ -78,10 +78,11 @@ def schedule_install(
 
 
 def _probe() -> tuple[str, ...]:
-    """This interpreter's probe: the scheduled runs use the installation that checked them."""
-    import sys
+    """This installation's probe (also from the single-file build): the scheduled runs use the
+    installation that checked them."""
+    from probe.round import schedule
 
-    return (sys.executable, "-m", "probe")
+    return schedule.probe_program()
 
 
 def _checked_run(ctx: click.Context, run_args: tuple[str, ...]) -> RunPlan:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from probe.round.records import ServiceTally
+from probe.round.records import RecordTally, ServiceTally
 from probe.round.runner import RoundResult
 
 SERVICE_NAMES = {
@@ -28,7 +29,12 @@ def _yes_no(value: bool | None) -> str:
 def service_rows(result: RoundResult) -> list[dict[str, Any]]:
     """Per service: counts by status, methods, confirmed fingerprints, a one-line headline
     (from the round's tally of its records, records.RecordTally)."""
-    services = result.records.services
+    return tally_rows(result.records)
+
+
+def tally_rows(records: RecordTally) -> list[dict[str, Any]]:
+    """`service_rows` of a tally: of a round just run, or of one read back (`probe results`)."""
+    services = records.services
     return [_row(services[name]) for name in sorted(services, key=lambda s: (s == "baseline", s))]
 
 
@@ -105,30 +111,42 @@ def _size(n: int) -> str:
 
 def print_summary(result: RoundResult, console: Console) -> None:
     """The final table per service, the reasons for whatever is not ok, and the round's cost."""
-    rows = service_rows(result)
-    console.print(_table(rows))
-    if result.offline:
-        console.print(
-            "[bold]This probe appears to be offline[/bold]: no baseline site and no control "
-            "server could be reached, so nothing here is called blocked."
-        )
-    else:
-        # One sentence per target that is not ok (the offline case needs only the one above).
-        for row in rows:
-            for reason in row["reasons"][:8]:
-                console.print(f"  - {reason}", highlight=False)
+    print_rows(service_rows(result), console, offline=result.offline)
     _print_notes(result, console)
     console.print(
         f"Round {result.report_id}: {len(result.records)} targets in {result.runtime:.1f} s, "
         f"sent {_size(result.bytes_sent)}, received {_size(result.bytes_received)}. "
         f"Results: {result.path}",
         highlight=False,
+        markup=False,
     )
 
 
-def _table(rows: list[dict[str, Any]]) -> Table:
+def print_rows(
+    rows: list[dict[str, Any]],
+    console: Console,
+    *,
+    offline: bool,
+    title: str = "probe: results of this round",
+) -> None:
+    """The table per service, then one sentence per target that is not ok (or, when the
+    probe was offline, the one sentence that says so)."""
+    console.print(_table(rows, title))
+    if offline:
+        console.print(
+            "[bold]This probe appears to be offline[/bold]: no baseline site and no control "
+            "server could be reached, so nothing here is called blocked."
+        )
+        return
+    for row in rows:
+        for reason in row["reasons"][:8]:
+            # markup=False: a reason may quote a page ("[scrubbed]" is not a style)
+            console.print(f"  - {reason}", highlight=False, markup=False)
+
+
+def _table(rows: list[dict[str, Any]], title: str) -> Table:
     """One row per service: status, the two answers, how it is blocked, the headline."""
-    table = Table(title="probe: results of this round", title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("service")
     table.add_column("status")
     table.add_column("usable?")
@@ -141,7 +159,7 @@ def _table(rows: list[dict[str, Any]]) -> Table:
         how = ", ".join(row["methods"]) or "-"
         if row["fingerprints"]:
             how += " (confirmed: " + ", ".join(row["fingerprints"]) + ")"
-        name = SERVICE_NAMES.get(row["service"], row["service"])
+        name = escape(SERVICE_NAMES.get(row["service"], row["service"]))
         colour = colours.get(row["status"], "white")
         usable = _yes_no(row["usable"]) if row["service"] != "baseline" else "-"
         interfered = _yes_no(row["interfered"]) if row["service"] != "baseline" else "-"
@@ -151,7 +169,12 @@ def _table(rows: list[dict[str, Any]]) -> Table:
             ic = {"yes": "red", "no": "green"}.get(interfered, "magenta")
             interfered = f"[{ic}]{interfered}[/{ic}]"
         table.add_row(
-            name, f"[{colour}]{row['status']}[/{colour}]", usable, interfered, how, _headline(row)
+            name,
+            f"[{colour}]{row['status']}[/{colour}]",
+            usable,
+            interfered,
+            escape(how),
+            escape(_headline(row)),
         )
     return table
 

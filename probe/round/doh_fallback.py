@@ -13,6 +13,7 @@ from probe.addresses import parse_ip
 from probe.observations import DNSQuery, Trace
 from probe.round.measure import RunState
 from probe.steps import dns
+from probe.steps.dns.doh import DOH_CONNECTIONS
 
 if TYPE_CHECKING:
     import httpx
@@ -24,12 +25,14 @@ async def doh_control(
     """DNS over HTTPS for `names` (A and AAAA) through the first public resolver that answers:
     the DNS-only control used when no control server answered and no `--resolver` was given.
     IP literals are not asked; {} when no resolver answered any query."""
-    import httpx
+    from probe.steps.dns.doh_transport import doh_client
 
     names = [n for n in names if parse_ip(n) is None]
     if not names:
         return {}
-    async with httpx.AsyncClient(timeout=state.config.timeout, http2=False) as client:
+    config = state.config
+    client = doh_client(timeout=config.timeout, counter=state.counter, ca_files=config.ca_files)
+    async with client:
         for url in urls:
             queries = await _ask(client, url, names, state)
             if any(q.failure is None for qs in queries.values() for q in qs):
@@ -40,11 +43,17 @@ async def doh_control(
 async def _ask(
     client: httpx.AsyncClient, url: str, names: Sequence[str], state: RunState
 ) -> dict[str, list[DNSQuery]]:
-    """Every name's A and AAAA queries to the resolver at `url`, the names in parallel."""
+    """Every name's A and AAAA queries to the resolver at `url`: as many names at a time as the
+    client has connections, so that a query's deadline never runs while it waits for one."""
     timeout = state.config.timeout
     queries: dict[str, list[DNSQuery]] = {}
+    lanes = asyncio.Semaphore(DOH_CONNECTIONS)
 
     async def lookup(name: str) -> None:
+        async with lanes:
+            queries[name] = await _lookup(name)
+
+    async def _lookup(name: str) -> list[DNSQuery]:
         trace = Trace(0.0, state.next_transaction_id())
         found = []
         for query_type in ("A", "AAAA"):
@@ -53,7 +62,7 @@ async def _ask(
                     name, query_type, url, trace=trace, timeout=timeout, client=client
                 )
             )
-        queries[name] = found
+        return found
 
     async with asyncio.TaskGroup() as group:
         for name in names:

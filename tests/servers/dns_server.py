@@ -40,6 +40,7 @@ import ipaddress
 import json
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -402,14 +403,22 @@ def _send_if_open(transport: asyncio.DatagramTransport, payload: bytes, addr: An
 
 
 class DoHServer:
-    """DNS over HTTPS (RFC 8484 POST) in front of a DNSServer, on plain HTTP for tests.
+    """DNS over HTTPS (RFC 8484 POST) in front of a DNSServer, on plain HTTP for tests unless
+    `ssl_context` is given.
 
     `status` and `content_type` can be changed to make it misbehave at the HTTP layer; the DNS
     rules apply with transport "doh" (a "silence" rule makes it never answer)."""
 
-    def __init__(self, dns_server: DNSServer, *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        dns_server: DNSServer,
+        *,
+        host: str = "127.0.0.1",
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.dns_server = dns_server
         self.host = host
+        self.ssl_context = ssl_context  # HTTPS when given
         self.port = 0
         self.status = 200
         self.content_type = "application/dns-message"
@@ -418,7 +427,8 @@ class DoHServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/dns-query"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self.port}/dns-query"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.content.read(65536)
@@ -434,7 +444,7 @@ class DoHServer:
         app.router.add_post("/dns-query", self._handle)
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
+        site = web.TCPSite(self._runner, self.host, 0, ssl_context=self.ssl_context)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         return self

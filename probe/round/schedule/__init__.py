@@ -14,7 +14,13 @@ from probe.round.schedule.cron import cron_line
 from probe.round.schedule.installer import backend, cadence_for, check_period, install, remove
 from probe.round.schedule.job import MIN_PERIOD, Job, ScheduleError
 from probe.round.schedule.period import jittered, parse_duration
-from probe.round.schedule.timer import UNIT_NAME, systemd_user_dir, units
+from probe.round.schedule.timer import (
+    UNIT_NAME,
+    probe_command,
+    probe_program,
+    systemd_user_dir,
+    units,
+)
 
 __all__ = [
     "MIN_PERIOD",
@@ -32,6 +38,8 @@ __all__ = [
     "jittered",
     "on_calendar",
     "parse_duration",
+    "probe_command",
+    "probe_program",
     "remove",
     "systemd_user_dir",
     "units",

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from probe.round.schedule.cadence import Cadence, describe, on_calendar
@@ -50,6 +51,22 @@ def systemd_available() -> bool:
     """A user service manager answers (not just a systemctl binary: containers, WSL and
     sessions without one have that too)."""
     return shutil.which("systemctl") is not None and _systemctl("show-environment")[0]
+
+
+def probe_program() -> tuple[str, ...]:
+    """How the schedule starts this installation's probe: this interpreter's package, or, from
+    the single-file build (pex sets $PEX to its path), the file again with the interpreter that
+    started it, not its unpacked copy in the pex cache, which may be cleaned."""
+    single_file = os.environ.get("PEX")
+    if single_file:
+        python = getattr(sys, "_base_executable", None) or sys.executable
+        return (python, os.path.abspath(single_file))
+    return (sys.executable, "-m", "probe")
+
+
+def probe_command(run_args: list[str]) -> list[str]:
+    """The command a schedule runs: `probe run RUN_ARGS` of this installation."""
+    return [*probe_program(), "run", *run_args]
 
 
 def _quote(arg: str) -> str:

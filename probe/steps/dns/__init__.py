@@ -9,7 +9,8 @@ We speak DNS ourselves at wire level (dnspython only builds and parses messages,
 that the destination is exactly the server we chose, the source address can be bound, and every
 byte is counted. One module per engine: `system.py` (getaddrinfo, in a bounded thread pool of
 its own, because a lookup cannot be cancelled; the time a lookup waited for a worker is
-recorded), `udp.py`, `tcp.py`, `doh.py`; `resolver.py` picks the engines for a run.
+recorded), `udp.py`, `tcp.py`, `doh.py` (its connections made by our own TCP and TLS steps,
+`doh_transport.py`, so their bytes are counted too); `resolver.py` picks the engines for a run.
 """
 
 from __future__ import annotations

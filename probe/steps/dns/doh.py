@@ -25,6 +25,10 @@ if TYPE_CHECKING:  # httpx is imported only when DoH is used (start-up time)
 #: Public DNS-over-HTTPS resolvers: the DNS-only control when no control server answers.
 PUBLIC_DOH_URLS = ("https://dns.google/dns-query", "https://cloudflare-dns.com/dns-query")
 DOH_CONTENT_TYPE = "application/dns-message"
+#: Connections to one DoH resolver at a time (doh_transport.doh_client). Each costs a TCP and
+#: TLS handshake (about 5 kB with a certificate chain); over HTTP/1.1 each carries one query at
+#: a time, so callers keep about this many queries in flight (doh_fallback does).
+DOH_CONNECTIONS = 6
 _REQUEST_HEADERS = {
     "content-type": DOH_CONTENT_TYPE,
     "accept": DOH_CONTENT_TYPE,
