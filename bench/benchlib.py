@@ -33,6 +33,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 NETNS_PREFIX = "pbench-"
+# Benchmarks run `probe run` unattended against their own loopback and lab worlds: they consent
+# the way scripts do (probe/cli/consent.py). The variable, not --yes: `--base` trees of older
+# versions do not know the flag.
+os.environ.setdefault("PROBE_ACCEPT_RISKS", "1")
 #: set in the environment of a script re-executed inside its private namespace
 INSIDE_ENV = "PBENCH_NETNS"
 

@@ -20,7 +20,8 @@ centre for `mtproto` targets (bench/world.py); a DoH server (RFC 8484 POST, HTTP
 keep-alive, answers from the same zone), STUN responders and HTTPS echo pages (here, in a
 thread). Certificates: a trustme root, an intermediate and one leaf for every name, so that a
 handshake carries a chain (leaf + intermediate) as real servers send; the root is given with
---ca-file and, for the DoH client (httpx, which reads no --ca-file), with SSL_CERT_FILE.
+--ca-file, which the DoH client trusts too (a tree before c745319 measured with --base read
+only SSL_CERT_FILE for DoH: it gets that as well).
 
 Figures: what the probe counts (`--json` bytes_sent/bytes_received: the TCP and UDP payload
 of its own sockets), what crossed the namespace's loopback interface (every packet once, IP and
@@ -135,7 +136,7 @@ def build(
         rows = []
         for target in target_list.targets:
             counts["targets"] += 1
-            definition = dict(target.definition)
+            definition = target.table_as_written()
             host = target.hostname
             if is_ip_literal(host):
                 if ":" in host:
@@ -398,9 +399,11 @@ def main() -> None:
     if args.body_cap:
         options += ["--body-cap", str(args.body_cap)]
     command = in_own_etc(work, benchlib.probe_command(*lists, *options))
-    env = dict(os.environ, SSL_CERT_FILE=pki.ca_pem)  # httpx (DoH) trusts only this
+    env = dict(os.environ)
+    env.pop("SSL_CERT_FILE", None)
     env.pop("SSL_CERT_DIR", None)
     if args.base:
+        env["SSL_CERT_FILE"] = pki.ca_pem  # older trees: httpx's DoH client read only this
         # PYTHONSAFEPATH: `python -m` would put the working directory first, before PYTHONPATH
         env.update(PYTHONPATH=os.path.abspath(args.base), PYTHONSAFEPATH="1")
         print(f"measuring the probe package in {args.base}")

@@ -101,13 +101,12 @@ def _public(address: IPAddress) -> bool:
 
 
 def is_public(ip: str) -> bool:
-    """Globally routable: not private, loopback, link-local, reserved or a bogon — and, for an
-    IPv6 address that a translator maps to IPv4 (NAT64, 6to4, Teredo), neither is that."""
+    """Globally routable: not private, loopback, link-local, reserved or a bogon — and neither
+    is any address it leads to (`destinations`: the IPv4 address inside an IPv4-compatible,
+    SIIT, NAT64, 6to4, Teredo or ISATAP address), nor site-local (fec0::/10). The probe and the
+    control's guard judge addresses by this same rule."""
     address = parse_unmapped(ip)
-    if address is None or not _public(address):
-        return False
-    inner = embedded_ipv4(address)
-    return inner is None or _public(inner)
+    return address is not None and _public(address) and is_public_destination(address)
 
 
 #: IPv6 ranges that are never a destination for the control, whatever Python thinks of them:

@@ -254,7 +254,8 @@ class ResultWriter:
 
     def __init__(self, out_dir: str | os.PathLike[str], start: str, report_id: str) -> None:
         day = f"{start[0:4]}-{start[4:6]}-{start[6:8]}"  # start is %Y%m%dT%H%M%SZ
-        self.path = Path(out_dir) / day / f"{start}_{report_id}.jsonl"
+        # absolute: the summary says where the file is, whatever the working directory was
+        self.path = Path(os.path.abspath(out_dir)) / day / f"{start}_{report_id}.jsonl"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

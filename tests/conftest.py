@@ -1,10 +1,22 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests import netguard
 
 netguard.install()
+
+# Unattended runs consent with PROBE_ACCEPT_RISKS=1 (probe/cli/consent.py): every `probe run`
+# the tests start inherits it. tests/test_consent.py takes it away to test the first run.
+os.environ.setdefault("PROBE_ACCEPT_RISKS", "1")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "schedulers(*names): the stand-in schedulers of tests/test_schedule.py"
+    )
 
 
 @pytest.fixture(autouse=True)

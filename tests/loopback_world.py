@@ -231,8 +231,10 @@ GUARD_MARK = "NETWORK GUARD VIOLATION"
 
 
 def probe_env() -> dict[str, str]:
-    """The environment of a `probe` subprocess: no user config, and the network guard on."""
+    """The environment of a `probe` subprocess: no user config, consent for unattended use
+    (as in scripts; tests/test_consent.py removes it), and the network guard on."""
     env = dict(os.environ)
+    env.setdefault("PROBE_ACCEPT_RISKS", "1")
     env.pop("PROBE_CONFIG", None)
     env["XDG_CONFIG_HOME"] = "/nonexistent-probe-test-config"
     # the shipped GeoIP data, never a `probe geoip update` of the developer's own account

@@ -1,16 +1,14 @@
-"""The config file (defaults for run and control serve) and the schedule installer."""
+"""The config file (defaults for run and control serve); the schedule installer is tested in
+tests/test_schedule.py."""
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from probe.cli import cli, config
-from probe.round import schedule
 
 
 def write(path: Path, text: str) -> Path:
@@ -31,6 +29,33 @@ def test_config_sets_defaults_and_resolves_paths(tmp_path: Path):
     assert run["geoip_dbs"] == (str(tmp_path / "db.mmdb"),)
     assert run["timeout"] == 3 and run["country"] == "IR"
     assert default_map["control"]["serve"] == {"port": 9999, "allow_nets": ("10.0.0.0/8",)}
+
+
+def test_config_paths_expand_home_and_variables(tmp_path: Path, monkeypatch):
+    """`out = "~/x"` is the home directory's x, not `<config dir>/~/x`; `$VARS` too."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PROBE_TEST_DATA", str(tmp_path / "data"))
+    path = write(
+        tmp_path / "config.toml",
+        '[run]\nout = "~/probe-results"\nca_file = ["$PROBE_TEST_DATA/a.pem", "${HOME}/b.pem"]\n'
+        'geoip_db = "rel/asn.mmdb"\n\n[control]\nca_file = "~/c.pem"\n',
+    )
+    default_map = config.load(path, explicit=True)
+    run = default_map["run"]
+    assert run["out_dir"] == str(tmp_path / "home" / "probe-results")
+    assert run["ca_files"] == (str(tmp_path / "data" / "a.pem"), str(tmp_path / "home" / "b.pem"))
+    assert run["geoip_dbs"] == (str(tmp_path / "rel" / "asn.mmdb"),)
+    assert default_map["control"]["serve"]["ca_files"] == (str(tmp_path / "home" / "c.pem"),)
+
+
+def test_an_unset_variable_in_a_config_path_is_an_error(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("PROBE_TEST_UNSET", raising=False)
+    path = write(tmp_path / "config.toml", '[run]\ntimeout = 3\nout = "$PROBE_TEST_UNSET/x"\n')
+    with pytest.raises(config.ConfigError) as raised:
+        config.load(path, explicit=True)
+    assert (
+        str(raised.value) == f"{path}:3: out = '$PROBE_TEST_UNSET/x': $PROBE_TEST_UNSET is not set"
+    )
 
 
 @pytest.mark.parametrize(
@@ -70,55 +95,6 @@ def test_cli_takes_defaults_from_the_config(tmp_path: Path):
     # The config's timeout reached the option check, which refuses it where it was written.
     assert result.exit_code == 2
     assert f"{path}:2: timeout = 700.0: must be" in result.output
-
-
-def test_cron_lines():
-    command = ["/usr/bin/python3", "-m", "probe", "run"]
-    assert schedule.cron_line(1800, command).startswith(
-        "*/30 * * * * /usr/bin/python3 -m probe run"
-    )
-    assert schedule.cron_line(3600, command).startswith("17 * * * * ")
-    assert schedule.cron_line(6 * 3600, command).startswith("17 */6 * * * ")
-    assert schedule.cron_line(86400, command).startswith("17 3 * * * ")
-
-
-def test_install_without_systemd_prints_a_cron_line(tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))  # no systemctl on PATH
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-    result = CliRunner().invoke(cli, ["schedule", "install", "--every", "1h", "--no-control"])
-    assert result.exit_code == 0, result.output
-    assert "crontab -e" in result.output
-    assert "-m probe run --no-control" in result.output
-    assert not (tmp_path / "cfg" / "systemd").exists()
-
-
-def test_install_and_remove_with_systemd(tmp_path: Path, monkeypatch):
-    # A stand-in systemctl that records its arguments: the units must be written and enabled.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    log = tmp_path / "systemctl.log"
-    fake = bin_dir / "systemctl"
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-    result = CliRunner().invoke(cli, ["schedule", "install", "--every", "2h", "--json"])
-    assert result.exit_code == 0, result.output
-    unit_dir = tmp_path / "cfg" / "systemd" / "user"
-    timer = (unit_dir / "probe.timer").read_text()
-    service = (unit_dir / "probe.service").read_text()
-    assert "OnUnitActiveSec=7200s" in timer and "RandomizedDelaySec=720s" in timer
-    assert "-m probe run --json" in service
-    assert "enable --now probe.timer" in log.read_text()
-    result = CliRunner().invoke(cli, ["schedule", "remove"])
-    assert result.exit_code == 0
-    assert not (unit_dir / "probe.timer").exists()
-    assert "disable --now probe.timer" in log.read_text()
-
-
-def test_schedule_refuses_too_short_periods():
-    result = CliRunner().invoke(cli, ["schedule", "install", "--every", "1m"])
-    assert result.exit_code == 2
 
 
 def test_config_with_a_byte_order_mark_loads(tmp_path: Path):

@@ -47,6 +47,22 @@ def test_the_guard_lets_public_embeddings_through(address):
     assert not make_address_guard(())(address)
 
 
+@pytest.mark.parametrize("address", EMBEDDED_PRIVATE)
+def test_the_probe_calls_no_embedding_of_a_private_address_public(address):
+    """The probe's own rule (scrubbing, redirects, vantage facts) is the guard's: an address
+    that leads to a private one is not public, so it is never taken for a public address."""
+    from probe.addresses import is_public
+
+    assert not is_public(address)
+
+
+@pytest.mark.parametrize("address", EMBEDDED_PUBLIC)
+def test_the_probe_calls_public_embeddings_public(address):
+    from probe.addresses import is_public
+
+    assert is_public(address)
+
+
 def test_embedded_addresses_are_judged_by_what_they_embed():
     from probe.addresses import destinations
 

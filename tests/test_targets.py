@@ -350,7 +350,36 @@ def test_dc_key_loads_for_mtproto_targets() -> None:
     result = parse_list_text(text, "dc.toml")
     assert result.problems == []
     assert [t.dc for t in result.targets] == [2, -4, None]
-    assert result.targets[1].definition["dc"] == -4
+    assert result.targets[1].table_as_written()["dc"] == -4
+
+
+def test_a_table_its_fields_give_back_is_not_kept_twice_and_records_are_unchanged() -> None:
+    """A loaded target keeps no copy of its table when its fields write the same table back
+    (the common case: memory for lists of 100,000 targets). Any other table — keys in another
+    order, a default written out, an int where a list was meant — is kept as written, and
+    what a record carries is always the table as written."""
+    tables = {
+        "plain": 'id = "telegram/web"\nservice = "telegram"\ncheck = "https"\n'
+        'url = "https://web.telegram.org/"\ntags = ["app:web"]\n',
+        "reordered": 'service = "telegram"\nid = "telegram/web"\ncheck = "https"\n'
+        'url = "https://web.telegram.org/"\n',
+        "transports": MTPROTO + 'transports = ["abridged"]\n',
+        "note last": MTPROTO + 'note = "a DC"\n',
+        "ports first": 'ports = [443]\nid = "t/x"\nservice = "t"\ncheck = "tcp"\n'
+        'host = "198.18.0.1"\n',
+    }
+    for case, body in tables.items():
+        result = parse_list_text(target(body), "t.toml")
+        assert result.problems == [], case
+        [loaded] = result.targets
+        as_written = tomllib.loads(target(body))["targets"][0]
+        assert loaded.table_as_written() == as_written, case
+        assert list(loaded.table_as_written()) == list(as_written), case  # the order too
+        assert loaded.to_wire() == as_written, case
+    plain = parse_list_text(target(tables["plain"]), "t.toml").targets[0]
+    assert plain.definition is None
+    reordered = parse_list_text(target(tables["reordered"]), "t.toml").targets[0]
+    assert reordered.definition is not None
 
 
 @pytest.mark.parametrize(
@@ -472,14 +501,14 @@ def test_valid_list_loads_into_targets(tmp_path: Path) -> None:
         tags=("dc",),
         list_name="lab",
     )
-    assert dc2.definition["transports"] == ["abridged"]
+    assert dc2.table_as_written()["transports"] == ["abridged"]
     assert tls.ca == str((tmp_path / "roots.pem").resolve()) and Path(tls.ca).is_absolute()
     assert tls.ports == (443,) and tls.sni == "example.org" and tls.transports == ()
     assert baseline.is_baseline and baseline.endpoint_ports() == (8443,)
     assert baseline.hostname == "2001:db8::1" and baseline.expect_asn == (64496,)
     assert name.hostname == "bücher.example" and name.ports == ()
     for item in result.targets:
-        assert json.loads(json.dumps(item.definition)) == item.definition
+        assert json.loads(json.dumps(item.table_as_written())) == item.table_as_written()
 
 
 def test_positions_follow_the_source_layout() -> None:
@@ -871,7 +900,7 @@ def assert_well_formed(result: LoadResult, text: str) -> None:
         assert len(result.lists) == 1
         for item in result.targets:
             assert item.check in CHECKS
-            json.dumps(item.definition)
+            json.dumps(item.table_as_written())
 
 
 @settings(max_examples=150, deadline=None)

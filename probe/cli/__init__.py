@@ -1,7 +1,8 @@
 """The command line: parse arguments, call the library, map errors to exit codes. Nothing
 else. `cli` is the click group (`--config` feeds click's defaults from `config`, the config
 file), `main` the console-script entry point; each command group has its module (`run`,
-`targets`, `reports` for analyze and report, `control`, `geoip`, `schedule`), and `common`
+`targets`, `reports` for analyze and report, `results`, `purge`, `control`, `geoip`,
+`schedule`), `examples` the example at the end of every `--help`, and `common`
 holds what they share: the exit statuses, `BadInput`, option errors named where the value was
 given, and the refusal of FIFOs, sockets and devices as input files.
 
@@ -16,8 +17,9 @@ from typing import NoReturn
 
 import click
 
-from probe import __version__
 from probe.cli.common import (
+    CONFIG_FILE,
+    CONFIG_PATH,
     CONFIG_SOURCES,
     EXIT_BAD_INPUT,
     EXIT_ERROR,
@@ -29,9 +31,12 @@ from probe.cli.common import (
     option_error,
 )
 from probe.cli.control import control_group
+from probe.cli.examples import add_examples
 from probe.cli.geoip import geoip_group
 from probe.cli.localized import LocalizedGroup, lang_option, use_our_catalog_for_click
+from probe.cli.purge import purge_command
 from probe.cli.reports import analyze_command, report_command
+from probe.cli.results import results_group
 from probe.cli.run import run_command
 from probe.cli.schedule import schedule_group
 from probe.cli.targets import targets_group
@@ -62,7 +67,7 @@ __all__ = [
         "blocked? `probe run` measures; the result files are for researchers."
     ),
 )
-@click.version_option(__version__, prog_name="probe")
+@click.version_option(package_name="probe", prog_name="probe")
 @lang_option()
 @click.option(
     "--config",
@@ -79,6 +84,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     from probe.cli import config
 
     sources: dict[str, dict[str, str]] = {}
+    path = Path(config_path) if config_path else config.default_path()
+    ctx.meta[CONFIG_FILE] = path if not config_path else None
     try:
         ctx.default_map = config.load(
             Path(config_path) if config_path else None,
@@ -86,20 +93,27 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
             sources=sources,
         )
     except config.ConfigError as exc:
-        raise BadInput(str(exc)) from None
+        if ctx.invoked_subcommand != "purge":  # a broken config must not keep purge from work
+            raise BadInput(str(exc)) from None
+    else:
+        ctx.meta[CONFIG_FILE] = path
     ctx.meta[CONFIG_SOURCES] = sources
+    ctx.meta[CONFIG_PATH] = (Path(config_path) if config_path else config.default_path()).absolute()
 
 
 for _command in (
     analyze_command,
     control_group,
     geoip_group,
+    purge_command,
     report_command,
+    results_group,
     run_command,
     schedule_group,
     targets_group,
 ):
     cli.add_command(_command)
+add_examples(cli)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

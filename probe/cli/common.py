@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import click
 
@@ -19,6 +20,11 @@ EXIT_SIGTERM = 143
 
 #: ctx.meta key of the root context: config section → click parameter → "file:line: key"
 CONFIG_SOURCES = "probe.config_sources"
+#: ctx.meta key of the root context: the config file in use (it may not exist yet)
+CONFIG_PATH = "probe.config_path"
+#: ctx.meta key of the root context: the config file `probe purge` may remove (the default
+#: path, or a `--config` file that loaded as a probe config), or None
+CONFIG_FILE = "probe.config_file"
 
 
 class BadInput(click.ClickException):
@@ -44,6 +50,16 @@ def option_error(param: str, value: object, message: str) -> BadInput:
         if where:
             return BadInput(f"{where} = {value!r}: {message}")
     return BadInput(f"{option} {value}: {message}")
+
+
+def config_path_in_use() -> Path:
+    """The config file of this invocation (`--config`, PROBE_CONFIG or the default): where
+    consent is recorded and what a schedule's runs read."""
+    from probe.cli import config
+
+    ctx = click.get_current_context(silent=True)
+    path = ctx.find_root().meta.get(CONFIG_PATH) if ctx is not None else None
+    return path if isinstance(path, Path) else config.default_path()
 
 
 def refuse_special_files(paths: Iterable[str], what: str = N_("input")) -> None:

@@ -7,14 +7,19 @@ TOML at ``$XDG_CONFIG_HOME/probe/config.toml`` (``~/.config/probe/config.toml``;
     [run]
     control = ["https://control.example.org"]
     control_token = "..."
-    out = "/home/me/probe-results"
-    geoip_db = ["/home/me/dbip-asn-lite.mmdb", "/home/me/dbip-country-lite.mmdb"]
+    out = "~/probe-results"   # ~ and $VARS are expanded; relative paths are relative to this file
+    keep_days = 30        # delete local result files of rounds older than 30 days
+    geoip_db = ["$HOME/dbip-asn-lite.mmdb", "/home/me/dbip-country-lite.mmdb"]
     country = "IR"        # where this probe is; a control that sees another country means VPN
     timeout = 10
 
     [control]
     port = 8080
     allow_net = []
+
+    [consent]             # written by the first `probe run` at a terminal (probe/cli/consent.py)
+    version = 1
+    accepted = 2026-12-01
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ KEYS: dict[str, dict[str, Key]] = {
         "control": Key("controls", str, many=True),
         "control_token": Key("control_token", str),
         "out": Key("out_dir", str),
+        "keep_days": Key("keep_days", int),
         "timeout": Key("timeout", (int, float)),
         "concurrency": Key("concurrency", int),
         "resolver": Key("resolver", str),
@@ -70,6 +76,13 @@ KEYS: dict[str, dict[str, Key]] = {
         "timeout": Key("timeout", (int, float)),
     },
 }
+
+#: click parameters whose values are file or directory paths: `~` and `$VAR` are expanded,
+#: and a relative path is relative to the config file (not to wherever probe is started)
+PATH_PARAMS = frozenset({"out_dir", "ca_files", "geoip_dbs", "fingerprint_files"})
+
+#: sections that are not command defaults: [consent] is read by probe/cli/consent.py
+OTHER_SECTIONS = ("consent",)
 
 
 def default_path() -> Path:
@@ -100,6 +113,18 @@ def _check(value: Any, kind: type | tuple[type, ...]) -> bool:
     return isinstance(value, kind) and not isinstance(value, bool)
 
 
+def expand_path(value: str, base: Path, where: str) -> str:
+    """`value` with `~` and `$VAR`/`${VAR}` expanded, then made relative to `base` (the config
+    file's directory) when still relative. An unset variable is an error at `where`: expanding
+    it to nothing would silently measure into the wrong directory."""
+    for match in re.finditer(r"\$(?:\{(\w+)\}|(\w+))", value):
+        name = match.group(1) or match.group(2)
+        if name not in os.environ:
+            raise ConfigError(f"{where} = {value!r}: ${name} is not set")
+    expanded = os.path.expanduser(os.path.expandvars(value))
+    return str(base / expanded)  # an absolute `expanded` replaces `base`
+
+
 def load(
     path: Path | None = None,
     *,
@@ -125,8 +150,10 @@ def load(
         raise ConfigError(f"{path}:{line}: invalid TOML: {exc}") from None
     default_map: dict[str, dict[str, Any]] = {}
     for section, table in doc.items():
+        if section in OTHER_SECTIONS:
+            continue
         if section not in KEYS:
-            known = ", ".join(KEYS)
+            known = ", ".join([*KEYS, *OTHER_SECTIONS])
             raise ConfigError(
                 f"{path}:{_line_of(text, None, section)}: unknown section [{section}] ({known})"
             )
@@ -144,14 +171,14 @@ def load(
                 items = value if isinstance(value, list) else [value]
                 if not all(_check(v, spec.kind) for v in items):
                     raise ConfigError(f"{path}:{line}: {key} must be a list of strings")
-                if spec.param in ("ca_files", "geoip_dbs", "fingerprint_files"):
-                    items = [str((path.parent / v).expanduser()) for v in items]
+                if spec.param in PATH_PARAMS:
+                    items = [expand_path(v, path.parent, f"{path}:{line}: {key}") for v in items]
                 values[spec.param] = tuple(items)
             else:
                 if not _check(value, spec.kind):
                     raise ConfigError(f"{path}:{line}: {key} has the wrong type")
-                if spec.param == "out_dir":
-                    value = str((path.parent / value).expanduser())
+                if spec.param in PATH_PARAMS:
+                    value = expand_path(value, path.parent, f"{path}:{line}: {key}")
                 values[spec.param] = value
         default_map[section] = values
     if "control" in default_map:

@@ -83,8 +83,10 @@ def run_and_report(
     every: float | None,
     count: int | None,
     as_json: bool,
+    after_round: Callable[[RoundResult], None] | None = None,
 ) -> int:
-    """Run the round(s) and return the exit status (0, 1, 2, 130 or 143)."""
+    """Run the round(s) and return the exit status (0, 1, 2, 130 or 143). `after_round` runs
+    after each completed round's summary (retention)."""
     err = Console(stderr=True)
     out = Console(soft_wrap=True)
     progress = _Progress(len(targets), err)
@@ -96,6 +98,8 @@ def run_and_report(
             sys.stdout.flush()
         else:
             print_summary(result, out)
+        if after_round is not None:
+            after_round(result)
 
     def on_wait(delay: float) -> None:
         err.print(

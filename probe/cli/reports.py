@@ -76,14 +76,22 @@ def report_command(
     asn: tuple[str, ...],
     cc: tuple[str, ...],
 ) -> int:
-    """Timelines and changes over time from result files and directories (default ./results):
-    ours and OONI measurements, .json, .jsonl and .gz."""
+    """Timelines and changes over time from result files and directories (default: where
+    `probe run` writes): ours and OONI measurements, .json, .jsonl and .gz."""
+    import importlib.util
+
+    if importlib.util.find_spec("duckdb") is None:  # the single-file build leaves it out
+        raise click.ClickException(
+            "probe report needs DuckDB, which this copy of probe does not include: "
+            "install probe with pipx (or `pip install duckdb` next to it)"
+        )
     from probe import report
+    from probe.cli.results import results_dir
 
     refuse_special_files(results, "a results path")
     try:
         filters = report.make_filters(since, until, service, asn, cc)
-        built = report.build_report(list(results) or ["results"], filters)
+        built = report.build_report(list(results) or [str(results_dir(None))], filters)
         unmatched = built.unmatched_summary()
         if unmatched:  # a typo must not replace yesterday's page with an empty one
             raise report.ReportInputError(unmatched)

@@ -1,8 +1,13 @@
 """`probe run`: check every option (bad input is exit 2, before anything is measured), load
-the target lists, and hand the round to probe/cli/console.py (progress, summary, signals)."""
+the target lists, ask for consent (probe/cli/consent.py), and hand the round to
+probe/cli/console.py (progress, summary, signals).
+
+`prepare_run` is the whole check without side effects: `probe schedule install` runs it on the
+command line it is about to install, so the two cannot drift."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -10,6 +15,7 @@ import click
 from probe.cli.common import (
     BadInput,
     check_ca_files,
+    config_path_in_use,
     option_error,
     parse_resolver,
     refuse_special_files,
@@ -19,11 +25,32 @@ from probe.cli.localized import LocalizedCommand, lang_option
 from probe.i18n import N_, _, render, text_of
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from probe.round.measure import MeasureConfig
+    from probe.round.runner import RoundOptions, RoundResult
     from probe.targets import Target, TargetList
 
+#: stderr line before a `--random-delay` wait
+WAITING = "waiting {seconds:.0f} s before measuring (--random-delay)"
 
-# 22 options, one decorator each (the command-line contract); the function is ~50 lines.
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """A checked `probe run` command line: what to measure, how, and how often."""
+
+    lists: list[TargetList]
+    targets: list[Target]
+    options: RoundOptions
+    every: float | None
+    count: int | None
+    as_json: bool
+    assume_yes: bool
+    random_delay: float | None
+    keep_days: int | None
+
+
+# 26 options, one decorator each (the command-line contract).
 @click.command(
     "run",
     cls=LocalizedCommand,
@@ -36,7 +63,18 @@ if TYPE_CHECKING:
 @click.option("--control", "controls", multiple=True, metavar="URL", help=N_("Control server(s)."))
 @click.option("--control-token", envvar="PROBE_CONTROL_TOKEN", help=N_("Bearer token."))
 @click.option("--no-control", is_flag=True, help=N_("Measure without a control server."))
-@click.option("--out", "out_dir", default="results", show_default=True, type=click.Path())
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(),
+    help=N_("Results directory (default: results/ in your data directory, see `probe results`)."),
+)
+@click.option(
+    "--keep-days",
+    type=int,
+    metavar="N",
+    help=N_("After each round, delete result files of rounds older than N days."),
+)
 @click.option("--timeout", type=float, default=10.0, show_default=True, help=N_("Per step, s."))
 @click.option("--concurrency", type=int, default=None, help=N_("Flows in flight (default 1024)."))
 @click.option(
@@ -50,7 +88,24 @@ if TYPE_CHECKING:
     "--every", metavar="DURATION", help=N_("Repeat every DURATION (30m, 6h) with jitter.")
 )
 @click.option("--count", type=int, help=N_("Stop after N rounds."))
+@click.option(
+    "--random-delay",
+    metavar="DURATION",
+    help=N_(
+        "Wait a random time up to DURATION before measuring (for schedules, so that "
+        "volunteers do not all measure in the same minute)."
+    ),
+)
 @click.option("--json", "as_json", is_flag=True, help=N_("One summary object per round on stdout."))
+@click.option(
+    "--yes",
+    "assume_yes",
+    is_flag=True,
+    help=N_(
+        "I have read what probe sends and stores and the risks (README), and accept them: "
+        "do not ask (for scripts; also PROBE_ACCEPT_RISKS=1). Nothing is recorded."
+    ),
+)
 @click.option(
     "--country",
     metavar="CC",
@@ -94,14 +149,37 @@ if TYPE_CHECKING:
         "addresses are private or reserved)."
     ),
 )
-def run_command(
+def run_command(**params: Any) -> int:
+    """Measure every target once (or on a schedule) and write one record per target."""
+    from probe.cli import consent
+    from probe.cli.console import run_and_report
+
+    plan = prepare_run(**params)
+    # After the options (a typo is named first), before any packet and any results directory.
+    consent.require_for_run(plan.assume_yes, config_path_in_use())
+    if plan.random_delay:
+        _wait_randomly(plan.random_delay)
+    keep_days = plan.keep_days
+    return run_and_report(
+        plan.lists,
+        plan.targets,
+        plan.options,
+        every=plan.every,
+        count=plan.count,
+        as_json=plan.as_json,
+        after_round=_retention(plan.options.out_dir, keep_days) if keep_days is not None else None,
+    )
+
+
+def prepare_run(
     targets: tuple[str, ...],
     only: tuple[str, ...],
     resolver: str | None,
     controls: tuple[str, ...],
     control_token: str | None,
     no_control: bool,
-    out_dir: str,
+    out_dir: str | None,
+    keep_days: int | None,
     timeout: float,
     concurrency: int | None,
     ca_files: tuple[str, ...],
@@ -111,23 +189,25 @@ def run_command(
     body_cap: int,
     every: str | None,
     count: int | None,
+    random_delay: str | None,
     as_json: bool,
+    assume_yes: bool,
     country: str | None,
     ip_discovery: bool,
     stun_servers: tuple[str, ...],
     echo_urls: tuple[str, ...],
     own_nets: tuple[str, ...],
-) -> int:
-    """Measure every target once (or on a schedule) and write one record per target."""
-    from probe.cli.console import run_and_report
+) -> RunPlan:
+    """Check every option and load the lists (BadInput on any problem); nothing is written,
+    nothing is sent. Must run inside the `run` command's click context (for option names)."""
     from probe.round.runner import RoundOptions
     from probe.steps import dns
 
     # The checks run in this order, so that of several bad options the same one is named.
     period = _check_limits(timeout, concurrency, count, body_cap, every)
+    delay = _parse_random_delay(random_delay)
     measure = _measure_config(timeout, concurrency, resolver, ca_files, body_cap, source_address)
-    if not out_dir.strip():
-        raise option_error("out_dir", repr(out_dir), _("name a results directory"))
+    out_dir = _results_dir(out_dir, keep_days)
     if not no_control:
         _check_control_urls(controls)
     geoip_paths = geoip_databases(geoip_dbs).paths
@@ -145,7 +225,65 @@ def run_command(
         expected_cc=country.upper() if country else None,
         doh_urls=() if no_control else dns.PUBLIC_DOH_URLS,
     )
-    return run_and_report(lists, selected, options, every=period, count=count, as_json=as_json)
+    return RunPlan(lists, selected, options, period, count, as_json, assume_yes, delay, keep_days)
+
+
+def _parse_random_delay(text: str | None) -> float | None:
+    from probe.round.schedule import parse_duration
+
+    try:
+        return parse_duration(text) if text else None
+    except ValueError as exc:
+        raise BadInput(f"--random-delay: {exc}") from None
+
+
+def _wait_randomly(most: float) -> None:
+    """Sleep up to `most` seconds; Ctrl-C or SIGTERM here simply ends the process (nothing has
+    been measured or written yet)."""
+    import random
+    import time
+
+    seconds = random.SystemRandom().uniform(0, most)
+    click.echo(WAITING.format(seconds=seconds), err=True)
+    time.sleep(seconds)
+
+
+def _results_dir(out_dir: str | None, keep_days: int | None) -> str:
+    """`--out` (or the config's `out`), else the default in the data directory; and a check
+    of `--keep-days`."""
+    from probe.localdata import MAX_KEEP_DAYS
+    from probe.paths import default_results_dir
+
+    if out_dir is not None and not out_dir.strip():
+        raise option_error("out_dir", repr(out_dir), "name a results directory")
+    if keep_days is not None and not 0 <= keep_days <= MAX_KEEP_DAYS:
+        raise option_error("keep_days", keep_days, f"must be between 0 and {MAX_KEEP_DAYS}")
+    return out_dir if out_dir is not None else str(default_results_dir())
+
+
+def _retention(out_dir: str, keep_days: int) -> Callable[[RoundResult], None]:
+    """After each round: delete the round files older than `keep_days` (never this round's;
+    in a directory that is not the probe's own, only files that hold this probe's records)."""
+    import os
+
+    from probe.localdata import expire_rounds
+    from probe.paths import default_results_dir
+
+    own = os.path.abspath(out_dir) == str(default_results_dir())
+
+    def expire(result: RoundResult) -> None:
+        done = expire_rounds(out_dir, keep_days, keep=[result.path], own_dir=own)
+        if done.removed:
+            count = len(done.removed)
+            click.echo(
+                f"probe: deleted {count} result file{'s' if count != 1 else ''} older than "
+                f"{keep_days} days (keep_days)",
+                err=True,
+            )
+        for error in done.errors:
+            click.echo(f"probe: could not delete an old result file: {error}", err=True)
+
+    return expire
 
 
 def _check_limits(

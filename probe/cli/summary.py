@@ -12,7 +12,7 @@ from rich.table import Table
 from probe.analysis.service_rules import DISPLAY_NAMES
 from probe.i18n import C, Names, _, pgettext, render, text_of
 from probe.i18n.message import Msg
-from probe.round.records import ServiceTally
+from probe.round.records import RecordTally, ServiceTally
 from probe.round.runner import RoundResult
 
 #: how the summary names a service (a name it does not know is shown as it is)
@@ -62,7 +62,12 @@ def _service_name(service: str) -> str:
 def service_rows(result: RoundResult) -> list[dict[str, Any]]:
     """Per service: counts by status, methods, confirmed fingerprints, a one-line headline
     (from the round's tally of its records, records.RecordTally)."""
-    services = result.records.services
+    return tally_rows(result.records)
+
+
+def tally_rows(records: RecordTally) -> list[dict[str, Any]]:
+    """`service_rows` of a tally: of a round just run, or of one read back (`probe results`)."""
+    services = records.services
     return [_row(services[name]) for name in sorted(services, key=lambda s: (s == "baseline", s))]
 
 
@@ -146,21 +151,7 @@ def _size(n: int) -> str:
 
 def print_summary(result: RoundResult, console: Console) -> None:
     """The final table per service, the reasons for whatever is not ok, and the round's cost."""
-    rows = service_rows(result)
-    console.print(_table(rows))
-    if result.offline:
-        console.print(
-            _(
-                "[bold]This probe appears to be offline[/bold]: no baseline site and no control "
-                "server could be reached, so nothing here is called blocked."
-            )
-        )
-    else:
-        # One sentence per target that is not ok (the offline case needs only the one above).
-        services = result.records.services
-        for row in rows:
-            for reason in services[row["service"]].reasons[:8]:
-                console.print(f"  - {render(text_of(reason))}", highlight=False, markup=False)
+    print_rows(service_rows(result), console, offline=result.offline)
     _print_notes(result, console)
     console.print(
         _(
@@ -179,9 +170,33 @@ def print_summary(result: RoundResult, console: Console) -> None:
     )
 
 
-def _table(rows: list[dict[str, Any]]) -> Table:
+def print_rows(
+    rows: list[dict[str, Any]],
+    console: Console,
+    *,
+    offline: bool,
+    title: str | None = None,
+) -> None:
+    """The table per service, then one sentence per target that is not ok (or, when the
+    probe was offline, the one sentence that says so), in the volunteer's language."""
+    console.print(_table(rows, title if title is not None else _("probe: results of this round")))
+    if offline:
+        console.print(
+            _(
+                "[bold]This probe appears to be offline[/bold]: no baseline site and no control "
+                "server could be reached, so nothing here is called blocked."
+            )
+        )
+        return
+    for row in rows:
+        for reason in row["reasons"][:8]:
+            # markup=False: a reason may quote a page ("[scrubbed]" is not a style)
+            console.print(f"  - {render(text_of(reason))}", highlight=False, markup=False)
+
+
+def _table(rows: list[dict[str, Any]], title: str) -> Table:
     """One row per service: status, the two answers, how it is blocked, the headline."""
-    table = Table(title=escape(_("probe: results of this round")), title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     table.add_column(escape(_("service")))
     table.add_column(escape(_("status")))
     table.add_column(escape(_("usable?")))

@@ -251,7 +251,7 @@ class RecordBuilder:
         self.vantage.geoip.annotate(observations.queries)
         if control is not None:
             self.vantage.geoip.annotate(control.queries)
-        target_wire = dict(target.definition) or {"id": target.id}
+        target_wire = target.table_as_written() or {"id": target.id}
         test_keys: dict[str, Any] = {
             "target": target_wire,
             "list": self.provenance(target),
@@ -292,7 +292,7 @@ class RecordBuilder:
         record = self.envelope(target, datetime.now(UTC), 0.0)
         record["annotations"]["interrupted"] = "true"
         record["test_keys"] = {
-            "target": dict(target.definition) or {"id": target.id},
+            "target": target.table_as_written() or {"id": target.id},
             "list": self.provenance(target),
             **Observations().to_dict(),
             "x_endpoints": [],

@@ -5,6 +5,7 @@ form ``file:line: message``. It never raises on bad input."""
 from __future__ import annotations
 
 import hashlib
+import sys
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -315,10 +316,11 @@ class _FileChecker:
             return []
         checker = _ListTargetChecker(self)
         targets: list[Target] = []
-        for index, table in enumerate(raw_targets):
+        for index, raw_table in enumerate(raw_targets):
+            table = _shared_strings(raw_table)
             fields = checker.check(("targets", index), table)
             if fields is not None:
-                targets.append(Target(**fields, list_name=list_name, definition=jsonable(table)))
+                targets.append(_target(fields, list_name, jsonable(table)))
         return targets
 
     def check_list_table(self, table: dict[str, Any]) -> tuple[str, date, str] | None:
@@ -382,3 +384,34 @@ def _located(path: str, line: int, message: str) -> str:
         if one_line(text) == text:
             return text
     return f"{where}: {one_line(message)}"
+
+
+#: Keys whose values repeat from target to target (a handful of services, checks, tags).
+_REPEATED_VALUES = frozenset({"service", "check", "transports", "tags", "expect_asn"})
+
+
+def _shared_strings(table: dict[str, Any]) -> dict[str, Any]:
+    """The target's table with its keys, and the values that repeat across targets, as one
+    shared string each. The TOML parser makes a new string for every key of every table: of
+    the ~0.8 KB a loaded target kept, a third was copies of "id", "service", "check", "https"
+    (bench/memory.py; a list of 100,000 targets is held for the whole round). The Target's
+    fields are taken from this table, so they share the same strings."""
+    shared: dict[str, Any] = {}
+    for key, value in table.items():
+        key = sys.intern(key) if isinstance(key, str) else key
+        if key in _REPEATED_VALUES:
+            if isinstance(value, str):
+                value = sys.intern(value)
+            elif isinstance(value, list):
+                value = [sys.intern(v) if isinstance(v, str) else v for v in value]
+        shared[key] = value
+    return shared
+
+
+def _target(fields: dict[str, Any], list_name: str, definition: dict[str, Any]) -> Target:
+    """The loaded target, without a copy of its table when its fields give the same table
+    (the same keys in the same order with the same values: the record is then identical)."""
+    target = Target(**fields, list_name=list_name, definition=None)
+    if list(target.table_as_written().items()) == list(definition.items()):
+        return target
+    return Target(**fields, list_name=list_name, definition=definition)

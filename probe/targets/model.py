@@ -63,8 +63,10 @@ class Target:
     note: str | None = None
     tags: tuple[str, ...] = ()
     list_name: str = ""
-    #: the target's table as written in the list (for the record); not part of equality
-    definition: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: the target's table as written in the list (for the record); not part of equality.
+    #: None: written exactly as its fields give it (`_table()`), so not kept twice (the loader
+    #: leaves it out then: a list of 100,000 targets is held for a whole round); {}: unknown.
+    definition: dict[str, Any] | None = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def hostname(self) -> str:
@@ -87,13 +89,20 @@ class Target:
         """The target's table as JSON: as written in its list when it came from one (what a
         record carries), else built from the fields. Only `keys` when given (e.g. MEASURE_KEYS).
         A fresh dict each call: the caller may change it."""
-        table = self.definition or self._table()
+        table = self.definition or self._table()  # {} and None: from the fields
         wanted = TARGET_KEYS if keys is None else tuple(keys)
         return {
             key: list(value) if isinstance(value, list) else value
             for key, value in table.items()
             if key in wanted
         }
+
+    def table_as_written(self) -> dict[str, Any]:
+        """The target's table as its list wrote it (what a record carries), a fresh dict; {}
+        for a target built without one."""
+        if self.definition is None:
+            return self._table()
+        return dict(self.definition)
 
     def _table(self) -> dict[str, Any]:
         """The target's table built from its fields (defaults written out)."""

@@ -72,7 +72,7 @@ def _bundled_index() -> _TargetIndex:
     except Exception:  # the lists are optional here: without them ids are ooni/...
         return index
     for t in targets:
-        definition = dict(t.definition) or {
+        definition = t.table_as_written() or {
             "id": t.id,
             "service": t.service,
             "check": t.check,

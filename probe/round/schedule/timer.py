@@ -1,31 +1,45 @@
-"""The systemd user timer, or a cron line where there is no systemd.
+"""The systemd user timer: ``probe.service`` (one round) and ``probe.timer`` (when).
 
-`probe schedule install --every 1h` writes ``probe.service`` and ``probe.timer`` into the
-user's systemd directory and enables the timer; systemd adds up to 10% random delay so that
-volunteers on the same schedule do not all measure in the same second. `probe schedule remove`
-disables and deletes both.
+A period a wall clock repeats exactly (cadence.py) becomes ``OnCalendar=`` in UTC with
+``Persistent=true``: systemd stores the last run, so a run missed while the computer was off
+runs once at the next boot, and one missed while it was asleep runs once on resume. Any other
+period (90m, 7h, 2d) can only be a monotonic timer (``OnUnitActiveSec=``, counted from the last
+run), where ``Persistent=`` has no effect: ``OnBootSec=`` runs one round a few minutes after each
+boot instead, and time asleep does not count. ``RandomizedDelaySec=`` adds up to 10% at random.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
+import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+
+from probe.round.schedule.cadence import Cadence, describe, on_calendar
+from probe.round.schedule.job import Job, ScheduleError, duration_text
 
 UNIT_NAME = "probe"
 
-
-@dataclass(frozen=True, slots=True)
-class InstallResult:
-    service_path: Path | None
-    timer_path: Path | None
-    enabled: bool
-    cron_line: str | None
-    message: str
+# --- what the volunteer reads ------------------------------------------------------------------
+INSTALLED = "Installed a systemd user timer: `probe run` every {every}{when}."
+JITTER = "plus up to {jitter} at random"
+CALENDAR_CATCH_UP = "A run missed while the computer was off or asleep runs once when it is back."
+MONOTONIC_CATCH_UP = (
+    "The first run is now, and one {boot} after each boot; time asleep is not counted."
+)
+LOG_HINT = "log:      journalctl --user -u {unit}.service"
+NEXT_HINT = "next run: systemctl --user list-timers {unit}.timer"
+LINGER_HINT = (
+    "User timers run only while you are logged in; to keep them running when you are not: "
+    "loginctl enable-linger $USER"
+)
+NOT_ENABLED = (
+    "wrote {service} and {timer} but `systemctl --user {step}` failed ({reason}); "
+    "enable it with: systemctl --user daemon-reload && systemctl --user enable --now {unit}.timer"
+)
+BOOT_DELAY = "5min"  # systemd.time(7) syntax; also shown as is
 
 
 def systemd_user_dir() -> Path:
@@ -33,27 +47,39 @@ def systemd_user_dir() -> Path:
     return Path(base) / "systemd" / "user"
 
 
+def systemd_available() -> bool:
+    """A user service manager answers (not just a systemctl binary: containers, WSL and
+    sessions without one have that too)."""
+    return shutil.which("systemctl") is not None and _systemctl("show-environment")[0]
+
+
+def probe_program() -> tuple[str, ...]:
+    """How the schedule starts this installation's probe: this interpreter's package, or, from
+    the single-file build (pex sets $PEX to its path), the file again with the interpreter that
+    started it, not its unpacked copy in the pex cache, which may be cleaned."""
+    single_file = os.environ.get("PEX")
+    if single_file:
+        python = getattr(sys, "_base_executable", None) or sys.executable
+        return (python, os.path.abspath(single_file))
+    return (sys.executable, "-m", "probe")
+
+
 def probe_command(run_args: list[str]) -> list[str]:
-    """The command the schedule runs: this interpreter's probe, with the given options."""
-    return [sys.executable, "-m", "probe", "run", *run_args]
+    """The command a schedule runs: `probe run RUN_ARGS` of this installation."""
+    return [*probe_program(), "run", *run_args]
 
 
-def cron_line(every_seconds: float, command: list[str]) -> str:
-    """A crontab line running `command` about every `every_seconds` (cron's granularity)."""
-    minutes = max(1, round(every_seconds / 60))
-    joined = " ".join(shlex.quote(part) for part in command)
-    if minutes < 60:
-        when = f"*/{minutes} * * * *" if minutes > 1 else "* * * * *"
-    elif minutes % 1440 == 0:
-        when = f"17 3 */{minutes // 1440} * *" if minutes > 1440 else "17 3 * * *"
-    else:
-        hours = max(1, round(minutes / 60))
-        when = f"17 */{hours} * * *" if hours > 1 else "17 * * * *"
-    return f"{when} {joined} >/dev/null 2>&1"
+def _quote(arg: str) -> str:
+    """One ExecStart= word: systemd's own quoting, `%` (specifiers) and `$` (variables)
+    doubled so that a path holding them is taken as written."""
+    text = arg.replace("%", "%%").replace("$", "$$")
+    if re.fullmatch(r"[A-Za-z0-9_@+=:,./%$-]+", text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _units(every_seconds: float, command: list[str], workdir: Path) -> tuple[str, str]:
-    seconds = int(every_seconds)
+def units(job: Job, cadence: Cadence | None) -> tuple[str, str]:
+    """The text of probe.service and probe.timer."""
     service = (
         "[Unit]\n"
         "Description=probe: measure whether messengers are reachable from this network\n"
@@ -61,80 +87,82 @@ def _units(every_seconds: float, command: list[str], workdir: Path) -> tuple[str
         "After=network-online.target\n\n"
         "[Service]\n"
         "Type=oneshot\n"
-        f"WorkingDirectory={workdir}\n"
-        f"ExecStart={' '.join(shlex.quote(part) for part in command)}\n"
+        f"WorkingDirectory={str(job.workdir).replace('%', '%%')}\n"
+        f"ExecStart={' '.join(_quote(part) for part in job.command)}\n"
         "Nice=10\n"
     )
+    if cadence is not None:
+        when = f"OnCalendar={on_calendar(cadence)}\nPersistent=true\n"
+    else:
+        when = f"OnBootSec={BOOT_DELAY}\nOnUnitActiveSec={job.every}s\n"
     timer = (
         "[Unit]\n"
         "Description=Run probe periodically\n\n"
         "[Timer]\n"
-        "OnBootSec=5min\n"
-        f"OnUnitActiveSec={seconds}s\n"
-        f"RandomizedDelaySec={max(1, seconds // 10)}s\n"
-        "Persistent=true\n\n"
+        f"{when}"
+        f"RandomizedDelaySec={job.jitter}s\n\n"
         "[Install]\n"
         "WantedBy=timers.target\n"
     )
     return service, timer
 
 
-def _systemctl(*args: str) -> bool:
+def _systemctl(*args: str) -> tuple[bool, str]:
     try:
         completed = subprocess.run(
             ["systemctl", "--user", *args], capture_output=True, text=True, timeout=30
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return completed.returncode == 0
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+    reason = (completed.stderr.strip().splitlines() or [f"exit {completed.returncode}"])[-1]
+    return completed.returncode == 0, reason
 
 
-def install(every_seconds: float, run_args: list[str], workdir: Path) -> InstallResult:
-    """Write and enable the timer; without systemd, return the cron line to add instead."""
-    command = probe_command(run_args)
-    if shutil.which("systemctl") is None:
-        line = cron_line(every_seconds, command)
-        return InstallResult(
-            None,
-            None,
-            False,
-            line,
-            "No systemd here. Add this line with `crontab -e`:\n" + line,
-        )
+def install(job: Job, cadence: Cadence | None) -> str:
+    """Write both units, (re)start the timer; the message for the volunteer."""
     unit_dir = systemd_user_dir()
     unit_dir.mkdir(parents=True, exist_ok=True)
-    service_text, timer_text = _units(every_seconds, command, workdir)
+    service_text, timer_text = units(job, cadence)
     service_path = unit_dir / f"{UNIT_NAME}.service"
     timer_path = unit_dir / f"{UNIT_NAME}.timer"
     for path, text in ((service_path, service_text), (timer_path, timer_text)):
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, path)
-    enabled = _systemctl("daemon-reload") and _systemctl("enable", "--now", f"{UNIT_NAME}.timer")
-    message = f"Wrote {service_path} and {timer_path}. " + (
-        "The timer is enabled: `systemctl --user list-timers` shows the next run."
-        if enabled
-        else "Enable it with: systemctl --user daemon-reload && "
-        f"systemctl --user enable --now {UNIT_NAME}.timer"
+    # restart, not just `enable --now`: a timer already running keeps its old schedule
+    for step in ("daemon-reload", f"enable {UNIT_NAME}.timer", f"restart {UNIT_NAME}.timer"):
+        ok, reason = _systemctl(*step.split())
+        if not ok:
+            raise ScheduleError(
+                NOT_ENABLED.format(
+                    service=service_path, timer=timer_path, step=step, reason=reason, unit=UNIT_NAME
+                )
+            )
+    slots = " " + describe(cadence, "UTC") + ", " if cadence else ", "
+    when = slots + JITTER.format(jitter=duration_text(job.jitter))
+    catch_up = CALENDAR_CATCH_UP if cadence else MONOTONIC_CATCH_UP.format(boot=BOOT_DELAY)
+    return "\n".join(
+        [
+            INSTALLED.format(every=duration_text(job.every), when=when) + " " + catch_up,
+            LOG_HINT.format(unit=UNIT_NAME),
+            NEXT_HINT.format(unit=UNIT_NAME),
+            LINGER_HINT,
+        ]
     )
-    return InstallResult(service_path, timer_path, enabled, None, message)
 
 
-def remove() -> str:
-    """Disable the timer and delete both units; say what was done."""
+def remove() -> list[str]:
+    """Stop and disable the timer and delete both units; the paths deleted."""
     unit_dir = systemd_user_dir()
     removed = []
-    if shutil.which("systemctl") is not None:
+    have_systemctl = shutil.which("systemctl") is not None
+    if have_systemctl:
         _systemctl("disable", "--now", f"{UNIT_NAME}.timer")
     for name in (f"{UNIT_NAME}.timer", f"{UNIT_NAME}.service"):
         path = unit_dir / name
         if path.exists():
             path.unlink()
             removed.append(str(path))
-    if shutil.which("systemctl") is not None:
+    if have_systemctl and removed:
         _systemctl("daemon-reload")
-    if not removed:
-        return (
-            "No probe timer was installed. If you added a cron line, remove it with `crontab -e`."
-        )
-    return "Removed " + " and ".join(removed) + "."
+    return removed

@@ -15,7 +15,6 @@ Roles 2 and 3 combine per file: an updated ASN file with the shipped country fil
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -24,26 +23,18 @@ from typing import Any
 
 import maxminddb
 
+# re-exported: the data directory is the probe's, not only GeoIP's
+from probe.paths import DATA_DIR_ENV as DATA_DIR_ENV
+from probe.paths import user_data_dir as user_data_dir
+
 #: The files the package ships, and `probe geoip update` installs, in lookup order.
 ROLES = ("asn", "country")
 FILE_NAMES = {"asn": "asn.mmdb", "country": "country.mmdb"}
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "data" / "geoip"
-#: Points the per-user data directory elsewhere (tests, or a probe run from a USB stick).
-DATA_DIR_ENV = "PROBE_DATA_DIR"
 
 
 class GeoIPError(ValueError):
     """A database file that cannot be opened or is not a MaxMind DB."""
-
-
-def user_data_dir() -> Path:
-    """The per-user data directory: $PROBE_DATA_DIR, else the platform's (XDG_DATA_HOME)."""
-    configured = os.environ.get(DATA_DIR_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    import platformdirs
-
-    return platformdirs.user_data_path("probe", appauthor=False)
 
 
 def user_geoip_dir() -> Path:

@@ -1,0 +1,101 @@
+"""A short example at the end of every command's `--help` (click's epilog), in one place so
+that every command has one (tests/test_local_data.py checks) and they are translated together.
+
+Lines after ``\\b`` are printed as written (click does not rewrap them)."""
+
+from __future__ import annotations
+
+import click
+
+EXAMPLES: dict[str, str] = {
+    "probe": """\
+Examples:
+  probe run                      # measure once, then see the table
+  probe results                  # the rounds measured so far
+  probe run --help               # every option of a command""",
+    "probe run": """\
+Examples:
+  probe run                                 # every bundled list, once
+  probe run --only 'telegram/*'             # Telegram only (and the baseline sites)
+  probe run --control https://control.example.org --every 1h
+  probe run my-list.toml --out ./my-results --keep-days 30""",
+    "probe results": """\
+Examples:
+  probe results                  # one line per round
+  probe results show 17d18232    # one round's table, by report id""",
+    "probe results list": """\
+Examples:
+  probe results list --last 10
+  probe results list --json --out ./my-results""",
+    "probe results show": """\
+Example:
+  probe results show 17d18232    # the first characters of a report id are enough""",
+    "probe purge": """\
+Examples:
+  probe purge                    # lists what it will remove, then asks
+  probe purge --yes              # for scripts: no question""",
+    "probe targets": """\
+Example:
+  probe targets list             # what `probe run` measures""",
+    "probe targets validate": """\
+Example:
+  probe targets validate targets/   # every problem as file:line: message""",
+    "probe targets list": """\
+Examples:
+  probe targets list
+  probe targets list targets/telegram.toml""",
+    "probe targets import-citizenlab": """\
+Example:
+  probe targets import-citizenlab ir.csv -o targets/citizenlab-ir.toml --category COMT""",
+    "probe analyze": """\
+Example:
+  probe analyze ~/.local/share/probe/results/2026-11-28/*.jsonl""",
+    "probe report": """\
+Examples:
+  probe report                                    # your own results
+  probe report results/ ooni-downloads/ --html report.html --since 2026-11-01""",
+    "probe control": """\
+Example:
+  probe control serve --host 0.0.0.0 --port 8080 --token SECRET""",
+    "probe control serve": """\
+Example:
+  probe control serve --host 0.0.0.0 --port 8080 --token SECRET""",
+    "probe geoip show": """\
+Example:
+  probe geoip show               # the databases in use and their dates""",
+    "probe geoip update": """\
+Example:
+  probe geoip update             # DB-IP's lite files of this month""",
+    "probe schedule": """\
+Examples:
+  probe schedule install --every 1h
+  probe schedule remove""",
+    "probe schedule install": """\
+Example:
+  probe schedule install --every 6h   # a round every 6 hours, with jitter""",
+    "probe schedule remove": """\
+Example:
+  probe schedule remove""",
+}
+
+
+def _walk(command: click.Command, path: str) -> list[tuple[str, click.Command]]:
+    found = [(path, command)]
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            found += _walk(sub, f"{path} {name}")
+    return found
+
+
+def add_examples(root: click.Command) -> None:
+    """Set the epilog of every command that has an example here (a command whose own help
+    already shows examples keeps it)."""
+    for path, command in _walk(root, "probe"):
+        text = EXAMPLES.get(path)
+        if text is not None and not command.epilog:
+            command.epilog = "\b\n" + text
+
+
+def commands(root: click.Command) -> list[tuple[str, click.Command]]:
+    """Every command path under `root` ("probe", "probe run", ...)."""
+    return _walk(root, "probe")
