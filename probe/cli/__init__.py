@@ -40,7 +40,7 @@ from probe.cli.results import results_group
 from probe.cli.run import run_command
 from probe.cli.schedule import schedule_group
 from probe.cli.targets import targets_group
-from probe.i18n import N_
+from probe.i18n import N_, _
 
 use_our_catalog_for_click()
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     try:
         result = cli.main(args=argv, prog_name="probe", standalone_mode=False)
     except click.exceptions.Abort:
-        fail("interrupted")
+        fail(_("interrupted"))
         sys.exit(EXIT_SIGINT)
     except click.UsageError as exc:
         where = f" ({exc.ctx.command_path})" if exc.ctx is not None else ""

@@ -1,4 +1,4 @@
-"""Click's own words that a volunteer meets in `probe run` (its help and its usage errors),
+"""Click's own words that a volunteer meets (help, usage errors, a prompt's error line),
 listed so that Babel extracts them into our catalog: probe/cli/localized.py points click's
 translations at it. Each string is click's msgid exactly (click 8.2 to 8.5); one that a click
 version no longer uses is harmless (that text is then shown in English).
@@ -37,6 +37,9 @@ CLICK_MESSAGES = (
     N_("file"),
     N_("directory"),
     N_("path"),
+    # a prompt's answer that is not accepted (consent, probe purge): click 8.3+, then 8.2
+    N_("Error: {message}"),
+    N_("Error: {e.message}"),
 )
 #: click's messages with a plural form (it translates them with ngettext)
 CLICK_PLURALS = (

@@ -14,6 +14,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from probe.i18n import _
+
 
 class ConfigEditError(ValueError):
     """The table could not be written safely; the file is unchanged."""
@@ -50,7 +52,9 @@ def replace_table(path: Path, name: str, body: str) -> None:
         old_text = path.read_text(encoding="utf-8-sig") if path.exists() else ""
         old = tomllib.loads(old_text)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigEditError(f"{path}: cannot read config file ({exc})") from None
+        raise ConfigEditError(
+            _("{path}: cannot read config file ({error})").format(path=path, error=exc)
+        ) from None
     kept = _without_table(old_text, name).rstrip("\n")
     new_text = (kept + "\n\n" if kept else "") + f"[{name}]\n{body.rstrip()}\n"
     try:
@@ -59,7 +63,11 @@ def replace_table(path: Path, name: str, body: str) -> None:
         new = None
     expected: dict[str, Any] = {k: v for k, v in old.items() if k != name}
     if new is None or {k: v for k, v in new.items() if k != name} != expected:
-        raise ConfigEditError(f"{path}: cannot add [{name}] without changing the rest of the file")
+        raise ConfigEditError(
+            _("{path}: cannot add [{name}] without changing the rest of the file").format(
+                path=path, name=name
+            )
+        )
     _write_atomically(path, new_text)
 
 
@@ -80,4 +88,6 @@ def _write_atomically(path: Path, text: str) -> None:
             os.unlink(tmp_name)
             raise
     except OSError as exc:
-        raise ConfigEditError(f"{path}: cannot write config file ({exc.strerror})") from None
+        raise ConfigEditError(
+            _("{path}: cannot write config file ({error})").format(path=path, error=exc.strerror)
+        ) from None

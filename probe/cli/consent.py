@@ -13,7 +13,9 @@ variable PROBE_ACCEPT_RISKS=1; that consent is for the one command and is never 
 flag copied from a script cannot stand in for a person having read the text. Without a terminal
 and without either, the run is refused (exit 2, one line) before anything is measured or written.
 
-Every message a volunteer sees here is a plain string below, in one place, for translation.
+Every message a volunteer sees here is below, in one place, marked for the catalog and shown in
+the volunteer's language (`--lang`, else the locale; docs/translating.md); the answers may be
+English or Persian in either language.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from pathlib import Path
 
 import click
 
+from probe.cli.answers import ask_yes_no
 from probe.cli.common import BadInput
 from probe.cli.config_edit import ConfigEditError, replace_table
+from probe.i18n import N_, _
 
 #: bump when the text below changes in substance: everyone is asked again
 CONSENT_VERSION = 1
@@ -43,56 +47,73 @@ class Question:
     why: str  # shown after a wrong answer
 
 
-# --- what the volunteer reads ------------------------------------------------------------------
+# --- what the volunteer reads (marked with N_, translated with _ where it is shown) ------------
 
-EXPLANATION = """\
-Before the first measurement, please read this (it is also in the README).
-
-What probe sends: DNS lookups, connections and one page fetch to Telegram, WhatsApp, Signal,
-Facebook Messenger and a few well-known sites, and the first message a Telegram app sends -
-the same traffic these apps make. To keep your IP address out of the results it asks a few
-public services (Google, Cloudflare, ipify, Amazon) which address your traffic comes from.
-
-Who sees it: your internet provider, and anyone watching your connection, can see that you
-tried to reach these services, and on a schedule, that you do it regularly. The services, your
-DNS resolver and a control server (if you set one) see your IP address.
-
-What is stored: result files on this computer (the path is shown after each run) with what
-each check saw, your network (ASN) and your country - never your IP address. They leave this
-computer only if you share them.
-
-Risks: measuring censorship can be sensitive or illegal in some countries. Through a VPN,
-probe measures the VPN's network, not yours. Run probe only if you understand and accept this.
-"""
+#: the explanation, one message per paragraph (shown one after another, a blank line between)
+EXPLANATION = (
+    N_("Before the first measurement, please read this (it is also in the README)."),
+    N_(
+        "What probe sends: DNS lookups, connections and one page fetch to Telegram, WhatsApp, "
+        "Signal,\nFacebook Messenger and a few well-known sites, and the first message a "
+        "Telegram app sends -\nthe same traffic these apps make. To keep your IP address out "
+        "of the results it asks a few\npublic services (Google, Cloudflare, ipify, Amazon) "
+        "which address your traffic comes from."
+    ),
+    N_(
+        "Who sees it: your internet provider, and anyone watching your connection, can see "
+        "that you\ntried to reach these services, and on a schedule, that you do it regularly. "
+        "The services, your\nDNS resolver and a control server (if you set one) see your IP "
+        "address."
+    ),
+    N_(
+        "What is stored: result files on this computer (the path is shown after each run) "
+        "with what\neach check saw, your network (ASN) and your country - never your IP "
+        "address. They leave this\ncomputer only if you share them."
+    ),
+    N_(
+        "Risks: measuring censorship can be sensitive or illegal in some countries. Through "
+        "a VPN,\nprobe measures the VPN's network, not yours. Run probe only if you understand "
+        "and accept this."
+    ),
+)
 
 QUESTIONS = (
     Question(
-        "Can your internet provider see that you ran probe?",
+        N_("Can your internet provider see that you ran probe?"),
         True,
-        "Yes, it can: probe sends the same traffic as the apps, so anyone watching your "
-        "connection sees which services you tried to reach.",
+        N_(
+            "Yes, it can: probe sends the same traffic as the apps, so anyone watching your "
+            "connection sees which services you tried to reach."
+        ),
     ),
     Question(
-        "Is measuring censorship free of risk in every country?",
+        N_("Is measuring censorship free of risk in every country?"),
         False,
-        "No: in some countries it can be sensitive or illegal.",
+        N_("No: in some countries it can be sensitive or illegal."),
     ),
 )
-FINAL_QUESTION = "Do you accept these risks and want to run probe now?"
-YES_NO_SUFFIX = " (yes/no) "
-NOT_YES_NO = "please answer yes or no"
-RECORDED = "Thank you. Your answer is saved in {path}; probe will not ask again."
-NOT_RECORDED = "probe: warning: your answer could not be saved ({reason}); probe will ask again."
-DECLINED = "no consent given: nothing was measured"
-NOT_UNDERSTOOD = "no consent given: nothing was measured; please read the text again first"
-NO_TERMINAL = (
+FINAL_QUESTION = N_("Do you accept these risks and want to run probe now?")
+RECORDED = N_("Thank you. Your answer is saved in {path}; probe will not ask again.")
+NOT_RECORDED = N_(
+    "probe: warning: your answer could not be saved ({reason}); probe will ask again."
+)
+DECLINED = N_("no consent given: nothing was measured")
+NOT_UNDERSTOOD = N_("no consent given: nothing was measured; please read the text again first")
+#: one line (scripts and logs read it whole)
+NO_TERMINAL = N_(
     "no consent recorded and no terminal to ask: run `probe run` once in a terminal to read "
     "the risks and answer, or consent for unattended use with --yes or PROBE_ACCEPT_RISKS=1"
 )
-SCHEDULE_NO_CONSENT = (
+SCHEDULE_NO_CONSENT = N_(
     "no consent recorded: run `probe run` once in a terminal to read the risks and answer, "
     "or consent for the schedule with --yes or PROBE_ACCEPT_RISKS=1"
 )
+
+
+def explanation() -> str:
+    """The explanation in the active language."""
+    return "\n\n".join(_(paragraph) for paragraph in EXPLANATION) + "\n"
+
 
 # --- the checks --------------------------------------------------------------------------------
 
@@ -135,14 +156,14 @@ def require_for_run(assume_yes: bool, config_path: Path) -> None:
     if given_unattended(assume_yes) or recorded(config_path):
         return
     if not sys.stdin.isatty():
-        raise BadInput(NO_TERMINAL)
+        raise BadInput(_(NO_TERMINAL))
     ask()
     try:
         record(config_path)
     except ConfigEditError as exc:
-        click.echo(NOT_RECORDED.format(reason=exc), err=True)
+        click.echo(_(NOT_RECORDED).format(reason=exc), err=True)
         return
-    click.echo(RECORDED.format(path=config_path), err=True)
+    click.echo(_(RECORDED).format(path=config_path), err=True)
 
 
 def schedule_needs_yes(assume_yes: bool, config_path: Path) -> bool:
@@ -153,7 +174,7 @@ def schedule_needs_yes(assume_yes: bool, config_path: Path) -> bool:
         return False
     if given_unattended(assume_yes):
         return True
-    raise BadInput(SCHEDULE_NO_CONSENT)
+    raise BadInput(_(SCHEDULE_NO_CONSENT))
 
 
 # --- the conversation --------------------------------------------------------------------------
@@ -161,27 +182,15 @@ def schedule_needs_yes(assume_yes: bool, config_path: Path) -> bool:
 
 def ask() -> None:
     """The explanation, the questions and the final yes, on stderr (stdout stays for the
-    summary); raise BadInput unless every answer is right and the final one is yes."""
-    click.echo(EXPLANATION, err=True)
+    summary); raise BadInput unless every answer is right and the final one is yes. Answers
+    are accepted in English and in Persian (probe/cli/answers.py)."""
+    click.echo(explanation(), err=True)
     for question in QUESTIONS:
         for attempt in range(2):
-            if _yes_or_no(question.text) == question.answer:
+            if ask_yes_no(_(question.text)) == question.answer:
                 break
-            click.echo(question.why, err=True)
+            click.echo(_(question.why), err=True)
             if attempt == 1:
-                raise BadInput(NOT_UNDERSTOOD)
-    if not _yes_or_no(FINAL_QUESTION):
-        raise BadInput(DECLINED)
-
-
-def _yes_or_no(text: str) -> bool:
-    def parse(answer: str) -> bool:
-        word = answer.strip().lower()
-        if word in ("y", "yes"):
-            return True
-        if word in ("n", "no"):
-            return False
-        raise click.BadParameter(NOT_YES_NO)
-
-    result: bool = click.prompt(text, prompt_suffix=YES_NO_SUFFIX, value_proc=parse, err=True)
-    return result
+                raise BadInput(_(NOT_UNDERSTOOD))
+    if not ask_yes_no(_(FINAL_QUESTION)):
+        raise BadInput(_(DECLINED))

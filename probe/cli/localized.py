@@ -8,7 +8,9 @@ before click parses anything, so that `probe run --help --lang fa` is Persian to
 
 Help texts are marked with `N_()` where they are declared (at import time the language is not
 known yet) and translated with `_()` when help is formatted: a command made with
-`cls=LocalizedCommand` (or `LocalizedGroup`) does that for its own help and its options' help.
+`cls=LocalizedCommand` (`LocalizedSubgroup` for a group below the root, `LocalizedGroup` for the
+root) does that for its own help, its options' help, its short help in its group's list and its
+example (the epilog, probe/cli/examples.py).
 
 Click translates its own words with the standard library's `gettext` in the global domain; its
 modules' `_` and `ngettext` are pointed at our catalog (`use_our_catalog_for_click`), which
@@ -78,8 +80,17 @@ def _translated(items: Sequence[click.Command | click.Parameter]) -> Iterator[No
             item.help = text
 
 
-class LocalizedCommand(click.Command):
-    """A command whose help (its own and its options') is translated when shown."""
+def _translated_epilog(epilog: str) -> str:
+    """An epilog (probe/cli/examples.py) in the active language; a leading ``\b`` line (click
+    prints the rest as written) is not part of the message."""
+    marker = "\b\n" if epilog.startswith("\b\n") else ""
+    text = epilog[len(marker) :]
+    return marker + _(text) if text else epilog
+
+
+class _Localized(click.Command):
+    """Help (the command's own, its options', its short help and its epilog) translated when it
+    is shown."""
 
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with _translated([self]):
@@ -88,26 +99,37 @@ class LocalizedCommand(click.Command):
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with _translated(self.get_params(ctx)):
             super().format_options(ctx, formatter)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        saved = self.epilog
+        if saved:
+            self.epilog = _translated_epilog(saved)
+        try:
+            super().format_epilog(ctx, formatter)
+        finally:
+            self.epilog = saved
 
     def get_short_help_str(self, limit: int = 45) -> str:
         with _translated([self]):
             return super().get_short_help_str(limit)
 
 
-class LocalizedGroup(click.Group):
+class LocalizedCommand(_Localized):
+    """A command whose help (its own and its options') is translated when shown."""
+
+
+class LocalizedSubgroup(_Localized, click.Group):
+    """A group below the root (`probe results`, `probe schedule`): its help translated when
+    shown. The language is the root's (`LocalizedGroup` read `--lang` from the whole command
+    line); a subgroup never chooses it again."""
+
+
+class LocalizedGroup(_Localized, click.Group):
     """The root group: reads `--lang` (else the locale) before parsing, translates its help."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         set_language(lang_from_args(args))
         return super().parse_args(ctx, args)
-
-    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with _translated([self]):
-            super().format_help_text(ctx, formatter)
-
-    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with _translated(self.get_params(ctx)):
-            super().format_options(ctx, formatter)
 
 
 #: click's modules that translate their words with `from gettext import gettext as _`
@@ -118,6 +140,7 @@ _CLICK_MODULES = (
     "click.formatting",
     "click.parser",
     "click._parser",
+    "click.termui",
     "click.types",
 )
 
