@@ -21,6 +21,8 @@ the screen. docs/translating.md says how to add a message, update the catalog, a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from probe.i18n.catalog import (
     DOMAIN,
     LANGUAGES,
@@ -102,6 +104,22 @@ def pgettext(context: str, message: str) -> str:
     return current().pgettext(context, message)
 
 
+def joined(items: Sequence[str]) -> str:
+    """Items named in a sentence, in the active language: "a", "a and b", "a, b and c"."""
+    if len(items) < 2:
+        return "".join(items)
+    head = pgettext("list separator", ", ").join(items[:-1])
+    return _("{items} and {last}").format(items=head, last=items[-1])
+
+
+def one_of(items: Sequence[str]) -> str:
+    """Alternatives named in a sentence, in the active language: "a, b or c"."""
+    if len(items) < 2:
+        return "".join(items)
+    head = pgettext("list separator", ", ").join(items[:-1])
+    return _("{items} or {last}").format(items=head, last=items[-1])
+
+
 def render(text: Text) -> str:
     """`text` in the active language."""
     return text.render(current())
@@ -130,10 +148,12 @@ __all__ = [
     "_",
     "catalog",
     "current",
+    "joined",
     "language",
     "language_from_environment",
     "ngettext",
     "normalise",
+    "one_of",
     "pgettext",
     "render",
     "sentence",

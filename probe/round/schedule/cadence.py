@@ -14,12 +14,26 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from probe.i18n import N_, _, joined
+
 WEEK = 7 * 86400
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_DAY_NAMES = ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays")
+#: "on Mondays at 03:37" (translated where it is shown)
+_DAY_NAMES = (
+    N_("Mondays"),
+    N_("Tuesdays"),
+    N_("Wednesdays"),
+    N_("Thursdays"),
+    N_("Fridays"),
+    N_("Saturdays"),
+    N_("Sundays"),
+)
 
 #: the periods a wall clock repeats exactly, for the message that refuses the others
-EXACT_PERIODS = "5m, 6m, 10m, 12m, 15m, 20m, 30m, 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d or 7d"
+EXACT_PERIODS = (
+    *("5m", "6m", "10m", "12m", "15m", "20m", "30m"),
+    *("1h", "2h", "3h", "4h", "6h", "8h", "12h", "1d", "7d"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,17 +85,21 @@ def on_calendar(cadence: Cadence) -> str:
     return f"{day}*-*-* {hours}:{minutes}:00 UTC"
 
 
-def describe(cadence: Cadence, zone: str = "") -> str:
-    """When it runs, in words: "at :07, :22, :37 and :52 past each hour", "at 02:37 and
-    14:37 UTC", "on Mondays at 03:37"; cron's times are local (no zone given)."""
-    where = f" {zone}" if zone else ""  # Iran is UTC+3:30: even the minute depends on it
+def describe(cadence: Cadence, utc: bool = False) -> str:
+    """When it runs, in words, in the volunteer's language: "at :07, :22, :37 and :52 past each
+    hour", "at 02:37 and 14:37 UTC", "on Mondays at 03:37"; cron's times are local (`utc`
+    False: no zone named). Iran is UTC+3:30: even the minute depends on the zone."""
     if cadence.hours is None:
-        times = [f":{m:02d}" for m in cadence.minutes]
-        return f"at {_and(times)} past each hour{where}"
-    times = [f"{h:02d}:{m:02d}" for h in cadence.hours for m in cadence.minutes]
-    day = "" if cadence.weekday is None else f"on {_DAY_NAMES[cadence.weekday]} "
-    return f"{day}at {_and(times)}{where}"
-
-
-def _and(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+        times = joined([f":{m:02d}" for m in cadence.minutes])
+        # TRANSLATORS: {times} are minutes such as ":07, :22 and :37"
+        hourly = _("at {times} past each hour UTC") if utc else _("at {times} past each hour")
+        return hourly.format(times=times)
+    times = joined([f"{h:02d}:{m:02d}" for h in cadence.hours for m in cadence.minutes])
+    if cadence.weekday is None:
+        # TRANSLATORS: {times} are times of day such as "02:37 and 14:37"
+        daily = _("at {times} UTC") if utc else _("at {times}")
+        return daily.format(times=times)
+    day = _(_DAY_NAMES[cadence.weekday])
+    # TRANSLATORS: {day} is a day of the week in the plural ("Mondays"), {times} a time of day
+    weekly = _("on {day} at {times} UTC") if utc else _("on {day} at {times}")
+    return weekly.format(day=day, times=times)

@@ -14,22 +14,23 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from probe.i18n import N_, _
 from probe.round.schedule.cadence import Cadence, cron_fields, describe
 from probe.round.schedule.job import Job, ScheduleError, duration_text
 
 MARKER = "# probe schedule"
 
-# --- what the volunteer reads ------------------------------------------------------------------
-INSTALLED = (
+# --- what the volunteer reads (translated where it is shown) -------------------------------------
+INSTALLED = N_(
     "Added to your crontab: `probe run` every {every} {when}, plus up to {jitter} at random."
 )
-NOT_CAUGHT_UP = "Cron does not make up runs missed while the computer was off or asleep."
-LOG_HINT = "log of the last run: {log}"
-NO_SCHEDULER = (
+NOT_CAUGHT_UP = N_("Cron does not make up runs missed while the computer was off or asleep.")
+LOG_HINT = N_("log of the last run: {log}")
+NO_SCHEDULER = N_(
     "No scheduler found (no systemd user manager, no crontab command). To run probe every "
     "{every}, add this line to your crontab with `crontab -e`:\n{line}"
 )
-CRONTAB_FAILED = "crontab {step} failed: {reason}; nothing was changed"
+CRONTAB_FAILED = N_("crontab {step} failed: {reason}; nothing was changed")
 
 
 def log_path() -> Path:
@@ -57,12 +58,12 @@ def _crontab(*args: str, text: str | None = None) -> str:
             ["crontab", *args], input=text, capture_output=True, text=True, timeout=30
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ScheduleError(CRONTAB_FAILED.format(step=" ".join(args), reason=exc)) from None
+        raise ScheduleError(_(CRONTAB_FAILED).format(step=" ".join(args), reason=exc)) from None
     if done.returncode != 0:
         if args == ("-l",) and "no crontab" in done.stderr.lower():
             return ""
         reason = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-        raise ScheduleError(CRONTAB_FAILED.format(step=" ".join(args), reason=reason))
+        raise ScheduleError(_(CRONTAB_FAILED).format(step=" ".join(args), reason=reason))
     return done.stdout
 
 
@@ -78,13 +79,13 @@ def install(job: Job, cadence: Cadence) -> str:
     _crontab("-", text="\n".join([*kept, line]) + "\n")
     return "\n".join(
         [
-            INSTALLED.format(
+            _(INSTALLED).format(
                 every=duration_text(job.every),
                 when=describe(cadence),
                 jitter=duration_text(job.jitter),
             ),
-            NOT_CAUGHT_UP,
-            LOG_HINT.format(log=log_path()),
+            _(NOT_CAUGHT_UP),
+            _(LOG_HINT).format(log=log_path()),
         ]
     )
 
@@ -95,8 +96,8 @@ def manual(job: Job, cadence: Cadence) -> str:
     line = cron_line(job, cadence)
     return "\n".join(
         [
-            NO_SCHEDULER.format(every=duration_text(job.every), line=line),
-            LOG_HINT.format(log=log_path()),
+            _(NO_SCHEDULER).format(every=duration_text(job.every), line=line),
+            _(LOG_HINT).format(log=log_path()),
         ]
     )
 

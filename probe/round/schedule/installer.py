@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from typing import Literal
 
+from probe.i18n import N_, _, joined, one_of
 from probe.round.schedule import cron, timer
 from probe.round.schedule.cadence import EXACT_PERIODS, Cadence, exact_cadence
 from probe.round.schedule.job import MIN_PERIOD, Job
@@ -17,15 +18,15 @@ from probe.round.schedule.period import parse_duration
 
 Backend = Literal["systemd", "cron", "manual"]
 
-# --- what the volunteer reads ------------------------------------------------------------------
-TOO_SHORT = "--every {every}: at least 5m between rounds, please"
-NOT_WHOLE = "--every {every}: use a whole number of seconds"
-CRON_INEXACT = "--every {every}: cron cannot run exactly every {every}; use {periods}"
-COMMAND_HINT = "command:  {command}"
-RESULTS_HINT = "results:  {results}"
-REMOVED = "Removed {what}."
-REMOVED_CRON = "the line in your crontab"
-NOTHING_REMOVED = "No probe schedule was installed."
+# --- what the volunteer reads (translated where it is shown) -------------------------------------
+TOO_SHORT = N_("--every {every}: at least 5m between rounds, please")
+NOT_WHOLE = N_("--every {every}: use a whole number of seconds")
+CRON_INEXACT = N_("--every {every}: cron cannot run exactly every {every}; use {periods}")
+COMMAND_HINT = N_("command:  {command}")
+RESULTS_HINT = N_("results:  {results}")
+REMOVED = N_("Removed {what}.")
+REMOVED_CRON = N_("the line in your crontab")
+NOTHING_REMOVED = N_("No probe schedule was installed.")
 
 
 def check_period(text: str) -> int:
@@ -35,9 +36,9 @@ def check_period(text: str) -> int:
     except ValueError as exc:
         raise ValueError(f"--every: {exc}") from None
     if seconds != int(seconds):
-        raise ValueError(NOT_WHOLE.format(every=text))
+        raise ValueError(_(NOT_WHOLE).format(every=text))
     if seconds < MIN_PERIOD:
-        raise ValueError(TOO_SHORT.format(every=text))
+        raise ValueError(_(TOO_SHORT).format(every=text))
     return int(seconds)
 
 
@@ -52,7 +53,7 @@ def cadence_for(seconds: int, text: str, where: Backend) -> Cadence | None:
     run every `seconds` exactly."""
     cadence = exact_cadence(seconds)
     if cadence is None and where != "systemd":
-        raise ValueError(CRON_INEXACT.format(every=text, periods=EXACT_PERIODS))
+        raise ValueError(_(CRON_INEXACT).format(every=text, periods=one_of(EXACT_PERIODS)))
     return cadence
 
 
@@ -65,7 +66,11 @@ def install(job: Job, where: Backend, cadence: Cadence | None) -> str:
         said = cron.install(job, cadence) if where == "cron" else cron.manual(job, cadence)
     command = " ".join(shlex.quote(part) for part in job.command)
     return "\n".join(
-        [said, COMMAND_HINT.format(command=command), RESULTS_HINT.format(results=job.results)]
+        [
+            said,
+            _(COMMAND_HINT).format(command=command),
+            _(RESULTS_HINT).format(results=job.results),
+        ]
     )
 
 
@@ -73,7 +78,7 @@ def remove() -> str:
     """Remove the timer and our crontab line, whichever exist; say what was done."""
     removed = timer.remove()
     if cron.remove():
-        removed.append(REMOVED_CRON)
+        removed.append(_(REMOVED_CRON))
     if not removed:
-        return NOTHING_REMOVED
-    return REMOVED.format(what=" and ".join(removed))
+        return _(NOTHING_REMOVED)
+    return _(REMOVED).format(what=joined(removed))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from probe.i18n import _
+
 
 def parse_duration(text: str) -> float:
     """Seconds in a duration such as "90s", "30m", "6h", "1d" (a bare number is seconds)."""
@@ -14,9 +16,11 @@ def parse_duration(text: str) -> float:
     try:
         value = float(number)
     except ValueError:
-        raise ValueError(f"bad duration {text!r}: use e.g. 90s, 30m, 6h or 1d") from None
+        raise ValueError(
+            _("bad duration {text!r}: use e.g. 90s, 30m, 6h or 1d").format(text=text)
+        ) from None
     if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(f"bad duration {text!r}: must be positive")
+        raise ValueError(_("bad duration {text!r}: must be positive").format(text=text))
     return value * units[unit]
 
 

@@ -17,25 +17,34 @@ import subprocess
 import sys
 from pathlib import Path
 
+from probe.i18n import N_, _
 from probe.round.schedule.cadence import Cadence, describe, on_calendar
 from probe.round.schedule.job import Job, ScheduleError, duration_text
 
 UNIT_NAME = "probe"
 
-# --- what the volunteer reads ------------------------------------------------------------------
-INSTALLED = "Installed a systemd user timer: `probe run` every {every}{when}."
-JITTER = "plus up to {jitter} at random"
-CALENDAR_CATCH_UP = "A run missed while the computer was off or asleep runs once when it is back."
-MONOTONIC_CATCH_UP = (
+# --- what the volunteer reads (translated where it is shown) -------------------------------------
+#: a period a wall clock repeats: {when} is cadence.describe's "at :07 past each hour UTC"
+INSTALLED_CALENDAR = N_(
+    "Installed a systemd user timer: `probe run` every {every} {when}, plus up to {jitter} at "
+    "random."
+)
+INSTALLED_MONOTONIC = N_(
+    "Installed a systemd user timer: `probe run` every {every}, plus up to {jitter} at random."
+)
+CALENDAR_CATCH_UP = N_(
+    "A run missed while the computer was off or asleep runs once when it is back."
+)
+MONOTONIC_CATCH_UP = N_(
     "The first run is now, and one {boot} after each boot; time asleep is not counted."
 )
-LOG_HINT = "log:      journalctl --user -u {unit}.service"
-NEXT_HINT = "next run: systemctl --user list-timers {unit}.timer"
-LINGER_HINT = (
+LOG_HINT = N_("log:      journalctl --user -u {unit}.service")
+NEXT_HINT = N_("next run: systemctl --user list-timers {unit}.timer")
+LINGER_HINT = N_(
     "User timers run only while you are logged in; to keep them running when you are not: "
     "loginctl enable-linger $USER"
 )
-NOT_ENABLED = (
+NOT_ENABLED = N_(
     "wrote {service} and {timer} but `systemctl --user {step}` failed ({reason}); "
     "enable it with: systemctl --user daemon-reload && systemctl --user enable --now {unit}.timer"
 )
@@ -134,19 +143,25 @@ def install(job: Job, cadence: Cadence | None) -> str:
         ok, reason = _systemctl(*step.split())
         if not ok:
             raise ScheduleError(
-                NOT_ENABLED.format(
+                _(NOT_ENABLED).format(
                     service=service_path, timer=timer_path, step=step, reason=reason, unit=UNIT_NAME
                 )
             )
-    slots = " " + describe(cadence, "UTC") + ", " if cadence else ", "
-    when = slots + JITTER.format(jitter=duration_text(job.jitter))
-    catch_up = CALENDAR_CATCH_UP if cadence else MONOTONIC_CATCH_UP.format(boot=BOOT_DELAY)
+    every, jitter = duration_text(job.every), duration_text(job.jitter)
+    if cadence is not None:
+        installed = _(INSTALLED_CALENDAR).format(
+            every=every, when=describe(cadence, utc=True), jitter=jitter
+        )
+        catch_up = _(CALENDAR_CATCH_UP)
+    else:
+        installed = _(INSTALLED_MONOTONIC).format(every=every, jitter=jitter)
+        catch_up = _(MONOTONIC_CATCH_UP).format(boot=BOOT_DELAY)
     return "\n".join(
         [
-            INSTALLED.format(every=duration_text(job.every), when=when) + " " + catch_up,
-            LOG_HINT.format(unit=UNIT_NAME),
-            NEXT_HINT.format(unit=UNIT_NAME),
-            LINGER_HINT,
+            installed + " " + catch_up,
+            _(LOG_HINT).format(unit=UNIT_NAME),
+            _(NEXT_HINT).format(unit=UNIT_NAME),
+            _(LINGER_HINT),
         ]
     )
 
