@@ -17,6 +17,7 @@ CLICK_MESSAGES = (
     N_("Show the version and exit."),
     N_("default: {default}"),
     N_("env var: {var}"),
+    N_("required"),
     # usage errors
     N_("No such option {name!r}."),
     N_("No such command {name!r}."),

@@ -1,5 +1,6 @@
 """A short example at the end of every command's `--help` (click's epilog), in one place so
-that every command has one (tests/test_local_data.py checks) and they are translated together.
+that every command has one (tests/test_local_data.py checks) and they are translated together
+(the localized commands translate their epilog when help is shown: probe/cli/localized.py).
 
 Lines after ``\\b`` are printed as written (click does not rewrap them)."""
 
@@ -7,33 +8,50 @@ from __future__ import annotations
 
 import click
 
+from probe.i18n import N_
+
+#: the examples of the commands whose help is translated (`cls=LocalizedCommand`) are marked
+#: with N_ and shown in the volunteer's language; the commands' names, options and paths in
+#: them stay as they are, only the words (and the comments after `#`) are translated
 EXAMPLES: dict[str, str] = {
-    "probe": """\
+    "probe": N_(
+        """\
 Examples:
   probe run                      # measure once, then see the table
   probe results                  # the rounds measured so far
-  probe run --help               # every option of a command""",
-    "probe run": """\
+  probe run --help               # every option of a command"""
+    ),
+    "probe run": N_(
+        """\
 Examples:
   probe run                                 # every bundled list, once
   probe run --only 'telegram/*'             # Telegram only (and the baseline sites)
   probe run --control https://control.example.org --every 1h
-  probe run my-list.toml --out ./my-results --keep-days 30""",
-    "probe results": """\
+  probe run my-list.toml --out ./my-results --keep-days 30"""
+    ),
+    "probe results": N_(
+        """\
 Examples:
   probe results                  # one line per round
-  probe results show 17d18232    # one round's table, by report id""",
-    "probe results list": """\
+  probe results show 17d18232    # one round's table, by report id"""
+    ),
+    "probe results list": N_(
+        """\
 Examples:
   probe results list --last 10
-  probe results list --json --out ./my-results""",
-    "probe results show": """\
+  probe results list --json --out ./my-results"""
+    ),
+    "probe results show": N_(
+        """\
 Example:
-  probe results show 17d18232    # the first characters of a report id are enough""",
-    "probe purge": """\
+  probe results show 17d18232    # the first characters of a report id are enough"""
+    ),
+    "probe purge": N_(
+        """\
 Examples:
   probe purge                    # lists what it will remove, then asks
-  probe purge --yes              # for scripts: no question""",
+  probe purge --yes              # for scripts: no question"""
+    ),
     "probe targets": """\
 Example:
   probe targets list             # what `probe run` measures""",
@@ -66,16 +84,22 @@ Example:
     "probe geoip update": """\
 Example:
   probe geoip update             # DB-IP's lite files of this month""",
-    "probe schedule": """\
+    "probe schedule": N_(
+        """\
 Examples:
   probe schedule install --every 1h
-  probe schedule remove""",
-    "probe schedule install": """\
+  probe schedule remove"""
+    ),
+    "probe schedule install": N_(
+        """\
 Example:
-  probe schedule install --every 6h   # a round every 6 hours, with jitter""",
-    "probe schedule remove": """\
+  probe schedule install --every 6h   # a round every 6 hours, with jitter"""
+    ),
+    "probe schedule remove": N_(
+        """\
 Example:
-  probe schedule remove""",
+  probe schedule remove"""
+    ),
 }
 
 

@@ -1,7 +1,8 @@
 """`probe purge` (probe/localdata/purge.py): remove what the probe keeps on this device —
 result files, the config file, the schedule, downloaded network data — for a volunteer whose
 device could be seized. Asks first on a terminal; `--yes` for scripts; without a terminal and
-without `--yes` it refuses (exit 2)."""
+without `--yes` it refuses (exit 2, one line). What it says is in the volunteer's language
+(`probe --lang fa purge`, or the locale); the question takes yes or no in English or Persian."""
 
 from __future__ import annotations
 
@@ -11,18 +12,35 @@ from pathlib import Path
 
 import click
 
-from probe.cli.common import CONFIG_FILE, EXIT_ERROR, EXIT_OK, BadInput
+from probe.cli.answers import ask_yes_no
+from probe.cli.common import CONFIG_FILE, EXIT_ERROR, EXIT_OK, BadInput, fail
+from probe.cli.localized import LocalizedCommand, lang_option
+from probe.i18n import N_, _, joined, ngettext
+
+#: without a terminal and without --yes: one line, exit 2
+NO_TERMINAL = N_(
+    "purge deletes results, config and the schedule: run it on a terminal to confirm, or pass --yes"
+)
 
 
-@click.command("purge")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask (for scripts).")
+@click.command(
+    "purge",
+    cls=LocalizedCommand,
+    help=N_(
+        "Remove the probe's results, its config file, its schedule and the network data it "
+        "downloaded from this device. Nothing else is touched: in a results directory that is "
+        "not the probe's own, only files that hold this probe's records are removed."
+    ),
+)
+@lang_option()
+@click.option("--yes", "-y", is_flag=True, help=N_("Do not ask (for scripts)."))
 @click.option(
     "--out",
     "out_dirs",
     multiple=True,
     type=click.Path(file_okay=False),
     metavar="DIR",
-    help="Also remove this probe's result files from DIR (repeatable).",
+    help=N_("Also remove this probe's result files from DIR (repeatable)."),
 )
 @click.pass_context
 def purge_command(ctx: click.Context, yes: bool, out_dirs: tuple[str, ...]) -> int:
@@ -43,15 +61,13 @@ def purge_command(ctx: click.Context, yes: bool, out_dirs: tuple[str, ...]) -> i
     plan = plan_purge(dirs, config_file, user_data_dir())
     if not yes:
         if not sys.stdin.isatty():
-            raise BadInput(
-                "purge deletes results, config and the schedule: run it on a terminal to "
-                "confirm, or pass --yes"
-            )
-        click.echo("probe purge will remove:")
-        for line in [*plan.describe(), "the schedule (timer or cron line), if one is installed"]:
+            raise BadInput(_(NO_TERMINAL))
+        click.echo(_("probe purge will remove:"))
+        schedule_line = _("the schedule (timer or cron line), if one is installed")
+        for line in [*plan.describe(), schedule_line]:
             click.echo(f"  - {line}")
-        if not click.confirm("Remove all of this?", default=False):
-            click.echo("Nothing removed.")
+        if not ask_yes_no(_("Remove all of this?"), default_no=True, err=False):
+            click.echo(_("Nothing removed."))
             return EXIT_ERROR
     # the schedule first: no new round may start writing while the files go
     click.echo(schedule.remove())
@@ -59,23 +75,36 @@ def purge_command(ctx: click.Context, yes: bool, out_dirs: tuple[str, ...]) -> i
     removed = set(done.removed)
     for directory, files in plan.results.items():
         count = sum(f in removed for f in files)
-        click.echo(f"Removed {count} result file{'s' if count != 1 else ''} from {directory}.")
+        click.echo(
+            ngettext(
+                "Removed {count} result file from {directory}.",
+                "Removed {count} result files from {directory}.",
+                count,
+            ).format(count=count, directory=directory)
+        )
     others = {*plan.geoip, *plan.dirs, *([plan.config] if plan.config else [])}
     for path in done.removed:
         if path in others:
-            click.echo(f"Removed {path}")
+            click.echo(_("Removed {path}").format(path=path))
     for directory, count in plan.foreign.items():
         click.echo(
-            f"Left {count} file{'s' if count != 1 else ''} in {directory} that "
-            f"{'are' if count != 1 else 'is'} named like result files but "
-            f"{'do' if count != 1 else 'does'} not hold this probe's records."
+            ngettext(
+                "Left {count} file in {directory} that is named like result files but does "
+                "not hold this probe's records.",
+                "Left {count} files in {directory} that are named like result files but do "
+                "not hold this probe's records.",
+                count,
+            ).format(count=count, directory=directory)
         )
-    custom = [d.path for d in dirs if not d.own]
+    custom = [str(d.path) for d in dirs if not d.own]
     if custom:
-        shown = ", ".join(str(p) for p in dict.fromkeys(custom))
-        click.echo(f"In {shown} only this probe's result files were removed; nothing else there.")
+        click.echo(
+            _(
+                "In {directories} only this probe's result files were removed; nothing else there."
+            ).format(directories=joined(list(dict.fromkeys(custom))))
+        )
     for error in done.errors:
-        click.echo(f"probe: error: could not remove {error}", err=True)
+        fail(_("could not remove {error}").format(error=error))
     click.echo(_program_note())
     return EXIT_ERROR if done.errors else EXIT_OK
 
@@ -85,8 +114,8 @@ def _program_note() -> str:
     single_file = os.environ.get("PEX")
     if single_file:
         root = os.environ.get("PEX_ROOT") or "~/.cache/pex"
-        return (
-            f"The program itself is still here: delete {single_file} and its unpacked copy "
-            f"in {root} to remove it too."
-        )
-    return "The program itself is still installed: `pipx uninstall probe` removes it."
+        return _(
+            "The program itself is still here: delete {file} and its unpacked copy in {cache} "
+            "to remove it too."
+        ).format(file=single_file, cache=root)
+    return _("The program itself is still installed: `pipx uninstall probe` removes it.")

@@ -22,7 +22,7 @@ from probe.cli.common import (
 )
 from probe.cli.geoip import geoip_databases
 from probe.cli.localized import LocalizedCommand, lang_option
-from probe.i18n import N_, _, render, text_of
+from probe.i18n import N_, _, ngettext, render, text_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from probe.targets import Target, TargetList
 
 #: stderr line before a `--random-delay` wait
-WAITING = "waiting {seconds:.0f} s before measuring (--random-delay)"
+WAITING = N_("waiting {seconds:.0f} s before measuring (--random-delay)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +244,7 @@ def _wait_randomly(most: float) -> None:
     import time
 
     seconds = random.SystemRandom().uniform(0, most)
-    click.echo(WAITING.format(seconds=seconds), err=True)
+    click.echo(_(WAITING).format(seconds=seconds), err=True)
     time.sleep(seconds)
 
 
@@ -255,15 +255,18 @@ def _results_dir(out_dir: str | None, keep_days: int | None) -> str:
     from probe.paths import default_results_dir
 
     if out_dir is not None and not out_dir.strip():
-        raise option_error("out_dir", repr(out_dir), "name a results directory")
+        raise option_error("out_dir", repr(out_dir), _("name a results directory"))
     if keep_days is not None and not 0 <= keep_days <= MAX_KEEP_DAYS:
-        raise option_error("keep_days", keep_days, f"must be between 0 and {MAX_KEEP_DAYS}")
+        raise option_error(
+            "keep_days", keep_days, _("must be between 0 and {most}").format(most=MAX_KEEP_DAYS)
+        )
     return out_dir if out_dir is not None else str(default_results_dir())
 
 
 def _retention(out_dir: str, keep_days: int) -> Callable[[RoundResult], None]:
     """After each round: delete the round files older than `keep_days` (never this round's;
-    in a directory that is not the probe's own, only files that hold this probe's records)."""
+    in a directory that is not the probe's own, only files that hold this probe's records);
+    what it did on stderr, in the volunteer's language."""
     import os
 
     from probe.localdata import expire_rounds
@@ -275,13 +278,20 @@ def _retention(out_dir: str, keep_days: int) -> Callable[[RoundResult], None]:
         done = expire_rounds(out_dir, keep_days, keep=[result.path], own_dir=own)
         if done.removed:
             count = len(done.removed)
+            days = ngettext("{count} day", "{count} days", keep_days).format(count=keep_days)
             click.echo(
-                f"probe: deleted {count} result file{'s' if count != 1 else ''} older than "
-                f"{keep_days} days (keep_days)",
+                ngettext(
+                    "probe: deleted {count} result file older than {days} (keep_days)",
+                    "probe: deleted {count} result files older than {days} (keep_days)",
+                    count,
+                ).format(count=count, days=days),
                 err=True,
             )
         for error in done.errors:
-            click.echo(f"probe: could not delete an old result file: {error}", err=True)
+            click.echo(
+                _("probe: could not delete an old result file: {error}").format(error=error),
+                err=True,
+            )
 
     return expire
 

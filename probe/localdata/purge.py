@@ -15,6 +15,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from probe.i18n import _, ngettext
 from probe.localdata.files import is_probe_result_file, round_files
 from probe.localdata.retention import remove_empty_dirs
 
@@ -47,16 +48,23 @@ class PurgePlan:
         return not (any(self.results.values()) or self.config or self.geoip)
 
     def describe(self) -> list[str]:
-        """One line per thing to remove, for the confirmation question."""
+        """One line per thing to remove, for the confirmation question (in the volunteer's
+        language)."""
         lines = [
-            f"{len(files)} result file{'s' if len(files) != 1 else ''} in {directory}"
+            ngettext(
+                "{count} result file in {directory}", "{count} result files in {directory}", n
+            ).format(count=n, directory=directory)
             for directory, files in self.results.items()
-            if files
+            if (n := len(files))
         ]
         if self.config is not None:
-            lines.append(f"the config file {self.config}")
+            lines.append(_("the config file {path}").format(path=self.config))
         if self.geoip:
-            lines.append(f"the downloaded network data in {self.geoip[0].parent}")
+            lines.append(
+                _("the downloaded network data in {directory}").format(
+                    directory=self.geoip[0].parent
+                )
+            )
         return lines
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.analysis import VantageFacts
+from probe.i18n import _
 from probe.localdata.files import RoundFile, round_files
 from probe.results import iter_json_objects
 from probe.round.records import RecordTally
@@ -167,11 +168,11 @@ def read_round(file: RoundFile) -> RoundSummary:
         if item.obj is None:
             if item.error == "empty file":  # a round still starting, or one that measured nothing
                 continue
-            reason = item.error or "unreadable"
+            reason = item.error or _("unreadable")
         elif summary.add(item.obj):
             continue
         else:
-            reason = "not a record of this probe"
+            reason = _("not a record of this probe")
         summary.skipped += 1
         if summary.problem is None:
             summary.problem = f"{item.source}:{item.line}: {plain_text(reason, 200)}"
@@ -192,18 +193,29 @@ class RoundNotFound(LookupError):
 
 
 def find_round(results_dir: str | Path, ident: str) -> RoundFile:
-    """The round whose report id is `ident` or starts with it (at least 4 characters)."""
+    """The round whose report id is `ident` or starts with it (at least 4 characters); the
+    messages are in the volunteer's language."""
     wanted = ident.strip().lower()
     if not _ID.fullmatch(wanted) or len(wanted) < 4:
-        raise RoundNotFound(f"{ident!r}: give a report id (hex digits, at least the first 4)")
+        raise RoundNotFound(
+            _("{ident!r}: give a report id (hex digits, at least the first 4)").format(ident=ident)
+        )
     matches = [f for f in round_files(results_dir) if f.report_id.startswith(wanted)]
     exact = [f for f in matches if f.report_id == wanted]
     if exact:
         return exact[-1]
     if not matches:
-        raise RoundNotFound(f"{ident}: no round with this report id in {results_dir}")
+        raise RoundNotFound(
+            _("{ident}: no round with this report id in {directory}").format(
+                ident=ident, directory=results_dir
+            )
+        )
     ids = sorted({f.report_id for f in matches})
     if len(ids) > 1:
         shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-        raise RoundNotFound(f"{ident}: {len(ids)} rounds match ({shown}); give more characters")
+        raise RoundNotFound(
+            _("{ident}: {count} rounds match ({ids}); give more characters").format(
+                ident=ident, count=len(ids), ids=shown
+            )
+        )
     return matches[-1]
