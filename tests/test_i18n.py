@@ -1,7 +1,10 @@
 """Persian (issue 16): the catalog covers every message of the source and ships compiled, the
 locale and `--lang` choose the language, a loopback round with `--lang fa` prints the compiled
 catalog's Persian and writes the same English records as an English round, and the Persian
-table renders at 80 columns and in a pipe."""
+table renders at 80 columns and in a pipe. The first-run consent in Persian at a real
+pseudo-terminal (accepted with Persian answers, refused after wrong ones), its one-line refusal
+without a terminal, `probe results`, `probe purge`, retention and the help of those commands in
+Persian (the schedule's Persian messages are tested in tests/test_schedule.py)."""
 
 from __future__ import annotations
 
@@ -23,11 +26,24 @@ from rich.cells import cell_len
 from rich.console import Console
 
 from probe import i18n
+from probe.cli import consent
+from probe.cli.answers import answer_of
 from probe.cli.summary import print_summary
 from probe.i18n import C, Clauses, M, Names, P, Raw, Said, catalog, sentence, text_of
 from probe.i18n.catalog import language_from_environment
 from probe.round.runner import RoundResult
 from tests.loopback_world import PROBE, loopback_world, probe_env, read_records, run_probe
+from tests.terminal import TerminalSession
+from tests.test_local_data import (
+    _assert_purged,
+    _probe_files,
+    _purge_on_a_terminal,
+    copy_round,
+    probe_cli,
+    quick_round,
+    results_path,
+    write_list,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 PERSIAN = re.compile(r"[\u0600-\u06ff]")
@@ -358,3 +374,239 @@ async def test_a_persian_json_summary_stays_english(tmp_path):
     reasons = [r for s in summary["services"] for r in s["reasons"]]
     assert reasons and all(": " in r for r in reasons)
     assert PERSIAN.search(result.stderr)  # the progress lines are the volunteer's
+
+
+# --- consent in Persian ---------------------------------------------------------------------
+
+
+def _first_run(tmp_path: Path) -> tuple[list[str], dict[str, str], Path, Path]:
+    """A fresh machine (no consent recorded, no PROBE_ACCEPT_RISKS) and `probe --lang fa run`
+    over one closed loopback port: its arguments, environment, config file and results."""
+    target_list = tmp_path / "t.toml"
+    target_list.write_text(
+        '[list]\nname = "t"\nupdated = 2026-01-01\n\n[[targets]]\nid = "t/a"\n'
+        'service = "t"\ncheck = "tcp"\nhost = "127.0.0.1"\nports = [9]\n'
+    )
+    env = probe_env()
+    env.pop(consent.ENV_VAR, None)
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    out = tmp_path / "results"
+    args = [
+        "--lang", "fa", "run", str(target_list), "--no-control", "--no-ip-discovery",
+        "--resolver", "127.0.0.1:9", "--timeout", "2", "--out", str(out),
+    ]  # fmt: skip
+    return args, env, tmp_path / "config" / "probe" / "config.toml", out
+
+
+def _no_english_consent(seen: str) -> None:
+    """None of the English consent text reached the terminal."""
+    english = [p.splitlines()[0] for p in consent.EXPLANATION]
+    english += [consent.FINAL_QUESTION, *(q.text for q in consent.QUESTIONS), "(yes/no)"]
+    english += [q.why for q in consent.QUESTIONS] + ["please answer yes or no", "no consent"]
+    assert not [text for text in english if text in seen], seen
+
+
+def test_first_run_consent_in_persian_is_accepted_with_persian_answers(tmp_path: Path) -> None:
+    args, env, config, out = _first_run(tmp_path)
+    session = TerminalSession(args, env, REPO)
+    try:
+        session.expect("پیش از نخستین اندازه‌گیری، لطفاً این متن را بخوانید")
+        session.expect("آنچه probe می‌فرستد:")
+        session.expect("چه کسی آن را می‌بیند:")
+        session.expect("نشانی IP شما هرگز ذخیره نمی‌شود")
+        session.expect("خطرها: اندازه‌گیری سانسور در برخی کشورها می‌تواند حساس یا غیرقانونی باشد")
+        session.expect("می‌تواند ببیند که probe را اجرا کرده‌اید؟ (بله/نه)")
+        session.answer("شاید")  # neither yes nor no: asked again
+        session.expect("خطا: لطفاً «بله» یا «نه» بنویسید")
+        session.expect("(بله/نه)")
+        session.answer("آره")
+        session.expect("آیا اندازه‌گیری سانسور در همهٔ کشورها بی‌خطر است؟ (بله/نه)")
+        session.answer("خیر")
+        session.expect("می‌خواهید probe را همین حالا اجرا کنید؟ (بله/نه)")
+        session.answer("بله")
+        status, stdout = session.finish()
+    finally:
+        session.kill()
+    assert status == 0, session.seen
+    assert f"سپاس. پاسخ شما در {config} ذخیره شد؛ probe دیگر این را نمی‌پرسد." in session.seen
+    assert consent.recorded(config)
+    assert "probe: نتایج این دور" in stdout and list(out.rglob("*.jsonl"))
+    _no_english_consent(session.seen)
+
+
+@pytest.mark.parametrize(
+    ("steps", "refusal"),
+    [
+        # the first question answered wrongly twice: the Persian explanation, then the refusal
+        (
+            [("ببیند که probe را اجرا کرده‌اید؟ (بله/نه)", "نه"),
+             ("بله، می‌تواند: probe همان ترافیک برنامه‌ها را می‌فرستد", "نه")],
+            "رضایتی داده نشد: هیچ اندازه‌گیری‌ای انجام نشد؛ لطفاً اول متن را دوباره بخوانید",
+        ),
+        # right answers (an English one too), and a no at the end
+        (
+            [("ببیند که probe را اجرا کرده‌اید؟ (بله/نه)", "yes"),
+             ("بی‌خطر است؟ (بله/نه)", "نه"),
+             ("همین حالا اجرا کنید؟ (بله/نه)", "نخیر")],
+            "رضایتی داده نشد: هیچ اندازه‌گیری‌ای انجام نشد\n",
+        ),
+    ],
+)  # fmt: skip
+def test_first_run_consent_in_persian_refused_measures_nothing(
+    tmp_path: Path, steps: list[tuple[str, str]], refusal: str
+) -> None:
+    args, env, config, out = _first_run(tmp_path)
+    session = TerminalSession(args, env, REPO)
+    try:
+        for shown, typed in steps:
+            session.expect(shown)
+            session.answer(typed)
+        status, stdout = session.finish()
+    finally:
+        session.kill()
+    assert status == 2, session.seen
+    assert f"probe: خطا: {refusal}" in session.seen
+    assert stdout == ""
+    assert not config.parent.parent.exists() and not out.exists()
+    _no_english_consent(session.seen)
+
+
+@pytest.mark.parametrize("how", ["--lang", "locale"])
+def test_without_a_terminal_the_persian_refusal_is_one_line(tmp_path: Path, how: str) -> None:
+    args, env, config, out = _first_run(tmp_path)
+    if how == "locale":
+        args = args[2:]  # no --lang: the locale asks for Persian
+        for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+            env.pop(name, None)
+        env["LANG"] = "fa_IR.UTF-8"
+    result = subprocess.run(
+        [sys.executable, "-m", "probe", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("probe: خطا: رضایتی ثبت نشده و ترمینالی برای پرسیدن نیست: ")
+    assert "`probe run`" in result.stderr and "--yes" in result.stderr
+    assert "PROBE_ACCEPT_RISKS=1" in result.stderr
+    assert result.stdout == "" and not out.exists() and not config.exists()
+
+
+@pytest.mark.parametrize(
+    ("typed", "meaning"),
+    [
+        ("yes", True), ("Y", True), (" بله ", True), ("بلی", True), ("آره", True),
+        ("\u0627\u0653ره", True),  # آره typed as alef + madda
+        ("بله.", True), ("no", False), ("N", False), ("نه", False), ("خیر", False),
+        ("نخیر", False), ("maybe", None), ("شاید", None), ("", None), ("yes no", None),
+    ],
+)  # fmt: skip
+def test_answers_are_english_or_persian_in_any_language(typed: str, meaning: bool | None) -> None:
+    assert answer_of(typed) is meaning
+
+
+# --- results, purge, retention and their help in Persian -----------------------------------------
+
+
+def test_probe_results_in_persian(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    first = results_path(quick_round(tmp_path, "--out", str(out)).stdout)
+    quick_round(tmp_path, "--out", str(out))
+    for args in (["--lang", "fa", "results"], ["results", "--lang", "fa", "list"]):
+        listed = probe_cli([*args, "--out", str(out)], tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        header, *rows, total = listed.stdout.splitlines()
+        for word in ("تاریخ (UTC)", "شناسهٔ گزارش", "هدف‌ها", "در دسترس", "مسدود", "نامشخص"):
+            assert word in header, header
+        assert total == f"2 دور در {out}"
+        assert len(rows) == 2 and all(row.endswith("AS0 ZZ  (بدون اینترنت)") for row in rows)
+        # the counts sit under their Persian headers: the network column starts in the same
+        # terminal cell on every line
+        start = cell_len(header[: header.index("شبکه")])
+        assert {cell_len(row[: row.index("AS0 ZZ")]) for row in rows} == {start}
+        for english in ("date", "report id", "rounds in", "offline", "network"):
+            assert english not in listed.stdout
+    report_id = first.stem.split("_", 1)[1]  # <start>_<report id>.jsonl
+    shown = probe_cli(
+        ["--lang", "fa", "results", "show", report_id[:6], "--out", str(out)], tmp_path
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"probe: دور {report_id}، " in shown.stdout and " به وقت UTC" in shown.stdout
+    assert f"دور {report_id}: 2 هدف در " in shown.stdout
+    assert f"شبکهٔ AS0، کشور ZZ. نتایج: {first}" in shown.stdout
+    assert "Round" not in shown.stdout and "Results:" not in shown.stdout
+    unknown = probe_cli(["--lang", "fa", "results", "show", "abcd", "--out", str(out)], tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr == f"probe: خطا: abcd: دوری با این شناسهٔ گزارش در {out} نیست\n"
+    empty = probe_cli(["--lang", "fa", "results", "--out", str(tmp_path / "none")], tmp_path)
+    assert empty.stdout.startswith(f"هنوز هیچ دوری در {tmp_path / 'none'} نیست")
+
+
+def test_probe_purge_in_persian(tmp_path: Path) -> None:
+    files = _probe_files(tmp_path)
+    refused = probe_cli(["--lang", "fa", "purge"], tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert refused.stderr.startswith("probe: خطا: purge نتایج، تنظیمات و زمان‌بندی را پاک می‌کند")
+    assert "--yes" in refused.stderr and "run it on a terminal" not in refused.stderr
+    assert all(path.exists() for path in files.values())
+    args, question = ("--lang", "fa", "purge"), "همهٔ این‌ها حذف شود؟".encode()
+    code, output = _purge_on_a_terminal(tmp_path, b"\n", args=args, question=question)
+    assert code == 1 and "چیزی حذف نشد." in output, output  # Enter alone is no
+    assert "این‌ها با probe purge حذف می‌شوند:" in output
+    assert f"  - 1 پروندهٔ نتیجه در {tmp_path / 'data' / 'results'}" in output
+    assert f"  - پروندهٔ تنظیمات {files['config']}" in output
+    assert "(بله/نه؛ پیش‌فرض: نه)" in output and "[y/N]" not in output
+    assert all(path.exists() for path in files.values())
+    code, output = _purge_on_a_terminal(tmp_path, "بله\n".encode(), args=args, question=question)
+    assert code == 0, output
+    _assert_purged(files)
+    assert f"از {tmp_path / 'data' / 'results'}، 1 پروندهٔ نتیجه حذف شد." in output
+    assert f"حذف شد: {files['config']}" in output
+    assert f"در {files['custom']}، 1 پرونده باقی ماند" in output
+    assert "خود برنامه هنوز نصب است: `pipx uninstall probe` آن را حذف می‌کند." in output
+    for english in ("Removed", "Left", "The program itself", "will remove"):
+        assert english not in output
+
+
+def test_retention_lines_in_persian(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    source = results_path(quick_round(tmp_path, "--out", str(tmp_path / "first")).stdout)
+    out = tmp_path / "r"
+    old = copy_round(source, out, datetime.now(UTC) - timedelta(days=10), "0" * 16)
+    args = [
+        "--lang", "fa", "run", str(write_list(tmp_path)), "--no-control",
+        "--resolver", "127.0.0.1:9", "--timeout", "1", "--out", str(out), "--keep-days", "7",
+    ]  # fmt: skip
+    result = probe_cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "probe: 1 پروندهٔ نتیجهٔ قدیمی‌تر از 7 روز پاک شد (keep_days)" in result.stderr
+    assert not old.exists() and "deleted" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "persian"),
+    [
+        (["results", "--help"], "دورهای گذشته روی این دستگاه"),
+        (["results", "list", "--help"], "فقط N دور آخر."),
+        (["results", "show", "--help"], "خلاصهٔ یک دور"),
+        (["purge", "--help"], "چیزی نپرس (برای اسکریپت‌ها)."),
+        (["schedule", "--help"], "اجرای منظم probe"),
+        (["schedule", "install", "--help"], "مثلاً 30m، 1h، 6h.  [الزامی]"),
+        (["schedule", "remove", "--help"], "زمان‌سنج (یا خط crontab) را غیرفعال و حذف کن."),
+        (["run", "--help"], "فقط تلگرام (و سایت‌های مبنا)"),
+    ],
+)
+def test_help_and_examples_of_results_purge_and_schedule_in_persian(
+    args: list[str], persian: str
+) -> None:
+    result = _probe(["--lang", "fa", *args])
+    assert result.returncode == 0, result.stderr
+    assert persian in result.stdout, result.stdout
+    assert "طرز استفاده:" in result.stdout and "مثال" in result.stdout
+    assert "Example" not in result.stdout and "Options" not in result.stdout

@@ -450,11 +450,17 @@ def test_purge_removes_a_broken_config_but_not_a_foreign_file_given_as_config(
     assert foreign.exists()
 
 
-def _purge_on_a_terminal(tmp_path: Path, answer: bytes) -> tuple[int, str]:
+def _purge_on_a_terminal(
+    tmp_path: Path,
+    answer: bytes,
+    *,
+    args: tuple[str, ...] = ("purge",),
+    question: bytes = b"Remove all of this?",
+) -> tuple[int, str]:
     """`probe purge` with a pseudo-terminal as stdin and stdout, answering the question."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "probe", "purge"],
+        [sys.executable, "-m", "probe", *args],
         env=home_env(tmp_path),
         cwd=str(tmp_path),
         stdin=terminal,
@@ -475,7 +481,7 @@ def _purge_on_a_terminal(tmp_path: Path, answer: bytes) -> tuple[int, str]:
             if not chunk:
                 break
             output += chunk
-        if not answered and b"Remove all of this?" in output:
+        if not answered and question in output:
             os.write(controller, answer)
             answered = True
         if process.poll() is not None and not ready:

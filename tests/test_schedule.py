@@ -298,3 +298,82 @@ def test_random_delay_waits_before_measuring(sandbox):
     result = sandbox.probe("run", *RUN_ARGS, "--random-delay", "1s", "--yes")
     assert result.returncode == 0, result.stderr
     assert re.search(r"^waiting \d s before measuring \(--random-delay\)$", result.stderr, re.M)
+
+
+# --- in Persian ---------------------------------------------------------------------------------
+
+PERSIAN = re.compile(r"[\u0600-\u06ff]")
+
+
+@pytest.mark.schedulers("cron")
+def test_cron_schedule_in_persian_refusals_install_and_remove(sandbox):
+    """`probe --lang fa schedule ...`: refusals are one Persian line (exit 2, nothing written),
+    the install message is Persian with its technical tokens as they are, and the --lang
+    given before `install` is carried into the scheduled command."""
+    refused = sandbox.probe("--lang", "fa", "schedule", "install", "--every", "1h", *RUN_ARGS)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        "probe: خطا: رضایتی ثبت نشده است: یک بار `probe run` را در ترمینال اجرا کنید تا خطرها را "
+        "بخوانید و پاسخ دهید، یا برای اجرای زمان‌بندی‌شده با --yes یا PROBE_ACCEPT_RISKS=1 "
+        "رضایت دهید"
+    ]
+    sandbox.consent()
+    before = sandbox.files()
+    inexact = sandbox.probe("--lang", "fa", "schedule", "install", "--every", "45m", *RUN_ARGS)
+    assert inexact.returncode == 2
+    assert inexact.stderr.splitlines() == [
+        "probe: خطا: --every 45m: cron نمی‌تواند دقیقاً هر 45m یک بار اجرا کند؛ یکی از این‌ها را "
+        "بنویسید: 5m، 6m، 10m، 12m، 15m، 20m، 30m، 1h، 2h، 3h، 4h، 6h، 8h، 12h، 1d یا 7d"
+    ]
+    short = sandbox.probe("schedule", "install", "--every", "2m", "--lang", "fa", *RUN_ARGS)
+    assert short.returncode == 2
+    assert short.stderr == "probe: خطا: --every 2m: لطفاً دست‌کم 5m بین دورها فاصله بگذارید\n"
+    assert sandbox.files() == before and sandbox.written_by_schedulers() == []
+
+    env = {"XDG_STATE_HOME": str(sandbox.root / "state")}
+    args = ("--lang", "fa", "schedule", "install", "--every", "6h", *RUN_ARGS)
+    installed = sandbox.probe(*args, **env)
+    assert installed.returncode == 0, installed.stderr
+    said = installed.stdout
+    assert re.search(
+        r"^به crontab شما افزوده شد: `probe run` هر 6h، در ساعت \d\d:\d\d، \d\d:\d\d، \d\d:\d\d و "
+        r"\d\d:\d\d، به‌علاوهٔ تأخیری تصادفی تا 36m\.$",
+        said,
+        re.M,
+    ), said
+    assert "با cron جبران نمی‌شوند" in said
+    assert f"گزارش آخرین اجرا: {sandbox.root / 'state' / 'probe' / 'log' / 'schedule.log'}" in said
+    assert f"نتایج:      {sandbox.root / 'data' / 'results'}" in said
+    assert "Added" not in said and "results:" not in said
+    [line] = sandbox.crontab.read_text().splitlines()
+    assert f"--config {sandbox.config} --lang fa run {' '.join(RUN_ARGS)}" in line
+
+    removed = sandbox.probe("schedule", "remove", "--lang", "fa")
+    assert removed.stdout == "حذف شد: خط probe در crontab شما.\n"
+    again = sandbox.probe("--lang", "fa", "schedule", "remove")
+    assert again.stdout == "هیچ زمان‌بندی‌ای از probe نصب نشده بود.\n"
+
+
+def test_systemd_schedule_in_persian_and_its_runs_speak_persian(sandbox):
+    sandbox.consent()
+    args = ("schedule", "install", "--every", "1h", "--lang", "fa", *RUN_ARGS)
+    result = sandbox.probe(*args)
+    assert result.returncode == 0, result.stderr
+    assert re.search(
+        r"^یک زمان‌سنج کاربری systemd نصب شد: `probe run` هر 1h، در دقیقهٔ :\d\d هر ساعت به وقت "
+        r"UTC، به‌علاوهٔ تأخیری تصادفی تا 6m\. اجرایی که هنگام خاموش بودن",
+        result.stdout,
+        re.M,
+    ), result.stdout
+    for said in ("گزارش:      journalctl --user -u probe.service", "loginctl enable-linger"):
+        assert said in result.stdout, result.stdout
+    service = sandbox.unit("probe.service")
+    command = shlex.split(service.split("ExecStart=", 1)[1].splitlines()[0])
+    # --lang after `install` belongs to the run: the timer's runs (and their log) are Persian
+    assert command[5:] == ["run", "--lang", "fa", *RUN_ARGS]
+    ran = subprocess.run(
+        command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        cwd=sandbox.root, env=sandbox.env(),
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert "probe: نتایج این دور" in ran.stdout and PERSIAN.search(ran.stderr)
