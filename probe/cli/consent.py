@@ -34,7 +34,8 @@ from probe.cli.common import BadInput
 from probe.cli.config_edit import ConfigEditError, replace_table
 from probe.i18n import N_, _
 
-#: bump when the text below changes in substance: everyone is asked again
+#: bump when the text below (or its translation in a catalog) changes in substance: everyone
+#: is asked again
 CONSENT_VERSION = 1
 ENV_VAR = "PROBE_ACCEPT_RISKS"
 _ENV_YES = ("1", "yes", "true")

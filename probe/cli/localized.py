@@ -2,9 +2,11 @@
 shown, and click's own words (Usage, Options, its error messages) from our catalog.
 
 `--lang fa` (or `--lang en`) is a global option (`probe --lang fa run ...`) and an option of
-`probe run` (`probe run --lang fa`); without it the locale decides (LANGUAGE, LC_ALL,
-LC_MESSAGES, LANG; probe/i18n). The root group reads `--lang` from the whole command line
-before click parses anything, so that `probe run --help --lang fa` is Persian too.
+`probe run`, `probe results`, `probe purge` and `probe schedule` (`probe run --lang fa`; after
+`schedule install` it is part of the scheduled run's arguments); without it the locale
+decides (LANGUAGE, LC_ALL, LC_MESSAGES, LANG; probe/i18n). The root group reads `--lang` from
+the whole command line before click parses anything, so that `probe run --help --lang fa` is
+Persian too.
 
 Help texts are marked with `N_()` where they are declared (at import time the language is not
 known yet) and translated with `_()` when help is formatted: a command made with
