@@ -15,7 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-RESULT_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+RESULT_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz", ".parquet")
+#: A Parquet result file (what `probe collector serve` stores) holds each record whole, as its
+#: canonical JSON (`canonical_json`), in this column.
+PARQUET_RECORD_COLUMN = "record"
 
 
 @dataclass(slots=True)
@@ -115,15 +118,20 @@ MAX_DOCUMENT_CHARS = 256 * 1024 * 1024
 _READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, zlib.error, UnicodeError)
 
 
-def content_hash(obj: Any) -> bytes:
-    """SHA-256 of the object's canonical JSON (keys sorted, no whitespace, ASCII): two records
-    are the same record exactly when their content hashes are equal, however each file was
-    formatted. Raises ValueError for an object nested too deeply to serialise here."""
+def canonical_json(obj: Any) -> str:
+    """The object's canonical JSON: keys sorted, no whitespace, ASCII only. Raises ValueError
+    for an object nested too deeply to serialise here."""
     try:
-        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     except RecursionError:
         raise _Unreadable("nested too deeply") from None
-    return hashlib.sha256(text.encode("ascii")).digest()
+
+
+def content_hash(obj: Any) -> bytes:
+    """SHA-256 of the object's canonical JSON (`canonical_json`): two records are the same
+    record exactly when their content hashes are equal, however each file was formatted.
+    Raises ValueError for an object nested too deeply to serialise here."""
+    return hashlib.sha256(canonical_json(obj).encode("ascii")).digest()
 
 
 def iter_json_objects(path: str | os.PathLike[str]) -> Iterator[SourcedObject]:
@@ -133,9 +141,13 @@ def iter_json_objects(path: str | os.PathLike[str]) -> Iterator[SourcedObject]:
     Never raises for bad content: a line that is not a JSON object, or an object whose
     `measurement_start_time`/`test_start_time` is absurd or unparsable (`time_problem`), comes
     back with `error`, and a file that cannot be read (or stops being readable, e.g. a
-    truncated .gz) ends with one item naming the problem."""
+    truncated .gz) ends with one item naming the problem. A `.parquet` file is read row by row
+    (`iter_parquet_objects`)."""
     p = Path(path)
     source = str(p)
+    if source.endswith(".parquet"):
+        yield from iter_parquet_objects(p)
+        return
     number = 0
     seen_any = False
     latest = latest_time()
@@ -173,6 +185,63 @@ def iter_json_objects(path: str | os.PathLike[str]) -> Iterator[SourcedObject]:
         return
     if not seen_any:
         yield SourcedObject(source, 0, None, "empty file")
+
+
+def iter_parquet_objects(path: str | os.PathLike[str]) -> Iterator[SourcedObject]:
+    """Records in a Parquet file whose `record` column holds each record as JSON (the
+    collector's partition files), read a few thousand rows at a time; `line` is the row
+    number. Never raises for bad content, like `iter_json_objects`: a file that is not such a
+    Parquet file (no `record` column: e.g. `probe report --parquet` output) is one item with
+    the reason."""
+    import duckdb
+
+    source = os.fspath(path)
+    latest = latest_time()
+    number = 0
+    con = duckdb.connect()
+    try:
+        try:
+            cursor = con.execute(
+                f"SELECT {PARQUET_RECORD_COLUMN}::VARCHAR FROM read_parquet($path)",
+                {"path": source},
+            )
+        except duckdb.BinderException:
+            yield SourcedObject(source, 0, None, "not a Parquet file of records (no record column)")
+            return
+        except duckdb.Error as exc:
+            yield SourcedObject(source, 0, None, f"cannot read: {str(exc).splitlines()[0]}")
+            return
+        while True:
+            try:
+                rows = cursor.fetchmany(4096)
+            except duckdb.Error as exc:
+                yield SourcedObject(source, number, None, f"cannot read: {exc}")
+                return
+            if not rows:
+                break
+            for (text,) in rows:
+                number += 1
+                yield _parquet_object(source, number, text, latest)
+    finally:
+        con.close()
+    if number == 0:
+        yield SourcedObject(source, 0, None, "empty file")
+
+
+def _parquet_object(source: str, number: int, text: str | None, latest: datetime) -> SourcedObject:
+    if text is None:
+        return SourcedObject(source, number, None, "no record")
+    if len(text) > MAX_LINE_CHARS:
+        return SourcedObject(source, number, None, "line too long")
+    try:
+        obj = loads(text)
+    except _Unreadable as exc:
+        return SourcedObject(source, number, None, str(exc))
+    except json.JSONDecodeError as exc:
+        return SourcedObject(source, number, None, f"not JSON: {exc.msg}")
+    if not isinstance(obj, dict):
+        return SourcedObject(source, number, None, "not a JSON object")
+    return _sourced(source, number, obj, latest)
 
 
 def _bounded_lines(handle: io.TextIOBase) -> Iterator[str | None]:

@@ -17,6 +17,7 @@ from typing import NoReturn
 
 import click
 
+from probe.cli.collector import collector_group
 from probe.cli.common import (
     CONFIG_FILE,
     CONFIG_PATH,
@@ -103,6 +104,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 for _command in (
     analyze_command,
+    collector_group,
     control_group,
     geoip_group,
     purge_command,

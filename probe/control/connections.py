@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from probe.control.config import ControlServerConfig
 from probe.control.limits import LISTEN_BACKLOG
 
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
@@ -77,12 +76,22 @@ class ConnectionDeadlines(asyncio.Protocol):
             self.transport.abort()
 
 
-class ControlSite(web.BaseSite):
-    """A TCP site whose connections have the control's deadlines (`ConnectionDeadlines`)."""
+class SiteDeadlines(Protocol):
+    """What a site's connections are bounded by (`ControlServerConfig`, and the collector's
+    configuration)."""
 
-    def __init__(
-        self, runner: web.BaseRunner, host: str, port: int, config: ControlServerConfig
-    ) -> None:
+    @property
+    def header_timeout(self) -> float: ...
+
+    @property
+    def connection_lifetime(self) -> float: ...
+
+
+class ControlSite(web.BaseSite):
+    """A TCP site whose connections have the control's deadlines (`ConnectionDeadlines`); the
+    collector's site is the same."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, config: SiteDeadlines) -> None:
         super().__init__(runner, backlog=LISTEN_BACKLOG)
         self._host = host
         self._port = port

@@ -6,6 +6,9 @@ SHA-256 of the line for deduplication; DuckDB parses in parallel and Python neve
 A row is `ours` only when it is one of our records with a verdict, a believable time and nothing
 Python's reader would refuse; a file with any other row, and every file DuckDB cannot read (found
 by halving the batch, so clean data costs one DuckDB call), is left to `probe.report.read_python`.
+Parquet files of records (`probe collector serve`'s partitions: one record per row, whole, as
+its canonical JSON in column `record`) take the same path through `read_parquet`; the SHA-256
+of that text is the record's content hash, and is staged as such.
 """
 
 from __future__ import annotations
@@ -89,28 +92,53 @@ SELECT
          try_strptime(r.test_start_time, '%Y-%m-%d %H:%M:%S') BETWEEN $earliest AND $latest,
          false))
      AND NOT contains(json, 'NaN') AND NOT contains(json, 'Infinity')
-     AND length(json) - length(replace(replace(json, '{', ''), '[', '')) <= 512) AS ours,
+     AND length(json) - length(replace(replace(json, '{{', ''), '[', '')) <= 512) AS ours,
     unhex(sha256(json)) AS line_hash,
-    NULL::BLOB AS content_hash,
+    {content_hash} AS content_hash,
     NULL::INTEGER AS line
 FROM (
     SELECT try(json_transform_strict(json, $structure)) AS r, json, filename
-    FROM read_ndjson_objects($files, filename = true)
+    FROM {source}
 )
 """
 
+#: Where the fast path reads lines: JSON Lines, or the `record` column of Parquet files. A
+#: Parquet record's text is canonical (the collector stores `results.canonical_json`), so the
+#: hash of its text is its content hash; were it not canonical, an identical record elsewhere
+#: would show as a conflict, never be merged with a different one.
+_SOURCES = {
+    "jsonl": ("read_ndjson_objects($files, filename = true)", "NULL::BLOB"),
+    "parquet": (
+        f"(SELECT {results.PARQUET_RECORD_COLUMN}::VARCHAR AS json, filename"
+        " FROM read_parquet($files, filename = true, union_by_name = true))",
+        "unhex(sha256(json))",
+    ),
+}
+
 
 def load_fast(con: duckdb.DuckDBPyConnection, files: list[str], latest: datetime) -> list[str]:
-    """Insert every file DuckDB reads as JSON Lines into `staged`; return the files it refused.
+    """Insert every file DuckDB reads as JSON Lines (or as Parquet files of records) into
+    `staged`; return the files it refused.
 
-    One call for clean data; on an error the batch is halved until the bad files are isolated."""
+    One call per kind for clean data; on an error the batch is halved until the bad files are
+    isolated."""
+    parquet = [f for f in files if f.endswith(".parquet")]
+    lines = [f for f in files if not f.endswith(".parquet")]
+    return _load_kind(con, lines, "jsonl", latest) + _load_kind(con, parquet, "parquet", latest)
+
+
+def _load_kind(
+    con: duckdb.DuckDBPyConnection, files: list[str], kind: str, latest: datetime
+) -> list[str]:
+    source, content_hash = _SOURCES[kind]
+    sql = f"INSERT INTO staged {_FAST_SELECT.format(source=source, content_hash=content_hash)}"
     refused: list[str] = []
     pending = [files] if files else []
     while pending:
         batch = pending.pop()
         try:
             con.execute(
-                f"INSERT INTO staged {_FAST_SELECT}",
+                sql,
                 {
                     "files": batch,
                     "structure": RECORD_STRUCTURE,
