@@ -109,7 +109,7 @@ def test_vpn_records_are_a_lane_of_their_own(
     text = report.render_text(built)
     assert f"AS44244 IR via VPN  {vpn.probe_id}" in text
     page = report.render_html(built)
-    assert ">AS44244 IR via VPN</text>" in page  # the timeline's lane
+    assert f">AS44244 IR via VPN {vpn.probe_id}</text>" in page  # the timeline's lane
     report.write_csv(built, tmp_path / "rows.csv")
     report.write_parquet(built, tmp_path / "rows.parquet")
     con = duckdb.connect()
@@ -332,4 +332,8 @@ def test_events_name_their_volunteer_in_every_output(built: report.Report) -> No
     assert any(event.probe_id in line and when in line for line in text.splitlines())
     page = report.render_html(built)
     assert f"{event.input} ({event.probe_id}): " in page  # the timeline's tooltip
+    # every volunteer has a lane of their own, and records without an id one per network
+    for s in built.series:
+        lane = f"{s.network}{' via VPN' if s.network_type == 'vpn' else ''} {s.volunteer}</text>"
+        assert lane in page
     assert isinstance(event.first_new, datetime)

@@ -80,7 +80,7 @@ def _service(report: Report, service: str) -> list[str]:
     series, one per target, volunteer and network."""
     out = [
         f'<h2 id="service-{esc(service)}">{esc(service)}</h2>',
-        f'<h3>Status over time per network</h3><div class="scroll">'
+        '<h3>Status over time per volunteer and network</h3><div class="scroll">'
         f"{timeline_svg(report, service)}</div>",
     ]
     out += _matrix(report, service)
