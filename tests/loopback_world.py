@@ -11,11 +11,15 @@ leaves loopback.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import functools
 import json
 import os
+import shutil
 import ssl
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,6 +234,15 @@ GUARD_DIR = REPO / "tests" / "data" / "hostile" / "guard"
 GUARD_MARK = "NETWORK GUARD VIOLATION"
 
 
+@functools.cache
+def session_data_dir() -> str:
+    """An empty data directory for this test session's `probe` subprocesses (no GeoIP update;
+    the probe id they make stays here, never in the developer's own data directory)."""
+    path = tempfile.mkdtemp(prefix="probe-test-data-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def probe_env() -> dict[str, str]:
     """The environment of a `probe` subprocess: no user config, consent for unattended use
     (as in scripts; tests/test_consent.py removes it), and the network guard on."""
@@ -237,8 +250,9 @@ def probe_env() -> dict[str, str]:
     env.setdefault("PROBE_ACCEPT_RISKS", "1")
     env.pop("PROBE_CONFIG", None)
     env["XDG_CONFIG_HOME"] = "/nonexistent-probe-test-config"
-    # the shipped GeoIP data, never a `probe geoip update` of the developer's own account
-    env["PROBE_DATA_DIR"] = "/nonexistent-probe-test-data"
+    # the shipped GeoIP data, never a `probe geoip update` of the developer's own account; the
+    # probe id of the test session's runs lives there too
+    env["PROBE_DATA_DIR"] = session_data_dir()
     env["PYTHONPATH"] = os.pathsep.join([str(GUARD_DIR), str(REPO)])
     env["PROBE_TEST_GUARD"] = "1"
     env["COLUMNS"] = "120"

@@ -137,10 +137,19 @@ TECHNIQUES: dict[str, dict[str, str | None]] = {
 
 @dataclass(frozen=True, slots=True)
 class Vantage:
+    """One volunteer's probe on one network: its records carry `probe_id` (None: a version
+    before the probe id) and, with `vpn`, `annotations.network_type = "vpn"`."""
+
     asn: str
     cc: str
     resolver_ip: str
     offset_seconds: int  # when in each interval this vantage's runs start
+    probe_id: str | None = None
+    vpn: bool = False
+
+    @property
+    def network_type(self) -> str:
+        return "vpn" if self.vpn else "direct"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +165,8 @@ class TruthEvent:
     new: State
     last_old: datetime
     first_new: datetime
+    probe_id: str | None = None  # the volunteer whose series this is
+    network_type: str = "direct"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +178,8 @@ class TruthGap:
     probe_cc: str
     last_before: datetime
     first_after: datetime
+    probe_id: str | None = None
+    network_type: str = "direct"
 
 
 @dataclass(slots=True)
@@ -540,6 +553,35 @@ def _vantages(count: int, rng: random.Random, interval: timedelta) -> list[Vanta
     return found
 
 
+def volunteer_set(
+    seed: int = 1, interval: timedelta = timedelta(hours=1), *, with_unknown: bool = True
+) -> list[Vantage]:
+    """Volunteers for per-volunteer tests: two sharing AS44244 (IR) and a third there through
+    a VPN, two sharing AS197207 (IR), one alone on AS58224 (IR) and, with `with_unknown`, one
+    on AS16322 (IR) whose version wrote no probe id. Probe ids are drawn from `seed` in the
+    probe's own format (identity.new_probe_id's alphabet)."""
+    rng = random.Random(seed)
+
+    def probe_id() -> str:
+        return "p-" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(16))
+
+    def offset() -> int:
+        return rng.randrange(0, max(1, int(interval.total_seconds()) - 120))
+
+    shared = [
+        ("AS44244", "IR", "10.202.10.10", False),
+        ("AS44244", "IR", "10.202.10.10", False),
+        ("AS44244", "IR", "10.202.10.10", True),
+        ("AS197207", "IR", "10.44.8.8", False),
+        ("AS197207", "IR", "10.44.8.8", False),
+        ("AS58224", "IR", "217.218.155.155", False),
+    ]
+    found = [Vantage(asn, cc, res, offset(), probe_id(), vpn) for asn, cc, res, vpn in shared]
+    if with_unknown:
+        found.append(Vantage("AS16322", "IR", "81.91.129.229", offset(), None))
+    return found
+
+
 def _technique_state(target: SyntheticTarget, technique: str | None) -> State:
     if technique is None:
         return (OK, None)
@@ -590,8 +632,13 @@ def generate(
     max_gap: timedelta = timedelta(hours=24),
     outages: int = 1,
     targets: Sequence[SyntheticTarget] = TARGETS,
+    volunteers: Sequence[Vantage] | None = None,
 ) -> GroundTruth:
     """Write a synthetic result set under `out_dir` and return its ground truth.
+
+    `volunteers` replaces the `vantages` drawn at random: each is one volunteer (probe id) on
+    one network, directly or through a VPN, and several may share a network (`volunteer_set`);
+    each gets its own blocking schedule, noise and gaps, and the truth is per volunteer.
 
     `noise`: chance a run disagrees with the true state (always a single isolated run);
     `offline`: chance a round is inconclusive for every target of a vantage; `gaps_per_vantage`
@@ -605,7 +652,9 @@ def generate(
     spacing = max(timedelta(hours=12), interval * 8)
     margin = interval * 3
     truth = GroundTruth()
-    vantage_list = _vantages(vantages, rng, interval)
+    vantage_list = (
+        list(volunteers) if volunteers is not None else _vantages(vantages, rng, interval)
+    )
     tk_cache: dict[tuple[str, State], str] = {}
 
     outage_plan: list[tuple[str, datetime, datetime]] = []
@@ -702,8 +751,12 @@ def _write_vantage(
         run_start += interval
         if any(begin <= this_start < finish for begin, finish in gaps):
             continue
-        quiet = not _near(this_start, change_points, margin) and not any(
-            _near(this_start, g, margin) for g in gaps
+        # no noise near a change, a gap or a series' first runs: the detector's first state
+        # needs two agreeing runs, and a noisy second run would make the method a coin toss
+        quiet = (
+            this_start - start > margin
+            and not _near(this_start, change_points, margin)
+            and not any(_near(this_start, g, margin) for g in gaps)
         )
         round_offline = (
             quiet and rng.random() < offline and this_start - last_offline > interval * 4
@@ -727,7 +780,10 @@ def _write_vantage(
             + '","test_start_time":"'
             + this_start.strftime(TIME_FORMAT)
             + '","annotations":{"platform":"linux",'
-            '"engine_name":"probe","architecture":"amd64","network_type":"wifi"},'
+            '"engine_name":"probe","architecture":"amd64","network_type":"'
+            + ("vpn" if vantage.vpn else "wifi")
+            + '"},'
+            + ('"probe_id":"' + vantage.probe_id + '",' if vantage.probe_id else "")
         )
         lines = []
         for index, target in enumerate(targets):
@@ -804,7 +860,17 @@ def _track_truth(
     if state[0] == INCONCLUSIVE:
         return
     if plan.last_conclusive is not None and when - plan.last_conclusive > max_gap:
-        truth.gaps.append(TruthGap(target.id, vantage.asn, vantage.cc, plan.last_conclusive, when))
+        truth.gaps.append(
+            TruthGap(
+                target.id,
+                vantage.asn,
+                vantage.cc,
+                plan.last_conclusive,
+                when,
+                vantage.probe_id,
+                vantage.network_type,
+            )
+        )
     plan.last_conclusive = when
     if is_noise:
         return
@@ -823,6 +889,8 @@ def _track_truth(
                 true_state,
                 plan.last_true_time,
                 when,
+                vantage.probe_id,
+                vantage.network_type,
             )
         )
     plan.last_true = true_state
@@ -851,6 +919,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offline", type=float, default=0.005)
     parser.add_argument("--gaps", type=int, default=1, help="gaps per vantage")
     parser.add_argument("--outages", type=int, default=1)
+    parser.add_argument(
+        "--volunteer-set",
+        action="store_true",
+        help="several volunteers with probe ids, some sharing a network, one through a VPN, "
+        "one without an id (instead of --vantages)",
+    )
     args = parser.parse_args(argv)
     try:
         first = datetime.fromisoformat(args.start)
@@ -870,6 +944,7 @@ def main(argv: list[str] | None = None) -> int:
         offline=args.offline,
         gaps_per_vantage=args.gaps,
         outages=args.outages,
+        volunteers=volunteer_set(args.seed, args.interval) if args.volunteer_set else None,
     )
     summary = {
         "records": truth.records,
@@ -881,6 +956,8 @@ def main(argv: list[str] | None = None) -> int:
                 "input": e.input,
                 "probe_asn": e.probe_asn,
                 "probe_cc": e.probe_cc,
+                "probe_id": e.probe_id,
+                "network_type": e.network_type,
                 "old": list(e.old),
                 "new": list(e.new),
                 "last_old": e.last_old.strftime(TIME_FORMAT),

@@ -415,10 +415,16 @@ def test_purge_without_a_terminal_and_without_yes_refuses(tmp_path: Path) -> Non
 
 def test_purge_yes_removes_the_probes_files_and_nothing_else(tmp_path: Path) -> None:
     files = _probe_files(tmp_path)
+    # the rounds made the probe id, and both rounds' records carry it
+    probe_id = (tmp_path / "data" / "probe_id").read_text().strip()
+    for name in ("in_custom", "in_data"):
+        assert json.loads(files[name].read_text().splitlines()[0])["probe_id"] == probe_id
     result = probe_cli(["purge", "--yes"], tmp_path)
     assert result.returncode == 0, result.stderr
     _assert_purged(files)
     out = result.stdout
+    assert not (tmp_path / "data" / "probe_id").exists()
+    assert f"Removed {tmp_path / 'data' / 'probe_id'}" in out
     assert f"Removed 1 result file from {tmp_path / 'data' / 'results'}." in out
     assert f"Removed 1 result file from {files['custom']}." in out
     assert f"Removed {files['config']}" in out and f"Removed {files['asn']}" in out

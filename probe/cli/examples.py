@@ -52,6 +52,22 @@ Examples:
   probe purge                    # lists what it will remove, then asks
   probe purge --yes              # for scripts: no question"""
     ),
+    "probe id": N_(
+        """\
+Examples:
+  probe id show                  # the random id written in your records
+  probe id rotate                # a new one: future records are not linked to past ones"""
+    ),
+    "probe id show": N_(
+        """\
+Example:
+  probe id show"""
+    ),
+    "probe id rotate": N_(
+        """\
+Example:
+  probe id rotate"""
+    ),
     "probe targets": """\
 Example:
   probe targets list             # what `probe run` measures""",

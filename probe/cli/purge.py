@@ -83,6 +83,8 @@ def purge_command(ctx: click.Context, yes: bool, out_dirs: tuple[str, ...]) -> i
             ).format(count=count, directory=directory)
         )
     others = {*plan.geoip, *plan.dirs, *([plan.config] if plan.config else [])}
+    if plan.probe_id is not None:
+        others.add(plan.probe_id)
     for path in done.removed:
         if path in others:
             click.echo(_("Removed {path}").format(path=path))

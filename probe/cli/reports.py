@@ -60,6 +60,18 @@ def analyze_command(
 @click.option(
     "--parquet", "parquet_path", type=click.Path(dir_okay=False), help="Write rows as Parquet."
 )
+@click.option(
+    "--across-csv",
+    "across_csv_path",
+    type=click.Path(dir_okay=False),
+    help="Write the view across volunteers (per target and network) as CSV.",
+)
+@click.option(
+    "--across-parquet",
+    "across_parquet_path",
+    type=click.Path(dir_okay=False),
+    help="Write the view across volunteers (per target and network) as Parquet.",
+)
 @click.option("--since", help="Keep runs at or after this UTC date/datetime (ISO).")
 @click.option("--until", help="Keep runs before this UTC date/datetime (ISO).")
 @click.option("--service", multiple=True, help="Keep this service (repeatable, or a,b).")
@@ -70,6 +82,8 @@ def report_command(
     html_path: str | None,
     csv_path: str | None,
     parquet_path: str | None,
+    across_csv_path: str | None,
+    across_parquet_path: str | None,
     since: str | None,
     until: str | None,
     service: tuple[str, ...],
@@ -107,6 +121,10 @@ def report_command(
             report.write_csv(built, csv_path)
         if parquet_path:
             report.write_parquet(built, parquet_path)
+        if across_csv_path:
+            report.write_across_csv(built, across_csv_path)
+        if across_parquet_path:
+            report.write_across_parquet(built, across_parquet_path)
     except report.ReportInputError as exc:
         raise BadInput(str(exc)) from None
     return EXIT_OK

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 #: stderr line before a `--random-delay` wait
 WAITING = N_("waiting {seconds:.0f} s before measuring (--random-delay)")
+#: the probe id could not be stored: the round still runs, its records carry no id
+NO_PROBE_ID = N_("probe: warning: {problem}; these records carry no probe id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,18 +159,38 @@ def run_command(**params: Any) -> int:
     plan = prepare_run(**params)
     # After the options (a typo is named first), before any packet and any results directory.
     consent.require_for_run(plan.assume_yes, config_path_in_use())
+    options = _with_probe_id(plan.options)
     if plan.random_delay:
         _wait_randomly(plan.random_delay)
     keep_days = plan.keep_days
     return run_and_report(
         plan.lists,
         plan.targets,
-        plan.options,
+        options,
         every=plan.every,
         count=plan.count,
         as_json=plan.as_json,
         after_round=_retention(plan.options.out_dir, keep_days) if keep_days is not None else None,
     )
+
+
+def _with_probe_id(options: RoundOptions) -> RoundOptions:
+    """The options with this installation's probe id, made on first use (after consent: a
+    refused run leaves nothing behind). A file that holds something else is bad input, named
+    with its path; a data directory where it cannot be stored (read-only media) costs the
+    records their id, with a warning, never the measurement."""
+    import dataclasses
+
+    from probe import identity
+
+    try:
+        probe_id = identity.load_or_create()
+    except identity.ProbeIdStoreError as exc:
+        click.echo(_(NO_PROBE_ID).format(problem=exc), err=True)
+        return options
+    except identity.ProbeIdError as exc:
+        raise BadInput(str(exc)) from None
+    return dataclasses.replace(options, probe_id=probe_id)
 
 
 def prepare_run(

@@ -15,6 +15,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from probe import identity
 from probe.i18n import _, ngettext
 from probe.localdata.files import is_probe_result_file, round_files
 from probe.localdata.retention import remove_empty_dirs
@@ -40,12 +41,14 @@ class PurgePlan:
     foreign: dict[Path, int] = field(default_factory=dict)
     config: Path | None = None
     geoip: list[Path] = field(default_factory=list)
+    #: the file holding this installation's probe id, when there is one
+    probe_id: Path | None = None
     #: directories to remove if they are empty afterwards, innermost first
     dirs: list[Path] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (any(self.results.values()) or self.config or self.geoip)
+        return not (any(self.results.values()) or self.config or self.geoip or self.probe_id)
 
     def describe(self) -> list[str]:
         """One line per thing to remove, for the confirmation question (in the volunteer's
@@ -65,6 +68,8 @@ class PurgePlan:
                     directory=self.geoip[0].parent
                 )
             )
+        if self.probe_id is not None:
+            lines.append(_("the probe id in {path}").format(path=self.probe_id))
         return lines
 
 
@@ -77,7 +82,8 @@ def _is_regular(path: Path) -> bool:
 
 def plan_purge(results_dirs: list[ResultsDir], config: Path | None, data_dir: Path) -> PurgePlan:
     """What to remove: round files of the results directories (only this probe's in one the
-    user chose), the config file when it exists, and `probe geoip update`'s files."""
+    user chose), the config file when it exists, `probe geoip update`'s files and the probe
+    id."""
     plan = PurgePlan()
     seen: set[str] = set()
     for entry in results_dirs:
@@ -106,6 +112,8 @@ def plan_purge(results_dirs: list[ResultsDir], config: Path | None, data_dir: Pa
         partial = name.startswith(GEOIP_PARTIAL[0]) and name.endswith(GEOIP_PARTIAL[1])
         if (name in GEOIP_NAMES or partial) and _is_regular(geoip_dir / name):
             plan.geoip.append(geoip_dir / name)
+    if _is_regular(data_dir / identity.FILE_NAME):
+        plan.probe_id = data_dir / identity.FILE_NAME
     plan.dirs += [geoip_dir, data_dir]
     return plan
 
@@ -120,6 +128,8 @@ def execute(plan: PurgePlan) -> PurgeDone:
     """Remove what the plan lists; directories only when empty. Goes on after an error."""
     done = PurgeDone()
     files = [f for group in plan.results.values() for f in group] + plan.geoip
+    if plan.probe_id is not None:
+        files.append(plan.probe_id)
     if plan.config is not None:
         files.append(plan.config)
     for path in files:

@@ -4,9 +4,10 @@ Steps: the files (`results.iter_result_files`, recursively), the fast path into 
 (`probe.report.read_fast`), the files it refused or that hold anything but our records with a
 verdict read again in Python (`probe.report.read_python`), the filter values that match nothing
 (`probe.report.filters`), deduplication into table `rows` (`probe.report.dedup`), then the
-aggregation: per series (one target on one network) the latest status, the share of conclusive
+aggregation: per series (one target seen by one volunteer on one network, directly or through
+a VPN) the latest status, the share of conclusive
 runs blocked and the most common method (`_SERIES_SQL`), and the change events and gaps
-(`probe.report.changes`).
+(`probe.report.changes`), and the view across volunteers (`probe.report.across`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import duckdb
 
 from probe import results
+from probe.report.across import across_volunteers
 from probe.report.changes import changes_and_gaps
 from probe.report.dedup import deduplicate
 from probe.report.filters import filter_sql, unmatched_filters
@@ -45,6 +47,8 @@ def _result_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return list(seen)
 
 
+#: One series per target, volunteer (probe id; NULL: records without one), network and lane
+#: (direct or VPN). The order is total, so both readers give the same list.
 _SERIES_SQL = """
 SELECT service, input, probe_asn, probe_cc,
        count(*),
@@ -53,10 +57,11 @@ SELECT service, input, probe_asn, probe_cc,
        count(*) FILTER (WHERE status = 'blocked' AND confirmed),
        mode(blocking) FILTER (WHERE status = 'blocked'),
        min(time), max(time),
-       arg_max(status, time), arg_max_null(blocking, time)
+       arg_max(status, time), arg_max_null(blocking, time),
+       probe_id, network_type
 FROM rows
-GROUP BY service, input, probe_asn, probe_cc
-ORDER BY service, input, probe_asn, probe_cc
+GROUP BY service, input, probe_asn, probe_cc, probe_id, network_type
+ORDER BY service, input, probe_asn, probe_cc, network_type, probe_id NULLS FIRST
 """
 
 
@@ -137,5 +142,6 @@ def build_report(
     )
     report.duplicates = staged_found - report.rows
     report.series = [SeriesSummary(*r) for r in con.execute(_SERIES_SQL).fetchall()]
+    report.across = across_volunteers(report.series)
     report.events, report.gaps = changes_and_gaps(con, rule)
     return report

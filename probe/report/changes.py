@@ -1,5 +1,7 @@
-"""Change detection: per series (one target on one network: ASN and country) in time order,
-accepted changes of state and gaps in data.
+"""Change detection: per series (one target seen by one volunteer — probe id — on one network,
+ASN and country, directly or through a VPN) in time order, accepted changes of state and gaps
+in data. Volunteers on one network are separate series: merging their runs would read one
+volunteer's blocked run and another's ok run as flapping.
 
 Inconclusive runs are ignored (they neither confirm nor break a state). A new status is accepted
 when it is seen in `ChangeRule.confirm_runs` consecutive conclusive runs (default 2), so one odd
@@ -176,7 +178,7 @@ def detect_changes(
 
 _SEGMENTS_SQL = """
 WITH conclusive AS (
-    SELECT service, input, probe_asn, probe_cc, time, status,
+    SELECT service, input, probe_asn, probe_cc, probe_id, network_type, time, status,
            CASE WHEN status = 'blocked' THEN blocking END AS method
     FROM rows WHERE status <> 'inconclusive'
 ), marked AS (
@@ -186,36 +188,41 @@ WITH conclusive AS (
             OR lag(method) OVER series IS DISTINCT FROM method
             OR time - lag(time) OVER series > $max_gap AS starts
     FROM conclusive
-    WINDOW series AS (PARTITION BY input, probe_asn, probe_cc ORDER BY time)
+    WINDOW series AS (
+        PARTITION BY input, probe_asn, probe_cc, probe_id, network_type ORDER BY time
+    )
 ), numbered AS (
     SELECT *, sum(starts::INTEGER) OVER (
-        PARTITION BY input, probe_asn, probe_cc ORDER BY time ROWS UNBOUNDED PRECEDING
+        PARTITION BY input, probe_asn, probe_cc, probe_id, network_type
+        ORDER BY time ROWS UNBOUNDED PRECEDING
     ) AS segment
     FROM marked
 )
-SELECT service, input, probe_asn, probe_cc, any_value(status), any_value(method), count(*),
-       min(time), max(time), coalesce(bool_or(gap_before), false)
+SELECT service, input, probe_asn, probe_cc, probe_id, network_type, any_value(status),
+       any_value(method), count(*), min(time), max(time), coalesce(bool_or(gap_before), false)
 FROM numbered
-GROUP BY service, input, probe_asn, probe_cc, segment
-ORDER BY input, probe_asn, probe_cc, min(time)
+GROUP BY service, input, probe_asn, probe_cc, probe_id, network_type, segment
+ORDER BY input, probe_asn, probe_cc, network_type, probe_id NULLS FIRST, service, min(time)
 """
 
 
 def changes_and_gaps(
     con: duckdb.DuckDBPyConnection, rule: ChangeRule
 ) -> tuple[list[ChangeEvent], list[DataGap]]:
+    """Every series' change events and gaps: a series is one target seen by one volunteer
+    (probe id) on one network, directly or through a VPN; volunteers are never merged."""
     events: list[ChangeEvent] = []
     gaps: list[DataGap] = []
     found = con.execute(_SEGMENTS_SQL, {"max_gap": rule.max_gap}).fetchall()
     index = 0
     while index < len(found):
-        key = found[index][:4]
+        key = found[index][:6]
         end = index
-        while end < len(found) and found[end][:4] == key:
+        while end < len(found) and found[end][:6] == key:
             end += 1
-        segments = [Segment(r[4], r[5], r[6], r[7], r[8], r[9]) for r in found[index:end]]
+        segments = [Segment(*r[6:12]) for r in found[index:end]]
         index = end
-        service, target, asn, cc = key
+        service, target, asn, cc, probe_id, lane = key
         changes, series_gaps = detect_changes(segments, rule)
         for old_s, old_m, new_s, new_m, last_old, first_new, across in changes:
             events.append(
@@ -232,9 +239,13 @@ def changes_and_gaps(
                     last_old,
                     first_new,
                     across,
+                    probe_id,
+                    lane,
                 )
             )
-        gaps += [DataGap(service, target, asn, cc, a, b) for a, b in series_gaps]
-    events.sort(key=lambda e: (e.first_new, e.service, e.input, e.probe_asn))
-    gaps.sort(key=lambda g: (g.last_before, g.probe_asn, g.input))
+        gaps += [DataGap(service, target, asn, cc, a, b, probe_id, lane) for a, b in series_gaps]
+    events.sort(
+        key=lambda e: (e.first_new, e.service, e.input, e.probe_asn, e.network_type, e.volunteer)
+    )
+    gaps.sort(key=lambda g: (g.last_before, g.probe_asn, g.input, g.network_type, g.probe_id or ""))
     return events, gaps

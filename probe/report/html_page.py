@@ -1,7 +1,8 @@
 """The HTML page (`render_html`, `write_html`): one self-contained file with inline CSS and inline
 SVG drawn by Python (`probe.report.timeline`), no script, no fonts or images fetched, no external
-reference of any kind. Per service a timeline and the matrix of targets × networks; then the
-change events, the gaps in data, any conflicting records and any skipped lines.
+reference of any kind. Per service a timeline (a lane per network, VPN records in their own),
+the matrix of targets × networks across volunteers and the table of series per volunteer; then
+the change events, the gaps in data, any conflicting records and any skipped lines.
 
 Every string that comes from a record or a file name (target ids, services, ASNs, countries,
 methods, report ids, file names, skip reasons) is HTML-escaped wherever it lands, attribute
@@ -19,6 +20,8 @@ from probe.report.presentation import (
     fmt_time,
     group_gaps,
     header_lines,
+    lane_label,
+    network_lane,
     share_label,
     state_label,
 )
@@ -73,36 +76,71 @@ def _head(report: Report, title: str) -> list[str]:
 
 
 def _service(report: Report, service: str) -> list[str]:
-    """One service: its timeline and its matrix of targets × networks."""
+    """One service: its timeline, its matrix of targets × networks across volunteers, and its
+    series, one per target, volunteer and network."""
     out = [
         f'<h2 id="service-{esc(service)}">{esc(service)}</h2>',
-        f'<h3>Status over time per network</h3><div class="scroll">'
+        '<h3>Status over time per volunteer and network</h3><div class="scroll">'
         f"{timeline_svg(report, service)}</div>",
     ]
-    rows = [s for s in report.series if s.service == service]
-    networks = sorted({(s.probe_asn, s.probe_cc) for s in rows}, key=lambda n: (n[1], n[0]))
-    targets = sorted({s.input for s in rows})
-    by_key = {(s.input, s.probe_asn, s.probe_cc): s for s in rows}
-    out.append(
-        "<h3>Latest status per network (share of conclusive runs blocked, most "
-        'common method)</h3><div class="scroll"><table><tr><th>target</th>'
+    out += _matrix(report, service)
+    out += _series_table(report, service)
+    return out
+
+
+def _matrix(report: Report, service: str) -> list[str]:
+    """Targets × networks (a VPN lane is a column of its own): per cell, how many volunteers'
+    latest run found the target blocked."""
+    views = [v for v in report.across if v.service == service]
+    lanes = sorted(
+        {(v.probe_asn, v.probe_cc, v.network_type) for v in views}, key=lambda n: (n[1], n[0], n[2])
     )
-    out += [f"<th>{esc(a)}<br>{esc(c)}</th>" for a, c in networks]
+    targets = sorted({v.input for v in views})
+    by_key = {(v.input, v.probe_asn, v.probe_cc, v.network_type): v for v in views}
+    out = [
+        "<h3>Latest status per network, across volunteers (the latest run of each)</h3>"
+        '<div class="scroll"><table><tr><th>target</th>'
+    ]
+    out += [
+        f"<th>{esc(a)}<br>{esc(c)}{'<br>via VPN' if t == 'vpn' else ''}</th>" for a, c, t in lanes
+    ]
     out.append("</tr>")
     for target in targets:
         out.append(f"<tr><th>{esc(target)}</th>")
-        for asn, cc in networks:
-            s = by_key.get((target, asn, cc))
-            if s is None:
+        for asn, cc, lane in lanes:
+            v = by_key.get((target, asn, cc, lane))
+            if v is None:
                 out.append("<td></td>")
                 continue
-            detail = f"{share_label(s)} blocked" + (f", {s.method}" if s.method else "")
+            cls = "blocked" if v.blocked else ("ok" if v.ok else ("down" if v.down else ""))
+            cls = cls or "inconclusive"
+            unknown = " (one is records without a probe id)" if v.unknown else ""
             out.append(
-                f'<td class="{esc(s.latest_status)}" title="latest {fmt_time(s.latest_time)}'
-                f', {s.runs} runs">{esc(state_label(s.latest_status, s.latest_blocking))}<br>'
-                f"<small>{esc(detail)}</small></td>"
+                f'<td class="{cls}" title="ok {v.ok}, blocked {v.blocked}, down {v.down}, '
+                f'inconclusive {v.inconclusive}{unknown}">{esc(v.sentence())}</td>'
             )
         out.append("</tr>")
+    out.append("</table></div>")
+    return out
+
+
+def _series_table(report: Report, service: str) -> list[str]:
+    """One row per series: target, network, lane, volunteer, latest state, share blocked."""
+    out = [
+        "<h3>Per volunteer (latest status, share of conclusive runs blocked, most common "
+        'method)</h3><div class="scroll"><table><tr><th>target</th><th>network</th>'
+        "<th>via</th><th>volunteer</th><th>latest</th><th>at</th><th>blocked</th>"
+        "<th>method</th><th>runs</th></tr>"
+    ]
+    for s in (s for s in report.series if s.service == service):
+        out.append(
+            f"<tr><td>{esc(s.input)}</td><td>{esc(s.network)}</td>"
+            f"<td>{lane_label(s.network_type)}</td><td>{esc(s.volunteer)}</td>"
+            f'<td class="{esc(s.latest_status)}">'
+            f"{esc(state_label(s.latest_status, s.latest_blocking))}</td>"
+            f"<td>{fmt_time(s.latest_time)}</td><td>{share_label(s)}</td>"
+            f"<td>{esc(s.method or '-')}</td><td>{s.runs}</td></tr>"
+        )
     out.append("</table></div>")
     return out
 
@@ -114,15 +152,15 @@ def _events(report: Report) -> list[str]:
     out.append(
         '<div class="scroll"><table><tr><th>last seen in old state</th>'
         "<th>first seen in new state</th><th>service</th><th>target</th>"
-        "<th>network</th><th>event</th><th>from</th><th>to</th></tr>"
+        "<th>network</th><th>volunteer</th><th>event</th><th>from</th><th>to</th></tr>"
     )
     for e in report.events:
         gap = " (across a data gap)" if e.across_gap else ""
         out.append(
             f"<tr><td>{fmt_time(e.last_old)}</td><td>{fmt_time(e.first_new)}</td>"
             f"<td>{esc(e.service)}</td><td>{esc(e.input)}</td>"
-            f"<td>{esc(e.probe_asn)} {esc(e.probe_cc)}</td>"
-            f"<td>{esc(event_label(e.kind))}{gap}</td>"
+            f"<td>{esc(network_lane(e.probe_asn, e.probe_cc, e.network_type))}</td>"
+            f"<td>{esc(e.volunteer)}</td><td>{esc(event_label(e.kind))}{gap}</td>"
             f'<td class="{esc(e.old_status)}">{esc(state_label(e.old_status, e.old_blocking))}'
             "</td>"
             f'<td class="{esc(e.new_status)}">{esc(state_label(e.new_status, e.new_blocking))}'

@@ -15,16 +15,28 @@ from probe.report.safe import clip, terminal_safe
 STATUSES = ("ok", "blocked", "down", "inconclusive")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
+#: How a record reached the network: `vpn` when its annotations say the traffic went through a
+#: VPN (`annotations.network_type = "vpn"`, probe/vantage/facts.py), else `direct`.
+NETWORK_TYPES = ("direct", "vpn")
+#: A volunteer whose records carry no (well-formed) probe id: records of versions before the
+#: probe id, and OONI measurements. One such lane per network (see docs/report.md).
+UNKNOWN_VOLUNTEER = "unknown"
+
 ROW_SCHEMA = (
-    "time TIMESTAMP, probe_asn VARCHAR, probe_cc VARCHAR, input VARCHAR, service VARCHAR, "
-    "status VARCHAR, blocking VARCHAR, confirmed BOOLEAN, report_id VARCHAR, source VARCHAR"
+    "time TIMESTAMP, probe_asn VARCHAR, probe_cc VARCHAR, probe_id VARCHAR, "
+    "network_type VARCHAR, input VARCHAR, service VARCHAR, status VARCHAR, blocking VARCHAR, "
+    "confirmed BOOLEAN, report_id VARCHAR, source VARCHAR"
 )
-#: The columns of table `rows` and of the CSV and Parquet files. `conflict`: another record with
-#: the same report_id, input and time but different content was read (both are kept).
+#: The columns of table `rows` and of the CSV and Parquet files. `probe_id`: the volunteer's
+#: pseudonymous id, NULL when the record has none; `network_type`: NETWORK_TYPES. `conflict`:
+#: another record with the same report_id, input and time but different content was read (both
+#: are kept).
 ROW_COLUMNS = (
     "time",
     "probe_asn",
     "probe_cc",
+    "probe_id",
+    "network_type",
     "input",
     "service",
     "status",
@@ -121,6 +133,12 @@ class ChangeEvent:
     last_old: datetime  # last observation in the old state
     first_new: datetime  # first observation in the new state
     across_gap: bool = False
+    probe_id: str | None = None  # the volunteer (None: records without a probe id)
+    network_type: str = "direct"
+
+    @property
+    def volunteer(self) -> str:
+        return self.probe_id or UNKNOWN_VOLUNTEER
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +149,14 @@ class DataGap:
     probe_cc: str
     last_before: datetime
     first_after: datetime
+    probe_id: str | None = None
+    network_type: str = "direct"
 
 
 @dataclass(frozen=True, slots=True)
 class SeriesSummary:
-    """One target on one network: latest status, share of runs blocked, most common method."""
+    """One target seen by one volunteer (probe id) on one network, directly or through a VPN:
+    latest status, share of runs blocked, most common method."""
 
     service: str
     input: str
@@ -150,14 +171,53 @@ class SeriesSummary:
     latest_time: datetime
     latest_status: str
     latest_blocking: str | None
+    probe_id: str | None = None
+    network_type: str = "direct"
 
     @property
     def network(self) -> str:
         return f"{self.probe_asn} {self.probe_cc}"
 
     @property
+    def volunteer(self) -> str:
+        return self.probe_id or UNKNOWN_VOLUNTEER
+
+    @property
     def share_blocked(self) -> float | None:
         return self.blocked_runs / self.conclusive_runs if self.conclusive_runs else None
+
+
+@dataclass(frozen=True, slots=True)
+class VolunteerView:
+    """One target on one network (and lane: direct or VPN) across volunteers: how many
+    volunteers' latest run has each status ("2 of 3 volunteers in AS44244 see
+    blocking"). Records without a probe id count as one volunteer (`UNKNOWN_VOLUNTEER`)."""
+
+    service: str
+    input: str
+    probe_asn: str
+    probe_cc: str
+    network_type: str
+    volunteers: int
+    blocked: int
+    ok: int
+    down: int
+    inconclusive: int
+    #: the blocking methods of the volunteers who see blocking, most common first
+    methods: tuple[str, ...] = ()
+    #: whether one of the volunteers is records without a probe id
+    unknown: bool = False
+
+    @property
+    def network(self) -> str:
+        return f"{self.probe_asn} {self.probe_cc}"
+
+    def sentence(self) -> str:
+        """'2 of 3 volunteers see blocking (dns, tcp)'."""
+        word = "volunteer" if self.volunteers == 1 else "volunteers"
+        how = f" ({', '.join(self.methods)})" if self.methods else ""
+        see = "sees" if self.volunteers == 1 else "see"
+        return f"{self.blocked} of {self.volunteers} {word} {see} blocking{how}"
 
 
 @dataclass
@@ -173,6 +233,8 @@ class Report:
     skipped: list[SkippedLine]
     skipped_total: int
     series: list[SeriesSummary] = field(default_factory=list)
+    #: per target, network and lane: the volunteers' latest states side by side
+    across: list[VolunteerView] = field(default_factory=list)
     events: list[ChangeEvent] = field(default_factory=list)
     gaps: list[DataGap] = field(default_factory=list)
     #: records kept side by side because they share their keys but not their content

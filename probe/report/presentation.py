@@ -28,11 +28,35 @@ def event_label(kind: str) -> str:
     return kind.replace("_", " ")
 
 
+def lane_label(network_type: str) -> str:
+    """How the series' records reached the network: `direct` or `VPN`."""
+    return "VPN" if network_type == "vpn" else "direct"
+
+
+def network_lane(asn: str, cc: str, network_type: str) -> str:
+    """'AS44244 IR', or 'AS44244 IR via VPN' for a VPN lane."""
+    return f"{asn} {cc}" + (" via VPN" if network_type == "vpn" else "")
+
+
+def volunteer_counts(report: Report) -> str:
+    """'3 volunteers (1 through a VPN), 40 series without a probe id' (the parts that apply)."""
+    ids = {s.probe_id for s in report.series if s.probe_id is not None}
+    vpn = {s.probe_id for s in report.series if s.probe_id is not None and s.network_type == "vpn"}
+    text = f"{len(ids)} volunteer{'' if len(ids) == 1 else 's'}"
+    if vpn:
+        text += f" ({len(vpn)} through a VPN)"
+    unknown = sum(s.probe_id is None for s in report.series)
+    if unknown:
+        text += f", {unknown} series without a probe id"
+    return text
+
+
 def header_lines(report: Report) -> list[str]:
     lines = [
         f"{report.rows} records from {report.files} files"
         f" ({report.duplicates} duplicates dropped), {len(report.series)} series,"
-        f" {len(report.events)} change events, {len(report.gaps)} gaps",
+        f" {len(report.events)} change events, {len(report.gaps)} gaps;"
+        f" {volunteer_counts(report)}",
     ]
     described = describe_filters(report.filters)
     if described:

@@ -18,8 +18,11 @@ from datetime import datetime
 
 import duckdb
 
-from probe import results
+from probe import identity, results
 from probe.report.model import ROW_SCHEMA
+
+#: A well-formed probe id (identity.PATTERN without its anchors: RE2's full match anchors it).
+PROBE_ID_REGEX = identity.PATTERN.removeprefix("^").removesuffix("$")
 
 #: Columns of our records the report uses, as `read_json` column types (bench/bench_report.py's
 #: floor reads them so); the fast path reads the same through RECORD_STRUCTURE.
@@ -69,12 +72,17 @@ STAGED_SCHEMA = f"{ROW_SCHEMA}, ours BOOLEAN, line_hash BLOB, content_hash BLOB,
 #: our format), nothing that might be NaN or Infinity and at most 512 `{` and `[` (DuckDB reads
 #: NaN, Infinity and any nesting; Python refuses them and nesting deeper than ~1,000 levels, so
 #: such a file is left to Python to decide — a string holding the word or the brackets included:
-#: our records hold about 50).
+#: our records hold about 50). The optional fields, `probe_id` and `annotations.network_type`,
+#: are read outside the strict projection (a record without them is still ours); a probe id
+#: that is not well formed is NULL (`identity.is_probe_id`), and a line that names either key
+#: twice takes the Python path (a duplicate key: DuckDB would keep the first, Python the last).
 _FAST_SELECT = """
 SELECT
     try_strptime(r.measurement_start_time, '%Y-%m-%d %H:%M:%S') AS time,
     coalesce(r.probe_asn, 'AS0') AS probe_asn,
     coalesce(r.probe_cc, 'ZZ') AS probe_cc,
+    CASE WHEN regexp_full_match(extra[1], $probe_id) THEN extra[1] END AS probe_id,
+    CASE WHEN extra[2] = 'vpn' THEN 'vpn' ELSE 'direct' END AS network_type,
     r.input,
     coalesce(r.test_keys.target.service, r.test_name) AS service,
     r.test_keys.verdict.status AS status,
@@ -92,12 +100,15 @@ SELECT
          try_strptime(r.test_start_time, '%Y-%m-%d %H:%M:%S') BETWEEN $earliest AND $latest,
          false))
      AND NOT contains(json, 'NaN') AND NOT contains(json, 'Infinity')
+     AND length(json) - length(replace(json, '"probe_id"', '')) <= 10
+     AND length(json) - length(replace(json, '"network_type"', '')) <= 14
      AND length(json) - length(replace(replace(json, '{{', ''), '[', '')) <= 512) AS ours,
     unhex(sha256(json)) AS line_hash,
     {content_hash} AS content_hash,
     NULL::INTEGER AS line
 FROM (
-    SELECT try(json_transform_strict(json, $structure)) AS r, json, filename
+    SELECT try(json_transform_strict(json, $structure)) AS r, json, filename,
+           json_extract_string(json, ['$.probe_id', '$.annotations.network_type']) AS extra
     FROM {source}
 )
 """
@@ -142,6 +153,7 @@ def _load_kind(
                 {
                     "files": batch,
                     "structure": RECORD_STRUCTURE,
+                    "probe_id": PROBE_ID_REGEX,
                     "earliest": results.EARLIEST_TIME,
                     "latest": latest,
                 },

@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 from probe import results
+from probe.identity import is_probe_id
 from probe.report.model import RECORD_FIELDS, STATUSES, TIME_FORMAT, SkippedLine
 
 
@@ -79,6 +80,7 @@ def _row(record: dict[str, Any], verdict: Any, source: str) -> tuple[Any, ...] |
         time,
         str(record.get("probe_asn") or "AS0"),
         str(record.get("probe_cc") or "ZZ"),
+        *volunteer_of(record),
         target_id,
         service,
         status,
@@ -87,6 +89,16 @@ def _row(record: dict[str, Any], verdict: Any, source: str) -> tuple[Any, ...] |
         report_id,
         source,
     )
+
+
+def volunteer_of(record: dict[str, Any]) -> tuple[str | None, str]:
+    """(probe_id, network_type) of a record, as the fast path reads them: the id only when it
+    is well formed (else None: the unknown volunteer), `vpn` only when the annotations say so
+    (else `direct`)."""
+    probe_id = record.get("probe_id")
+    annotations = record.get("annotations")
+    vpn = isinstance(annotations, dict) and annotations.get("network_type") == "vpn"
+    return (probe_id if is_probe_id(probe_id) else None), ("vpn" if vpn else "direct")
 
 
 @dataclass(slots=True)

@@ -20,14 +20,14 @@ TEXT_COLUMNS = tuple(c for c in ROW_COLUMNS if c not in ("time", "confirmed", "c
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _csv_cell(column: str) -> str:
+def csv_cell(column: str, table: str = "rows") -> str:
     """SQL for a text column in CSV: a cell a spreadsheet would read as a formula gets a leading
     single quote (chr(39)), so it is shown as text (OWASP's advice); other cells are left as
     they are."""
     starts = ", ".join(f"chr({ord(c)})" for c in FORMULA_STARTS)
     return (
-        f"CASE WHEN left(rows.{column}, 1) IN ({starts}) THEN chr(39) || rows.{column} "
-        f"ELSE rows.{column} END AS {column}"
+        f"CASE WHEN left({table}.{column}, 1) IN ({starts}) THEN chr(39) || {table}.{column} "
+        f"ELSE {table}.{column} END AS {column}"
     )
 
 
@@ -36,13 +36,14 @@ def _copy_rows(report: Report, path: str | os.PathLike[str], fmt: str) -> None:
     try:
         options = "FORMAT csv, HEADER true" if fmt == "csv" else "FORMAT parquet"
         columns = [
-            _csv_cell(c) if fmt == "csv" and c in TEXT_COLUMNS else f"rows.{c}" for c in ROW_COLUMNS
+            csv_cell(c) if fmt == "csv" and c in TEXT_COLUMNS else f"rows.{c}" for c in ROW_COLUMNS
         ]
         # COPY takes no parameter for the path: quote it as an SQL string literal
         literal = "'" + str(temp).replace("'", "''") + "'"
         report.connection.execute(
             f"COPY (SELECT {', '.join(columns)} FROM rows ORDER BY rows.time, rows.probe_asn, "
-            f"rows.probe_cc, rows.input) TO {literal} ({options})"
+            f"rows.probe_cc, rows.input, rows.network_type, rows.probe_id) TO {literal} "
+            f"({options})"
         )
         os.replace(temp, final)
     except duckdb.Error as exc:
@@ -53,7 +54,7 @@ def _copy_rows(report: Report, path: str | os.PathLike[str], fmt: str) -> None:
 
 def write_csv(report: Report, path: str | os.PathLike[str]) -> None:
     """The flattened rows as CSV with a header (written atomically); text cells that start like a
-    formula are prefixed with a single quote (`_csv_cell`)."""
+    formula are prefixed with a single quote (`csv_cell`)."""
     _copy_rows(report, path, "csv")
 
 

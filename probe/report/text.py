@@ -13,6 +13,8 @@ from probe.report.presentation import (
     fmt_time,
     group_gaps,
     header_lines,
+    lane_label,
+    network_lane,
     share_label,
     state_label,
 )
@@ -23,6 +25,38 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 
+SERIES_COLUMNS = (
+    "target",
+    "network",
+    "via",
+    "volunteer",
+    "latest",
+    "at",
+    "blocked",
+    "method",
+    "runs",
+)
+
+
+def _aligned(table: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
+
+
+def _across_lines(report: Report, service: str) -> list[str]:
+    """The view across volunteers of one service's targets seen by more than one volunteer."""
+    safe = terminal_safe
+    views = [v for v in report.across if v.service == service and v.volunteers > 1]
+    if not views:
+        return []
+    table: list[tuple[str, ...]] = [("target", "network", "across volunteers")]
+    table += [
+        (safe(v.input), safe(network_lane(v.probe_asn, v.probe_cc, v.network_type)), v.sentence())
+        for v in views
+    ]
+    return ["", f"-- {safe(service)} across volunteers (latest run of each) --", *_aligned(table)]
+
+
 def render_text(report: Report, max_events: int = 200) -> str:
     """The plain-text summary (used when stdout is not a terminal). Record text goes through
     `terminal_safe` (fields before the columns are measured, then every line once more)."""
@@ -31,11 +65,13 @@ def render_text(report: Report, max_events: int = 200) -> str:
     for service in report.services:
         out += ["", f"== {safe(service)} =="]
         rows = [s for s in report.series if s.service == service]
-        table = [("target", "network", "latest", "at", "blocked", "method", "runs")]
+        table: list[tuple[str, ...]] = [SERIES_COLUMNS]
         table += [
             (
                 safe(s.input),
                 safe(s.network),
+                lane_label(s.network_type),
+                safe(s.volunteer),
                 safe(state_label(s.latest_status, s.latest_blocking)),
                 fmt_time(s.latest_time),
                 share_label(s),
@@ -44,17 +80,16 @@ def render_text(report: Report, max_events: int = 200) -> str:
             )
             for s in rows
         ]
-        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-        out += [
-            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table
-        ]
+        out += _aligned(table)
+        out += _across_lines(report, service)
     if report.events:
         out += ["", "== change events (last seen in old state -> first seen in new) =="]
         for e in report.events[-max_events:]:
             gap = "  (across a data gap)" if e.across_gap else ""
+            where = network_lane(e.probe_asn, e.probe_cc, e.network_type)
             out.append(
                 f"{fmt_time(e.last_old)} -> {fmt_time(e.first_new)}"
-                f"  {safe(e.probe_asn)} {safe(e.probe_cc)}  {safe(e.input)}"
+                f"  {safe(where)}  {safe(e.volunteer)}  {safe(e.input)}"
                 f"  {event_label(e.kind)}: {safe(state_label(e.old_status, e.old_blocking))}"
                 f" -> {safe(state_label(e.new_status, e.new_blocking))}{gap}"
             )
@@ -91,12 +126,13 @@ def _table(title: str | Text, columns: tuple[str, ...], right: tuple[str, ...] =
 
 
 def _service_table(report: Report, service: str) -> Table:
-    columns = ("target", "network", "latest", "at", "blocked", "method", "runs")
-    table = _table(_cell(service), columns, right=("blocked", "runs"))
+    table = _table(_cell(service), SERIES_COLUMNS, right=("blocked", "runs"))
     for s in (s for s in report.series if s.service == service):
         table.add_row(
             _cell(s.input),
             _cell(s.network),
+            lane_label(s.network_type),
+            _cell(s.volunteer),
             _cell(
                 state_label(s.latest_status, s.latest_blocking),
                 _RICH_STYLE.get(s.latest_status, ""),
@@ -109,8 +145,34 @@ def _service_table(report: Report, service: str) -> Table:
     return table
 
 
+def _across_table(report: Report, service: str) -> Table | None:
+    views = [v for v in report.across if v.service == service and v.volunteers > 1]
+    if not views:
+        return None
+    table = _table(
+        _cell(f"{service} across volunteers (latest run of each)"),
+        ("target", "network", "across volunteers"),
+    )
+    for v in views:
+        style = "bold red" if v.blocked else ""
+        table.add_row(
+            _cell(v.input),
+            _cell(network_lane(v.probe_asn, v.probe_cc, v.network_type)),
+            _cell(v.sentence(), style),
+        )
+    return table
+
+
 def _events_table(report: Report, max_events: int) -> Table:
-    columns = ("last seen old", "first seen new", "network", "target", "event", "change")
+    columns = (
+        "last seen old",
+        "first seen new",
+        "network",
+        "volunteer",
+        "target",
+        "event",
+        "change",
+    )
     table = _table("change events", columns)
     for e in report.events[-max_events:]:
         change = (
@@ -122,7 +184,8 @@ def _events_table(report: Report, max_events: int) -> Table:
         table.add_row(
             fmt_time(e.last_old),
             fmt_time(e.first_new),
-            _cell(f"{e.probe_asn} {e.probe_cc}"),
+            _cell(network_lane(e.probe_asn, e.probe_cc, e.network_type)),
+            _cell(e.volunteer),
             _cell(e.input),
             event_label(e.kind),
             _cell(change),
@@ -151,6 +214,9 @@ def print_rich(report: Report, console: Any, max_events: int = 200) -> None:
         console.print(_cell(line), highlight=False, markup=False)
     for service in report.services:
         console.print(_service_table(report, service))
+        across = _across_table(report, service)
+        if across is not None:
+            console.print(across)
     if report.events:
         console.print(_events_table(report, max_events))
         if len(report.events) > max_events:

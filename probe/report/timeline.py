@@ -1,5 +1,7 @@
-"""The HTML page's timelines: per service, one inline SVG with one lane per network and one cell
-per time bucket, coloured by what the bucket's runs found; ▼ marks change events.
+"""The HTML page's timelines: per service, one inline SVG with one lane per volunteer and network
+— records made through a VPN in a lane of their own, labelled "via VPN", and records without a
+probe id in one `unknown` lane per network — and one cell per time bucket, coloured by what the
+bucket's runs of that volunteer found; ▼ marks change events on the lane of their series.
 
 Every string from a record (ASNs, countries, target ids, states) is HTML-escaped where it lands,
 in `<text>`, in `<title>` tooltips and in attribute values (the `aria-label`)."""
@@ -12,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from probe.report.model import Report
-from probe.report.presentation import event_label, fmt_time, state_label
+from probe.report.model import UNKNOWN_VOLUNTEER, Report
+from probe.report.presentation import event_label, fmt_time, network_lane, state_label
 
 COLOURS = {
     "ok": "#2e9e4f",
@@ -42,19 +44,20 @@ _BUCKETS = (
     timedelta(days=30),
 )
 
-#: Per network and bucket of one service: runs ok, blocked, down and conclusive.
+#: Per network, network type, volunteer and bucket of one service: runs ok, blocked, down and
+#: conclusive.
 _CELLS_SQL = """
-        SELECT probe_asn, probe_cc,
+        SELECT probe_asn, probe_cc, network_type, coalesce(probe_id, $unknown),
                (epoch(time) - epoch($origin))::BIGINT // $seconds AS slot,
                count(*) FILTER (WHERE status = 'ok'),
                count(*) FILTER (WHERE status = 'blocked'),
                count(*) FILTER (WHERE status = 'down'),
                count(*) FILTER (WHERE status <> 'inconclusive')
         FROM rows WHERE service = $service
-        GROUP BY ALL ORDER BY probe_asn, probe_cc, slot
+        GROUP BY ALL ORDER BY ALL
         """
 
-_LEFT, _TOP, _LANE_H, _RIGHT = 110, 8, 16, 10
+_LEFT, _TOP, _LANE_H, _RIGHT = 250, 8, 16, 10
 
 
 def _bucket_width(start: datetime, end: datetime, columns: int = 360) -> timedelta:
@@ -104,14 +107,18 @@ class _Frame:
         return _LEFT + (when - self.origin).total_seconds() / self.seconds * self.cell_w
 
 
-def _lanes(lane_of: dict[tuple[str, str], int], frame: _Frame) -> list[str]:
-    """Each network's label and empty lane."""
+#: A lane: (ASN, country, network type, volunteer).
+Lane = tuple[str, str, str, str]
+
+
+def _lanes(lane_of: dict[Lane, int], frame: _Frame) -> list[str]:
+    """Each lane's label and empty lane."""
     parts = []
     for network, lane in lane_of.items():
         y = _TOP + lane * _LANE_H
         parts.append(
             f'<text x="{_LEFT - 6}" y="{y + 12}" text-anchor="end">'
-            f"{html.escape(network[0])} {html.escape(network[1])}</text>"
+            f"{html.escape(network_lane(*network[:3]))} {html.escape(network[3])}</text>"
         )
         parts.append(
             f'<rect x="{_LEFT}" y="{y + 1}" width="{frame.plot_w}" height="{_LANE_H - 2}" '
@@ -120,13 +127,12 @@ def _lanes(lane_of: dict[tuple[str, str], int], frame: _Frame) -> list[str]:
     return parts
 
 
-def _cells(
-    cells: Sequence[tuple[Any, ...]], lane_of: dict[tuple[str, str], int], frame: _Frame
-) -> list[str]:
+def _cells(cells: Sequence[tuple[Any, ...]], lane_of: dict[Lane, int], frame: _Frame) -> list[str]:
     """The coloured cells; consecutive cells of one class become one rectangle (a small page)."""
     runs: list[tuple[int, int, int, str]] = []  # lane, first slot, last slot, class
-    for asn, cc, slot, ok, blocked, down, conclusive in cells:
-        lane, cls = lane_of[(asn, cc)], _cell_class(ok, blocked, down, conclusive)
+    for asn, cc, network_type, volunteer, slot, ok, blocked, down, conclusive in cells:
+        lane = lane_of[(asn, cc, network_type, volunteer)]
+        cls = _cell_class(ok, blocked, down, conclusive)
         if runs and runs[-1][0] == lane and runs[-1][3] == cls and runs[-1][2] == slot - 1:
             runs[-1] = (lane, runs[-1][1], slot, cls)
         else:
@@ -147,19 +153,22 @@ def _cells(
 
 
 def _event_marks(
-    report: Report, service: str, lane_of: dict[tuple[str, str], int], frame: _Frame
+    report: Report, service: str, lane_of: dict[Lane, int], frame: _Frame
 ) -> list[str]:
-    """A ▼ per change event of the service, with its tooltip."""
+    """A ▼ per change event of the service, with its tooltip (naming the volunteer)."""
     parts = []
     for event in report.events:
-        lane_index = lane_of.get((event.probe_asn, event.probe_cc))
+        lane_index = lane_of.get(
+            (event.probe_asn, event.probe_cc, event.network_type, event.volunteer)
+        )
         if event.service != service or lane_index is None:
             continue
         x = frame.x(event.first_new)
         y = _TOP + lane_index * _LANE_H
         parts.append(
             f'<path d="M{x:.1f} {y + _LANE_H - 1} l-4 -6 h8 z" fill="#111">'
-            f"<title>{html.escape(event.input)}: {event_label(event.kind)} "
+            f"<title>{html.escape(event.input)} ({html.escape(event.volunteer)}): "
+            f"{event_label(event.kind)} "
             f"({html.escape(state_label(event.old_status, event.old_blocking))} → "
             f"{html.escape(state_label(event.new_status, event.new_blocking))}), first seen "
             f"{fmt_time(event.first_new)}</title></path>"
@@ -188,7 +197,8 @@ def _axis(frame: _Frame) -> list[str]:
 
 
 def timeline_svg(report: Report, service: str, width: int = 1200) -> str:
-    """Status over time per network for one service: one lane per network, one cell per bucket."""
+    """Status over time for one service: one lane per volunteer and network (a VPN lane apart),
+    one cell per bucket."""
     con = report.connection
     bounds = con.execute("SELECT min(time), max(time) FROM rows").fetchone()
     if not bounds or bounds[0] is None:
@@ -198,9 +208,14 @@ def timeline_svg(report: Report, service: str, width: int = 1200) -> str:
     origin = datetime(start.year, start.month, start.day)
     cells = con.execute(
         _CELLS_SQL,
-        {"origin": origin, "seconds": int(bucket.total_seconds()), "service": service},
+        {
+            "origin": origin,
+            "seconds": int(bucket.total_seconds()),
+            "service": service,
+            "unknown": UNKNOWN_VOLUNTEER,
+        },
     ).fetchall()
-    networks = sorted({(c[0], c[1]) for c in cells}, key=lambda n: (n[1], n[0]))
+    networks = sorted({tuple(c[:4]) for c in cells}, key=lambda n: (n[1], n[0], n[2], n[3]))
     lane_of = {n: i for i, n in enumerate(networks)}
     frame = _Frame(origin, end, bucket, len(networks), width)
     height = frame.height

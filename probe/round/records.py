@@ -186,8 +186,12 @@ class RecordBuilder:
         lists: Mapping[str, TargetList],
         vantage: VantageState,
         control: ControlOutcome,
+        probe_id: str | None = None,
     ) -> None:
         self.report_id = report_id
+        #: this installation's pseudonymous id (probe/identity.py): random, nothing of the
+        #: machine in it, so scrubbing leaves it alone
+        self.probe_id = probe_id
         self.lists = lists
         self.vantage = vantage
         self.control = control
@@ -211,7 +215,7 @@ class RecordBuilder:
         geoip = self.vantage.geoip
         if geoip:
             annotations["geoip"] = geoip.description
-        return {
+        record: dict[str, Any] = {
             "annotations": annotations,
             "data_format_version": DATA_FORMAT_VERSION,
             "input": target.id,
@@ -232,6 +236,9 @@ class RecordBuilder:
             "test_start_time": self._test_start_time,
             "test_version": TEST_VERSION,
         }
+        if self.probe_id is not None:
+            record["probe_id"] = self.probe_id
+        return record
 
     def provenance(self, target: Target) -> dict[str, str] | None:
         """The list the target came from (`test_keys.list`)."""

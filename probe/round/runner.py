@@ -62,6 +62,9 @@ class RoundOptions:
     echo_urls: tuple[str, ...] | None = None
     #: ranges accepted as this machine's own address although not public (test beds)
     own_nets: tuple[str, ...] = ()
+    #: this installation's pseudonymous id (probe/identity.py), written in every record;
+    #: None writes none (the control server, tests)
+    probe_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -146,7 +149,12 @@ class Round:
         self.control = ControlOutcome()
         lists_by_name = {lst.name: lst for lst in lists}
         self.records = RecordBuilder(
-            self.report_id, self.start, lists_by_name, self.vantage_state, self.control
+            self.report_id,
+            self.start,
+            lists_by_name,
+            self.vantage_state,
+            self.control,
+            probe_id=options.probe_id,
         )
         self.services: dict[str, ServiceRun] = {}
         for t in self.targets:

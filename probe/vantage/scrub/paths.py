@@ -92,6 +92,7 @@ STRUCTURED_PATHS: tuple[str, ...] = (
     "measurement_start_time",
     "probe_asn",
     "probe_cc",
+    "probe_id",  # random (probe/identity.py): nothing of the machine, not personal data
     "probe_ip",
     "probe_network_name",
     "report_id",
