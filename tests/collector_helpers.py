@@ -52,6 +52,7 @@ def jsonl(lines: Sequence[bytes]) -> bytes:
 
 @dataclass
 class Reply:
+    #: 0: no reply, the connection was closed
     status: int
     headers: dict[str, str]
     body: bytes
@@ -61,6 +62,8 @@ class Reply:
 
 
 def _parse(raw: bytes) -> Reply:
+    if not raw:  # the collector closed the connection without a reply
+        return Reply(0, {}, b"")
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
@@ -109,7 +112,7 @@ async def request(
     sent.update(headers or {})
     if token is not None:
         sent["Authorization"] = f"Bearer {token}"
-    if method != "GET" or body:
+    if (method != "GET" or body) and "Transfer-Encoding" not in sent:
         sent["Content-Length"] = str(len(body) if length is None else length)
     head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in sent.items())
     async with asyncio.timeout(limit):
