@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from aiohttp import web
 
 from probe import results
 from probe.collector import STORAGE, CollectorConfig, Storage, start_server
@@ -153,7 +154,7 @@ class Running:
     config: CollectorConfig
     port: int
     storage: Storage
-    stop: Any = field(repr=False)
+    app: web.Application = field(repr=False)
 
 
 @contextlib.asynccontextmanager
@@ -162,7 +163,7 @@ async def running(directory: Path, **options: Any) -> AsyncIterator[Running]:
     config = CollectorConfig(directory=directory, **options)
     runner, site = await start_server(config, HOST, 0)
     try:
-        yield Running(config, site.port, runner.app[STORAGE], runner.cleanup)
+        yield Running(config, site.port, runner.app[STORAGE], runner.app)
     finally:
         await runner.cleanup()
 
