@@ -102,12 +102,13 @@ async def request(
     pause: float = 0.0,
     cut_short: bool = False,
     limit: float = 60.0,
+    host: str = HOST,
 ) -> Reply:
     """One HTTP/1.1 request on its own connection; the reply read to its end (the collector
     closes every connection after its reply). `length` overrides Content-Length; the body
     goes in `pieces` writes `pause` seconds apart; `cut_short` half-closes the connection
     after the body (with a Content-Length larger than what was sent, a cut-short body)."""
-    sent = {"Host": f"{HOST}:{port}", "Content-Type": "application/x-ndjson"}
+    sent = {"Host": f"{host}:{port}", "Content-Type": "application/x-ndjson"}
     if method == "GET":
         sent.pop("Content-Type")
     sent.update(headers or {})
@@ -117,7 +118,7 @@ async def request(
         sent["Content-Length"] = str(len(body) if length is None else length)
     head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in sent.items())
     async with asyncio.timeout(limit):
-        reader, writer = await asyncio.open_connection(HOST, port)
+        reader, writer = await asyncio.open_connection(host, port)
         try:
             writer.write(head.encode("latin-1") + b"\r\n")
             step = max(1, -(-len(body) // pieces))
@@ -137,14 +138,19 @@ async def request(
 
 
 async def upload(
-    port: int, lines: Sequence[bytes], *, token: str | None = None, gzipped: bool = False
+    port: int,
+    lines: Sequence[bytes],
+    *,
+    token: str | None = None,
+    gzipped: bool = False,
+    host: str = HOST,
 ) -> Reply:
     body = jsonl(lines)
     headers = {}
     if gzipped:
         body = gzip.compress(body)
         headers["Content-Encoding"] = "gzip"
-    return await request(port, "POST", "/v1/records", body, headers, token=token)
+    return await request(port, "POST", "/v1/records", body, headers, token=token, host=host)
 
 
 @dataclass
@@ -182,9 +188,9 @@ def stored_rows(directory: Path) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-def free_port() -> int:
+def free_port(host: str = HOST) -> int:
     with socket.socket() as sock:
-        sock.bind((HOST, 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -195,6 +201,7 @@ class Server:
     process: asyncio.subprocess.Process
     port: int
     log: Path
+    host: str = HOST
 
     async def stop(self, signum: int = signal.SIGTERM, limit: float = 60.0) -> int:
         if self.process.returncode is None:
@@ -205,9 +212,18 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
-async def serve(directory: Path, *args: str, log: Path, port: int | None = None) -> Server:
+def with_report_id(line: bytes, number: int) -> bytes:
+    """The record of `line` as a new record: its report id ends in `number` (12 hex digits)."""
+    record = json.loads(line)
+    record["report_id"] = record["report_id"][:-12] + f"{number:012x}"
+    return json.dumps(record).encode()
+
+
+async def serve(
+    directory: Path, *args: str, log: Path, port: int | None = None, host: str = HOST
+) -> Server:
     """Start `probe collector serve DIRECTORY` and wait until it answers /v1/health."""
-    port = free_port() if port is None else port
+    port = free_port(host) if port is None else port
     with log.open("ab") as sink:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -216,6 +232,8 @@ async def serve(directory: Path, *args: str, log: Path, port: int | None = None)
             "collector",
             "serve",
             str(directory),
+            "--host",
+            host,
             "--port",
             str(port),
             *args,
@@ -225,12 +243,13 @@ async def serve(directory: Path, *args: str, log: Path, port: int | None = None)
             env=probe_env(),
             cwd=str(REPO),
         )
-    server = Server(process, port, log)
+    server = Server(process, port, log, host)
     for _ in range(300):
         if process.returncode is not None:
             raise AssertionError(f"the collector exited: {server.log_text()}")
         with contextlib.suppress(OSError, IndexError, ValueError):
-            if (await request(port, "GET", "/v1/health", limit=5)).status == 200:
+            reply = await request(port, "GET", "/v1/health", limit=5, host=host)
+            if reply.status == 200:
                 return server
         await asyncio.sleep(0.1)
     await server.stop(signal.SIGKILL)

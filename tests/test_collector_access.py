@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from tests.collector_helpers import (
     stored_rows,
     synthetic_files,
     upload,
+    with_report_id,
 )
 
 TOKEN_A = "a" * 20 + "-volunteers-in-iran"
@@ -178,10 +178,7 @@ async def test_a_full_file_system_gets_507_and_keeps_what_it_acknowledged(
         async with running(directory, reserve_bytes=0, compact_interval=3600) as c:
             for round_ in range(400):
                 # each round new records: the same lines with a distinct report id
-                batch = [
-                    _with_report_id(line, f"{round_:04d}{i:04d}")
-                    for i, line in enumerate(lines[:8])
-                ]
+                batch = [with_report_id(line, round_ * 100 + i) for i, line in enumerate(lines[:8])]
                 reply = await upload(c.port, batch)
                 if reply.status == 507:
                     refused += 1
@@ -200,11 +197,3 @@ async def test_a_full_file_system_gets_507_and_keeps_what_it_acknowledged(
         stored = [r[0] for r in stored_rows(directory)]
     assert len(stored) == len(set(stored)) == len(acknowledged) > 0
     assert set(stored) == acknowledged
-
-
-def _with_report_id(line: bytes, suffix: str) -> bytes:
-    import json
-
-    record = json.loads(line)
-    record["report_id"] = record["report_id"][:-12] + uuid.UUID(int=int(suffix)).hex[-12:]
-    return json.dumps(record).encode()
