@@ -108,6 +108,8 @@ async def test_sigkill_during_uploads_and_compactions_loses_no_acknowledged_reco
         )
         seen_mid_write += temporary + claimed > 0
     assert len(uploads.acknowledged) > 500
+    logs = "".join((tmp_path / f"log{n}").read_text() for n in range(5))
+    assert "compacted" in logs and "merged" in logs  # the kills landed among both
 
     server = await serve(directory, log=tmp_path / "final")
     health = (await request(server.port, "GET", "/v1/health")).json()

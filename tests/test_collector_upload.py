@@ -211,3 +211,40 @@ async def test_wrong_method_and_path_answer_json(tmp_path: Path) -> None:
     assert wrong_method.status == 405 and "POST" in wrong_method.headers["allow"]
     assert "error" in wrong_method.json()
     assert unknown.status == 404 and "error" in unknown.json()
+
+
+async def test_small_files_are_merged_and_an_interrupted_merge_is_finished(
+    tmp_path: Path, lines: list[bytes]
+) -> None:
+    from probe.collector import parquet
+    from probe.collector.ledger import Ledger, Merge
+
+    directory = tmp_path / "c"
+    one_partition = [
+        x for x in lines if json.loads(x)["probe_asn"] == json.loads(lines[0])["probe_asn"]
+    ]
+    day = json.loads(one_partition[0])["measurement_start_time"][:10]
+    one_partition = [
+        x for x in one_partition if json.loads(x)["measurement_start_time"][:10] == day
+    ]
+    async with running(directory, merge_min_files=3) as c:
+        for start in range(0, 60, 10):  # six compactions of one partition: merged at three
+            await upload(c.port, one_partition[start : start + 10])
+            await c.storage.compact(everything=True)
+    files = list(directory.rglob("*.parquet"))
+    assert len(files) < 6
+    assert len(stored_rows(directory)) == 60
+
+    # a merge interrupted after its output was renamed into place, before its inputs went
+    partition = str(files[0].parent.relative_to(directory))
+    inputs = [p.name for p in parquet.partition_files(directory, partition)]
+    merge_id = "f" * 32
+    parquet.merge(directory, partition, inputs, merge_id, directory / "_collector" / "tmp")
+    ledger = Ledger(directory / "_collector" / "ledger.sqlite3", 1 << 20)
+    ledger.add_merge(Merge(merge_id, partition, tuple(inputs)))
+    ledger.close()
+    assert len(stored_rows(directory)) == 120  # the same records twice, until the restart
+    async with running(directory) as c:
+        assert (await upload(c.port, one_partition[:60])).json()["duplicate"] == 60
+    assert [p.name for p in directory.rglob("*.parquet")] == [f"part-{merge_id}.parquet"]
+    assert len(stored_rows(directory)) == 60
