@@ -183,3 +183,24 @@ async def test_sigterm_compacts_every_pending_record(tmp_path: Path, lines: list
     assert await server.stop(signal.SIGTERM) == 0
     assert len(stored_rows(directory)) == 300
     assert "stopping: compacting pending records" in server.log_text()
+
+
+async def test_temporary_files_a_crash_left_are_deleted_at_start(
+    tmp_path: Path, lines: list[bytes]
+) -> None:
+    """What a kill in the middle of writing a Parquet file leaves (a half-written hidden
+    temporary file, DuckDB spill files) is gone after the restart; readers never saw it."""
+    directory = tmp_path / "c"
+    server = await serve(directory, log=tmp_path / "log")
+    await upload(server.port, lines[:20])
+    assert await server.stop() == 0
+    partition = next(directory.rglob("*.parquet")).parent
+    partial = partition / f".part-{'0' * 32}.parquet.tmp"
+    partial.write_bytes(b"PAR1 half a file")
+    spill = directory / "_collector" / "tmp" / "duckdb_temp_block-1.block"
+    spill.write_bytes(b"spill")
+    server = await serve(directory, log=tmp_path / "log2")
+    assert not partial.exists() and not spill.exists()
+    assert await server.stop() == 0
+    assert "removed 1 temporary file(s) an interrupted write left" in server.log_text()
+    assert _check_files(directory) == 20
