@@ -78,6 +78,14 @@ Example:
     "probe control serve": """\
 Example:
   probe control serve --host 0.0.0.0 --port 8080 --token SECRET""",
+    "probe collector": """\
+Example:
+  probe collector serve /srv/probe-collector --tokens /etc/probe/collector-tokens""",
+    "probe collector serve": """\
+Examples:
+  probe collector serve /srv/probe-collector --tokens /etc/probe/collector-tokens
+  probe collector serve ./collected --rebuild-index   # after restoring Parquet files
+  kill -HUP <pid>                                     # read the tokens file again""",
     "probe geoip show": """\
 Example:
   probe geoip show               # the databases in use and their dates""",
