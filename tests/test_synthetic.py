@@ -108,3 +108,19 @@ def test_command_line_writes_and_prints_the_truth(tmp_path: Path, capsys) -> Non
     with pytest.raises(SystemExit):
         synthetic.main([str(tmp_path / "x"), "--interval", "soon"])
     assert synthetic.main([str(tmp_path / "x"), "--start", "March"]) == 2
+
+
+def test_every_record_is_valid_against_the_record_schema(generated) -> None:
+    """Synthetic records stand in for real ones (the collector takes them as uploads): each
+    must pass docs/record.schema.json, as the probe's own records do."""
+    from tests.loopback_world import schema_validator
+
+    root, _ = generated
+    validator = schema_validator()
+    checked = 0
+    for path in sorted(root.rglob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            error = next(iter(validator.iter_errors(json.loads(line))), None)
+            assert error is None, f"{path.name}: {error.json_path}: {error.message}"
+            checked += 1
+    assert checked > 100

@@ -96,12 +96,13 @@ Example:
   probe control serve --host 0.0.0.0 --port 8080 --token SECRET""",
     "probe collector": """\
 Examples:
-  probe collector serve /srv/probe-records
-  probe report /srv/probe-records      # everything the volunteers sent""",
+  probe collector serve /srv/probe-collector --tokens /etc/probe/collector-tokens
+  probe report /srv/probe-collector       # everything the volunteers sent""",
     "probe collector serve": """\
 Examples:
-  probe collector serve /srv/probe-records --tokens /etc/probe/tokens
-  probe collector serve /srv/probe-records --host 0.0.0.0 --port 8090   # behind TLS""",
+  probe collector serve /srv/probe-collector --tokens /etc/probe/collector-tokens
+  probe collector serve ./collected --rebuild-index   # after restoring Parquet files
+  kill -HUP <pid>                                     # read the tokens file again""",
     "probe geoip show": """\
 Example:
   probe geoip show               # the databases in use and their dates""",
