@@ -757,12 +757,11 @@ def _write_vantage(
         run_start += interval
         if any(begin <= this_start < finish for begin, finish in gaps):
             continue
-        # no noise near a change, a gap or a series' first runs: the detector's first state
-        # needs two agreeing runs, and a noisy second run would make the method a coin toss
-        quiet = (
-            this_start - start > margin
-            and not _near(this_start, change_points, margin)
-            and not any(_near(this_start, g, margin) for g in gaps)
+        # no noise near a change or a gap: a noisy run there makes it ambiguous when the
+        # change happened (noise in a series' first runs is fine: a tie between two methods
+        # is settled by the runs after it, probe/report/changes.py)
+        quiet = not _near(this_start, change_points, margin) and not any(
+            _near(this_start, g, margin) for g in gaps
         )
         round_offline = (
             quiet and rng.random() < offline and this_start - last_offline > interval * 4

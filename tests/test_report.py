@@ -119,6 +119,27 @@ def test_method_change_needs_to_persist() -> None:
     assert report.event_kind("blocked", "blocked") == "method_changed"
 
 
+def test_a_tie_between_methods_is_settled_by_the_next_runs_without_an_event() -> None:
+    # the first state: dns once and tcp once (a tie), then dns: dns all along, no method change
+    obs = series("blocked:dns", "blocked:tcp", *["blocked:dns"] * 6)
+    assert changes(obs) == ([], [])
+    # the same tie at the start of a blocking period: one event, with the method that lasted
+    obs = series("ok", "ok", "blocked:dns", "blocked:tcp", *["blocked:dns"] * 6)
+    found, _ = changes(obs)
+    assert found == [("ok", None, "blocked", "dns", obs[1][0], obs[2][0], False)]
+    # the tie broken by the later method: tcp stays, still no method change
+    obs = series("blocked:dns", "blocked:tcp", *["blocked:tcp"] * 6)
+    assert changes(obs) == ([], [])
+    # once settled, a real change of method is an event again
+    obs = series("blocked:dns", "blocked:tcp", *["blocked:dns"] * 4, *["blocked:tls"] * 4)
+    found, _ = changes(obs)
+    assert found == [("blocked", "dns", "blocked", "tls", obs[5][0], obs[6][0], False)]
+    # a method seen more often than the other is no tie: tls then dns is a change
+    obs = series(*["blocked:tls"] * 2, "blocked:dns", *["blocked:dns"] * 4)
+    found, _ = changes(obs)
+    assert found == [("blocked", "tls", "blocked", "dns", obs[1][0], obs[2][0], False)]
+
+
 def test_gap_is_reported_and_is_not_a_change() -> None:
     obs = series(*(["ok"] * 5 + ["gap:48"] + ["ok"] * 5))
     found, gaps = changes(obs)

@@ -90,6 +90,11 @@ class _Tracker:
     method_candidate: _Candidate | None = None
     previous_last: datetime | None = None
     across_gap: bool = False  # a gap came after the last run in the accepted state
+    #: the accepted method was a tie between methods seen as often (dns, tcp): no method has
+    #: been confirmed yet, so the next confirmed one replaces it without an event
+    method_tentative: bool = False
+    #: the change that accepted the tentative method (its new method is settled with it)
+    tentative_change: int | None = None
 
     def add(self, seg: Segment) -> None:
         if seg.gap_before and self.previous_last is not None:
@@ -110,11 +115,22 @@ class _Tracker:
             self.method_candidate = None
             self.last_in_method = seg.last
             self.across_gap = False
+            self.method_tentative = False  # the tie is broken: this method was seen again
             return
         candidate = self.method_candidate
         if candidate is None or candidate.key != seg.blocking:
             candidate = self.method_candidate = _Candidate(seg.blocking, 0, seg.first)
         candidate.runs += seg.runs
+        if candidate.runs >= self.rule.confirm_runs and self.method_tentative:
+            # blocked:dns, blocked:tcp, then tcp twice: dns was never confirmed, so this is
+            # the method the blocking had all along, not a change of method
+            if self.tentative_change is not None:
+                old = self.changes[self.tentative_change]
+                self.changes[self.tentative_change] = (*old[:3], seg.blocking, *old[4:])
+            self.method, self.last_in_method = seg.blocking, seg.last
+            self.method_candidate = None
+            self.method_tentative = False
+            return
         if candidate.runs >= self.rule.confirm_runs and self.last_in_method is not None:
             self.changes.append(
                 (
@@ -141,10 +157,14 @@ class _Tracker:
         candidate.methods[seg.blocking] += seg.runs
         if candidate.runs < self.rule.confirm_runs:
             return
-        # the method of the new state: the one with most runs, ties to the latest seen
+        # the method of the new state: the one with most runs; a tie goes to the latest seen,
+        # tentatively (`method_tentative`): the next confirmed method replaces it
         most = max(candidate.methods.values())
-        new_method = [m for m, n in candidate.methods.items() if n == most][-1]
+        tied = [m for m, n in candidate.methods.items() if n == most]
+        new_method = tied[-1]
+        emitted = False
         if self.status is not None and self.last_in_state is not None:
+            emitted = True
             self.changes.append(
                 (
                     self.status,
@@ -157,6 +177,8 @@ class _Tracker:
                 )
             )
         self.status, self.method = seg.status, new_method
+        self.method_tentative = len(tied) > 1
+        self.tentative_change = len(self.changes) - 1 if self.changes and emitted else None
         self.last_in_state = self.last_in_method = seg.last
         self.candidate = None
         self.across_gap = False
