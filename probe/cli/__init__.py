@@ -2,7 +2,7 @@
 else. `cli` is the click group (`--config` feeds click's defaults from `config`, the config
 file), `main` the console-script entry point; each command group has its module (`run`,
 `targets`, `reports` for analyze and report, `results`, `purge`, `control`, `geoip`,
-`schedule`), `examples` the example at the end of every `--help`, and `common`
+`schedule`, `upload`), `examples` the example at the end of every `--help`, and `common`
 holds what they share: the exit statuses, `BadInput`, option errors named where the value was
 given, and the refusal of FIFOs, sockets and devices as input files.
 
@@ -41,6 +41,7 @@ from probe.cli.results import results_group
 from probe.cli.run import run_command
 from probe.cli.schedule import schedule_group
 from probe.cli.targets import targets_group
+from probe.cli.upload import upload_command
 from probe.i18n import N_, _
 
 use_our_catalog_for_click()
@@ -113,6 +114,7 @@ for _command in (
     run_command,
     schedule_group,
     targets_group,
+    upload_command,
 ):
     cli.add_command(_command)
 add_examples(cli)
