@@ -144,6 +144,9 @@ class ReplyDropper(_Server):
     upstream_port: int = 0
     drop: bool = False
     hold_from: int | None = None
+    #: from this connection on, only the first 1,000 bytes of the request reach the collector
+    #: (`holding` is set), and the client's connection is cut when the collector's closes
+    cut_request_from: int | None = None
     connections: int = 0
     replies_dropped: int = 0
     holding: asyncio.Event = field(default_factory=asyncio.Event)
@@ -160,6 +163,9 @@ class ReplyDropper(_Server):
         except OSError:
             writer.close()
             return
+        if self.cut_request_from is not None and number >= self.cut_request_from:
+            await self._cut_request(reader, writer, up_reader, up_writer)
+            return
         hold = self.hold_from is not None and number >= self.hold_from
         if not (self.drop or hold):
             await _splice((reader, writer), (up_reader, up_writer))
@@ -171,4 +177,19 @@ class ReplyDropper(_Server):
             self.holding.set()
             await asyncio.sleep(3600)
         self.replies_dropped += bool(reply)
+        writer.transport.abort()
+
+    async def _cut_request(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        up_reader: asyncio.StreamReader,
+        up_writer: asyncio.StreamWriter,
+    ) -> None:
+        first = await reader.read(1000)
+        up_writer.write(first)
+        await up_writer.drain()
+        self.holding.set()
+        with contextlib.suppress(ConnectionError):
+            await up_reader.read()  # until the collector closes (or is killed)
         writer.transport.abort()
