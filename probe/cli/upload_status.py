@@ -23,7 +23,9 @@ def _iso(when: float | None) -> str | None:
 
 def duration(seconds: float) -> str:
     """A duration in the largest unit that fits (minutes, hours, days)."""
-    minutes = max(0, round(seconds / 60))
+    if seconds < 60:
+        return _("less than a minute")
+    minutes = round(seconds / 60)
     if minutes < 120:
         return ngettext("{count} minute", "{count} minutes", minutes).format(count=minutes)
     hours = round(minutes / 60)
