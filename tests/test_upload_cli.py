@@ -95,3 +95,13 @@ def test_run_with_the_collector_down_exits_0_and_keeps_the_records(tmp_path: Pat
     assert "upload" not in again.stderr
     spool = spool_in(tmp_path / "data")
     assert spool.status().pending == count
+
+
+def test_purge_removes_the_upload_spool(tmp_path: Path) -> None:
+    quick_round(tmp_path, "--upload", f"http://127.0.0.1:{free_port()}")  # the collector down
+    spool_dir = tmp_path / "data" / "upload"
+    assert (spool_dir / "spool.sqlite3").exists()
+    result = probe_cli(["purge", "--yes"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"Removed {spool_dir / 'spool.sqlite3'}" in result.stdout
+    assert not spool_dir.exists()

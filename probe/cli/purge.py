@@ -82,7 +82,7 @@ def purge_command(ctx: click.Context, yes: bool, out_dirs: tuple[str, ...]) -> i
                 count,
             ).format(count=count, directory=directory)
         )
-    others = {*plan.geoip, *plan.dirs, *([plan.config] if plan.config else [])}
+    others = {*plan.geoip, *plan.spool, *plan.dirs, *([plan.config] if plan.config else [])}
     for path in done.removed:
         if path in others:
             click.echo(_("Removed {path}").format(path=path))

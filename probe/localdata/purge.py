@@ -2,10 +2,10 @@
 
 Only the probe's own files are removed, one by one (never a whole tree): round files
 (`files.round_files`) in the results directories, the config file, the GeoIP databases that
-`probe geoip update` installed, and the directories that this leaves empty. In a results
-directory that is not the probe's own (`--out`, or the config's `out`), a round file goes only
-if its content is this probe's records too; everything else there stays. The schedule is
-removed by the command itself (`round.schedule.remove`).
+`probe geoip update` installed, the upload spool's files, and the directories that this
+leaves empty. In a results directory that is not the probe's own (`--out`, or the config's
+`out`), a round file goes only if its content is this probe's records too; everything else
+there stays. The schedule is removed by the command itself (`round.schedule.remove`).
 """
 
 from __future__ import annotations
@@ -40,12 +40,14 @@ class PurgePlan:
     foreign: dict[Path, int] = field(default_factory=dict)
     config: Path | None = None
     geoip: list[Path] = field(default_factory=list)
+    #: the upload spool's files (probe/upload/spool.py): copies of records not yet uploaded
+    spool: list[Path] = field(default_factory=list)
     #: directories to remove if they are empty afterwards, innermost first
     dirs: list[Path] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (any(self.results.values()) or self.config or self.geoip)
+        return not (any(self.results.values()) or self.config or self.geoip or self.spool)
 
     def describe(self) -> list[str]:
         """One line per thing to remove, for the confirmation question (in the volunteer's
@@ -63,6 +65,12 @@ class PurgePlan:
             lines.append(
                 _("the downloaded network data in {directory}").format(
                     directory=self.geoip[0].parent
+                )
+            )
+        if self.spool:
+            lines.append(
+                _("the upload spool in {directory} (records not uploaded yet go with it)").format(
+                    directory=self.spool[0].parent
                 )
             )
         return lines
@@ -106,7 +114,10 @@ def plan_purge(results_dirs: list[ResultsDir], config: Path | None, data_dir: Pa
         partial = name.startswith(GEOIP_PARTIAL[0]) and name.endswith(GEOIP_PARTIAL[1])
         if (name in GEOIP_NAMES or partial) and _is_regular(geoip_dir / name):
             plan.geoip.append(geoip_dir / name)
-    plan.dirs += [geoip_dir, data_dir]
+    spool_dir = data_dir / "upload"
+    names = ["spool.sqlite3" + suffix for suffix in ("", "-wal", "-shm", "-journal", ".lock")]
+    plan.spool = [spool_dir / name for name in names if _is_regular(spool_dir / name)]
+    plan.dirs += [geoip_dir, spool_dir, data_dir]
     return plan
 
 
@@ -119,7 +130,7 @@ class PurgeDone:
 def execute(plan: PurgePlan) -> PurgeDone:
     """Remove what the plan lists; directories only when empty. Goes on after an error."""
     done = PurgeDone()
-    files = [f for group in plan.results.values() for f in group] + plan.geoip
+    files = [f for group in plan.results.values() for f in group] + plan.geoip + plan.spool
     if plan.config is not None:
         files.append(plan.config)
     for path in files:
