@@ -46,8 +46,11 @@ async def test_upload_delivers_every_record_exactly_once(tmp_path: Path, records
     expected = file_hashes(records_dir)
     spool = queued_spool(tmp_path / "data", records_dir)
     assert spool.status().pending == len(expected) == 72
+    before = spool.status().file_bytes
     async with collector(tmp_path / "collector") as url:
         done = await upload_spool(spool, ClientSettings(url), batch_records=20)
+        # delivered records' bytes are given back to the file system
+        assert spool.status().file_bytes < before / 2
         assert (done.delivered, done.stored, done.duplicate, done.error) == (72, 72, 0, None)
         assert done.batches == 4
         # the same files queued again: nothing new, nothing sent
@@ -60,9 +63,7 @@ async def test_upload_delivers_every_record_exactly_once(tmp_path: Path, records
     assert (status.pending, status.delivered, status.rejected) == (0, 72, 0)
     assert spool.hashes(DELIVERED) == set(expected)
     # a delivered record's bytes are gone from the spool, its hash stays
-    assert spool.db.execute("SELECT COUNT(*) FROM records WHERE record IS NOT NULL").fetchone() == (
-        0,
-    )
+    assert spool.db.execute("SELECT COUNT(*) FROM bodies").fetchone() == (0,)
 
 
 async def test_a_lost_reply_is_retried_and_stores_nothing_twice(tmp_path: Path, records_dir):

@@ -41,7 +41,6 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY,
     sha256 BLOB NOT NULL UNIQUE,
-    record BLOB,
     size INTEGER NOT NULL,
     state TEXT NOT NULL,
     reason TEXT,
@@ -52,8 +51,15 @@ CREATE TABLE IF NOT EXISTS records (
     done_at REAL,
     last_error TEXT
 );
+-- the bytes apart: a delivered record's row is deleted here, and its pages are freed (set to
+-- NULL in place, they would stay allocated, nearly empty)
+CREATE TABLE IF NOT EXISTS bodies (
+    id INTEGER PRIMARY KEY REFERENCES records (id),
+    record BLOB NOT NULL
+);
 CREATE INDEX IF NOT EXISTS records_due ON records (state, next_attempt);
 CREATE INDEX IF NOT EXISTS records_done ON records (state, done_at);
+CREATE INDEX IF NOT EXISTS records_size ON records (state, size);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
@@ -112,6 +118,8 @@ class Spool:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         try:
+            # before the first table: freed pages (delivered records) can be given back
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
@@ -122,6 +130,12 @@ class Spool:
 
     def close(self) -> None:
         self.db.close()
+
+    def shrink(self) -> None:
+        """Give the pages of delivered records back to the file system (after an upload)."""
+        # executescript steps the pragma to its end (execute() would free one page)
+        self.db.executescript("PRAGMA incremental_vacuum;")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -134,7 +148,10 @@ class Spool:
         self.db.execute("COMMIT")
 
     def held_bytes(self) -> int:
-        row = self.db.execute("SELECT COALESCE(SUM(size), 0) FROM records WHERE record IS NOT NULL")
+        # from the (state, size) index: never reads a record's bytes
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(size), 0) FROM records WHERE state IN (?, ?)", (PENDING, REJECTED)
+        )
         return int(row.fetchone()[0])
 
     def enqueue(self, items: Iterable[Queued], now: float | None = None) -> Enqueued:
@@ -151,10 +168,13 @@ class Spool:
                 if len(item.line) > room:
                     refused += 1
                     continue
+                cursor = db.execute(
+                    "INSERT INTO records (sha256, size, state, next_attempt, first_queued)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (item.sha256, len(item.line), PENDING, now, now),
+                )
                 db.execute(
-                    "INSERT INTO records (sha256, record, size, state, next_attempt, first_queued)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (item.sha256, item.line, len(item.line), PENDING, now, now),
+                    "INSERT INTO bodies (id, record) VALUES (?, ?)", (cursor.lastrowid, item.line)
                 )
                 room -= len(item.line)
                 added += 1
@@ -170,7 +190,9 @@ class Spool:
     ) -> list[Pending]:
         """The next batch: pending records due by `now` (or all pending, `due_only=False`),
         oldest due first, at most `max_records` and `max_bytes` (but at least one)."""
-        query = "SELECT id, sha256, record FROM records WHERE state = ?"
+        query = (
+            "SELECT records.id, sha256, record FROM records JOIN bodies USING (id) WHERE state = ?"
+        )
         args: tuple[object, ...] = (PENDING,)
         if due_only:
             query += " AND next_attempt <= ?"
@@ -189,11 +211,14 @@ class Spool:
         """The collector acknowledged these records (stored or duplicate): keep the hash only."""
         now = time.time() if now is None else now
         with self._transaction() as db:
+            ids = list(ids)
             db.executemany(
-                "UPDATE records SET state = ?, record = NULL, done_at = ?, last_attempt = ?,"
+                "UPDATE records SET state = ?, done_at = ?, last_attempt = ?,"
                 " attempts = attempts + 1, last_error = NULL WHERE id = ? AND state = ?",
                 [(DELIVERED, now, now, row_id, PENDING) for row_id in ids],
             )
+            # the ids are of a pending batch: their bytes are no longer needed
+            db.executemany("DELETE FROM bodies WHERE id = ?", [(row_id,) for row_id in ids])
             self._set_meta(db, "last_delivery", str(now))
             self._trim_delivered(db)
 
@@ -253,7 +278,7 @@ class Spool:
                 "DELETE FROM records WHERE id IN (SELECT id FROM records WHERE state = ?"
                 " ORDER BY done_at, id LIMIT ?)",
                 (DELIVERED, excess),
-            )
+            )  # delivered records have no body left
 
     @staticmethod
     def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:

@@ -106,5 +106,7 @@ async def upload_spool(
                 outcome.error = error
                 break
             spool.note_success(now=clock())
+    if outcome.delivered:
+        spool.shrink()
     outcome.kept = spool.status().pending
     return outcome
