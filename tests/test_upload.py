@@ -263,3 +263,13 @@ def test_enqueue_is_one_transaction(tmp_path: Path, records_dir: Path) -> None:
     assert spool.status().pending == 0
     assert spool.enqueue(lines).added == len(lines)
     assert {row for (row,) in spool.db.execute("SELECT state FROM records")} == {PENDING}
+
+
+def test_only_one_upload_at_a_time_per_spool(tmp_path: Path) -> None:
+    from probe.upload import UploadBusy, exclusive
+
+    path = tmp_path / "spool.sqlite3"
+    with exclusive(path), pytest.raises(UploadBusy), exclusive(path):
+        pass
+    with exclusive(path):  # released when the holder is done
+        pass

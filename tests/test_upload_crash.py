@@ -151,3 +151,28 @@ async def test_two_volunteers_a_killed_collector_and_a_killed_client(tmp_path: P
     assert code == 0, said
     assert (tmp_path / "report.csv").stat().st_size > 0
     assert "telegram" in said
+
+
+async def test_sigterm_and_sigint_stop_an_upload_and_keep_what_was_not_acknowledged(
+    tmp_path: Path,
+):
+    files = volunteer_files(tmp_path / "results", seed=41, days=8)
+    port = free_port()
+    server = start_collector_process(tmp_path / "collector", port, tmp_path / "collector.log")
+    try:
+        for number, (sig, status) in enumerate([(signal.SIGTERM, 143), (signal.SIGINT, 130)]):
+            data = tmp_path / f"data-{number}"
+            dropper = await ReplyDropper(upstream_port=port, hold_from=1).start()
+            url = f"http://127.0.0.1:{dropper.port}"
+            client = await _probe(data, "upload", "--to", url, str(files))
+            await _until_holding(dropper, client)
+            client.send_signal(sig)
+            code, said = await _finish(client)
+            await dropper.close()
+            assert code == status, said
+            assert "stopped: 576 records kept for the next upload" in said
+            spool = spool_in(data)
+            assert (spool.status().pending, spool.status().delivered) == (576, 0)
+            spool.close()
+    finally:
+        assert stop(server) == 0
