@@ -19,6 +19,7 @@ from tests.upload_helpers import (
     start_collector_process,
     stop,
     stored_hashes,
+    volunteer_files,
 )
 
 
@@ -105,3 +106,18 @@ def test_purge_removes_the_upload_spool(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert f"Removed {spool_dir / 'spool.sqlite3'}" in result.stdout
     assert not spool_dir.exists()
+
+
+def test_the_proxy_of_the_environment_wins_over_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "config" / "probe" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[upload]\nproxy = "socks4://127.0.0.1:1080"\n')  # bad: never read here
+    proxy = f"socks5h://127.0.0.1:{free_port()}"  # nobody listens: the attempt fails there
+    files = volunteer_files(tmp_path / "results", seed=51)
+    args = ["upload", "--to", f"http://127.0.0.1:{free_port()}", str(files)]
+    result = probe_cli(args, tmp_path, PROBE_UPLOAD_PROXY=proxy)
+    assert result.returncode == 1, result.stderr
+    assert f"72 records kept for the next upload: through the proxy {proxy}" in result.stderr
+    # the command line wins over both
+    result = probe_cli([*args, "--proxy", "http://127.0.0.1:1/x"], tmp_path)
+    _one_line_error(result, "--proxy http://127.0.0.1:1/x")

@@ -13,7 +13,7 @@ import click
 
 from probe.cli.common import EXIT_ERROR, EXIT_OK, BadInput, refuse_special_files
 from probe.cli.localized import LocalizedCommand, lang_option
-from probe.cli.upload_settings import DEFAULT_TIMEOUT, TOKEN_ENV, client_settings
+from probe.cli.upload_settings import DEFAULT_TIMEOUT, TOKEN_ENV, client_settings, proxy_of
 from probe.i18n import N_, _
 
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -76,7 +76,7 @@ def upload_command(
         url,
         url_param="url",
         token=token,
-        proxy=proxy,
+        proxy=proxy_of(proxy, "proxy"),
         proxy_param="proxy",
         ca_files=ca_files,
         timeout=timeout,

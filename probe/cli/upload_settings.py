@@ -33,6 +33,15 @@ def configured() -> dict[str, Any]:
     return dict(found) if isinstance(found, dict) else {}
 
 
+def proxy_of(given: str | None, param: str) -> str | None:
+    """The proxy: the command line's, else `$PROBE_UPLOAD_PROXY`, else the config's."""
+    ctx = click.get_current_context()
+    from_config = ctx.get_parameter_source(param) is click.core.ParameterSource.DEFAULT_MAP
+    if given and not from_config:
+        return given
+    return os.environ.get(PROXY_ENV) or given
+
+
 def client_settings(
     url: str,
     *,
@@ -48,7 +57,6 @@ def client_settings(
         base = parse_collector_url(url)
     except ValueError as exc:
         raise option_error(url_param, url, str(exc)) from None
-    proxy = proxy or os.environ.get(PROXY_ENV) or None
     try:
         parsed = parse_proxy(proxy) if proxy else None
     except ValueError as exc:
@@ -74,7 +82,7 @@ def for_run(
         str(url),
         url_param="upload",
         token=os.environ.get(TOKEN_ENV) or config.get("token"),
-        proxy=upload_proxy or config.get("proxy"),
+        proxy=upload_proxy or os.environ.get(PROXY_ENV) or config.get("proxy"),
         proxy_param="upload_proxy",
         ca_files=(*ca_files, *config.get("ca_files", ())),
         timeout=float(config.get("timeout", DEFAULT_TIMEOUT)),
