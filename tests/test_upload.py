@@ -273,3 +273,27 @@ def test_only_one_upload_at_a_time_per_spool(tmp_path: Path) -> None:
         pass
     with exclusive(path):  # released when the holder is done
         pass
+
+
+async def test_run_upload_queues_each_round_and_uploads_in_its_own_thread(
+    tmp_path: Path, records_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`probe run --upload`'s hook: each round's file queued as the round ends, the upload
+    in a thread with its own loop (this test's loop keeps serving the collector meanwhile);
+    a round ending while an upload runs is sent by the same session."""
+    import asyncio
+    from datetime import datetime
+
+    from probe.cli.upload_run import BackgroundUpload
+    from probe.round.runner import RoundResult
+
+    monkeypatch.setenv("PROBE_DATA_DIR", str(tmp_path / "data"))
+    files = sorted(records_dir.rglob("*.jsonl"))
+    async with collector(tmp_path / "collector") as url:
+        upload = BackgroundUpload(ClientSettings(url))
+        for path in files:
+            upload.after_round(RoundResult("id", datetime(2026, 11, 1), str(path)))
+        await asyncio.to_thread(upload.wait)
+    spool = spool_in(tmp_path / "data")
+    assert (spool.status().pending, spool.status().delivered) == (0, 72)
+    assert stored_hashes(tmp_path / "collector") == file_hashes(records_dir)

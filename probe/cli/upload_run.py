@@ -94,6 +94,9 @@ class BackgroundUpload:
         def terminated(signum: int, frame: object) -> None:
             sys.exit(143)
 
+        if threading.current_thread() is not threading.main_thread():
+            self.thread.join()
+            return
         previous = signal.signal(signal.SIGTERM, terminated)
         try:
             self.thread.join()

@@ -200,7 +200,8 @@ class Spool:
         query += " ORDER BY next_attempt, id LIMIT ?"
         batch: list[Pending] = []
         total = 0
-        for row_id, sha256, record in self.db.execute(query, (*args, max_records)):
+        # fetchall: a cursor left half-read would keep its read transaction open
+        for row_id, sha256, record in self.db.execute(query, (*args, max_records)).fetchall():
             if batch and total + len(record) > max_bytes:
                 break
             batch.append(Pending(row_id, bytes(sha256), bytes(record)))
