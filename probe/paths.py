@@ -29,3 +29,8 @@ def default_results_dir() -> Path:
     """Where `probe run` writes its records unless `--out` or the config's `out` says
     otherwise (an absolute path)."""
     return Path(os.path.abspath(user_data_dir() / "results"))
+
+
+def spool_path() -> Path:
+    """The upload spool (probe/upload/spool.py): records not yet delivered to the collector."""
+    return Path(os.path.abspath(user_data_dir() / "upload" / "spool.sqlite3"))

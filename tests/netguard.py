@@ -80,7 +80,12 @@ def _sendto(self: socket.socket, data: Any, *args: Any) -> int:
 
 def _getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     if isinstance(host, bytes):
-        host = host.decode("idna", "replace")
+        # the idna codec has no "replace" handler: a name that is not IDNA is checked as
+        # latin-1 (still refused unless it is a localhost name)
+        try:
+            host = host.decode("idna")
+        except UnicodeError:
+            host = host.decode("latin-1")
     if host is not None and not allowed_name(str(host)):
         message = f"network guard: system resolver asked for {host!r} (only localhost names)"
         violations.append(message)

@@ -2,9 +2,10 @@
 else. `cli` is the click group (`--config` feeds click's defaults from `config`, the config
 file), `main` the console-script entry point; each command group has its module (`run`,
 `targets`, `reports` for analyze and report, `results`, `purge`, `identity` (`probe id`),
-`control`, `geoip`, `schedule`), `examples` the example at the end of every `--help`, and `common`
-holds what they share: the exit statuses, `BadInput`, option errors named where the value was
-given, and the refusal of FIFOs, sockets and devices as input files.
+`control`, `geoip`, `schedule`, `upload`, `collector`), `examples` the example at the end of
+every `--help`, and `common` holds what they share: the exit statuses, `BadInput`, option
+errors named where the value was given, and the refusal of FIFOs, sockets and devices as input
+files.
 
 Exit status: 0 round completed (blocking found is data), 2 bad input (one line on stderr naming
 file and line), 130 after SIGINT, 143 after SIGTERM, 1 anything else.
@@ -42,6 +43,7 @@ from probe.cli.results import results_group
 from probe.cli.run import run_command
 from probe.cli.schedule import schedule_group
 from probe.cli.targets import targets_group
+from probe.cli.upload import upload_command
 from probe.i18n import N_, _
 
 use_our_catalog_for_click()
@@ -115,6 +117,7 @@ for _command in (
     run_command,
     schedule_group,
     targets_group,
+    upload_command,
 ):
     cli.add_command(_command)
 add_examples(cli)

@@ -46,6 +46,7 @@ def option_error(param: str, value: object, message: str) -> BadInput:
     )
     if ctx.get_parameter_source(param) is click.core.ParameterSource.DEFAULT_MAP:
         section = "control" if ctx.command_path.endswith("control serve") else "run"
+        section = "upload" if ctx.command_path.endswith(" upload") else section
         where = ctx.find_root().meta.get(CONFIG_SOURCES, {}).get(section, {}).get(param)
         if where:
             return BadInput(f"{where} = {value!r}: {message}")

@@ -13,6 +13,11 @@ TOML at ``$XDG_CONFIG_HOME/probe/config.toml`` (``~/.config/probe/config.toml``;
     country = "IR"        # where this probe is; a control that sees another country means VPN
     timeout = 10
 
+    [upload]              # probe upload, and probe run uploads after each round (docs/upload.md)
+    url = "https://collector.example.org"
+    token = "..."
+    proxy = "socks5h://127.0.0.1:1080"
+
     [control]
     port = 8080
     allow_net = []
@@ -64,6 +69,13 @@ KEYS: dict[str, dict[str, Key]] = {
         "stun": Key("stun_servers", str, many=True),
         "ip_echo": Key("echo_urls", str, many=True),
         "own_net": Key("own_nets", str, many=True),
+    },
+    "upload": {
+        "url": Key("url", str),
+        "token": Key("token", str),
+        "proxy": Key("proxy", str),
+        "ca_file": Key("ca_files", str, many=True),
+        "timeout": Key("timeout", (int, float)),
     },
     "control": {
         "host": Key("host", str),

@@ -68,6 +68,13 @@ Example:
 Example:
   probe id rotate"""
     ),
+    "probe upload": N_(
+        """\
+Examples:
+  probe upload --to https://collector.example.org     # everything waiting, and your results
+  probe upload --status                               # what is waiting, and why
+  probe upload --proxy socks5h://127.0.0.1:1080 ~/.local/share/probe/results"""
+    ),
     "probe targets": """\
 Example:
   probe targets list             # what `probe run` measures""",

@@ -82,7 +82,7 @@ def purge_command(ctx: click.Context, yes: bool, out_dirs: tuple[str, ...]) -> i
                 count,
             ).format(count=count, directory=directory)
         )
-    others = {*plan.geoip, *plan.dirs, *([plan.config] if plan.config else [])}
+    others = {*plan.geoip, *plan.spool, *plan.dirs, *([plan.config] if plan.config else [])}
     if plan.probe_id is not None:
         others.add(plan.probe_id)
     for path in done.removed:

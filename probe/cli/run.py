@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from probe.round.measure import MeasureConfig
     from probe.round.runner import RoundOptions, RoundResult
     from probe.targets import Target, TargetList
+    from probe.upload import ClientSettings
 
 #: stderr line before a `--random-delay` wait
 WAITING = N_("waiting {seconds:.0f} s before measuring (--random-delay)")
@@ -50,9 +51,11 @@ class RunPlan:
     assume_yes: bool
     random_delay: float | None
     keep_days: int | None
+    #: where each round's records are uploaded, or None
+    upload: ClientSettings | None = None
 
 
-# 26 options, one decorator each (the command-line contract).
+# 29 options, one decorator each (the command-line contract).
 @click.command(
     "run",
     cls=LocalizedCommand,
@@ -142,6 +145,20 @@ class RunPlan:
     ),
 )
 @click.option(
+    "--upload",
+    metavar="URL",
+    help=N_(
+        "After each round, send its records to this collector (default: url in [upload] of "
+        "the config); records not delivered wait in the spool (probe upload --status)."
+    ),
+)
+@click.option("--no-upload", is_flag=True, help=N_("Do not upload this time."))
+@click.option(
+    "--upload-proxy",
+    metavar="URL",
+    help=N_("Upload through this proxy: http://, socks5:// or socks5h://HOST:PORT."),
+)
+@click.option(
     "--own-net",
     "own_nets",
     multiple=True,
@@ -163,15 +180,33 @@ def run_command(**params: Any) -> int:
     if plan.random_delay:
         _wait_randomly(plan.random_delay)
     keep_days = plan.keep_days
-    return run_and_report(
+    hooks = [_retention(plan.options.out_dir, keep_days)] if keep_days is not None else []
+    upload = None
+    if plan.upload is not None:
+        from probe.cli.upload_run import BackgroundUpload
+
+        upload = BackgroundUpload(plan.upload)
+        hooks.insert(0, upload.after_round)  # queued before retention may delete the file
+    status = run_and_report(
         plan.lists,
         plan.targets,
         options,
         every=plan.every,
         count=plan.count,
         as_json=plan.as_json,
-        after_round=_retention(plan.options.out_dir, keep_days) if keep_days is not None else None,
+        after_round=_each(hooks) if hooks else None,
     )
+    if upload is not None and status not in (130, 143):
+        upload.wait()
+    return status
+
+
+def _each(hooks: list[Callable[[RoundResult], None]]) -> Callable[[RoundResult], None]:
+    def after_round(result: RoundResult) -> None:
+        for hook in hooks:
+            hook(result)
+
+    return after_round
 
 
 def _with_probe_id(options: RoundOptions) -> RoundOptions:
@@ -219,6 +254,9 @@ def prepare_run(
     stun_servers: tuple[str, ...],
     echo_urls: tuple[str, ...],
     own_nets: tuple[str, ...],
+    upload: str | None = None,
+    no_upload: bool = False,
+    upload_proxy: str | None = None,
 ) -> RunPlan:
     """Check every option and load the lists (BadInput on any problem); nothing is written,
     nothing is sent. Must run inside the `run` command's click context (for option names)."""
@@ -247,7 +285,12 @@ def prepare_run(
         expected_cc=country.upper() if country else None,
         doh_urls=() if no_control else dns.PUBLIC_DOH_URLS,
     )
-    return RunPlan(lists, selected, options, period, count, as_json, assume_yes, delay, keep_days)
+    from probe.cli.upload_settings import for_run
+
+    uploads = for_run(upload, no_upload, upload_proxy, ca_files)
+    return RunPlan(
+        lists, selected, options, period, count, as_json, assume_yes, delay, keep_days, uploads
+    )
 
 
 def _parse_random_delay(text: str | None) -> float | None:

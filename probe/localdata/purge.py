@@ -2,10 +2,10 @@
 
 Only the probe's own files are removed, one by one (never a whole tree): round files
 (`files.round_files`) in the results directories, the config file, the GeoIP databases that
-`probe geoip update` installed, and the directories that this leaves empty. In a results
-directory that is not the probe's own (`--out`, or the config's `out`), a round file goes only
-if its content is this probe's records too; everything else there stays. The schedule is
-removed by the command itself (`round.schedule.remove`).
+`probe geoip update` installed, the upload spool's files, and the directories that this
+leaves empty. In a results directory that is not the probe's own (`--out`, or the config's
+`out`), a round file goes only if its content is this probe's records too; everything else
+there stays. The schedule is removed by the command itself (`round.schedule.remove`).
 """
 
 from __future__ import annotations
@@ -43,12 +43,20 @@ class PurgePlan:
     geoip: list[Path] = field(default_factory=list)
     #: the file holding this installation's probe id, when there is one
     probe_id: Path | None = None
+    #: the upload spool's files (probe/upload/spool.py): copies of records not yet uploaded
+    spool: list[Path] = field(default_factory=list)
     #: directories to remove if they are empty afterwards, innermost first
     dirs: list[Path] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (any(self.results.values()) or self.config or self.geoip or self.probe_id)
+        return not (
+            any(self.results.values())
+            or self.config
+            or self.geoip
+            or self.probe_id
+            or self.spool
+        )
 
     def describe(self) -> list[str]:
         """One line per thing to remove, for the confirmation question (in the volunteer's
@@ -70,6 +78,12 @@ class PurgePlan:
             )
         if self.probe_id is not None:
             lines.append(_("the probe id in {path}").format(path=self.probe_id))
+        if self.spool:
+            lines.append(
+                _("the upload spool in {directory} (records not uploaded yet go with it)").format(
+                    directory=self.spool[0].parent
+                )
+            )
         return lines
 
 
@@ -114,7 +128,10 @@ def plan_purge(results_dirs: list[ResultsDir], config: Path | None, data_dir: Pa
             plan.geoip.append(geoip_dir / name)
     if _is_regular(data_dir / identity.FILE_NAME):
         plan.probe_id = data_dir / identity.FILE_NAME
-    plan.dirs += [geoip_dir, data_dir]
+    spool_dir = data_dir / "upload"
+    names = ["spool.sqlite3" + suffix for suffix in ("", "-wal", "-shm", "-journal", ".lock")]
+    plan.spool = [spool_dir / name for name in names if _is_regular(spool_dir / name)]
+    plan.dirs += [geoip_dir, spool_dir, data_dir]
     return plan
 
 
@@ -127,7 +144,7 @@ class PurgeDone:
 def execute(plan: PurgePlan) -> PurgeDone:
     """Remove what the plan lists; directories only when empty. Goes on after an error."""
     done = PurgeDone()
-    files = [f for group in plan.results.values() for f in group] + plan.geoip
+    files = [f for group in plan.results.values() for f in group] + plan.geoip + plan.spool
     if plan.probe_id is not None:
         files.append(plan.probe_id)
     if plan.config is not None:

@@ -8,8 +8,9 @@ results directory that is not the probe's own, a file is deleted only if its con
 probe's records too (`files.is_probe_result_file`).
 
 "Exported" is the hook for uploads (issue 17): `may_delete` decides, per old file, whether it
-may go. Until uploads exist every old file may (the volunteer chose the number of days); an
-upload spool will pass a predicate that keeps files it has not delivered yet.
+may go. Every old file may (the volunteer chose the number of days): the upload spool
+(probe/upload/spool.py) holds its own copy of every record it has not delivered, so deleting
+a result file never loses a record waiting for upload (docs/upload.md, "Retention").
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ MAX_KEEP_DAYS = 36500
 
 
 def always(_: RoundFile) -> bool:
-    """The default `may_delete`: no upload exists yet, so nothing waits to be exported."""
+    """The default `may_delete`: records waiting for upload are in the spool, not the files."""
     return True
 
 
