@@ -51,11 +51,7 @@ class PurgePlan:
     @property
     def empty(self) -> bool:
         return not (
-            any(self.results.values())
-            or self.config
-            or self.geoip
-            or self.probe_id
-            or self.spool
+            any(self.results.values()) or self.config or self.geoip or self.probe_id or self.spool
         )
 
     def describe(self) -> list[str]:
