@@ -667,7 +667,12 @@ def generate(
     for _ in range(outages):
         service = rng.choice(SERVICES)
         begin = start + timedelta(hours=int(rng.uniform(0.2, 0.8) * days * 24))
-        outage_plan.append((service, begin, begin + max(interval * 6, timedelta(hours=6))))
+        length = max(interval * 6, timedelta(hours=6))
+        # its end is a change too, and needs runs after it to be confirmed: with few, coarse
+        # runs (8 days at 6 h) an outage drawn late would end in the series' last run
+        latest = end - length - margin
+        begin = min(begin, latest.replace(minute=0, second=0, microsecond=0))
+        outage_plan.append((service, begin, begin + length))
 
     for vantage in vantage_list:
         series: dict[str, _Series] = {}

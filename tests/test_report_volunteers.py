@@ -19,31 +19,9 @@ from probe import report, results
 from probe.cli import main
 from probe.report import build_report
 from tests import synthetic
+from tests.report_keys import event_keys, gap_keys
 
 DAYS = 10
-
-
-def _event_keys(events: Any) -> list[tuple[Any, ...]]:
-    return sorted(
-        (
-            e.kind,
-            e.input,
-            e.probe_asn,
-            e.probe_cc,
-            e.probe_id or "",
-            e.network_type,
-            e.last_old,
-            e.first_new,
-        )
-        for e in events
-    )
-
-
-def _gap_keys(gaps: Any) -> list[tuple[Any, ...]]:
-    return sorted(
-        (g.input, g.probe_asn, g.probe_id or "", g.network_type, g.last_before, g.first_after)
-        for g in gaps
-    )
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +43,8 @@ def test_each_volunteers_change_events_are_exactly_their_ground_truth(
 ) -> None:
     _, truth = volunteers
     assert built.rows == truth.records and built.skipped_total == 0
-    assert _event_keys(built.events) == _event_keys(truth.events)
-    assert _gap_keys(built.gaps) == _gap_keys(truth.gaps)
+    assert event_keys(built.events) == event_keys(truth.events)
+    assert gap_keys(built.gaps) == gap_keys(truth.gaps)
     # every volunteer of the set has events of their own, and so do the shared networks
     per_volunteer = {(e.probe_id, e.network_type) for e in truth.events}
     assert len(per_volunteer) == len(synthetic.volunteer_set(3))
@@ -83,7 +61,7 @@ def test_two_volunteers_on_one_network_are_no_longer_merged(tmp_path: Path, seed
     root = tmp_path / "results"
     truth = synthetic.generate(root, days=DAYS, seed=seed, noise=0.03, volunteers=pair)
     built = build_report([root])
-    assert _event_keys(built.events) == _event_keys(truth.events)
+    assert event_keys(built.events) == event_keys(truth.events)
     counts = {v.probe_id: sum(e.probe_id == v.probe_id for e in built.events) for v in pair}
     assert all(counts.values())
     anonymous = tmp_path / "anonymous"
@@ -321,7 +299,7 @@ def test_collector_parquet_gives_the_same_per_volunteer_events(
     con.execute(f"COPY t TO '{target}' (FORMAT parquet)")
     collected = build_report([tmp_path / "collector"])
     assert collected.rows == truth.records and collected.skipped_total == 0
-    assert _event_keys(collected.events) == _event_keys(truth.events)
+    assert event_keys(collected.events) == event_keys(truth.events)
     assert collected.across == built.across
 
 

@@ -3,16 +3,21 @@ subprocesses on loopback: the client killed (SIGKILL) mid-batch while the collec
 is held, then a re-run delivers every record exactly once; and the two-volunteer test of
 issue 17 — two installations (separate data directories), one collector killed mid-upload
 and restarted, one client killed while spooling — ending with every record of both stored
-exactly once (by content hash, read back from the collector's Parquet files) and
-`probe report COLLECTOR_DIR` reading them."""
+exactly once (by content hash, read back from the collector's Parquet files), and
+`probe report COLLECTOR_DIR` giving each volunteer's change events and gaps equal to that
+volunteer's ground truth (tests/synthetic.py), though both share one network."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+from datetime import timedelta
 from pathlib import Path
 
+from probe.report import build_report
+from tests import synthetic
+from tests.report_keys import event_keys, gap_keys
 from tests.servers.proxies import ReplyDropper
 from tests.upload_helpers import (
     file_hashes,
@@ -23,6 +28,7 @@ from tests.upload_helpers import (
     stop,
     stored_hashes,
     volunteer_files,
+    volunteer_series,
 )
 
 
@@ -93,10 +99,17 @@ async def test_client_killed_mid_batch_then_a_rerun_delivers_each_record_once(tm
 
 
 async def test_two_volunteers_a_killed_collector_and_a_killed_client(tmp_path: Path):
-    files_a = volunteer_files(tmp_path / "a-results", seed=31, days=8)
-    files_b = volunteer_files(tmp_path / "b-results", seed=32, days=8)
+    # two volunteers (two probe ids) on one network: their series must stay apart
+    pair = [v for v in synthetic.volunteer_set(7, timedelta(hours=6)) if v.asn == "AS44244"]
+    pair = [v for v in pair if not v.vpn]
+    assert len(pair) == 2 and pair[0].probe_id != pair[1].probe_id
+    files_a, files_b = tmp_path / "a-results", tmp_path / "b-results"
+    truth_a = volunteer_series(files_a, pair[0], seed=31)
+    truth_b = volunteer_series(files_b, pair[1], seed=32)
+    assert truth_a.events and truth_b.events
     expected = file_hashes(files_a) + file_hashes(files_b)
-    assert len(expected) == 2 * 576 and max(expected.values()) == 1
+    assert len(expected) == truth_a.records + truth_b.records and max(expected.values()) == 1
+    per_volunteer = len(file_hashes(files_b))
     data_a, data_b = tmp_path / "a-data", tmp_path / "b-data"
     collector_dir, port = tmp_path / "collector", free_port()
     log = tmp_path / "collector.log"
@@ -134,7 +147,8 @@ async def test_two_volunteers_a_killed_collector_and_a_killed_client(tmp_path: P
         code, said = await _finish(await _probe(data_b, "upload", "--to", url, str(files_b)))
         assert code == 0, said
         code, said = await _finish(await _probe(data_b, "upload", "--status", "--json"))
-        assert code == 0 and '"pending": 0' in said and '"delivered": 576' in said, said
+        assert code == 0 and '"pending": 0' in said, said
+        assert f'"delivered": {per_volunteer}' in said, said
     finally:
         assert stop(server) == 0  # SIGTERM: every acknowledged record compacted into Parquet
     assert stored_hashes(collector_dir) == expected
@@ -151,6 +165,15 @@ async def test_two_volunteers_a_killed_collector_and_a_killed_client(tmp_path: P
     assert code == 0, said
     assert (tmp_path / "report.csv").stat().st_size > 0
     assert "telegram" in said
+    # each volunteer's change events and gaps, read from the collector, are their ground truth
+    built = build_report([collector_dir])
+    assert built.rows == len(expected) and built.skipped_total == 0
+    for truth, volunteer in ((truth_a, pair[0]), (truth_b, pair[1])):
+        mine = [e for e in built.events if e.probe_id == volunteer.probe_id]
+        assert event_keys(mine) == event_keys(truth.events)
+        gaps = [g for g in built.gaps if g.probe_id == volunteer.probe_id]
+        assert gap_keys(gaps) == gap_keys(truth.gaps)
+    assert {e.probe_id for e in built.events} == {v.probe_id for v in pair}
 
 
 async def test_sigterm_and_sigint_stop_an_upload_and_keep_what_was_not_acknowledged(

@@ -36,6 +36,23 @@ def volunteer_files(directory: Path, *, seed: int, days: int = 1) -> Path:
     return directory
 
 
+def volunteer_series(
+    directory: Path, volunteer: synthetic.Vantage, *, seed: int, days: int = 8
+) -> synthetic.GroundTruth:
+    """One volunteer's (probe id, network) synthetic result files under `directory` (72
+    records a day at 6 h), with a gap in the data; returns that volunteer's ground truth."""
+    return synthetic.generate(
+        directory,
+        days=days,
+        interval=timedelta(hours=6),
+        start=datetime(2026, 11, 1, tzinfo=UTC),
+        seed=seed,
+        noise=0.03,
+        gaps_per_vantage=1,
+        volunteers=[volunteer],
+    )
+
+
 def file_hashes(directory: Path) -> Counter[bytes]:
     found: Counter[bytes] = Counter()
     for path in results.iter_result_files([str(directory)]):
