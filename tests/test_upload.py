@@ -230,10 +230,12 @@ def test_read_reply_matches_lines_to_records_by_number_and_hash() -> None:
 
 
 def test_the_spool_bound_refuses_new_records_and_never_drops_pending(tmp_path, records_dir):
-    lines = [
-        record_line(json.loads(x))
-        for x in next(records_dir.rglob("*.jsonl")).read_text().splitlines()
-    ]
+    # twelve distinct records of one size (a real record, numbered), so that room for five is
+    # room for exactly five, whatever sizes the synthetic records happen to have
+    base = json.loads(next(records_dir.rglob("*.jsonl")).read_text().splitlines()[0])
+    lines = [record_line({**base, "x_test_number": f"{n:02d}"}) for n in range(12)]
+    assert len({len(item.line) for item in lines}) == 1
+    assert len({item.sha256 for item in lines}) == 12
     room = sum(len(item.line) for item in lines[:5])
     spool = Spool.open(tmp_path / "spool.sqlite3", max_bytes=room)
     found = spool.enqueue(lines)

@@ -48,22 +48,40 @@ def _result_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 
 #: One series per target, volunteer (probe id; NULL: records without one), network and lane
-#: (direct or VPN). The order is total, so both readers give the same list.
+#: (direct or VPN). The order is total, so both readers give the same list. The method is the
+#: one seen in most blocked runs; a tie goes to the one seen last, then to the name (DuckDB's
+#: `mode()` would break it by the order rows were inserted in, which differs between readers).
 _SERIES_SQL = """
-SELECT service, input, probe_asn, probe_cc,
+WITH counted AS (
+    SELECT service, input, probe_asn, probe_cc, probe_id, network_type, blocking,
+           count(*) AS runs, max(time) AS last
+    FROM rows
+    WHERE status = 'blocked' AND blocking IS NOT NULL
+    GROUP BY service, input, probe_asn, probe_cc, probe_id, network_type, blocking
+), methods AS (
+    SELECT * FROM counted
+    QUALIFY row_number() OVER (
+        PARTITION BY service, input, probe_asn, probe_cc, probe_id, network_type
+        ORDER BY runs DESC, last DESC, blocking
+    ) = 1
+)
+SELECT r.service, r.input, r.probe_asn, r.probe_cc,
        count(*),
-       count(*) FILTER (WHERE status <> 'inconclusive'),
-       count(*) FILTER (WHERE status = 'blocked'),
-       count(*) FILTER (WHERE status = 'blocked' AND confirmed),
-       mode(blocking) FILTER (WHERE status = 'blocked'),
-       min(time), max(time),
-       arg_max(status, time), arg_max_null(blocking, time),
-       probe_id, network_type
-FROM rows
-GROUP BY service, input, probe_asn, probe_cc, probe_id, network_type
-ORDER BY service, input, probe_asn, probe_cc, network_type, probe_id NULLS FIRST
+       count(*) FILTER (WHERE r.status <> 'inconclusive'),
+       count(*) FILTER (WHERE r.status = 'blocked'),
+       count(*) FILTER (WHERE r.status = 'blocked' AND r.confirmed),
+       any_value(m.blocking),
+       min(r.time), max(r.time),
+       arg_max(r.status, r.time), arg_max_null(r.blocking, r.time),
+       r.probe_id, r.network_type
+FROM rows r
+LEFT JOIN methods m
+  ON (r.service, r.input, r.probe_asn, r.probe_cc, r.network_type)
+     = (m.service, m.input, m.probe_asn, m.probe_cc, m.network_type)
+ AND r.probe_id IS NOT DISTINCT FROM m.probe_id
+GROUP BY r.service, r.input, r.probe_asn, r.probe_cc, r.probe_id, r.network_type
+ORDER BY r.service, r.input, r.probe_asn, r.probe_cc, r.network_type, r.probe_id NULLS FIRST
 """
-
 
 @dataclass(slots=True)
 class _Skipped:
