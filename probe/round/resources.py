@@ -43,6 +43,10 @@ def raise_gc_threshold() -> Callable[[], None]:
         young, *older = _threshold_before_rounds
         if young != 0:
             gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), *older)
+            # What exists before the round (modules, target lists, fingerprint tables, the
+            # trust store) lives until the process ends: moved out of the collector's sight,
+            # the oldest generation's collections during the round no longer rescan it.
+            gc.freeze()
     _rounds_in_progress += 1
     done = False
 
@@ -55,5 +59,6 @@ def raise_gc_threshold() -> Callable[[], None]:
         _rounds_in_progress -= 1
         if _rounds_in_progress == 0:
             gc.set_threshold(*_threshold_before_rounds)
+            gc.unfreeze()
 
     return restore
