@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import array
 import contextlib
-import fcntl
 import socket
-import termios
+
+try:  # POSIX; the clamp itself is Linux's (without either, `expect` does nothing)
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover - Windows
+    fcntl = termios = None  # type: ignore[assignment]
 
 #: Linux only; elsewhere the clamp is a no-op.
-_WINDOW_CLAMP: int | None = getattr(socket, "TCP_WINDOW_CLAMP", None)
+_WINDOW_CLAMP: int | None = getattr(socket, "TCP_WINDOW_CLAMP", None) if fcntl is not None else None
 #: The smallest clamp we set: a window below one segment makes a sender wait for a window update
 #: (sender-side silly-window avoidance), up to its persist timer; three Ethernet segments do not.
 MIN_WINDOW = 3 * 1460
