@@ -30,6 +30,8 @@ def raise_open_file_limit(wanted: int) -> int:
 #: 2,000-target round's ~7.5 s CPU, 0.16-0.17 s with this (bench/success_overhead.py world,
 #: timed with gc.callbacks), for ~5 MiB more peak memory. Results are the same.
 GC_YOUNG_THRESHOLD = 10_000
+# (gc.freeze() of what exists before the round was tried too: collection time unchanged, and
+# no CPU difference in paired runs on a quiet machine; docs/benchmarks.md, 2026-12-06.)
 _rounds_in_progress = 0
 _threshold_before_rounds = gc.get_threshold()
 
@@ -43,10 +45,6 @@ def raise_gc_threshold() -> Callable[[], None]:
         young, *older = _threshold_before_rounds
         if young != 0:
             gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), *older)
-            # What exists before the round (modules, target lists, fingerprint tables, the
-            # trust store) lives until the process ends: moved out of the collector's sight,
-            # the oldest generation's collections during the round no longer rescan it.
-            gc.freeze()
     _rounds_in_progress += 1
     done = False
 
@@ -59,6 +57,5 @@ def raise_gc_threshold() -> Callable[[], None]:
         _rounds_in_progress -= 1
         if _rounds_in_progress == 0:
             gc.set_threshold(*_threshold_before_rounds)
-            gc.unfreeze()
 
     return restore
