@@ -3,7 +3,8 @@ does for an https target, and nothing more.
 
 For each name: A and AAAA queries over UDP to the resolver (hand-built packets), TCP connect to
 the first A address, a TLS handshake that verifies the certificate and the host name against
-the system store plus `--ca-file` (as the probe does), `GET /` with the Host header, read the
+the system store plus `--ca-file` (as the probe does), `GET /` with the probe's request headers
+(Host, User-Agent, Accept, Accept-Language, Accept-Encoding, Connection), read the
 response (at most 64 KiB), close. No records, no analysis, no events: the cost of the network
 work itself in Python on this machine.
 
@@ -24,6 +25,16 @@ import struct
 from collections import Counter
 
 BODY_CAP = 65536
+#: the probe's request headers after Host (probe/steps/http/exchange.py BROWSER_HEADERS), spelt
+#: out so that the floor imports nothing of the probe
+REQUEST_HEADERS = (
+    "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 "
+    "Firefox/128.0\r\n"
+    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n"
+    "Accept-Language: en-US,en;q=0.5\r\n"
+    "Accept-Encoding: gzip, deflate\r\n"
+    "Connection: close\r\n"
+)
 TIMEOUT = 10.0
 
 
@@ -81,10 +92,7 @@ async def fetch(name: str, server: tuple[str, int], context: ssl.SSLContext) -> 
         a, _aaaa = await asyncio.gather(resolve(name, 1, server), resolve(name, 28, server))
         reader, writer = await asyncio.open_connection(a[0], 443, ssl=context, server_hostname=name)
         try:
-            writer.write(
-                f"GET / HTTP/1.1\r\nHost: {name}\r\nAccept-Encoding: gzip, deflate\r\n"
-                "Connection: close\r\n\r\n".encode()
-            )
+            writer.write(f"GET / HTTP/1.1\r\nHost: {name}\r\n{REQUEST_HEADERS}\r\n".encode())
             received = b""
             while len(received) < BODY_CAP:
                 chunk = await reader.read(65536)

@@ -37,6 +37,10 @@ BOGON_NETWORKS = tuple(
 )
 
 
+#: every character an IPv4 or IPv6 literal can hold once brackets and a zone are removed
+_IP_CHARACTERS = frozenset("0123456789abcdefABCDEF.:")
+
+
 @lru_cache(maxsize=4096)
 def parse_ip(text: str) -> IPAddress | None:
     """The address for an IP literal (IPv6 may carry brackets or a zone), else None."""
@@ -44,6 +48,8 @@ def parse_ip(text: str) -> IPAddress | None:
     if candidate.startswith("[") and candidate.endswith("]"):
         candidate = candidate[1:-1]
     candidate = candidate.split("%", 1)[0]
+    if not candidate or not _IP_CHARACTERS.issuperset(candidate):
+        return None  # a host name: no need to let both parsers raise (a round asks per target)
     try:
         return ipaddress.ip_address(candidate)
     except ValueError:

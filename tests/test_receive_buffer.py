@@ -22,6 +22,7 @@ from probe.round.measure import (
     measure_target,
 )
 from probe.steps import dns
+from probe.steps.http.body import FRAMING_SLACK
 from probe.steps.tcp import tcp_connect
 from probe.targets import Target
 from tests.servers.tcp_server import TCPBehaviour, TCPServer
@@ -131,3 +132,6 @@ async def test_an_http_flow_leaves_little_unread_data_on_the_wire() -> None:
     assert server.acked, "the server did not see the connection end"
     # Measured here: 69,675 bytes acknowledged with the bound, 118,827 without it.
     assert server.acked[0] <= DEFAULT_BODY_CAP + 2 * MIN_RECEIVE_BUFFER
+    # And with the window clamped at the end of the body (probe.steps.receive_window): 66,604
+    # (the cap, the response head and the framing slack the reader allows for).
+    assert server.acked[0] <= DEFAULT_BODY_CAP + FRAMING_SLACK + 2048

@@ -30,6 +30,8 @@ def raise_open_file_limit(wanted: int) -> int:
 #: 2,000-target round's ~7.5 s CPU, 0.16-0.17 s with this (bench/success_overhead.py world,
 #: timed with gc.callbacks), for ~5 MiB more peak memory. Results are the same.
 GC_YOUNG_THRESHOLD = 10_000
+# (gc.freeze() of what exists before the round was tried too: collection time unchanged, and
+# no CPU difference in paired runs on a quiet machine; docs/benchmarks.md, 2026-12-06.)
 _rounds_in_progress = 0
 _threshold_before_rounds = gc.get_threshold()
 

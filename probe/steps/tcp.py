@@ -14,6 +14,7 @@ from typing import Protocol
 
 from probe import failures
 from probe.observations import NetworkEvent, TCPConnect, Trace, format_address
+from probe.steps.receive_window import WindowClamp
 
 
 class ByteCounter:
@@ -40,6 +41,11 @@ class ByteStream(Protocol):
 
     async def aclose(self) -> None: ...
 
+    def expect(self, needed: int | None) -> None:
+        """At most `needed` more bytes will be read (None: unknown). A hint that keeps the peer
+        from sending far past them (probe.steps.receive_window); what is read never changes."""
+        ...
+
 
 class SocketStream:
     """A connected non-blocking socket. Records read/write network events on `trace`."""
@@ -63,6 +69,7 @@ class SocketStream:
             address = format_address(peer[0], peer[1])
         self.address = address
         self._loop = asyncio.get_running_loop()
+        self._window: WindowClamp | None = None  # made when a reader first says what it needs
 
     def _event(self, operation: str, t0: float, num_bytes: int | None, failure: str | None) -> None:
         if self.trace is not None:
@@ -109,6 +116,13 @@ class SocketStream:
             self.counter.received += len(data)
         self._event("read", t0, len(data), None if data else failures.EOF_ERROR)
         return data
+
+    def expect(self, needed: int | None) -> None:
+        if self._window is None:
+            if needed is None:
+                return
+            self._window = WindowClamp(self.sock)
+        self._window.expect(needed)
 
     async def aclose(self) -> None:
         self.sock.close()

@@ -23,6 +23,7 @@ from typing import Any
 
 from probe import failures
 from probe.observations import NetworkEvent, TLSHandshake, Trace
+from probe.steps.receive_window import RecordTracker
 from probe.steps.tcp import SocketStream
 
 #: Our HTTP layer speaks HTTP/1.1 (h11); offering h2 would invite a protocol we cannot read.
@@ -187,6 +188,13 @@ class TLSStream:
         self.bytes_received = 0
         #: True when the peer closed TCP without close_notify (common after an HTTP response).
         self.ragged_eof = False
+        #: plaintext bytes the reader still needs (`expect`), and the records that carry them
+        self._need: int | None = None
+        self._records = RecordTracker()
+        leftover = incoming.read()  # what the handshake left unread begins the next record
+        if leftover:
+            self._records.feed(leftover)
+            incoming.write(leftover)
 
     @property
     def address(self) -> str:
@@ -203,6 +211,7 @@ class TLSStream:
         """Wait for wire bytes and hand them to OpenSSL; EOF becomes the BIO's EOF."""
         data = await self.transport.receive_some(wire_size)
         if data:
+            self._records.feed(data)
             self._incoming.write(data)
         else:
             self._incoming.write_eof()
@@ -238,6 +247,9 @@ class TLSStream:
                 data = self.ssl_object.read(max_bytes)
             except ssl.SSLWantReadError:
                 await self._flush()  # e.g. a key-update reply OpenSSL queued while reading
+                # OpenSSL waits for the rest of a record: when that record completes what the
+                # reader needs, the window need not offer more than its end.
+                self.transport.expect(self._records.wire_needed(self._need))
                 # No more wire bytes than the caller asked for (plus record overhead): a reader
                 # near its body cap must not pull in 64 KiB it will throw away.
                 await self._fill(min(WIRE_READ_SIZE, max_bytes + TLS_RECORD_OVERHEAD))
@@ -250,7 +262,15 @@ class TLSStream:
             if self._outgoing.pending:
                 await self._flush()
             self.bytes_received += len(data)
+            if self._need is not None:
+                self._need = max(self._need - len(data), 0)
             return data
+
+    def expect(self, needed: int | None) -> None:
+        """At most `needed` more bytes of plaintext will be read (None: unknown)."""
+        self._need = needed
+        if needed is None:
+            self.transport.expect(None)
 
     async def aclose(self) -> None:
         """Send close_notify (best effort, briefly) and close the socket. Idempotent."""

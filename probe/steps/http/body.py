@@ -13,6 +13,13 @@ from probe import failures
 
 #: The title is a fingerprint and a human hint, not content: keep it short.
 
+#: Chunk-size lines and the like beyond the body bytes themselves, in what `to_read` says.
+FRAMING_SLACK = 1024
+#: A compressed body's remaining size is guessed from how well its start compressed, with this
+#: margin; from at least MIN_DECODED_FOR_GUESS decoded bytes (less tells too little).
+GUESS_MARGIN = 1.25
+MIN_DECODED_FOR_GUESS = 4096
+
 _CHARSET_RE = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]{1,40})""", re.IGNORECASE)
 #: A browser looks for <meta charset> in the first 1024 bytes.
 _META_SNIFF_BYTES = 1024
@@ -33,14 +40,27 @@ class _BodyReader:
         self.coding = coding if coding in ("gzip", "x-gzip", "deflate") else ""
         self._inflater: zlib._Decompress | None = None
         self._pending = b""  # deflate: the first bytes, until we can tell zlib from raw
+        self.fed = 0  # body bytes as sent (still encoded) given to `feed`
 
     @property
     def full(self) -> bool:
         return len(self.kept) >= self.cap
 
+    def to_read(self) -> int | None:
+        """About how many more bytes of the body as sent fill the cap (+1, to see that the
+        body is longer): exact without a coding, guessed from the ratio so far with one (None
+        until enough was decoded). Only a hint for the receive window (`ByteStream.expect`)."""
+        room = self.cap - len(self.kept) + 1
+        if not self.coding:
+            return room + FRAMING_SLACK
+        if len(self.kept) < MIN_DECODED_FOR_GUESS:
+            return None
+        return int(room * GUESS_MARGIN * self.fed / len(self.kept)) + FRAMING_SLACK
+
     def feed(self, data: bytes) -> None:
         if not data or self.truncated:
             return
+        self.fed += len(data)
         if not self.coding:
             self._keep(data)
             return

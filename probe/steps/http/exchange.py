@@ -157,6 +157,8 @@ async def _exchange(
         # read is what a volunteer pays for (bench/data_usage.py).
         room = response.body.cap - len(response.body.kept)
         reader.read_size = max(1024, min(READ_SIZE, room + 1))
+        if not response.body.full:
+            stream.expect(response.body.to_read())
         event = await reader.next_event(before_response=False, may_read=not response.body.full)
         if event is h11.NEED_DATA:  # only when the cap is reached and nothing is buffered
             response.body.truncated = True
