@@ -83,6 +83,7 @@ GROUP BY r.service, r.input, r.probe_asn, r.probe_cc, r.probe_id, r.network_type
 ORDER BY r.service, r.input, r.probe_asn, r.probe_cc, r.network_type, r.probe_id NULLS FIRST
 """
 
+
 @dataclass(slots=True)
 class _Skipped:
     """Lines the readers could not use: every one counted, the first 1000 kept."""
