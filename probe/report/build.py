@@ -48,20 +48,40 @@ def _result_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 
 #: One series per target, volunteer (probe id; NULL: records without one), network and lane
-#: (direct or VPN). The order is total, so both readers give the same list.
+#: (direct or VPN). The order is total, so both readers give the same list. The method is the
+#: one of most blocked runs, a tie going to the one seen last (as in change detection): `mode`
+#: would break a tie by the order the rows happen to be stored in, which differs between
+#: readers and runs.
 _SERIES_SQL = """
-SELECT service, input, probe_asn, probe_cc,
-       count(*),
-       count(*) FILTER (WHERE status <> 'inconclusive'),
-       count(*) FILTER (WHERE status = 'blocked'),
-       count(*) FILTER (WHERE status = 'blocked' AND confirmed),
-       mode(blocking) FILTER (WHERE status = 'blocked'),
-       min(time), max(time),
-       arg_max(status, time), arg_max_null(blocking, time),
-       probe_id, network_type
-FROM rows
-GROUP BY service, input, probe_asn, probe_cc, probe_id, network_type
-ORDER BY service, input, probe_asn, probe_cc, network_type, probe_id NULLS FIRST
+WITH methods AS (
+    SELECT service, input, probe_asn, probe_cc, probe_id, network_type,
+           arg_max(blocking, (runs, last, blocking)) AS method
+    FROM (
+        SELECT service, input, probe_asn, probe_cc, probe_id, network_type, blocking,
+               count(*) AS runs, max(time) AS last
+        FROM rows WHERE status = 'blocked' AND blocking IS NOT NULL
+        GROUP BY service, input, probe_asn, probe_cc, probe_id, network_type, blocking
+    )
+    GROUP BY service, input, probe_asn, probe_cc, probe_id, network_type
+), series AS (
+    SELECT service, input, probe_asn, probe_cc,
+           count(*) AS runs,
+           count(*) FILTER (WHERE status <> 'inconclusive') AS conclusive,
+           count(*) FILTER (WHERE status = 'blocked') AS blocked,
+           count(*) FILTER (WHERE status = 'blocked' AND confirmed) AS confirmed,
+           min(time) AS first, max(time) AS last,
+           arg_max(status, time) AS status, arg_max_null(blocking, time) AS blocking,
+           probe_id, network_type
+    FROM rows
+    GROUP BY service, input, probe_asn, probe_cc, probe_id, network_type
+)
+SELECT s.service, s.input, s.probe_asn, s.probe_cc, s.runs, s.conclusive, s.blocked,
+       s.confirmed, m.method, s.first, s.last, s.status, s.blocking, s.probe_id, s.network_type
+FROM series AS s LEFT JOIN methods AS m
+    ON s.service = m.service AND s.input = m.input AND s.probe_asn = m.probe_asn
+    AND s.probe_cc = m.probe_cc AND s.probe_id IS NOT DISTINCT FROM m.probe_id
+    AND s.network_type = m.network_type
+ORDER BY s.service, s.input, s.probe_asn, s.probe_cc, s.network_type, s.probe_id NULLS FIRST
 """
 
 
@@ -117,16 +137,18 @@ def build_report(
         raise ReportInputError("confirm_runs must be at least 1")
     files = [str(p) for p in _result_files(paths)]
     con = duckdb.connect()
+    # a compressed in-memory database: checkpointed tables take about a sixth of the memory
+    con.execute("ATTACH ':memory:' AS report (COMPRESS)")
+    con.execute("USE report")
     # rows are ordered explicitly where order matters; this lets read_json insert in parallel
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")  # stderr is for our own messages
     skipped = _read_files(con, files)
     unmatched = unmatched_filters(con, filters)
     where, params = filter_sql(filters)
-    conflicts, conflicts_total = deduplicate(con, where, params)
     staged_found = _count(con, f"SELECT count(*) FROM staged WHERE {where}", params)
     total_found = _count(con, "SELECT count(*) FROM staged")
-    con.execute("DROP TABLE staged")
+    conflicts, conflicts_total = deduplicate(con, where, params)
     report = Report(
         connection=con,
         filters=filters,
