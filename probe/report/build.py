@@ -3,11 +3,13 @@
 Steps: the files (`results.iter_result_files`, recursively), the fast path into table `staged`
 (`probe.report.read_fast`), the files it refused or that hold anything but our records with a
 verdict read again in Python (`probe.report.read_python`), the filter values that match nothing
-(`probe.report.filters`), deduplication into table `rows` (`probe.report.dedup`), then the
-aggregation: per series (one target seen by one volunteer on one network, directly or through
-a VPN) the latest status, the share of conclusive
-runs blocked and the most common method (`_SERIES_SQL`), and the change events and gaps
-(`probe.report.changes`), and the view across volunteers (`probe.report.across`).
+(`probe.report.filters`), deduplication turning `staged` into table `rows` in place
+(`probe.report.dedup`), then the aggregation: per series (one target seen by one volunteer on
+one network, directly or through a VPN) the latest status, the share of conclusive runs blocked
+and the most common method (`_SERIES_SQL`), and the change events and gaps
+(`probe.report.changes`), and the view across volunteers (`probe.report.across`). Memory stays
+near that of a plain DuckDB query over the same files: the database is compressed, the rows are
+never copied, and the one sort of every run is done a part at a time (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -137,7 +139,8 @@ def build_report(
         raise ReportInputError("confirm_runs must be at least 1")
     files = [str(p) for p in _result_files(paths)]
     con = duckdb.connect()
-    # a compressed in-memory database: checkpointed tables take about a sixth of the memory
+    # a compressed in-memory database: a checkpointed table takes about a sixth of the memory
+    # (1M records: 49 MiB instead of 274 MiB); read_fast checkpoints after each batch of files
     con.execute("ATTACH ':memory:' AS report (COMPRESS)")
     con.execute("USE report")
     # rows are ordered explicitly where order matters; this lets read_json insert in parallel
