@@ -10,10 +10,15 @@ the child's ru_maxrss):
 - report: `probe.report.build_report([dir])` — read, dedupe, per-series summaries, change events;
 - floor:  DuckDB `read_json` of the same files (explicit columns) grouped by the same keys
           (target, ASN, country, status, method) — the least any DuckDB-based report can cost;
+- floor_dedup: the fair floor for the report's extra duty: the same read with each line's
+          SHA-256 (the report's duplicate identity), duplicates dropped by (report_id, input,
+          time, hash) with DISTINCT, then the same grouping;
+- before: with `--before TREE` (a source tree of an earlier version), that version's report;
 - floor_auto: the same with `read_json`'s schema auto-detection (informative);
 - python: a straightforward loop, `json.loads` per line, a Counter over the same keys.
 
-report and floor run `--repeat` times (alternating); the best of each is compared.
+floor, report, floor_dedup (and before) run `--repeat` times, alternating; the best wall time
+and the least peak memory of each are compared.
 Prints a Markdown table for docs/benchmarks.md.
 """
 
@@ -75,6 +80,30 @@ def variant_floor(root: Path) -> str:
     return _floor(root, auto=False)
 
 
+def variant_floor_dedup(root: Path) -> str:
+    """The fair floor for what the report must do beyond counting: the same read with the
+    line's SHA-256 (the report's duplicate identity), duplicates dropped by (report_id, input,
+    time, hash), then grouped by the same keys."""
+    import duckdb
+
+    from probe.report import RECORD_COLUMNS
+
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    rows = con.execute(
+        """SELECT input, probe_asn, probe_cc, status, blocking, count(*) FROM (
+               SELECT DISTINCT r.input, r.probe_asn, r.probe_cc, r.report_id,
+                      r.measurement_start_time,
+                      r.test_keys.verdict.status AS status,
+                      r.test_keys.verdict.blocking AS blocking, sha256(json) AS identity
+               FROM (SELECT json_transform(json, $structure) AS r, json
+                     FROM read_ndjson_objects($glob))
+           ) GROUP BY ALL""",
+        {"glob": f"{root}/**/*.jsonl", "structure": json.dumps(RECORD_COLUMNS)},
+    ).fetchall()
+    return f"{sum(r[-1] for r in rows)} rows in {len(rows)} groups"
+
+
 def variant_floor_auto(root: Path) -> str:
     return _floor(root, auto=True)
 
@@ -99,17 +128,20 @@ def variant_python(root: Path) -> str:
 
 VARIANTS = {
     "report": variant_report,
+    "before": variant_report,  # the report of the source tree given with --before
     "floor": variant_floor,
+    "floor_dedup": variant_floor_dedup,
     "floor_auto": variant_floor_auto,
     "python": variant_python,
 }
 
 
-def run_child(variant: str, root: Path) -> tuple[float, float, str]:
+def run_child(variant: str, root: Path, before: Path | None) -> tuple[float, float, str]:
     """(wall seconds, peak RSS MiB, result line) of one variant in a fresh interpreter."""
     start = time.perf_counter()
+    extra = ["--before", str(before)] if before else []
     child = subprocess.Popen(
-        [sys.executable, __file__, "--child", variant, "--dir", str(root)],
+        [sys.executable, __file__, "--child", variant, "--dir", str(root), *extra],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -162,9 +194,17 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--skip", action="append", default=[], choices=sorted(VARIANTS))
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a source tree of an earlier version (e.g. `git archive HEAD~3 probe | tar -x -C "
+        "DIR`): its report runs as variant `before`, alternating with this one's",
+    )
     parser.add_argument("--child", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        if args.child == "before":
+            sys.path.insert(0, str(args.before.resolve()))
         print(VARIANTS[args.child](args.dir))
         return 0
 
@@ -177,11 +217,12 @@ def main() -> int:
     )
     print(f"page cache warm-up read: {warm_cache(args.dir):.1f} s", flush=True)
     results: dict[str, list[tuple[float, float, str]]] = {}
-    order = ["floor", "report"] * args.repeat + ["floor_auto", "python"]
+    rounds = ["floor", "report", "floor_dedup"] + (["before"] if args.before else [])
+    order = rounds * args.repeat + ["floor_auto", "python"]
     for variant in order:
         if variant in args.skip:
             continue
-        wall, rss, line = run_child(variant, args.dir)
+        wall, rss, line = run_child(variant, args.dir, args.before)
         results.setdefault(variant, []).append((wall, rss, line))
         print(f"  {variant:10s} {wall:7.1f} s  peak {rss:7.0f} MiB  {line}", flush=True)
     best = {name: min(runs) for name, runs in results.items()}
@@ -192,14 +233,18 @@ def main() -> int:
         f"{platform.python_version()}, DuckDB {_duckdb_version()}"
     )
     print()
-    print("| variant | wall time (best) | vs floor | peak memory (RSS) |")
-    print("|---|---:|---:|---:|")
-    for name in ("report", "floor", "floor_auto", "python"):
+    floor_rss = min(r[1] for r in results.get("floor", [(0.0, float("nan"), "")]))
+    print("| variant | wall time (best) | vs floor | peak memory (RSS, least) | vs floor |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ("before", "report", "floor", "floor_dedup", "floor_auto", "python"):
         if name in best:
-            wall, rss, _ = best[name]
+            wall = best[name][0]
+            rss = min(r[1] for r in results[name])
             runs = len(results[name])
-            ratio = wall / floor
-            print(f"| {name} | {wall:.1f} s (best of {runs}) | {ratio:.2f}× | {rss:,.0f} MiB |")
+            print(
+                f"| {name} | {wall:.1f} s (best of {runs}) | {wall / floor:.2f}× | "
+                f"{rss:,.0f} MiB | {rss / floor_rss:.2f}× |"
+            )
     return 0
 
 

@@ -11,8 +11,8 @@ reported as a gap, and a candidate state never spans a gap; if the state after a
 the one before, the event is marked `across_gap` (it happened somewhere inside the gap). The first
 accepted state of a series is where it starts, not an event.
 
-DuckDB cuts each series into segments (consecutive conclusive runs in one state, `_SEGMENTS_SQL`);
-`detect_changes` walks the segments of one series.
+DuckDB cuts each series into segments (consecutive conclusive runs in one state, `_SEGMENTS_SQL`,
+a part of the series at a time); `detect_changes` walks the segments of one series.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import duckdb
 
@@ -198,11 +199,28 @@ def detect_changes(
     return tracker.changes, tracker.gaps
 
 
+#: Segments: each series' conclusive runs in time order, cut where the state changes or a gap
+#: opens. The window partitions by a small integer per (target, network, volunteer, lane) —
+#: `ids`, numbered in the order of the result — rather than by the five strings: it sorts
+#: every conclusive run, and a narrow row keeps that sort a fraction of the rows' size. One
+#: query takes the ids in ($low, $high]: a large report is cut into parts (`_PART_ROWS`), so
+#: the sort never holds more than about one part's runs, and the parts come in result order.
 _SEGMENTS_SQL = """
-WITH conclusive AS (
-    SELECT service, input, probe_asn, probe_cc, probe_id, network_type, time, status,
-           CASE WHEN status = 'blocked' THEN blocking END AS method
-    FROM rows WHERE status <> 'inconclusive'
+WITH ids AS (
+    SELECT * FROM (
+        SELECT row_number() OVER (
+                   ORDER BY input, probe_asn, probe_cc, network_type, probe_id NULLS FIRST
+               ) AS id,
+               input, probe_asn, probe_cc, probe_id, network_type
+        FROM (SELECT DISTINCT input, probe_asn, probe_cc, probe_id, network_type FROM rows)
+    ) WHERE id > $low AND id <= $high
+), conclusive AS (
+    SELECT ids.id, r.service, r.time, r.status,
+           CASE WHEN r.status = 'blocked' THEN r.blocking END AS method
+    FROM rows AS r JOIN ids
+        ON r.input = ids.input AND r.probe_asn = ids.probe_asn AND r.probe_cc = ids.probe_cc
+        AND r.probe_id IS NOT DISTINCT FROM ids.probe_id AND r.network_type = ids.network_type
+    WHERE r.status <> 'inconclusive'
 ), marked AS (
     SELECT *,
         time - lag(time) OVER series > $max_gap AS gap_before,
@@ -210,22 +228,41 @@ WITH conclusive AS (
             OR lag(method) OVER series IS DISTINCT FROM method
             OR time - lag(time) OVER series > $max_gap AS starts
     FROM conclusive
-    WINDOW series AS (
-        PARTITION BY input, probe_asn, probe_cc, probe_id, network_type ORDER BY time
-    )
+    WINDOW series AS (PARTITION BY id ORDER BY time)
 ), numbered AS (
     SELECT *, sum(starts::INTEGER) OVER (
-        PARTITION BY input, probe_asn, probe_cc, probe_id, network_type
-        ORDER BY time ROWS UNBOUNDED PRECEDING
+        PARTITION BY id ORDER BY time ROWS UNBOUNDED PRECEDING
     ) AS segment
     FROM marked
+), segments AS (
+    SELECT id, service, any_value(status) AS status, any_value(method) AS method,
+           count(*) AS runs, min(time) AS first, max(time) AS last,
+           coalesce(bool_or(gap_before), false) AS gap_before
+    FROM numbered
+    GROUP BY id, service, segment
 )
-SELECT service, input, probe_asn, probe_cc, probe_id, network_type, any_value(status),
-       any_value(method), count(*), min(time), max(time), coalesce(bool_or(gap_before), false)
-FROM numbered
-GROUP BY service, input, probe_asn, probe_cc, probe_id, network_type, segment
-ORDER BY input, probe_asn, probe_cc, network_type, probe_id NULLS FIRST, service, min(time)
+SELECT s.service, ids.input, ids.probe_asn, ids.probe_cc, ids.probe_id, ids.network_type,
+       s.status, s.method, s.runs, s.first, s.last, s.gap_before
+FROM segments AS s JOIN ids USING (id)
+ORDER BY ids.input, ids.probe_asn, ids.probe_cc, ids.network_type, ids.probe_id NULLS FIRST,
+         s.service, s.first
 """
+
+
+#: Conclusive runs per segments query, about: the memory of its sort, not of all the runs.
+_PART_ROWS = 250_000
+
+
+def _parts(con: duckdb.DuckDBPyConnection) -> list[tuple[int, int]]:
+    """Ranges of series ids, (low, high], one per segments query: as many equal ranges as
+    there are `_PART_ROWS` conclusive runs (series of like lengths share the load alike)."""
+    found = con.execute(
+        "SELECT count(*) FILTER (WHERE status <> 'inconclusive'), count(DISTINCT "
+        "(input, probe_asn, probe_cc, probe_id, network_type)) FROM rows"
+    ).fetchone()
+    runs, series = (int(found[0]), int(found[1])) if found else (0, 0)
+    parts = max(1, min(series, -(-runs // _PART_ROWS)))
+    return [(series * k // parts, series * (k + 1) // parts) for k in range(parts)]
 
 
 def changes_and_gaps(
@@ -235,7 +272,10 @@ def changes_and_gaps(
     (probe id) on one network, directly or through a VPN; volunteers are never merged."""
     events: list[ChangeEvent] = []
     gaps: list[DataGap] = []
-    found = con.execute(_SEGMENTS_SQL, {"max_gap": rule.max_gap}).fetchall()
+    found: list[tuple[Any, ...]] = []
+    for low, high in _parts(con):
+        params = {"max_gap": rule.max_gap, "low": low, "high": high}
+        found += con.execute(_SEGMENTS_SQL, params).fetchall()
     index = 0
     while index < len(found):
         key = found[index][:6]

@@ -1,4 +1,4 @@
-"""Deduplication: table `rows` from table `staged`, identical records counted once.
+"""Deduplication: table `staged` becomes table `rows` in place, identical records counted once.
 
 Two records are the same record when their content hash is equal (`results.content_hash`, the
 SHA-256 of the canonical JSON). Cheaply: when every copy of a (report_id, input, time) came
@@ -19,13 +19,19 @@ from typing import Any
 import duckdb
 
 from probe import results
-from probe.report.model import RECORD_FIELDS, TIME_FORMAT, ConflictingRecord
+from probe.report.model import TIME_FORMAT, ConflictingRecord
 
-#: Keys of the rows of one (report_id, input, time) read more than once.
+#: Keys of the rows of one (report_id, input, time) read more than once. Their 64-bit hashes
+#: first: a hash table of every key's hash is a fraction of one of every key (a hash shared by
+#: different keys only costs a second look at their rows).
 _COLLIDED_SQL = """
 CREATE TEMP TABLE collided AS
-WITH keys AS (
-    SELECT report_id, input, time FROM staged WHERE {where}
+WITH candidates AS (
+    SELECT hash(report_id, input, time) AS h FROM staged WHERE {where}
+    GROUP BY h HAVING count(*) > 1
+), keys AS (
+    SELECT report_id, input, time FROM staged
+    WHERE {where} AND hash(report_id, input, time) IN (SELECT h FROM candidates)
     GROUP BY report_id, input, time HAVING count(*) > 1
 )
 SELECT report_id, input, time,
@@ -63,34 +69,51 @@ LIMIT 1000
 """
 
 
+#: The rows to drop: every copy of a content after its first (by row id) among the keys read
+#: more than once; the keys read once (nearly all) are never touched.
+_COPIES_SQL = f"""
+DELETE FROM staged WHERE rowid IN (
+    SELECT id FROM (
+        SELECT rowid AS id, report_id, input, time, {_IDENTITY} AS identity
+        FROM staged WHERE {{where}}
+    ) SEMI JOIN collided USING (report_id, input, time)
+    QUALIFY row_number() OVER (PARTITION BY report_id, input, time, identity ORDER BY id) > 1
+)
+"""
+
+#: The staging columns that only reading and deduplication need.
+_STAGING_ONLY = ("ours", "line_hash", "content_hash", "line")
+
+
 def deduplicate(
     con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]
 ) -> tuple[list[ConflictingRecord], int]:
-    """Table `rows` from the rows of `staged` the filters keep: identical records (the same
-    content hash) count once; records that share report_id, input and time but differ in content
-    are all kept, marked `conflict`, and returned (first 1000, with the total count) — a crafted
-    record cannot replace a real one by copying its keys.
+    """Table `staged` becomes table `rows`, in place: the rows the filters drop are deleted;
+    identical records (the same content hash) are kept once; records that share report_id,
+    input and time but differ in content are all kept, marked `conflict`, and returned (first
+    1000, with the total count) — a crafted record cannot replace a real one by copying its keys.
 
     Identity is the SHA-256 of the line as read when every copy came through the fast path with
     the same bytes (the usual duplicate: a file copied or sent twice); otherwise the content hash
-    of the canonical JSON, computed in Python for just those fast-path lines."""
-    fields = ", ".join(RECORD_FIELDS)
+    of the canonical JSON, computed in Python for just those fast-path lines. In place rather
+    than into a new table: a copy would hold every row twice, and the keys read once (nearly
+    all) need no work at all."""
     con.execute(_COLLIDED_SQL.format(where=where), params)
     found = con.execute("SELECT count(*), count(*) FILTER (WHERE mixed) FROM collided").fetchone()
     collided, mixed = (int(found[0]), int(found[1])) if found else (0, 0)
     if mixed:
         _hash_contents(con, where, params)
-    con.execute(
-        f"""CREATE TABLE rows AS
-        SELECT DISTINCT ON (report_id, input, time, {_IDENTITY}) {fields}, false AS conflict
-        FROM staged WHERE {where}""",
-        params,
-    )
+    con.execute("ALTER TABLE staged ADD COLUMN conflict BOOLEAN DEFAULT false")
     conflicts: list[ConflictingRecord] = []
     total = 0
     if collided:
         conflicts, total = _mark_conflicts(con, where, params)
+        con.execute(_COPIES_SQL.format(where=where), params)
     con.execute("DROP TABLE collided")
+    con.execute(f"DELETE FROM staged WHERE NOT coalesce({where}, false)", params)
+    for column in _STAGING_ONLY:
+        con.execute(f"ALTER TABLE staged DROP COLUMN {column}")
+    con.execute("ALTER TABLE staged RENAME TO rows")
     return conflicts, total
 
 
@@ -98,11 +121,12 @@ def _mark_conflicts(
     con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]
 ) -> tuple[list[ConflictingRecord], int]:
     """Rows of keys read with different contents get `conflict = true`; their first 1000
-    distinct contents are returned, with the total count."""
+    distinct contents are returned, with the total count (from every copy: before the copies
+    are dropped)."""
     con.execute(_CONFLICTED_SQL.format(where=where), params)
     con.execute(
-        "UPDATE rows SET conflict = true FROM conflicted AS c WHERE rows.report_id = "
-        "c.report_id AND rows.input = c.input AND rows.time = c.time"
+        "UPDATE staged SET conflict = true FROM conflicted AS c WHERE staged.report_id = "
+        "c.report_id AND staged.input = c.input AND staged.time = c.time"
     )
     listed = con.execute(_LISTED_SQL.format(where=where), params).fetchall()
     total = int(listed[0][5]) if listed else 0

@@ -127,6 +127,14 @@ _SOURCES = {
 }
 
 
+#: Files per fast-path call, each followed by a checkpoint that compresses what it read. Fewer
+#: calls are faster (each costs about half a second beyond its reading on 2 CPUs: 2,000 files a
+#: call made 1M records 1.5× slower to read), more files hold more rows uncompressed until the
+#: checkpoint (8,000 of our files, one run of 18 records each: about 40 MiB). A collector's
+#: Parquet partition can hold many more records in one file: it is read whole.
+BATCH_FILES = 8000
+
+
 def load_fast(con: duckdb.DuckDBPyConnection, files: list[str], latest: datetime) -> list[str]:
     """Insert every file DuckDB reads as JSON Lines (or as Parquet files of records) into
     `staged`; return the files it refused.
@@ -144,7 +152,9 @@ def _load_kind(
     source, content_hash = _SOURCES[kind]
     sql = f"INSERT INTO staged {_FAST_SELECT.format(source=source, content_hash=content_hash)}"
     refused: list[str] = []
-    pending = [files] if files else []
+    # batches, last first (pending is a stack): each batch is compressed by the CHECKPOINT
+    # after it, so only one batch's rows are ever held uncompressed
+    pending = [files[i : i + BATCH_FILES] for i in range(0, len(files), BATCH_FILES)][::-1]
     while pending:
         batch = pending.pop()
         try:
@@ -158,6 +168,7 @@ def _load_kind(
                     "latest": latest,
                 },
             )
+            con.execute("CHECKPOINT")
         except duckdb.Error:
             if len(batch) == 1:
                 refused.append(batch[0])
