@@ -17,7 +17,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from probe import __version__, results
 from probe.collector.body import BodyError, Line, check_headers, read_lines
@@ -27,41 +26,12 @@ from probe.collector.records import Accepted, LineChecker
 from probe.collector.storage import DiskFull, Storage, StorageError
 from probe.collector.tokens import Tokens, load_tokens
 from probe.control.logs import AcceptErrors, AccessLogger, ServerLogFilter
+from probe.control.responses import json_error, json_errors, one_request_per_connection
 
 log = logging.getLogger("probe.collector")
 
 STORAGE = web.AppKey("storage", Storage)
 COLLECTOR = web.AppKey("collector", object)
-
-
-def json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-@web.middleware
-async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error is JSON; an unexpected exception is logged without the client's address."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        response = json_error(exc.status, exc.reason)
-        if "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("error handling %s %s", request.method, request.path)
-        return json_error(500, "internal error")
-
-
-async def _one_request_per_connection(request: web.Request, response: web.StreamResponse) -> None:
-    """Every response closes its connection (a connection's deadlines are one request's) and
-    says so, so that a client does not send its next request down a closing connection."""
-    response.force_close()
-    response.headers["Connection"] = "close"
 
 
 class Collector:
@@ -187,8 +157,8 @@ def _reply(checked: list[tuple[int, Accepted | str]], new: list[bool]) -> dict[s
 def create_app(config: CollectorConfig) -> web.Application:
     """The aiohttp application of `probe collector serve`; its storage opens at startup
     (recovery, index) and compacts every pending record at cleanup."""
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[_json_errors])
-    app.on_response_prepare.append(_one_request_per_connection)
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[json_errors(log)])
+    app.on_response_prepare.append(one_request_per_connection)
     storage = Storage(config)
     collector = Collector(config, storage)
     app[STORAGE] = storage

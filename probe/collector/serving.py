@@ -13,7 +13,7 @@ from aiohttp import web
 
 from probe.collector.app import COLLECTOR, Collector, create_app, runner_options
 from probe.collector.config import CollectorConfig
-from probe.control.connections import ControlSite
+from probe.control.connections import ControlSite, start_site
 from probe.control.limits import WANTED_OPEN_FILES
 
 log = logging.getLogger("probe.collector")
@@ -30,14 +30,7 @@ async def start_server(
     """The collector listening on host:port (0: any free port), its storage open; stop it
     with `await runner.cleanup()` (which compacts every pending record)."""
     runner = make_runner(config)
-    await runner.setup()
-    site = ControlSite(runner, host, port, config)
-    try:
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner, site
+    return runner, await start_site(runner, host, port, config)
 
 
 def serve(config: CollectorConfig, host: str, port: int) -> None:

@@ -125,3 +125,18 @@ class ControlSite(web.BaseSite):
             protocol, self._host, self._port, backlog=self._backlog, reuse_address=True
         )
         self._server = self._listening
+
+
+async def start_site(
+    runner: web.BaseRunner, host: str, port: int, deadlines: SiteDeadlines
+) -> ControlSite:
+    """Set up `runner` and listen on host:port (0: any free port); on failure the runner is
+    cleaned up before the error goes on (the control's and the collector's `start_server`)."""
+    await runner.setup()
+    site = ControlSite(runner, host, port, deadlines)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return site

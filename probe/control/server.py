@@ -15,11 +15,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from probe import __version__, failures
 from probe.control.config import ControlServerConfig
-from probe.control.connections import ControlSite
+from probe.control.connections import ControlSite, start_site
 from probe.control.guard import literal_of, make_address_guard, redact_refused
 from probe.control.limits import MAX_REPLY_BYTES_PER_TARGET
 from probe.control.logs import AcceptErrors, runner_options
@@ -32,6 +31,7 @@ from probe.control.replies import (
     reply_rest,
 )
 from probe.control.request import BadRequest, parse_targets
+from probe.control.responses import json_error, json_errors, one_request_per_connection
 from probe.observations import Observations
 from probe.round.measure import MeasureConfig, RunState, measure_target
 from probe.steps import dns
@@ -39,35 +39,6 @@ from probe.targets import Target
 from probe.vantage.geoip import GeoIP
 
 log = logging.getLogger("probe.control")
-
-
-def json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-@web.middleware
-async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error is JSON; an unexpected exception is logged without the client's address."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        response = json_error(exc.status, exc.reason)
-        for name in ("Allow", "Retry-After"):
-            if name in exc.headers:
-                response.headers[name] = exc.headers[name]
-        return response
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("error handling %s %s", request.method, request.path)
-        return json_error(500, "internal error")
-
-
-async def _one_request_per_connection(request: web.Request, response: web.StreamResponse) -> None:
-    """Every response closes its connection: a connection's deadlines are one request's."""
-    response.force_close()
 
 
 class _Control:
@@ -184,8 +155,8 @@ class _Control:
 
 def create_app(config: ControlServerConfig) -> web.Application:
     """The aiohttp application of `probe control serve`."""
-    app = web.Application(client_max_size=config.max_request_bytes, middlewares=[_json_errors])
-    app.on_response_prepare.append(_one_request_per_connection)
+    app = web.Application(client_max_size=config.max_request_bytes, middlewares=[json_errors(log)])
+    app.on_response_prepare.append(one_request_per_connection)
     control = _Control(config)
     app.router.add_get("/v1/health", control.health)
     app.router.add_post("/v1/measure", control.measure)
@@ -238,11 +209,4 @@ async def start_server(
     """The control listening on host:port (0: any free port), as `serve` runs it; stop it with
     `await runner.cleanup()`."""
     runner = make_runner(config)
-    await runner.setup()
-    site = ControlSite(runner, host, port, config)
-    try:
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner, site
+    return runner, await start_site(runner, host, port, config)
