@@ -36,7 +36,7 @@ from probe.control import (
     MAX_REPLY_BYTES_PER_TARGET,
     ControlClient,
 )
-from probe.steps import dns, tls
+from probe.steps import dns, tls_context
 from probe.targets import Target
 from tests.control_helpers import running_control
 from tests.servers.certs import make_pki
@@ -164,7 +164,7 @@ async def test_caller_roots_do_not_grow_the_tls_context_cache():
     """40 requests' worth of distinct roots (each one a TLS context of ~0.8 MB when built):
     the cache keeps at most CONTEXT_CACHE_SIZE of them, and no more contexts stay alive."""
     pems = [make_ca_pem(i) for i in range(40)]
-    tls._build_context.cache_clear()
+    tls_context._build_context.cache_clear()
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server, running_control() as base:
@@ -176,8 +176,8 @@ async def test_caller_roots_do_not_grow_the_tls_context_cache():
             for result in reply["results"]:  # a context was built: the handshake was tried
                 assert result["observations"]["tls_handshakes"]
     gc.collect()
-    cached = tls._build_context.cache_info().currsize
-    alive = len(tls._CONTEXT_ROOTS)
+    cached = tls_context._build_context.cache_info().currsize
+    alive = len(tls_context._CONTEXT_ROOTS)
     assert cached <= 16, f"{cached} contexts cached for 40 distinct roots"
     assert alive <= 16 + 2, f"{alive} contexts alive"
 

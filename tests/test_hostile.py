@@ -61,7 +61,7 @@ from probe.observations import Trace
 from probe.round.measure import MeasureConfig, RunState, measure_target
 from probe.round.runner import Round, RoundOptions
 from probe.steps import dns as probe_dns
-from probe.steps import mtproto, tcp, tls
+from probe.steps import mtproto, tcp, tls, tls_context
 from probe.targets import Target, load_lists
 from probe.vantage.facts import Scrubber
 from tests.control_helpers import running_control
@@ -843,7 +843,11 @@ async def test_absurd_certificate_chains(
         started = time.monotonic()
         with memory_peak() as peak:
             result = await tls.tls_handshake(
-                stream, "test.localhost", trace=trace, timeout=timeout, context=tls.client_context()
+                stream,
+                "test.localhost",
+                trace=trace,
+                timeout=timeout,
+                context=tls_context.client_context(),
             )
         if result.stream is not None:
             await result.stream.aclose()

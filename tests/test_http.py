@@ -33,7 +33,8 @@ from probe.steps.http import (
     resolve_location,
 )
 from probe.steps.tcp import tcp_connect
-from probe.steps.tls import client_context, tls_handshake
+from probe.steps.tls import tls_handshake
+from probe.steps.tls_context import client_context
 from tests.servers.certs import make_pki
 from tests.servers.http_server import (
     BLOCKPAGE_HTML,

@@ -21,7 +21,8 @@ from probe.observations import HTTPTransaction, Trace
 from probe.steps.http import http_round_trip
 from probe.steps.receive_window import MIN_WINDOW, RecordTracker, WindowClamp
 from probe.steps.tcp import tcp_connect
-from probe.steps.tls import client_context, tls_handshake
+from probe.steps.tls import tls_handshake
+from probe.steps.tls_context import client_context
 from tests.servers.certs import make_pki
 
 CAP = 64 * 1024

@@ -18,7 +18,8 @@ from cryptography import x509
 from probe import failures
 from probe.observations import TLSHandshake, Trace
 from probe.steps.tcp import ByteCounter, tcp_connect
-from probe.steps.tls import TLSHandshakeResult, TLSStream, client_context, tls_handshake
+from probe.steps.tls import TLSHandshakeResult, TLSStream, tls_handshake
+from probe.steps.tls_context import client_context
 from tests.servers.certs import TestPKI, pki, pki_ca_file  # noqa: F401 (fixtures)
 from tests.servers.tls_server import TLSBehaviour, TLSServer, echo_app, send_then_close
 from tests.test_tcp import CONTROL_SOURCE, PROBE_SOURCE, ipv6_loopback_available

@@ -103,7 +103,7 @@ def parse_resolver(text: str | None) -> tuple[str, int] | None:
 
 def check_ca_files(paths: tuple[str, ...]) -> None:
     """`--ca-file`: every file is a regular file that loads as PEM roots."""
-    from probe.steps.tls import client_context
+    from probe.steps.tls_context import client_context
 
     refuse_special_files(paths, N_("a CA file"))
     try:

@@ -10,7 +10,7 @@ MAX_PORTS_PER_TARGET = 8
 MAX_TARGET_ID_CHARS = 200
 #: A target's `x_ca_pem`: at most this many characters and certificates; one request may bring
 #: at most MAX_CA_PEMS_PER_REQUEST different ones (each costs a TLS context of ~0.8 MB while
-#: it is used, see `tls.CONTEXT_CACHE_SIZE`).
+#: it is used, see `tls_context.CONTEXT_CACHE_SIZE`).
 MAX_CA_PEM_BYTES = 64 * 1024
 MAX_CA_CERTIFICATES = 16
 MAX_CA_PEMS_PER_REQUEST = 4

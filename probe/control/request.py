@@ -15,7 +15,7 @@ from probe.control.limits import (
     MAX_PORTS_PER_TARGET,
     MAX_TARGET_ID_CHARS,
 )
-from probe.steps.tls import CAText
+from probe.steps.tls_context import CAText
 from probe.targets import Target, TargetWireError
 
 
@@ -46,7 +46,7 @@ def parse_targets(body: Any, max_targets: int) -> list[Target]:
 def target_from_request(d: Any) -> Target:
     """A Target from a request's target definition (its wire format, `Target.from_wire`),
     checked as strictly as the probe's list loader checks a list: it comes from anyone. A
-    target's own roots (`x_ca_pem`) stay in memory (`tls.CAText`)."""
+    target's own roots (`x_ca_pem`) stay in memory (`tls_context.CAText`)."""
     try:
         target = Target.from_wire(d)
     except TargetWireError as exc:

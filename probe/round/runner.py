@@ -1,7 +1,8 @@
 """One measurement round: baselines first, probe and control in parallel, analysis, records.
 
-The round orchestrates; the rest lives elsewhere: `measure` measures one target, `vantage`
-learns where the probe stands (network, resolver, VPN, the public address to scrub),
+The round orchestrates; the rest lives elsewhere: `measure` measures one target, `companions`
+asks the control and learns the public address alongside, `vantage` learns where the probe
+stands (network, resolver, VPN, the public address to scrub),
 `records` builds and judges each record, `results` writes it, `schedule` repeats rounds.
 
 Records are written as each target finishes (append-only JSON Lines). If the round is
@@ -20,11 +21,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from probe import failures
 from probe.analysis import Judged, VantageFacts, judge_service, service_rules
 from probe.i18n.message import M, Said, Text
 from probe.observations import Observations
 from probe.results import ResultWriter
+from probe.round.companions import Companions
 from probe.round.measure import MeasureConfig, RunState, measure_target
 from probe.round.records import (
     ControlOutcome,
@@ -167,8 +168,7 @@ class Round:
         #: memory grows with the targets in flight and held, not with the round
         self.started = 0
         self.runs: dict[str, TargetRun] = {}
-        self._control_ready = asyncio.Event()
-        self._address_ready = asyncio.Event()
+        self.companions = Companions(options, self.targets, self.control, self.vantage_state)
 
     # -- the round -------------------------------------------------------------------------
 
@@ -217,8 +217,8 @@ class Round:
 
     async def _measure_round(self, state: RunState) -> None:
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._run_control(state))
-            group.create_task(self._discover_address(state))
+            group.create_task(self.companions.run_control(state))
+            group.create_task(self.companions.discover_address(state))
             group.create_task(self.vantage_state.identify_resolver(state))
             baselines: list[TargetRun] = []
             await self._measure_all(self.order[: self.baselines], state, kept=baselines)
@@ -269,66 +269,6 @@ class Round:
                     kept.append(run)
                 group.create_task(one(run)).add_done_callback(lambda _: slots.release())
 
-    # -- control and address ---------------------------------------------------------------
-
-    async def _run_control(self, state: RunState) -> None:
-        try:
-            if self.options.control_urls:
-                await self._ask_control(state)
-            if (
-                not self.control.reachable
-                and state.config.resolver is None
-                and self.options.doh_urls
-            ):
-                await self._doh_fallback(state)
-        except asyncio.CancelledError:
-            if not self.control.reachable and self.options.control_urls:
-                self.control.failure = failures.INTERRUPTED
-            raise
-        finally:
-            self.vantage_state.control_answered(self.control.reachable)
-            self._control_ready.set()
-
-    async def _ask_control(self, state: RunState) -> None:
-        from probe import control  # aiohttp: imported only when a control is used
-
-        client = control.ControlClient(
-            self.options.control_urls,
-            token=self.options.control_token,
-            timeout=control.client_timeout(state.config.timeout),
-            resolver=state.resolver,
-            source_address=state.config.source_address,
-            counter=state.counter,
-        )
-        reply = await client.measure(self.targets)
-        self.control.observations = reply.observations
-        self.control.failure = reply.failure
-        self.control.reachable = reply.failure is None
-        echo = reply.client
-        if echo is not None:
-            self.vantage_state.control_echo(echo.ip, echo.asn, echo.cc, echo.network_name)
-
-    async def _doh_fallback(self, state: RunState) -> None:
-        """No control answered: DNS over HTTPS to public resolvers is the DNS-only control."""
-        from probe import control
-
-        names = sorted({t.hostname for t in self.targets if t.hostname})
-        self.control.doh = await control.doh_control(names, state, self.options.doh_urls)
-
-    async def _discover_address(self, state: RunState) -> None:
-        """Learn our public address without a control (vantage, publicip). Records wait for
-        this (a few seconds at most)."""
-        try:
-            await self.vantage_state.discover_address(
-                state,
-                self.targets,
-                enabled=self.options.ip_discovery,
-                stun_servers=self.options.stun_servers,
-                echo_urls=self.options.echo_urls,
-            )
-        finally:
-            self._address_ready.set()
-
     # -- records ---------------------------------------------------------------------------
 
     def _load_fingerprints(self) -> None:
@@ -337,8 +277,7 @@ class Round:
         self.records.fingerprints = FingerprintDB.load(self.options.fingerprint_files)
 
     async def _finish(self, run: TargetRun) -> None:
-        await self._control_ready.wait()
-        await self._address_ready.wait()
+        await self.companions.ready()
         assert run.observations is not None
         started_at = run.started_at or self.start
         run.judged = self.records.measured(run.target, run.observations, started_at, run.runtime)

@@ -15,9 +15,7 @@ from __future__ import annotations
 import _ssl  # ENCODING_DER for the certificate objects of 3.11/3.12
 import asyncio
 import base64
-import functools
 import ssl
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +23,8 @@ from probe import failures
 from probe.observations import NetworkEvent, TLSHandshake, Trace
 from probe.steps.receive_window import RecordTracker
 from probe.steps.tcp import SocketStream
+from probe.steps.tls_context import without_hostname_check
 
-#: Our HTTP layer speaks HTTP/1.1 (h11); offering h2 would invite a protocol we cannot read.
-ALPN_PROTOCOLS = ["http/1.1"]
 #: Bytes asked of the socket per read. A TLS record is at most ~16 KiB, so this holds a few.
 WIRE_READ_SIZE = 65536
 #: Header, MAC/tag and padding of one TLS record, at most (RFC 8446 5.2, RFC 5246 6.2.3).
@@ -57,104 +54,6 @@ IANA_CIPHER_NAMES = {
     "DHE-RSA-AES256-SHA256": "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256",
     "DHE-RSA-AES128-SHA256": "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256",
 }
-
-
-#: How many client contexts stay cached. Each holds a copy of the system trust store (~0.8 MB):
-#: the probe needs one or two, the control one per distinct set of caller roots it measures
-#: with (the control also bounds how many sets one request may bring, MAX_CA_PEMS_PER_REQUEST).
-CONTEXT_CACHE_SIZE = 16
-
-
-class CAText(str):
-    """PEM roots held in memory, usable wherever `client_context` takes a CA file path: the
-    control loads the roots a request brings from the request itself, never from disk. Never
-    equal to a path (or to a plain string with the same text)."""
-
-    __slots__ = ()
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is CAText and str.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    def __hash__(self) -> int:
-        return hash((CAText, str.__hash__(self)))
-
-    def __repr__(self) -> str:
-        return f"CAText(<{len(self)} characters of PEM>)"
-
-
-def client_context(ca_files: tuple[str, ...] = ()) -> ssl.SSLContext:
-    """The client context: the system trust store plus the PEM roots in `ca_files` (paths, or
-    `CAText` roots held in memory).
-
-    Verification is on (CERT_REQUIRED, host name checked), TLS 1.2 at least, ALPN http/1.1.
-    The last CONTEXT_CACHE_SIZE contexts are cached per tuple because loading a trust store
-    takes milliseconds each time. Raises ValueError naming the file when a CA file cannot be
-    read or holds no certificate.
-    """
-    context = _build_context(tuple(ca_files), check_hostname=True)
-    _CONTEXT_ROOTS[context] = tuple(ca_files)
-    return context
-
-
-#: Which extra roots each context from `client_context` was built with (to derive variants).
-_CONTEXT_ROOTS: weakref.WeakKeyDictionary[ssl.SSLContext, tuple[str, ...]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-@functools.lru_cache(maxsize=CONTEXT_CACHE_SIZE)
-def _build_context(ca_files: tuple[str, ...], *, check_hostname: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.check_hostname = check_hostname
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.set_alpn_protocols(ALPN_PROTOCOLS)
-    for path in ca_files:
-        if isinstance(path, CAText):
-            load_ca_text(context, path)
-            continue
-        try:
-            context.load_verify_locations(cafile=path)
-        except FileNotFoundError:
-            raise ValueError(f"{path}: CA file not found") from None
-        except ssl.SSLError as exc:
-            reason = exc.reason or str(exc)
-            raise ValueError(f"{path}: not a PEM certificate file ({reason})") from None
-        except (OSError, UnicodeError) as exc:
-            raise ValueError(f"{path}: cannot read CA file ({exc})") from None
-    return context
-
-
-def load_ca_text(context: ssl.SSLContext, pem: str) -> None:
-    """Add the PEM roots in `pem` to `context`; ValueError when OpenSSL finds none."""
-    try:
-        context.load_verify_locations(cadata=str(pem))
-    except (ssl.SSLError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or str(exc)
-        raise ValueError(f"not PEM certificates ({reason})") from None
-
-
-def _without_hostname_check(context: ssl.SSLContext) -> ssl.SSLContext:
-    """A context like `context` that verifies the chain but no name (for `server_name=None`)."""
-    if not context.check_hostname:
-        return context
-    roots = _CONTEXT_ROOTS.get(context)
-    if roots is not None:
-        return _build_context(roots, check_hostname=False)
-    # A context built elsewhere: copy the settings and the roots it has loaded so far.
-    copy = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    copy.check_hostname = False
-    copy.verify_mode = context.verify_mode
-    copy.minimum_version = context.minimum_version
-    copy.maximum_version = context.maximum_version
-    copy.verify_flags = context.verify_flags
-    for der in context.get_ca_certs(binary_form=True):
-        copy.load_verify_locations(cadata=der)
-    copy.set_alpn_protocols(ALPN_PROTOCOLS)
-    return copy
 
 
 @dataclass(slots=True)
@@ -347,7 +246,7 @@ async def tls_handshake(
     failure: str | None = None
     try:
         if server_name is None:
-            context = _without_hostname_check(context)
+            context = without_hostname_check(context)
         ssl_object = context.wrap_bio(incoming, outgoing, server_hostname=server_name)
         async with asyncio.timeout(timeout):
             await _drive_handshake(ssl_object, stream, incoming, outgoing)

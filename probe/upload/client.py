@@ -102,7 +102,7 @@ class CollectorClient:
     """Posts batches to one collector (through the proxy, if any); use `async with`."""
 
     def __init__(self, settings: ClientSettings) -> None:
-        from probe.steps.tls import client_context
+        from probe.steps.tls_context import client_context
 
         self.settings = settings
         proxy = settings.proxy.url if settings.proxy is not None else None

@@ -24,7 +24,7 @@ from probe.observations import (
     format_address,
 )
 from probe.round.measure.config import MeasureConfig, RunState, http_receive_buffer
-from probe.steps import tls
+from probe.steps import tls, tls_context
 from probe.steps.tcp import ByteStream, SocketStream, tcp_connect
 from probe.targets import Target
 
@@ -159,7 +159,7 @@ async def open_stream(endpoint: Endpoint, flow: Flow) -> ByteStream | None:
         endpoint.server_name,
         trace=flow.trace,
         timeout=flow.timeout,
-        context=tls.client_context(endpoint.ca_files),
+        context=tls_context.client_context(endpoint.ca_files),
     )
     flow.add(result.observation)
     if result.stream is None:

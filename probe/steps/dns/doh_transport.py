@@ -24,7 +24,8 @@ from probe import failures
 from probe.observations import Trace
 from probe.steps.dns.doh import DOH_CONNECTIONS
 from probe.steps.tcp import ByteCounter, SocketStream, tcp_connect
-from probe.steps.tls import TLSStream, client_context, tls_handshake
+from probe.steps.tls import TLSStream, tls_handshake
+from probe.steps.tls_context import client_context
 
 #: How long an idle connection is kept for the next query.
 KEEPALIVE_SECONDS = 30.0

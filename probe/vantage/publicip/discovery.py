@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from probe import failures
 from probe.observations import Trace, format_address
-from probe.steps import dns, tcp, tls
+from probe.steps import dns, tcp, tls_context
 from probe.vantage.publicip.echo import check_echo_url, https_echo
 from probe.vantage.publicip.observations import (
     HTTPS_ECHO,
@@ -207,7 +207,7 @@ async def discover(
     for url in echo_urls:
         check_echo_url(url)
     if echo_urls:
-        tls.client_context(ca_files)  # an unreadable CA file is the caller's bug: raise now
+        tls_context.client_context(ca_files)  # an unreadable CA file is the caller's bug: raise now
     loop = asyncio.get_running_loop()
     settings = _Settings(
         resolver=resolver,

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from probe import failures
 from probe.observations import HTTPTransaction, Trace, format_address
-from probe.steps import http, tcp, tls
+from probe.steps import http, tcp, tls, tls_context
 from probe.vantage.publicip.observations import (
     HTTPS_ECHO,
     Network,
@@ -101,7 +101,7 @@ async def https_echo(
     unreadable CA file, raises ValueError (the caller's bug); otherwise only cancellation
     escapes."""
     hostname = check_echo_url(url)
-    context = tls.client_context(ca_files)
+    context = tls_context.client_context(ca_files)
     nets = networks(allow_nets)
     trace = new_trace(trace)
     loop = asyncio.get_running_loop()
