@@ -37,7 +37,7 @@ from probe.targets import (
     url_problem,
     validate_paths,
 )
-from probe.targets.citizenlab import toml_string
+from probe.targets.toml_out import toml_string
 
 REPO = Path(__file__).resolve().parent.parent
 HEAD = '[list]\nname = "t"\nupdated = 2026-11-28\n'

@@ -1,16 +1,16 @@
 """DNS: the answers of every engine judged against the control's (or DoH's, or the probe's own
-encrypted lookups), fingerprints, bogons and `expect_asn`."""
+encrypted lookups), fingerprints, bogons and `expect_asn`. Which answers look wrong, and why,
+is `probe.analysis.dns_answers`; the reference, the failures and the verdict are here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from probe import failures
-from probe.addresses import is_bogon, parse_ip
 from probe.analysis.common import is_interrupted, name_list, norm_ip
 from probe.analysis.context import Context, no_control_phrase
-from probe.analysis.http import ADDRESS_WORDS, fingerprint_words
+from probe.analysis.dns_answers import Lookups, Suspicion, suspect_answers
 from probe.analysis.vocabulary import (
     BLOCKED,
     DOWN,
@@ -20,7 +20,7 @@ from probe.analysis.vocabulary import (
     OK,
     Status,
 )
-from probe.i18n.message import Clauses, M, Msg, Names, Text
+from probe.i18n.message import Clauses, M, Msg, Text
 from probe.observations import DNSAnswer, DNSQuery
 
 # --- DNS ------------------------------------------------------------------------------------
@@ -59,15 +59,6 @@ def _dns_reference(ctx: Context, queries: Sequence[DNSQuery]) -> tuple[list[DNSQ
     return [], ENGINE_WORDS["doh"], False
 
 
-def _asns(ctx: Context, answers: Iterable[DNSAnswer]) -> set[int]:
-    found: set[int] = set()
-    for a in answers:
-        asn = a.asn or (ctx.asn_of.get(norm_ip(a.ip)) if a.ip else None)
-        if asn:
-            found.add(int(asn))
-    return found
-
-
 def _query_family_failed(query: DNSQuery, ref_answers: Sequence[DNSAnswer]) -> bool:
     """A query that failed although the reference has answers of the family it asked for
     (a v4-only name legitimately has no AAAA answer)."""
@@ -95,11 +86,6 @@ def _lookup_words(query: DNSQuery) -> Msg | None:
     return M("over {engine}", engine=engine)
 
 
-def _is_loopback(ip: str) -> bool:
-    address = parse_ip(ip)
-    return address is not None and address.is_loopback
-
-
 def judge_dns(ctx: Context, proven: set[str]) -> DNSResult:
     name = ctx.hostname
     if name is None:
@@ -122,43 +108,6 @@ def judge_dns(ctx: Context, proven: set[str]) -> DNSResult:
     return checked
 
 
-@dataclass(slots=True)
-class _Lookups:
-    """One name's lookups (of some engines) and the reference they are judged against."""
-
-    ctx: Context
-    name: str
-    queries: Sequence[DNSQuery]
-    reference: Sequence[DNSQuery]
-    ref_name: Msg
-    answers: list[DNSAnswer]
-    ips: list[str]
-    ref_answers: list[DNSAnswer]
-    ref_ips: list[str]
-
-    @property
-    def ref_text(self) -> Msg | None:
-        if not self.ref_ips:
-            return None
-        return M(
-            "{reference} resolved {addresses}",
-            reference=self.ref_name,
-            addresses=name_list(self.ref_ips),
-        )
-
-
-@dataclass(slots=True)
-class _Suspicion:
-    """Suspicious answers, each with the words that say why."""
-
-    why: dict[str, Msg] = field(default_factory=dict)
-    #: answers that stand as lies without a reference
-    standalone: set[str] = field(default_factory=set)
-    #: answers a confirmed fingerprint names
-    confirmed: set[str] = field(default_factory=set)
-    fingerprints: list[str] = field(default_factory=list)
-
-
 def _judge_answers(
     ctx: Context,
     name: str,
@@ -170,7 +119,7 @@ def _judge_answers(
     """The DNS verdict for `queries` (one name) against `reference` (possibly none)."""
     answers = [a for q in queries for a in q.answers if a.ip]
     ref_answers = [a for q in reference for a in q.answers if a.ip]
-    lookups = _Lookups(
+    lookups = Lookups(
         ctx,
         name,
         queries,
@@ -183,11 +132,7 @@ def _judge_answers(
     )
     if not lookups.ips:
         return _no_answer(lookups)
-    suspicion = _Suspicion()
-    _judge_each_answer(lookups, suspicion)
-    _outside_expected_networks(lookups, suspicion)
-    _answers_for_a_missing_name(lookups, suspicion)
-    _engines_sharing_nothing(lookups, suspicion)
+    suspicion = suspect_answers(lookups)
     # Rehabilitation: an address that proved itself (verified TLS for the name, a genuine
     # MTProto reply, the control's page) was a fine answer — unless a confirmed fingerprint
     # names it.
@@ -197,7 +142,7 @@ def _judge_answers(
     return _conclude(lookups, suspicion)
 
 
-def _no_answer(lookups: _Lookups) -> DNSResult:
+def _no_answer(lookups: Lookups) -> DNSResult:
     """No engine got an address: failed here, or down, or nothing to compare with."""
     name, reference = lookups.name, lookups.reference
     result = DNSResult(answers=[])
@@ -259,102 +204,7 @@ def _no_answer(lookups: _Lookups) -> DNSResult:
     return result
 
 
-def _judge_each_answer(lookups: _Lookups, suspicion: _Suspicion) -> None:
-    """Fingerprints, loopback and bogon answers. An address the reference returns too is how
-    the name resolves, whatever it looks like."""
-    ctx, ref_name, has_ref = lookups.ctx, lookups.ref_name, bool(lookups.ref_ips)
-    for ip in lookups.ips:
-        if ip in lookups.ref_ips:
-            continue
-        matches = [m for m in ctx.db.match_dns(ip, probe_cc=ctx.probe_cc) if not m.false_positive]
-        if _is_loopback(ip):
-            # Services publish 127.0.0.1 on purpose (status hosts); some resolvers block with
-            # it too. Loopback names no censor: a private answer, whatever matched it.
-            words = (
-                M("a loopback address {reference} does not return", reference=ref_name)
-                if has_ref
-                else M("a loopback address, which some services publish on purpose")
-            )
-            if matches:
-                words = M(
-                    "{address} (also a blocking answer of some resolvers: fingerprint {names})",
-                    address=words,
-                    names=name_list([m.name for m in matches]),
-                )
-                suspicion.fingerprints.extend(m.name for m in matches)
-            suspicion.why[ip] = words
-        elif matches:
-            suspicion.fingerprints.extend(m.name for m in matches)
-            if any(m.confirmed for m in matches):
-                suspicion.confirmed.add(ip)
-                suspicion.standalone.add(ip)
-            suspicion.why[ip] = fingerprint_words(matches, ADDRESS_WORDS, ctx.probe_cc)
-        elif is_bogon(ip):
-            suspicion.why[ip] = (
-                M("a private or reserved address {reference} does not return", reference=ref_name)
-                if has_ref
-                else M("a private or reserved address")
-            )
-
-
-def _outside_expected_networks(lookups: _Lookups, suspicion: _Suspicion) -> None:
-    """An answer in a known ASN outside the target's `expect_asn` stands without a control."""
-    ctx = lookups.ctx
-    if not ctx.expect_asn:
-        return
-    for a in lookups.answers:
-        ip = norm_ip(a.ip or "")
-        asn = a.asn or ctx.asn_of.get(ip)
-        if ip not in suspicion.why and asn and int(asn) not in ctx.expect_asn:
-            expected = Names.of(f"AS{n}" for n in sorted(ctx.expect_asn))
-            network = f"AS{asn}"
-            suspicion.why[ip] = M(
-                "in {asn}, outside the expected {expected}", asn=network, expected=expected
-            )
-            suspicion.standalone.add(ip)
-
-
-def _answers_for_a_missing_name(lookups: _Lookups, suspicion: _Suspicion) -> None:
-    """The name does not exist at the reference, yet something here answered for it."""
-    reference = lookups.reference
-    if not reference or lookups.ref_ips:
-        return
-    if all(q.failure == failures.DNS_NXDOMAIN for q in reference):
-        for ip in lookups.ips:
-            suspicion.why.setdefault(
-                ip,
-                M("although the name does not exist at {reference}", reference=lookups.ref_name),
-            )
-            suspicion.standalone.add(ip)
-
-
-def _engines_sharing_nothing(lookups: _Lookups, suspicion: _Suspicion) -> None:
-    """Each engine's answers (an injected duplicate reply apart) against the reference: a good
-    answer from one engine does not cover another engine's lie."""
-    if not lookups.ref_ips:
-        return
-    theirs = _asns(lookups.ctx, lookups.ref_answers)
-    groups: dict[tuple[str, bool], list[DNSAnswer]] = {}
-    for q in lookups.queries:
-        groups.setdefault((q.engine, q.x_duplicate), []).extend(a for a in q.answers if a.ip)
-    for group in groups.values():
-        mine_ips = {norm_ip(a.ip) for a in group if a.ip}
-        if not mine_ips or mine_ips & set(lookups.ref_ips):
-            continue
-        mine = _asns(lookups.ctx, group)
-        if mine and theirs and not mine & theirs:
-            for ip in lookups.ips:
-                if ip in mine_ips:
-                    suspicion.why.setdefault(
-                        ip,
-                        M(
-                            "sharing no address and no network with {reference}",
-                            reference=lookups.ref_name,
-                        ),
-                    )
-
-
-def _conclude(lookups: _Lookups, suspicion: _Suspicion) -> DNSResult:
+def _conclude(lookups: Lookups, suspicion: Suspicion) -> DNSResult:
     ctx, name, ips = lookups.ctx, lookups.name, lookups.ips
     result = DNSResult(answers=ips, fingerprints=list(dict.fromkeys(suspicion.fingerprints)))
     suspicious = suspicion.why

@@ -59,7 +59,8 @@ def targets_import_citizenlab(
     """Convert a Citizen Lab test-list CSV into a target list (nothing is written on a problem)."""
     import datetime
 
-    from probe.targets.citizenlab import import_citizenlab, write_atomically
+    from probe.targets.citizenlab import import_citizenlab
+    from probe.targets.toml_out import write_atomically
 
     try:
         updated_date = datetime.date.fromisoformat(updated) if updated else None

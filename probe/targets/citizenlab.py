@@ -5,18 +5,16 @@ The CSV format (github.com/citizenlab/test-lists, reference/FACTS.md §8) has th
 ``http``/``https`` target (by URL scheme) whose id is derived from the URL alone
 (`citizenlab_target_id`), so importing a newer version of the same CSV keeps the ids of the
 URLs it shares with the old one. The CSV's own problems are reported like a list's:
-``file:line: message``, all of them, and nothing is produced when there is any.
+``file:line: message``, all of them, and nothing is produced when there is any. The TOML
+strings and the atomic write of the produced list are `probe.targets.toml_out`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from probe.targets import NAME_PATTERN, SERVICE_PATTERN, parse_list_text, quote, url_problem
+from probe.targets.toml_out import toml_string
 
 HEADER = ("url", "category_code", "category_description", "date_added", "source", "notes")
 DEFAULT_SERVICE = "web"
@@ -329,52 +328,6 @@ def render_list(
         if row.notes:
             out.append(f"note = {toml_string(row.notes)}")
     return "\n".join(out) + "\n"
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory and a rename, so a
-    reader (or a crash) never sees half a list."""
-    target = Path(path)
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
-    )
-    try:
-        with handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(handle.name)
-        raise
-
-
-_TOML_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\t": "\\t",
-    "\n": "\\n",
-    "\f": "\\f",
-    "\r": "\\r",
-}
-
-
-def toml_string(value: str) -> str:
-    """`value` as a TOML basic string (control characters escaped; surrogates replaced)."""
-    out = ['"']
-    for char in value:
-        if char in _TOML_ESCAPES:
-            out.append(_TOML_ESCAPES[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04X}")
-        elif 0xD800 <= ord(char) <= 0xDFFF:
-            out.append("\\uFFFD")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
 
 
 def _one_line(text: str) -> str:
