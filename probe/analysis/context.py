@@ -65,7 +65,8 @@ def context_of(case: Case, db: FingerprintDB) -> Context:
         hostname=target.hostname,
         server_name=target.server_name,
         expect_asn=target.expect_asn,
-        probe=case.probe,
+        # the extra connections of an SNI swap are not attempts on the endpoint
+        probe=case.probe.without_extras(),
         control=control,
         control_failure=case.control_failure,
         doh=case.doh,

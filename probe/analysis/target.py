@@ -7,6 +7,7 @@ from typing import Any
 
 from probe import failures
 from probe.addresses import is_ipv6
+from probe.analysis import sni_swap
 from probe.analysis.attempts import apply_ipv6, merge_attempts
 from probe.analysis.case import Case, case_from_record
 from probe.analysis.common import name_list, sentence
@@ -276,7 +277,7 @@ def _judge(case: Case, fingerprints: FingerprintDB | None) -> Analysis:
     _apply_dns(dns, outcomes)
     _apply_vantage(ctx, outcomes)
     _apply_local_evidence(ctx, outcomes)
-    return Analysis(_verdict(ctx, dns, outcomes), outcomes)
+    return Analysis(sni_swap.annotate(_verdict(ctx, dns, outcomes), case.probe), outcomes)
 
 
 def _apply_dns(dns: DNSResult, outcomes: list[EndpointOutcome]) -> None:

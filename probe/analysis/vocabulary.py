@@ -168,13 +168,17 @@ class Verdict:
     #: one human sentence naming the evidence, as a message: English in the record (`reason`),
     #: in the volunteer's language on screen (probe/i18n)
     message: Text
+    #: how a `tls` block works (probe/analysis/sni_swap.py): "sni-filter" | "ip-filter" | None
+    evidence: str | None = None
+    #: how long residual blocking lasted (sni_swap.residual), when it was measured
+    residual: dict[str, Any] | None = None
 
     @property
     def reason(self) -> str:
         return self.message.english()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             # plain strings in the record, not enum members (a record is plain JSON data)
             "status": str(self.status),
             "blocking": None if self.blocking is None else str(self.blocking),
@@ -182,6 +186,12 @@ class Verdict:
             "fingerprints": list(self.fingerprints),
             "reason": self.reason,
         }
+        # only when measured, so that records without an SNI swap stay as they were
+        if self.evidence is not None:
+            out["x_evidence"] = self.evidence
+        if self.residual is not None:
+            out["x_residual"] = dict(self.residual)
+        return out
 
 
 @dataclass(slots=True)

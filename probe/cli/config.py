@@ -69,6 +69,9 @@ KEYS: dict[str, dict[str, Key]] = {
         "stun": Key("stun_servers", str, many=True),
         "ip_echo": Key("echo_urls", str, many=True),
         "own_net": Key("own_nets", str, many=True),
+        "neutral_sni": Key("neutral_sni", str),
+        "neutral_server": Key("neutral_server", str),
+        "residual_window": Key("residual_window", (int, float)),
     },
     "upload": {
         "url": Key("url", str),

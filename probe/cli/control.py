@@ -42,6 +42,12 @@ def control_group() -> None:
     help="Requests measured at once; more get 503.",
 )
 @click.option("--log-client-addresses", is_flag=True, help="Put client IPs in the access log.")
+@click.option(
+    "--neutral-tls-port",
+    type=int,
+    metavar="PORT",
+    help="Also run a TLS server on this port that accepts any name (probe run --neutral-server).",
+)
 def control_serve(
     host: str,
     port: int,
@@ -53,6 +59,7 @@ def control_serve(
     timeout: float,
     max_concurrent: int,
     log_client_addresses: bool,
+    neutral_tls_port: int | None = None,
 ) -> int:
     """Serve POST /v1/measure and GET /v1/health."""
     from probe import control
@@ -61,6 +68,8 @@ def control_serve(
     networks = _allowed_networks(allow_nets)
     if not 1 <= port <= 65535:
         raise option_error("port", port, "must be in 1..65535")
+    if neutral_tls_port is not None and not 1 <= neutral_tls_port <= 65535:
+        raise option_error("neutral_tls_port", neutral_tls_port, "must be in 1..65535")
     if not timeout > 0 or timeout > 600:
         raise option_error("timeout", timeout, "must be more than 0 and at most 600 seconds")
     if max_concurrent < 1:
@@ -77,7 +86,13 @@ def control_serve(
         max_concurrent_requests=max_concurrent,
     )
     try:
-        control.serve(config, host, port, log_addresses=log_client_addresses)
+        control.serve(
+            config,
+            host,
+            port,
+            log_addresses=log_client_addresses,
+            neutral_tls_port=neutral_tls_port,
+        )
     except OSError as exc:
         raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return EXIT_OK

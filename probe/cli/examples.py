@@ -27,7 +27,8 @@ Examples:
   probe run                                 # every bundled list, once
   probe run --only 'telegram/*'             # Telegram only (and the baseline sites)
   probe run --control https://control.example.org --every 1h
-  probe run my-list.toml --out ./my-results --keep-days 30"""
+  probe run my-list.toml --out ./my-results --keep-days 30
+  probe run --neutral-server 203.0.113.5:8443 --residual-window 120   # how TLS is blocked"""
     ),
     "probe results": N_(
         """\
@@ -99,8 +100,9 @@ Examples:
 Example:
   probe control serve --host 0.0.0.0 --port 8080 --token SECRET""",
     "probe control serve": """\
-Example:
-  probe control serve --host 0.0.0.0 --port 8080 --token SECRET""",
+Examples:
+  probe control serve --host 0.0.0.0 --port 8080 --token SECRET
+  probe control serve --host 0.0.0.0 --neutral-tls-port 8443   # + a TLS server for any name""",
     "probe collector": """\
 Examples:
   probe collector serve /srv/probe-collector --tokens /etc/probe/collector-tokens

@@ -149,6 +149,9 @@ def prepare_run(
     upload: str | None = None,
     no_upload: bool = False,
     upload_proxy: str | None = None,
+    neutral_sni: str | None = "www.example.com",
+    neutral_server: str | None = None,
+    residual_window: float = 0.0,
 ) -> RunPlan:
     """Check every option and load the lists (BadInput on any problem); nothing is written,
     nothing is sent. Must run inside the `run` command's click context (for option names)."""
@@ -161,6 +164,7 @@ def prepare_run(
     measure = run_options.measure_config(
         timeout, concurrency, resolver, ca_files, body_cap, source_address
     )
+    measure = run_options.sni_swap_config(measure, neutral_sni, neutral_server, residual_window)
     out_dir = run_options.results_dir(out_dir, keep_days)
     if not no_control:
         run_options.check_control_urls(controls)

@@ -16,24 +16,46 @@ log = logging.getLogger("probe.control")
 
 
 def serve(
-    config: ControlServerConfig, host: str, port: int, *, log_addresses: bool = False
+    config: ControlServerConfig,
+    host: str,
+    port: int,
+    *,
+    log_addresses: bool = False,
+    neutral_tls_port: int | None = None,
 ) -> None:
-    """Run the control server until SIGINT or SIGTERM."""
+    """Run the control server (and, with `neutral_tls_port`, the neutral TLS server on the
+    same host: probe/control/neutral_tls.py) until SIGINT or SIGTERM."""
     from probe.round.runner import raise_open_file_limit
 
     if log_addresses and not config.log_client_addresses:
         config = dataclasses.replace(config, log_client_addresses=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     open_files = raise_open_file_limit(WANTED_OPEN_FILES)
-    asyncio.run(_serve(config, host, port, open_files))
+    asyncio.run(_serve(config, host, port, open_files, neutral_tls_port))
 
 
-async def _serve(config: ControlServerConfig, host: str, port: int, open_files: int) -> None:
+async def _serve(
+    config: ControlServerConfig,
+    host: str,
+    port: int,
+    open_files: int,
+    neutral_tls_port: int | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     runner, site = await start_server(config, host, port)
+    neutral = None
+    if neutral_tls_port is not None:
+        from probe.control.neutral_tls import start_neutral_tls
+
+        try:
+            neutral = await start_neutral_tls(host, neutral_tls_port)
+        except BaseException:
+            await runner.cleanup()
+            raise
+        log.info("neutral TLS server on %s port %d", host, neutral_tls_port)
     log.info(
         "serving on %s (open files: %d; deadlines: head %g s, body %g s, measurement %g s)",
         site.name,
@@ -46,4 +68,6 @@ async def _serve(config: ControlServerConfig, host: str, port: int, open_files: 
         await stop.wait()
     finally:
         log.info("stopping")
+        if neutral is not None:
+            neutral.close()
         await runner.cleanup()

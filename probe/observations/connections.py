@@ -27,13 +27,16 @@ class TCPConnect:
     t0: float = 0.0
     t: float = 0.0
     transaction_id: int = 0
+    #: why an extra connection was made (`PURPOSES`: an SNI swap, a residual-blocking sample);
+    #: None for the target's own flow. Written only when set, so ordinary records are unchanged.
+    x_purpose: str | None = None
 
     @property
     def failed_operation(self) -> str | None:
         return "connect" if self.failure else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "ip": self.ip,
             "port": self.port,
             "status": {"success": self.success, "failure": self.failure, "blocked": None},
@@ -42,6 +45,9 @@ class TCPConnect:
             "t": self.t,
             "transaction_id": self.transaction_id,
         }
+        if self.x_purpose is not None:
+            out["x_purpose"] = self.x_purpose
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TCPConnect:
@@ -64,7 +70,9 @@ class TCPConnect:
                 ):
                     failure = status.get("failure")
                     if failure is None or type(failure) is str:
-                        return cls(ip, port, status.get("success") is True, failure, t0, t, tid)
+                        success = status.get("success") is True
+                        purpose = _purpose(d)
+                        return cls(ip, port, success, failure, t0, t, tid, purpose)
         status = read_dict(d.get("status"))
         return cls(
             ip=read_str(d.get("ip")),
@@ -74,7 +82,26 @@ class TCPConnect:
             t0=read_float(d.get("t0")),
             t=read_float(d.get("t")),
             transaction_id=read_int(d.get("transaction_id")),
+            x_purpose=_purpose(d),
         )
+
+
+#: the purposes of extra connections (probe/round/measure/sni_swap.py): a handshake with a
+#: benign SNI to the target's address, the target's SNI to a neutral server, a benign SNI to
+#: the neutral server, and the samples of residual blocking (same address, neutral server)
+SNI_SWAP = "sni_swap"
+SNI_NEUTRAL = "sni_neutral"
+NEUTRAL_CONTROL = "neutral_control"
+RESIDUAL = "residual"
+RESIDUAL_NEUTRAL = "residual_neutral"
+PURPOSES = frozenset({SNI_SWAP, SNI_NEUTRAL, NEUTRAL_CONTROL, RESIDUAL, RESIDUAL_NEUTRAL})
+
+
+def _purpose(d: dict[str, Any]) -> str | None:
+    """`x_purpose` when it is one we know; any other value is dropped (a stored record cannot
+    smuggle a new kind of extra connection into the analysis)."""
+    value = d.get("x_purpose")
+    return value if isinstance(value, str) and value in PURPOSES else None
 
 
 @dataclass(slots=True)
@@ -95,9 +122,11 @@ class TLSHandshake:
     t0: float = 0.0
     t: float = 0.0
     transaction_id: int = 0
+    #: why an extra handshake was made (`PURPOSES`); None for the target's own
+    x_purpose: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "network": self.network,
             "address": self.address,
             "server_name": self.server_name,
@@ -112,6 +141,9 @@ class TLSHandshake:
             "t": self.t,
             "transaction_id": self.transaction_id,
         }
+        if self.x_purpose is not None:
+            out["x_purpose"] = self.x_purpose
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TLSHandshake:
@@ -135,6 +167,7 @@ class TLSHandshake:
             t0=read_float(d.get("t0")),
             t=read_float(d.get("t")),
             transaction_id=read_int(d.get("transaction_id")),
+            x_purpose=_purpose(d),
         )
 
 
@@ -179,4 +212,5 @@ def _exact_handshake(d: dict[str, Any], certs: list[str]) -> TLSHandshake | None
         t0,
         t,
         tid,
+        _purpose(d),
     )

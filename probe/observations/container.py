@@ -36,6 +36,23 @@ class Observations:
         self.network_events.extend(other.network_events)
         self.mtproto.extend(other.mtproto)
 
+    def without_extras(self) -> Observations:
+        """The target's own observations: without the extra connections a failed handshake
+        led to (`x_purpose`: SNI swap, neutral server, residual samples) and their events.
+        The analysis judges the target on these; probe.analysis.sni_swap reads the rest."""
+        extra = {c.transaction_id for c in self.tcp_connect if c.x_purpose is not None}
+        extra |= {h.transaction_id for h in self.tls_handshakes if h.x_purpose is not None}
+        if not extra:
+            return self
+        return Observations(
+            queries=self.queries,
+            tcp_connect=[c for c in self.tcp_connect if c.x_purpose is None],
+            tls_handshakes=[h for h in self.tls_handshakes if h.x_purpose is None],
+            requests=self.requests,
+            network_events=[e for e in self.network_events if e.transaction_id not in extra],
+            mtproto=self.mtproto,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "queries": [q.to_dict() for q in self.queries],

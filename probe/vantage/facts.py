@@ -142,7 +142,7 @@ def reached(target: Target, observations: Observations) -> bool:
     if target.check == "tcp":
         return any(c.success for c in observations.tcp_connect)
     if target.check == "tls":
-        return any(h.failure is None for h in observations.tls_handshakes)
+        return any(h.failure is None and not h.x_purpose for h in observations.tls_handshakes)
     if target.check == "mtproto":
         return any(m.success for m in observations.mtproto)
     return any(r.response_code is not None and r.failure is None for r in observations.requests)

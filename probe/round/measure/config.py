@@ -48,6 +48,15 @@ class MeasureConfig:
     max_redirects: int = 10
     #: the control's guard: True refuses to measure the address (private/reserved ranges)
     refuse_address: Callable[[str], bool] | None = None
+    #: after a failed TLS handshake, the SNI swap (sni_swap.py): this benign server name to
+    #: the same address; None: no swap (the control, and callers that did not ask)
+    neutral_sni: str | None = None
+    #: a TLS server that accepts any name (`probe control serve --neutral-tls-port`): the
+    #: target's name is tried there too; None: none
+    neutral_server: tuple[str, int] | None = None
+    #: seconds to keep re-testing a known-good flow after a trigger (residual blocking);
+    #: 0: off
+    residual_window: float = 0.0
 
 
 @dataclass(slots=True)

@@ -107,12 +107,15 @@ class Flow:
     """What the steps of one flow share: the round's state, the flow's trace (one transaction
     id), and the sink its observations go to (`add`, read back as `observations`)."""
 
-    __slots__ = ("observations", "state", "trace")
+    __slots__ = ("observations", "state", "tls_failure", "trace")
 
     def __init__(self, state: RunState, zero: float) -> None:
         self.state = state
         self.trace = Trace(zero, state.next_transaction_id())
         self.observations = Observations()
+        #: the flow's first failed TLS handshake and its endpoint, for the SNI swap after the
+        #: flow (sni_swap.py); kept only when the round asks for the swap
+        self.tls_failure: tuple[Endpoint, TLSHandshake] | None = None
 
     @property
     def timeout(self) -> float:
@@ -163,6 +166,8 @@ async def open_stream(endpoint: Endpoint, flow: Flow) -> ByteStream | None:
     )
     flow.add(result.observation)
     if result.stream is None:
+        if flow.tls_failure is None and flow.state.config.neutral_sni is not None:
+            flow.tls_failure = (endpoint, result.observation)
         await stream.aclose()
         return None
     return result.stream

@@ -10,6 +10,7 @@ from collections.abc import Coroutine
 from probe import failures
 from probe.addresses import is_ip_literal, is_ipv6
 from probe.observations import Observations, TCPConnect, Trace
+from probe.round.measure import sni_swap
 from probe.round.measure.config import RunState
 from probe.round.measure.endpoint import Endpoint, Flow, connect, open_stream
 from probe.round.measure.fetch import fetch
@@ -74,6 +75,10 @@ async def measure_endpoint(endpoint: Endpoint, flow: Flow, *, first: bool) -> Ob
                     await mtproto_flow(endpoint, flow)
                 else:
                     await connection_flow(endpoint, flow)
+        if flow.tls_failure is not None:
+            failed_on, failed = flow.tls_failure
+            async with state.endpoint_lock(failed_on.ip, failed_on.port):
+                await sni_swap.follow_up(failed_on, failed, flow)
     return flow.observed()
 
 
