@@ -313,3 +313,28 @@ def test_bad_options_are_one_line_and_exit_2(tmp_path, args: list[str], named: s
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and named in lines[0], result.output
+
+
+async def test_address_blocked_for_good_is_not_called_residual(
+    tls_pki: TestPKI, ca_file: str
+) -> None:
+    """Every ClientHello to the address is reset for the whole window: the samples never get
+    through (x_residual.ended is false), the evidence is address filtering, and the reason
+    does not claim residual blocking."""
+    async with TLSServer(tls_pki.good) as server, TLSServer(tls_pki.good) as neutral:
+        async with SNIFilter(("127.0.0.1", server.port), every_hello=True) as middlebox:
+            target = _target(middlebox.port)
+            probe, control = await _probe_and_control(
+                target,
+                ca_file,
+                residual_window=2.5,
+                neutral_server=("127.0.0.1", neutral.port),
+            )
+    verdict = _judge(target, probe, control)["verdict"]
+    lasted = verdict["x_residual"]
+    assert lasted["ended"] is False and lasted["seconds"] is None
+    assert lasted["failed"] == lasted["samples"] >= 2
+    assert lasted["failures"] == [failures.CONNECTION_RESET]
+    assert verdict["x_evidence"] == "ip-filter"
+    assert "residual blocking" not in verdict["reason"]
+    assert "the name completes on a neutral server" in verdict["reason"]

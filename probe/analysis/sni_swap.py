@@ -89,10 +89,20 @@ def _triggers(obs: Observations) -> dict[tuple[str, int], float]:
 
 def evidence(obs: Observations) -> str | None:
     """`sni-filter`, `ip-filter` or None (see the module's docstring)."""
+    return _evidence(obs)[0]
+
+
+#: what showed the evidence
+SAME_ADDRESS = "same-address"
+NEUTRAL_SERVER = "neutral-server"
+
+
+def _evidence(obs: Observations) -> tuple[str | None, str]:
+    """The evidence and what showed it (SAME_ADDRESS or NEUTRAL_SERVER)."""
     triggers = _triggers(obs)
     extras = extras_of(obs)
     if not triggers or not extras:
-        return None
+        return None, ""
     same = [
         e
         for e in extras
@@ -101,12 +111,12 @@ def evidence(obs: Observations) -> str | None:
     neutral_ok = any(e.ok for e in extras if e.purpose in (NEUTRAL_CONTROL, RESIDUAL_NEUTRAL))
     named = [e for e in extras if e.purpose == SNI_NEUTRAL]
     if any(e.ok for e in same):
-        return SNI_FILTER
+        return SNI_FILTER, SAME_ADDRESS
     if named and not any(e.ok for e in named) and neutral_ok:
-        return SNI_FILTER
+        return SNI_FILTER, NEUTRAL_SERVER
     if same and (not named or any(e.ok for e in named)):
-        return IP_FILTER
-    return None
+        return IP_FILTER, NEUTRAL_SERVER if named else SAME_ADDRESS
+    return None, ""
 
 
 def residual(obs: Observations) -> dict[str, Any] | None:
@@ -146,20 +156,11 @@ def annotate(verdict: Verdict, obs: Observations) -> Verdict:
     each named in the reason too; unchanged when the target made no extra connection."""
     if not any(c.x_purpose is not None for c in obs.tcp_connect):
         return verdict
-    found = evidence(obs) if verdict.blocking == TLS else None
+    found, basis = _evidence(obs) if verdict.blocking == TLS else (None, "")
     lasted = residual(obs)
     clauses: list[Msg] = []
-    if found == SNI_FILTER:
-        clauses.append(
-            M(
-                "SNI filtering: a handshake with a benign name to the same address completed, "
-                "or the name fails on a neutral server where a benign name completes"
-            )
-        )
-    elif found == IP_FILTER:
-        clauses.append(
-            M("address filtering: a handshake with a benign name to the same address failed too")
-        )
+    if found is not None:
+        clauses.append(_EVIDENCE_CLAUSES[(found, basis)])
     if lasted is not None and lasted["failed"]:
         clauses.append(_residual_clause(lasted))
     if found is None and lasted is None:
@@ -167,6 +168,23 @@ def annotate(verdict: Verdict, obs: Observations) -> Verdict:
     return replace(
         verdict, message=sentence(verdict.message, *clauses), evidence=found, residual=lasted
     )
+
+
+_EVIDENCE_CLAUSES: dict[tuple[str, str], Msg] = {
+    (SNI_FILTER, SAME_ADDRESS): M(
+        "SNI filtering: a handshake with a benign name to the same address completed"
+    ),
+    (SNI_FILTER, NEUTRAL_SERVER): M(
+        "SNI filtering: the name fails on a neutral server too, where a benign name completes"
+    ),
+    (IP_FILTER, SAME_ADDRESS): M(
+        "address filtering: a handshake with a benign name to the same address failed too"
+    ),
+    (IP_FILTER, NEUTRAL_SERVER): M(
+        "address filtering: a handshake with a benign name to the same address failed too, "
+        "and the name completes on a neutral server"
+    ),
+}
 
 
 def _residual_clause(lasted: dict[str, Any]) -> Msg:
@@ -177,9 +195,10 @@ def _residual_clause(lasted: dict[str, Any]) -> Msg:
             address=lasted["address"],
             seconds=round(lasted["seconds"]),
         )
+    # never ended: residual blocking, or an address that is blocked for good
     return M(
-        "residual blocking: a benign handshake to {address} still failed {seconds} s after "
-        "the trigger (when the probe stopped trying)",
+        "a benign handshake to {address} still failed {seconds} s after the trigger (when "
+        "the probe stopped trying)",
         address=lasted["address"],
         seconds=round(lasted["at_least"]),
     )

@@ -48,6 +48,11 @@ class Censor:
     http_blockpage_names: tuple[str, ...] = ()
     mtproto: str | None = None  # "reset" | "drop" the plain MTProto transports
     mtproto_ports: tuple[int, ...] = field(default=DC_PORTS)
+    #: every ClientHello to these addresses is reset, whatever its name (TLS address filtering)
+    tls_reset_ips: tuple[str, ...] = ()
+    #: residual blocking: after an SNI trigger, the proxy resets every connection of that
+    #: client to that address and port for this many seconds
+    sni_residual: float = 0.0
 
     def describe(self) -> str:
         parts = []
@@ -60,6 +65,10 @@ class Censor:
             parts.append(f"dns {self.dns.answer} for {', '.join(self.dns.names)} ({mode})")
         if self.sni_names:
             parts.append(f"sni {self.sni_action} for {', '.join(self.sni_names)}")
+        if self.tls_reset_ips:
+            parts.append(f"tls reset to {', '.join(self.tls_reset_ips)}")
+        if self.sni_residual:
+            parts.append(f"residual blocking {self.sni_residual:g} s")
         if self.http_blockpage_names:
             parts.append(f"http blockpage for {', '.join(self.http_blockpage_names)}")
         if self.mtproto:
@@ -76,7 +85,7 @@ def nft_ruleset(censor: Censor) -> str:
         for ip, port in censor.tcp_reset
     ]
     prenat = []
-    if censor.sni_names:
+    if censor.sni_names or censor.tls_reset_ips:
         prenat.append(f"{iif} tcp dport 443 redirect to :{PROXY_PORT}")
     if censor.http_blockpage_names:
         prenat.append(f"{iif} tcp dport 80 redirect to :{PROXY_PORT}")
@@ -123,11 +132,13 @@ def middlebox_config(censor: Censor) -> dict[str, Any] | None:
             "answer": censor.dns.answer,
             "race": censor.dns.race,
         }
-    if censor.sni_names or censor.http_blockpage_names:
+    if censor.sni_names or censor.http_blockpage_names or censor.tls_reset_ips:
         config["proxy"] = {
             "sni_names": list(censor.sni_names),
             "sni_action": censor.sni_action,
             "http_names": list(censor.http_blockpage_names),
+            "tls_ips": list(censor.tls_reset_ips),
+            "residual": censor.sni_residual,
         }
     return config if ("dns" in config or "proxy" in config) else None
 

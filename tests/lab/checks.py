@@ -134,6 +134,8 @@ async def tcp(check: dict[str, Any], timeout: float) -> dict[str, Any]:
 
 async def tls(check: dict[str, Any], timeout: float) -> dict[str, Any]:
     context = ssl.create_default_context(cafile=check.get("ca"))
+    # checks run concurrently: "delay" orders one after another (residual blocking)
+    await asyncio.sleep(float(check.get("delay", 0.0)))
     try:
         async with asyncio.timeout(timeout):
             _, writer = await asyncio.open_connection(check["ip"], check["port"])

@@ -18,6 +18,7 @@ import trustme
 
 from tests.lab import censor as censor_rules
 from tests.lab.scenarios import Scenario, SelfCheck, targets_toml
+from tests.lab.scenarios_sni import NEUTRAL_TLS_PORT
 from tests.lab.topology import (
     BASELINE_IP,
     BLOCKPAGE_IP,
@@ -109,7 +110,7 @@ class Lab:
             self.topology.ctrl,
             [str(PROBE_BIN), "control", "serve", "--host", CONTROL_IP, "--port",
              str(CONTROL_PORT), "--allow-net", "198.18.0.0/15", "--allow-net", "10.10.34.0/24",
-             "--ca-file", str(self.ca_file)],
+             "--ca-file", str(self.ca_file), "--neutral-tls-port", str(NEUTRAL_TLS_PORT)],
             ready_line=None,
         )  # fmt: skip
         probe = [{"kind": "tcp", "ip": CONTROL_IP, "port": CONTROL_PORT, "timeout": 0.5}]
@@ -196,6 +197,10 @@ class Lab:
             command += ["--control", f"http://{CONTROL_IP}:{CONTROL_PORT}"]
         else:
             command += ["--no-control"]
+        command += list(scenario.probe_args)
+        if scenario.censor.sni_residual:
+            # the self-checks triggered the residual censor: let its penalty pass first
+            time.sleep(scenario.censor.sni_residual + 0.5)
         proc = subprocess.run(
             command, capture_output=True, text=True, timeout=300, cwd=tmp, check=False
         )

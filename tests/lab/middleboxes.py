@@ -27,6 +27,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 from typing import Any
 
 import dns.flags
@@ -185,6 +186,12 @@ class TransparentProxy:
         self.sni_names: list[str] = [n.lower() for n in config.get("sni_names", [])]
         self.sni_action: str = config.get("sni_action", "reset")
         self.http_names: list[str] = [n.lower() for n in config.get("http_names", [])]
+        #: every ClientHello to these addresses is reset, whatever its name (address filtering)
+        self.tls_ips: set[str] = set(config.get("tls_ips", []))
+        #: residual blocking: after a trigger, every connection of that client to that address
+        #: and port is reset for this many seconds, whatever it sends
+        self.residual = float(config.get("residual", 0.0))
+        self.penalty: dict[tuple[str, str, int], float] = {}
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
@@ -192,8 +199,14 @@ class TransparentProxy:
             raw = sock.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
             port, raw_ip = struct.unpack("!2xH4s8x", raw)
             original = (socket.inet_ntoa(raw_ip), port)
-            first = await self._first_bytes(reader)
-            verdict = self._judge(first)
+            key = (str(writer.get_extra_info("peername")[0]), *original)
+            if self.penalty.get(key, 0.0) > time.monotonic():
+                verdict = "reset"  # residual blocking: not even read
+            else:
+                first = await self._first_bytes(reader)
+                verdict = self._judge(first, original[0])
+                if verdict in ("reset", "drop") and self.residual > 0:
+                    self.penalty[key] = time.monotonic() + self.residual
             if verdict == "reset":
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 writer.transport.abort()
@@ -230,8 +243,10 @@ class TransparentProxy:
                     break
         return data
 
-    def _judge(self, first: bytes) -> str:
+    def _judge(self, first: bytes, address: str) -> str:
         if first[:1] == b"\x16":
+            if address in self.tls_ips:
+                return "reset"
             sni = client_hello_sni(first)
             if sni is not None and _name_listed(sni, self.sni_names):
                 return self.sni_action

@@ -51,6 +51,10 @@ class Expect:
     status: str  # ok | blocked | down | inconclusive
     blocking: str | None = None
     confirmed: bool | None = None  # None: not asserted
+    #: the verdict's x_evidence (the SNI swap: "sni-filter" | "ip-filter"); None: none
+    evidence: str | None = None
+    #: x_residual ended, its `seconds` within (low, high); None: no x_residual
+    residual: tuple[float, float] | None = None
 
     def mismatch(self, verdict: Mapping[str, Any]) -> str | None:
         got = (verdict.get("status"), verdict.get("blocking"))
@@ -58,6 +62,18 @@ class Expect:
             return f"expected {self.status}/{self.blocking}, got {got[0]}/{got[1]}"
         if self.confirmed is not None and verdict.get("confirmed") is not self.confirmed:
             return f"expected confirmed={self.confirmed}, got {verdict.get('confirmed')}"
+        if verdict.get("x_evidence") != self.evidence:
+            return f"expected evidence {self.evidence}, got {verdict.get('x_evidence')}"
+        return self._residual_mismatch(verdict.get("x_residual"))
+
+    def _residual_mismatch(self, residual: Any) -> str | None:
+        if self.residual is None:
+            return None if residual is None else f"expected no x_residual, got {residual}"
+        low, high = self.residual
+        if not isinstance(residual, dict) or residual.get("ended") is not True:
+            return f"expected residual blocking that ended, got {residual}"
+        if not low <= residual.get("seconds", -1) <= high:
+            return f"expected residual blocking of {low}-{high} s, got {residual}"
         return None
 
 
@@ -132,6 +148,8 @@ class Scenario:
     world: World = field(default_factory=World)
     expected: Mapping[str, Expect] = field(default_factory=dict)
     self_checks: tuple[SelfCheck, ...] = ()
+    #: more options for `probe run` (e.g. --residual-window)
+    probe_args: tuple[str, ...] = ()
 
     def expect(self, target_id: str) -> Expect:
         return self.expected.get(target_id, OK)
@@ -245,7 +263,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "sni-reset",
         "A ClientHello naming web.telegram.org is answered with a reset.",
         censor=Censor(sni_names=("web.telegram.org",), sni_action="reset"),
-        expected={"telegram/web": Expect("blocked", "tls")},
+        expected={"telegram/web": Expect("blocked", "tls", evidence="sni-filter")},
         self_checks=(
             *_both(tls("", WEB_IP, "web.telegram.org", ""), "reset", "ok"),
             # the same address with a benign name passes: it is the SNI, not the IP
@@ -257,7 +275,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "sni-drop",
         "A ClientHello naming web.telegram.org is silently dropped (the handshake times out).",
         censor=Censor(sni_names=("web.telegram.org",), sni_action="drop"),
-        expected={"telegram/web": Expect("blocked", "tls")},
+        expected={"telegram/web": Expect("blocked", "tls", evidence="sni-filter")},
         self_checks=(
             *_both(tls("", WEB_IP, "web.telegram.org", ""), "timeout", "ok"),
             tcp("client", WEB_IP, 443, "ok"),
@@ -333,7 +351,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         expected={
             "telegram/web": BLOCKED_DNS_CONFIRMED,
             "telegram/web-http": BLOCKED_DNS_CONFIRMED,
-            "telegram/org": Expect("blocked", "tls"),
+            "telegram/org": Expect("blocked", "tls", evidence="sni-filter"),
             **{t: Expect("blocked", "tcp") for t in DC_TARGETS},
         },
         self_checks=(
@@ -344,6 +362,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
     ),
 )
+
+
+# The SNI swap and residual blocking (issue 19 items 1-2) have their own module; it uses the
+# helpers above, so it is imported once they exist.
+from tests.lab.scenarios_sni import SNI_SCENARIOS  # noqa: E402
+
+SCENARIOS += SNI_SCENARIOS
 
 
 def _toml_value(value: Any) -> str:
