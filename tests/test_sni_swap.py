@@ -338,3 +338,9 @@ async def test_address_blocked_for_good_is_not_called_residual(
     assert verdict["x_evidence"] == "ip-filter"
     assert "residual blocking" not in verdict["reason"]
     assert "the name completes on a neutral server" in verdict["reason"]
+
+
+def test_control_neutral_tls_port_is_checked() -> None:
+    result = CliRunner().invoke(cli, ["control", "serve", "--neutral-tls-port", "70000"])
+    assert result.exit_code == 2, result.output
+    assert "--neutral-tls-port 70000" in result.output
