@@ -344,3 +344,27 @@ def test_control_neutral_tls_port_is_checked() -> None:
     result = CliRunner().invoke(cli, ["control", "serve", "--neutral-tls-port", "70000"])
     assert result.exit_code == 2, result.output
     assert "--neutral-tls-port 70000" in result.output
+
+
+async def test_without_a_control_the_swap_is_local_evidence(tls_pki: TestPKI, ca_file: str) -> None:
+    """No control: a reset handshake with the target's name on an address where a benign
+    name completes is blocked at tls (unconfirmed), named sni-filter; a wrong certificate
+    (not a censor's failure) is not."""
+    async with TLSServer(tls_pki.good) as server:
+        async with SNIFilter(("127.0.0.1", server.port), names=[NAME]) as middlebox:
+            target = _target(middlebox.port)
+            probe = await _measure(target, ca_file, PROBE_SOURCE, neutral_sni=BENIGN)
+    result = analyze(_record(target, probe, None)).to_dict()
+    verdict = result["verdict"]
+    assert (verdict["status"], verdict["blocking"], verdict["confirmed"]) == (
+        "blocked",
+        "tls",
+        False,
+    )
+    assert verdict["x_evidence"] == "sni-filter"
+    assert "local evidence only" in verdict["reason"]
+    async with TLSServer(tls_pki.wrong_name) as server:
+        probe = await _measure(_target(server.port), ca_file, PROBE_SOURCE, neutral_sni=BENIGN)
+    assert [h.x_purpose for h in probe.tls_handshakes] == [None, SNI_SWAP]
+    verdict = analyze(_record(_target(server.port), probe, None)).to_dict()["verdict"]
+    assert verdict["status"] == "inconclusive" and "x_evidence" not in verdict

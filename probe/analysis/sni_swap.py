@@ -16,9 +16,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from probe import failures
 from probe.analysis.common import norm_ip, sentence, split_address
-from probe.analysis.vocabulary import TLS, Verdict
-from probe.i18n.message import M, Msg
+from probe.analysis.vocabulary import (
+    BLOCKED,
+    CERTIFICATE_FAILURES,
+    INCONCLUSIVE,
+    TLS,
+    EndpointOutcome,
+    Verdict,
+)
+from probe.i18n.message import Clauses, M, Msg, Raw
 from probe.observations import Observations, format_address
 from probe.observations.connections import (
     NEUTRAL_CONTROL,
@@ -75,10 +83,12 @@ def extras_of(obs: Observations) -> list[Extra]:
 
 
 def _triggers(obs: Observations) -> dict[tuple[str, int], float]:
-    """The target's own failed handshakes: (ip, port) -> when the first one ended."""
+    """The target's own failed handshakes: (ip, port) -> when the first one ended. A
+    certificate that did not verify is no trigger: the handshake itself went through (a man
+    in the middle is named by the certificate, not by the swap)."""
     out: dict[tuple[str, int], float] = {}
     for h in obs.tls_handshakes:
-        if h.x_purpose is not None or h.failure is None:
+        if h.x_purpose is not None or h.failure is None or h.failure in CERTIFICATE_FAILURES:
             continue
         where = split_address(h.address)
         if where is not None:
@@ -149,6 +159,48 @@ def residual(obs: Observations) -> dict[str, Any] | None:
         "neutral_samples": len(neutral),
         "neutral_failed": sum(1 for e in neutral if not e.ok),
     }
+
+
+#: the failures of a handshake a censor produces (an injected reset or FIN, silence)
+CENSOR_FAILURES = frozenset(
+    {failures.CONNECTION_RESET, failures.EOF_ERROR, failures.GENERIC_TIMEOUT}
+)
+
+
+def apply_local_evidence(outcomes: list[EndpointOutcome], obs: Observations) -> None:
+    """Without a control to compare with, the SNI swap is evidence that stands alone: a
+    handshake with the target's name that failed the censor's way (reset, FIN, silence) on
+    an address where a benign name completed — or with a name that also fails on a neutral
+    server where a benign name completes — is blocked at `tls` (unconfirmed)."""
+    found, basis = _evidence(obs)
+    if found != SNI_FILTER:
+        return
+    triggers = _triggers(obs)
+    benign_ok = {
+        (norm_ip(e.ip), e.port)
+        for e in extras_of(obs)
+        if e.ok and e.purpose in (SNI_SWAP, RESIDUAL)
+    }
+    for o in outcomes:
+        key = (norm_ip(o.address), o.port)
+        if (
+            o.outcome != INCONCLUSIVE
+            or o.unexplained_layer != TLS
+            or o.failure not in CENSOR_FAILURES
+            or key not in triggers
+            or (basis == SAME_ADDRESS and key not in benign_ok)
+        ):
+            continue
+        o.outcome, o.blocking, o.confirmed = BLOCKED, TLS, False
+        o.why = Clauses(
+            (
+                o.unexplained_what or Raw(""),
+                M(
+                    "the SNI swap shows the name is filtered, not the address or the server "
+                    "(local evidence only: no control to compare with)"
+                ),
+            )
+        )
 
 
 def annotate(verdict: Verdict, obs: Observations) -> Verdict:

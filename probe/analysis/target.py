@@ -277,6 +277,8 @@ def _judge(case: Case, fingerprints: FingerprintDB | None) -> Analysis:
     _apply_dns(dns, outcomes)
     _apply_vantage(ctx, outcomes)
     _apply_local_evidence(ctx, outcomes)
+    if not ctx.offline:
+        sni_swap.apply_local_evidence(outcomes, case.probe)
     return Analysis(sni_swap.annotate(_verdict(ctx, dns, outcomes), case.probe), outcomes)
 
 
