@@ -368,3 +368,14 @@ async def test_without_a_control_the_swap_is_local_evidence(tls_pki: TestPKI, ca
     assert [h.x_purpose for h in probe.tls_handshakes] == [None, SNI_SWAP]
     verdict = analyze(_record(_target(server.port), probe, None)).to_dict()["verdict"]
     assert verdict["status"] == "inconclusive" and "x_evidence" not in verdict
+
+
+async def test_no_swap_when_no_name_was_sent(tls_pki: TestPKI, ca_file: str) -> None:
+    """A URL whose host is an address sends no SNI: there is no name to swap."""
+    async with TLSServer(tls_pki.good, behaviour=TLSBehaviour.RESET) as server:
+        target = Target(
+            id="t/ip", service="t", check="https", url=f"https://127.0.0.1:{server.port}/"
+        )
+        probe = await _measure(target, ca_file, PROBE_SOURCE, neutral_sni=BENIGN)
+    assert [h.x_purpose for h in probe.tls_handshakes] == [None]
+    assert probe.tls_handshakes[0].failure == failures.CONNECTION_RESET

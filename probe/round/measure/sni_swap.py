@@ -31,6 +31,7 @@ import asyncio
 import functools
 import ssl
 
+from probe.addresses import is_ip_literal
 from probe.observations import Trace
 from probe.observations.connections import (
     NEUTRAL_CONTROL,
@@ -113,8 +114,8 @@ async def follow_up(endpoint: Endpoint, failed: TLSHandshake, flow: Flow) -> Non
     last sample may start just before the window ends, and then takes its own timeouts)."""
     config = flow.state.config
     benign = config.neutral_sni
-    if benign is None or failed.failure is None:
-        return
+    if benign is None or failed.failure is None or is_ip_literal(endpoint.server_name):
+        return  # an address as the name sends no SNI: there is nothing to swap
     swapped = True
     if endpoint.server_name.lower() != benign.lower():
         swapped = await extra_handshake(endpoint.ip, endpoint.port, benign, SNI_SWAP, flow)
