@@ -208,8 +208,8 @@ def test_volunteer_run_in_a_censored_network(world: VolunteerWorld, tmp_path: Pa
         assert "updated" in record["annotations"]["geoip"]
 
     # 3. Telegram: every data centre blocked (local evidence, unconfirmed); DNS injection
-    # confirmed by the national fingerprint (the probe is in IR); the SNI drop on one site
-    # alone stays inconclusive without a control.
+    # confirmed by the national fingerprint (the probe is in IR); the SNI drop on one site is
+    # named by the SNI swap (unconfirmed, without a control).
     for target_id in ("telegram/dc1", "telegram/dc2", "telegram/dc3"):
         v = verdict(run, target_id)
         assert (v["status"], v["blocking"], v["confirmed"]) == ("blocked", "tcp", False), v
@@ -217,7 +217,11 @@ def test_volunteer_run_in_a_censored_network(world: VolunteerWorld, tmp_path: Pa
     assert verdict(run, "telegram/web")["status"] == "blocked"
     assert verdict(run, "telegram/web")["blocking"] == "dns"
     assert verdict(run, "telegram/web")["confirmed"] is True
-    assert verdict(run, "telegram/org")["status"] == "inconclusive"
+    # the SNI drop of telegram.org: a benign name to the same address completes (the SNI
+    # swap), which stands alone without a control
+    org = verdict(run, "telegram/org")
+    assert (org["status"], org["blocking"], org["confirmed"]) == ("blocked", "tls", False), org
+    assert org["x_evidence"] == "sni-filter" and "local evidence" in org["reason"]
     assert verdict(run, "baseline/example")["status"] == "ok"
     facts = run.records["telegram/dc1"]["test_keys"]["x_service"]
     assert (facts["usable"], facts["interfered"]) == (False, True)
