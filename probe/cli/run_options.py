@@ -17,9 +17,10 @@ from probe.cli.common import BadInput, check_ca_files, option_error, parse_resol
 from probe.i18n import N_, _
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from probe.round.measure import MeasureConfig
+    from probe.targets import Target, TargetList
 
 #: the TARGETS argument and the options of `probe run`, one declaration each, in `--help` order
 OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
@@ -94,6 +95,16 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         help=N_(
             "Where this probe is (a control seeing another "
             "country means the traffic goes through a VPN)."
+        ),
+    ),
+    click.option(
+        "--domestic-baselines",
+        type=click.Path(),
+        metavar="FILE",
+        help=N_(
+            "Sites inside the country, measured next to the baselines: when only they answer, "
+            "the round says international connectivity is down (a shutdown or an allowlist), "
+            "not offline (default: the bundled list for --country, if any)."
         ),
     ),
     click.option(
@@ -280,3 +291,30 @@ def discovery_options(
         "echo_urls": tuple(echo_urls) if stun or echo_urls else None,
         "own_nets": tuple(own_nets),
     }
+
+
+def domestic_list(path: str | None, country: str | None) -> str | None:
+    """The domestic baselines' list file: `--domestic-baselines`, else the bundled one for
+    `--country` (targets/domestic/<cc>.toml), else none."""
+    from probe.targets.domestic import domestic_list_path
+
+    if path is not None:
+        return path  # read with the other lists: a problem in it is named like theirs
+    return domestic_list_path(country)
+
+
+def mark_domestic(lists: Sequence[TargetList], domestic: str | None) -> list[Target]:
+    """Every target of `lists`; those of the domestic list tagged `domestic` (bad input when
+    one is not a baseline)."""
+    from probe.targets.domestic import as_domestic, same_file
+
+    targets: list[Target] = []
+    for target_list in lists:
+        if domestic is None or not same_file(target_list.path, domestic):
+            targets.extend(target_list.targets)
+            continue
+        found, problems = as_domestic(target_list.targets, domestic)
+        if problems:
+            raise BadInput(problems[0])
+        targets.extend(found)
+    return targets
