@@ -202,10 +202,39 @@ def test_a_hand_given_list_gets_the_tag_and_refuses_other_services() -> None:
         'url = "https://x.example/"\n'
     )
     targets = parse_list_text(text, "mine.toml").targets
-    found, problems = as_domestic(targets, "mine.toml")
+    found, others = as_domestic(targets)
     assert [t.id for t in found] == ["baseline/abroad", "baseline/home"]
     assert all(t.is_domestic and "domestic" in t.to_wire()["tags"] for t in found)
-    assert problems == ['mine.toml: telegram/x: a domestic baseline needs service = "baseline"']
+    assert others == ["telegram/x"]
+
+
+@pytest.mark.parametrize(
+    ("domestic", "named"),
+    [
+        ("missing.toml", "missing.toml:1: no such file or directory"),
+        ("other.toml", 'other.toml: telegram/x: a domestic baseline needs service = "baseline"'),
+    ],
+)
+async def test_a_bad_domestic_list_is_exit_2_in_one_line(
+    tmp_path: Path, domestic: str, named: str
+) -> None:
+    from tests.loopback_world import run_probe
+
+    lst = tmp_path / "t.toml"
+    lst.write_text(LIST)
+    (tmp_path / "other.toml").write_text(
+        '[list]\nname = "other"\nupdated = 2026-12-01\n\n[[targets]]\nid = "telegram/x"\n'
+        'service = "telegram"\ncheck = "tcp"\nhost = "127.0.0.1"\nports = [9]\n'
+    )
+    result = await run_probe(
+        ["run", str(lst), "--resolver", "127.0.0.1:9", "--no-ip-discovery", "--no-control",
+         "--domestic-baselines", str(tmp_path / domestic), "--out", str(tmp_path / "r")],
+        limit=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert not (tmp_path / "r").exists()
 
 
 # --- what the volunteer reads ---------------------------------------------------------------

@@ -313,8 +313,12 @@ def mark_domestic(lists: Sequence[TargetList], domestic: str | None) -> list[Tar
         if domestic is None or not same_file(target_list.path, domestic):
             targets.extend(target_list.targets)
             continue
-        found, problems = as_domestic(target_list.targets, domestic)
-        if problems:
-            raise BadInput(problems[0])
+        found, others = as_domestic(target_list.targets)
+        if others:
+            raise BadInput(
+                _('{file}: {id}: a domestic baseline needs service = "baseline"').format(
+                    file=domestic, id=others[0]
+                )
+            )
         targets.extend(found)
     return targets

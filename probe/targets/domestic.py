@@ -28,19 +28,11 @@ def domestic_list_path(country: str | None) -> str | None:
     return str(path) if path.is_file() else None
 
 
-def as_domestic(targets: Sequence[Target], path: str) -> tuple[list[Target], list[str]]:
-    """The targets of a domestic list, each tagged ``domestic``; and one problem per target
-    that is not a baseline (``file: id: message``)."""
-    found: list[Target] = []
-    problems: list[str] = []
-    for target in targets:
-        if target.service != BASELINE_SERVICE:
-            problems.append(
-                f'{path}: {target.id}: a domestic baseline needs service = "{BASELINE_SERVICE}"'
-            )
-            continue
-        found.append(_tagged(target))
-    return found, problems
+def as_domestic(targets: Sequence[Target]) -> tuple[list[Target], list[str]]:
+    """The baselines among `targets`, each tagged ``domestic``; and the ids of the targets that
+    are not baselines (a domestic list holds nothing else)."""
+    found = [_tagged(t) for t in targets if t.service == BASELINE_SERVICE]
+    return found, [t.id for t in targets if t.service != BASELINE_SERVICE]
 
 
 def _tagged(target: Target) -> Target:
