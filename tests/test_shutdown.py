@@ -6,6 +6,7 @@ analysis is pure), the round's vantage facts, the domestic lists and the summary
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,33 @@ def test_the_summary_says_it_in_plain_words(language: str, words: str) -> None:
         set_language("en")
     assert words in out.getvalue()
     assert "offline" not in out.getvalue()
+
+
+def _round_file(out: Path, start: str, cc: str, *, vpn: bool = False) -> None:
+    day = out / f"{start[:4]}-{start[4:6]}-{start[6:8]}"
+    day.mkdir(parents=True, exist_ok=True)
+    record = {
+        "software_name": "probe",
+        "test_name": "telegram",
+        "input": "telegram/web",
+        "probe_asn": "AS58224",
+        "probe_cc": cc,
+        "annotations": {"network_type": "vpn"} if vpn else {},
+        "test_keys": {"verdict": {"status": "ok", "blocking": None, "reason": "fine"}},
+    }
+    (day / f"{start}_{'ab' * 8}.jsonl").write_text(json.dumps(record) + "\n")
+
+
+def test_the_country_of_the_latest_rounds_chooses_the_domestic_list(tmp_path: Path) -> None:
+    """A volunteer on a schedule: the rounds before the shutdown knew the country (GeoIP),
+    the round during it cannot learn it, and still measures the domestic sites."""
+    from probe.cli.run_options import last_known_country
+
+    assert last_known_country(str(tmp_path / "none")) is None
+    _round_file(tmp_path, "20261201T100000Z", "IR")
+    _round_file(tmp_path, "20261202T100000Z", "ZZ")  # the shutdown's round: no country
+    assert last_known_country(str(tmp_path)) == "IR"
+    _round_file(tmp_path, "20261203T100000Z", "DE", vpn=True)  # through a VPN: not here
+    assert last_known_country(str(tmp_path)) == "IR"
+    _round_file(tmp_path, "20261204T100000Z", "IT")
+    assert last_known_country(str(tmp_path)) == "IT"

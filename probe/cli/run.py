@@ -168,7 +168,7 @@ def prepare_run(
     geoip_paths = geoip_databases(geoip_dbs).paths
     if country is not None and not (len(country) == 2 and country.isalpha()):
         raise option_error("country", country, _("use a two-letter country code such as IR"))
-    domestic = run_options.domestic_list(domestic_baselines, country)
+    domestic = run_options.domestic_list(domestic_baselines, country, out_dir)
     lists, selected = _load_targets(targets, only, domestic)
     options = RoundOptions(
         **run_options.discovery_options(ip_discovery, stun_servers, echo_urls, own_nets),

@@ -104,7 +104,8 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         help=N_(
             "Sites inside the country, measured next to the baselines: when only they answer, "
             "the round says international connectivity is down (a shutdown or an allowlist), "
-            "not offline (default: the bundled list for --country, if any)."
+            "not offline (default: the bundled list for --country, or for the country of "
+            "your latest rounds, if there is one)."
         ),
     ),
     click.option(
@@ -293,14 +294,31 @@ def discovery_options(
     }
 
 
-def domestic_list(path: str | None, country: str | None) -> str | None:
+def domestic_list(path: str | None, country: str | None, out_dir: str) -> str | None:
     """The domestic baselines' list file: `--domestic-baselines`, else the bundled one for
-    `--country` (targets/domestic/<cc>.toml), else none."""
+    `--country` (targets/domestic/<cc>.toml), else for the country the GeoIP data gave the
+    latest rounds in `out_dir` (during a shutdown this round cannot learn it: that needs the
+    way out), else none."""
     from probe.targets.domestic import domestic_list_path
 
     if path is not None:
         return path  # read with the other lists: a problem in it is named like theirs
-    return domestic_list_path(country)
+    return domestic_list_path(country or last_known_country(out_dir))
+
+
+def last_known_country(out_dir: str, rounds: int = 3) -> str | None:
+    """The country of the newest of the last `rounds` rounds that knew one (never raises:
+    unreadable files and directories give none)."""
+    from probe.localdata import list_rounds
+
+    try:
+        summaries = list(list_rounds(out_dir, last=rounds))
+    except (OSError, ValueError):
+        return None
+    for summary in reversed(summaries):
+        if summary.probe_cc != "ZZ" and summary.network_type != "vpn":
+            return summary.probe_cc
+    return None
 
 
 def mark_domestic(lists: Sequence[TargetList], domestic: str | None) -> list[Target]:

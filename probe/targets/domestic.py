@@ -4,7 +4,8 @@ During Iran's shutdowns (November 2019, 2022) the national network kept working 
 international traffic stopped, and some networks let through only an allowlist. The
 international baselines alone call that "offline"; one domestic site that answers tells the
 two apart (`VantageFacts.connectivity`). The bundled lists live in ``targets/domestic/<cc>.toml``
-and are chosen by the vantage's country (`--country`, the config's `country`), or given with
+and are chosen by the vantage's country (`--country`, the config's `country`, else the
+country of the latest rounds: probe/cli/run_options.py), or given with
 `--domestic-baselines FILE`. Their targets are baselines (`service = "baseline"`) tagged
 ``domestic``; a file given by hand gets the tag added.
 """
