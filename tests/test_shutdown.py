@@ -283,3 +283,32 @@ def test_the_country_of_the_latest_rounds_chooses_the_domestic_list(tmp_path: Pa
     assert last_known_country(str(tmp_path)) == "IR"
     _round_file(tmp_path, "20261204T100000Z", "IT")
     assert last_known_country(str(tmp_path)) == "IT"
+
+
+def test_the_country_adds_domestic_sites_only_where_they_tell_something() -> None:
+    """Next to international baselines of a public round, yes; to a loopback or lab list (no
+    third party contacted of its own accord) or a list without baselines, no."""
+    from probe.cli.run_options import domestic_if_useful
+
+    path = domestic_list_path("IR")
+    assert path is not None
+    domestic = load_lists([path]).lists[0]
+
+    def round_of(text: str) -> tuple[list, list]:
+        own = parse_list_text(text, "own.toml").lists[0]
+        lists = [own, domestic]
+        return lists, [*own.targets, *domestic.targets]
+
+    public = LIST.replace('tags = ["domestic"]\n', "")
+    lists, targets = domestic_if_useful(*round_of(public), path)
+    assert len(lists) == 2 and sum(t.is_domestic for t in targets) == len(domestic.targets)
+    private = public.replace("https://abroad.example/", "https://127.0.0.1:9/").replace(
+        "https://home.example/", "https://127.0.0.2:9/"
+    )
+    lists, targets = domestic_if_useful(*round_of(private), path)
+    assert lists == [lists[0]] and not any(t.is_domestic for t in targets) and len(targets) == 2
+    no_baseline = public.replace('service = "baseline"', 'service = "web"').replace(
+        "baseline/", "web/"
+    )
+    lists, targets = domestic_if_useful(*round_of(no_baseline), path)
+    assert len(lists) == 1 and not any(t.is_domestic for t in targets)

@@ -170,6 +170,8 @@ def prepare_run(
         raise option_error("country", country, _("use a two-letter country code such as IR"))
     domestic = run_options.domestic_list(domestic_baselines, country, out_dir)
     lists, selected = _load_targets(targets, only, domestic)
+    if domestic_baselines is None and domestic is not None:
+        lists, selected = run_options.domestic_if_useful(lists, selected, domestic)
     options = RoundOptions(
         **run_options.discovery_options(ip_discovery, stun_servers, echo_urls, own_nets),
         measure=measure,

@@ -340,3 +340,20 @@ def mark_domestic(lists: Sequence[TargetList], domestic: str | None) -> list[Tar
             )
         targets.extend(found)
     return targets
+
+
+def domestic_if_useful(
+    lists: list[TargetList], targets: list[Target], domestic: str
+) -> tuple[list[TargetList], list[Target]]:
+    """The domestic list chosen by country only where it tells something: next to
+    international baselines, in a round that measures public addresses (a loopback or lab list
+    contacts no one of its own accord, and gets no public sites added)."""
+    from probe.targets.domestic import same_file
+    from probe.vantage.facts import only_private_targets
+
+    others = [t for t in targets if not t.is_domestic]
+    if any(t.is_baseline for t in others) and not only_private_targets(others):
+        return lists, targets
+    kept = [lst for lst in lists if not same_file(lst.path, domestic)]
+    names = {lst.name for lst in kept}
+    return kept, [t for t in targets if not t.is_domestic or t.list_name in names]
