@@ -17,6 +17,7 @@ import pytest
 import trustme
 
 from tests.lab import censor as censor_rules
+from tests.lab.ipv6 import VANTAGE_HOSTS, VANTAGE_HOSTS6
 from tests.lab.scenarios import Scenario, SelfCheck, targets_toml
 from tests.lab.topology import (
     BASELINE_IP,
@@ -27,8 +28,6 @@ from tests.lab.topology import (
     DC_PORTS,
     REPO_ROOT,
     RESOLVER_IP,
-    VANTAGE_HOSTS,
-    VANTAGE_HOSTS6,
     WEB2_IP,
     WEB_IP,
     WEB_NAMES,

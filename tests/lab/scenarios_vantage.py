@@ -14,17 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.lab.ipv6 import DOMESTIC_IP, DUAL6_IP, DUAL_BASELINE6_IP, DUAL_IP
 from tests.lab.scenarios import Expect, SelfCheck, dns_udp, tcp, tls
-from tests.lab.topology import (
-    CONTROL_IP,
-    CONTROL_PORT,
-    DOMESTIC_IP,
-    DUAL6_IP,
-    DUAL_BASELINE6_IP,
-    DUAL_IP,
-    RESOLVER_IP,
-    WEB_IP,
-)
+from tests.lab.topology import CONTROL_IP, CONTROL_PORT, RESOLVER_IP, WEB_IP
 
 VANTAGE_TARGETS: tuple[dict[str, Any], ...] = (
     {"id": "baseline/example", "service": "baseline", "check": "https",

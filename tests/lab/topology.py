@@ -29,6 +29,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from tests.lab.ipv6 import (
+    CENSOR6_CLIENT_SIDE_IP,
+    DOMESTIC_IP,
+    DUAL6_IP,
+    DUAL_BASELINE6_IP,
+    DUAL_BASELINE_IP,
+    DUAL_IP,
+    LAB6_PREFIX,
+    VANTAGE_HOSTS,
+    create_ipv6,
+)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "plab-"
 NETNS_ETC = Path("/etc/netns")
@@ -51,22 +63,6 @@ SPARE_IP = "198.19.0.77"  # an address with no host behind it (nothing answers D
 BLOCKPAGE_IP = "10.10.34.36"  # Iran's national blockpage host (FACTS.md §5)
 CONTROL_PORT = 8080
 LAB_ROUTES = ("198.18.0.0/15", "10.10.34.0/24")
-# The IPv6 lab: only 2001:2::/48 (the benchmarking range's first /48), addresses added with
-# nodad (usable at once). One /64 per link: client 2001:2:0:1::/64, net 2001:2::/64 (hosts
-# ::130-::149 mirror 198.19.0.130-149), ctrl 2001:2:0:2::/64.
-LAB6_PREFIX = "2001:2::/48"
-CLIENT6_IP = "2001:2:0:1::2"
-CENSOR6_CLIENT_SIDE_IP = "2001:2:0:1::1"
-CENSOR6_NET_SIDE_IP = "2001:2::1"
-NET6_IP = "2001:2::2"
-NET6_CTRL_SIDE_IP = "2001:2:0:2::1"
-CONTROL6_IP = "2001:2:0:2::2"
-# Hosts of the vantage scenarios (tests/lab/scenarios_vantage.py): 198.19.0.130-149 only
-DOMESTIC_IP = "198.19.0.130"  # a site inside the country (a domestic baseline)
-DUAL_BASELINE_IP, DUAL_BASELINE6_IP = "198.19.0.131", "2001:2::131"  # dual.example.org
-DUAL_IP, DUAL6_IP = "198.19.0.132", "2001:2::132"  # dual.plab.test: a dual-stack service
-VANTAGE_HOSTS = (DOMESTIC_IP, DUAL_BASELINE_IP, DUAL_IP)
-VANTAGE_HOSTS6 = (DUAL_BASELINE6_IP, DUAL6_IP)
 
 #: the lab zone served by the resolver in `net`; selfcheck.plab.test exists nowhere else. A
 #: list of addresses gives A and AAAA records (IPv6 only from 2001:2::/48)
@@ -231,7 +227,7 @@ class Topology:
         self._addr(self.ctrl, "k0", f"{CONTROL_IP}/24")
         for ns in (self.censor, self.net):
             self._sysctl(ns, "net/ipv4/ip_forward", "1")
-        self._create_ipv6()
+        create_ipv6(self)
         self.set_client_routes(True)
         self._route(self.censor, "10.10.34.0/24", NET_IP)
         # TPROXY (the DNS injector) needs marked packets delivered locally whatever their address
@@ -247,33 +243,6 @@ class Topology:
             etc.mkdir(parents=True, exist_ok=True)
             (etc / "resolv.conf").write_text(f"nameserver {RESOLVER_IP}\noptions timeout:1\n")
             (etc / "hosts").write_text("127.0.0.1 localhost\n")
-
-    def _create_ipv6(self) -> None:
-        """IPv6 on every link, only inside 2001:2::/48, with routes to that prefix alone (no
-        default route, no router advertisements: forwarding namespaces ignore them)."""
-        for ns in self.namespaces:
-            self._sysctl(ns, "net/ipv6/conf/all/accept_ra", "0")
-            self._sysctl(ns, "net/ipv6/conf/default/accept_ra", "0")
-        for ns in (self.censor, self.net):
-            self._sysctl(ns, "net/ipv6/conf/all/forwarding", "1")
-        for ns, dev, address in (
-            (self.client, "c0", CLIENT6_IP),
-            (self.censor, "cc0", CENSOR6_CLIENT_SIDE_IP),
-            (self.censor, "cn0", CENSOR6_NET_SIDE_IP),
-            (self.net, "nc0", NET6_IP),
-            (self.net, "nk0", NET6_CTRL_SIDE_IP),
-            (self.ctrl, "k0", CONTROL6_IP),
-        ):
-            self.ns_run(ns, ["ip", "-6", "addr", "add", f"{address}/64", "dev", dev, "nodad"])
-        for host in VANTAGE_HOSTS6:
-            self.ns_run(self.net, ["ip", "-6", "addr", "add", f"{host}/128", "dev", "nc0",
-                                   "nodad"])  # fmt: skip
-        self.ns_run(self.censor, ["ip", "-6", "route", "replace", "2001:2:0:2::/64", "via",
-                                  NET6_IP])  # fmt: skip
-        self.ns_run(self.net, ["ip", "-6", "route", "replace", "2001:2:0:1::/64", "via",
-                               CENSOR6_NET_SIDE_IP])  # fmt: skip
-        self.ns_run(self.ctrl, ["ip", "-6", "route", "replace", LAB6_PREFIX, "via",
-                                NET6_CTRL_SIDE_IP])  # fmt: skip
 
     def _link(self, ns_a: str, name_a: str, ns_b: str, name_b: str) -> None:
         # created directly inside the two namespaces: no end ever exists in the root namespace
