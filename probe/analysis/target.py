@@ -161,7 +161,23 @@ def _blocked_verdict(tally: _Tally) -> Verdict:
         M("still working: {addresses}", addresses=name_list([o.label for o in ok])) if ok else None
     )
     note = transport_note(measured)
-    return Verdict(BLOCKED, layer, confirmed, prints, sentence(first.why, count, note or still))
+    family = _family_note(blocked, ok)
+    return Verdict(
+        BLOCKED, layer, confirmed, prints, sentence(first.why, count, family, note or still)
+    )
+
+
+def _family_note(blocked: list[EndpointOutcome], ok: list[EndpointOutcome]) -> Msg | None:
+    """When every blocked endpoint is of one address family and only the other family works:
+    the censor blocks one family (IPv6 left open, or blocked alone), which says which way the
+    app still gets through."""
+    blocked_v6 = {is_ipv6(o.address) for o in blocked}
+    ok_v6 = {is_ipv6(o.address) for o in ok}
+    if len(blocked_v6) != 1 or ok_v6 != {not next(iter(blocked_v6))}:
+        return None
+    if blocked_v6 == {True}:
+        return M("only IPv6 is blocked: IPv4 still works")
+    return M("only IPv4 is blocked: IPv6 still works")
 
 
 def _ok_verdict(tally: _Tally) -> Verdict:

@@ -27,7 +27,9 @@ Examples:
   probe run                                 # every bundled list, once
   probe run --only 'telegram/*'             # Telegram only (and the baseline sites)
   probe run --control https://control.example.org --every 1h
-  probe run my-list.toml --out ./my-results --keep-days 30"""
+  probe run my-list.toml --out ./my-results --keep-days 30
+  probe run --country IR                    # with Iran's domestic sites: shutdown, not offline
+  probe run --domestic-baselines my-sites.toml   # your own sites inside the country"""
     ),
     "probe results": N_(
         """\

@@ -22,6 +22,7 @@ from probe.targets.schema import (
     BASELINE_SERVICE,
     CHECKS,
     DEFAULT_TRANSPORTS,
+    DOMESTIC_TAG,
     HOST_CHECKS,
     TARGET_KEYS,
     Position,
@@ -78,6 +79,12 @@ class Target:
     @property
     def is_baseline(self) -> bool:
         return self.service == BASELINE_SERVICE
+
+    @property
+    def is_domestic(self) -> bool:
+        """A domestic baseline (tagged `domestic`): a site inside the country, reachable
+        during shutdowns; it tells "cut off from abroad" from "offline"."""
+        return self.is_baseline and DOMESTIC_TAG in self.tags
 
     def endpoint_ports(self) -> tuple[int, ...]:
         """Ports measured: the list's `ports`, or the URL's port for http/https."""

@@ -12,6 +12,8 @@ CHECKS = ("dns", "tcp", "tls", "http", "https", "mtproto")
 TRANSPORTS = ("abridged", "intermediate", "padded_intermediate", "obfuscated2")
 DEFAULT_TRANSPORTS = ("obfuscated2", "intermediate")
 BASELINE_SERVICE = "baseline"
+#: the tag of a domestic baseline (targets/domestic/<cc>.toml): a site inside the country
+DOMESTIC_TAG = "domestic"
 
 #: checks that name a `host`; the others (http, https) name a `url`
 HOST_CHECKS = ("dns", "tcp", "tls", "mtproto")

@@ -71,14 +71,15 @@ def summarize_dns(wire: bytes) -> str:
     if reply.rcode() == dns.rcode.NXDOMAIN:
         return "nxdomain"
     for rrset in reply.answer:
-        if rrset.rdtype == dns.rdatatype.A:
+        if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             return f"ip:{next(iter(rrset)).address}"
     return "empty"
 
 
 async def dns_udp(check: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Send one A query and collect every reply within the window (first reply + injections)."""
-    query = dns.message.make_query(check["name"], "A")
+    """Send one A query (or `type`, e.g. AAAA) and collect every reply within the window (first
+    reply + injections)."""
+    query = dns.message.make_query(check["name"], check.get("type", "A"))
     wire = query.to_wire()
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
