@@ -46,6 +46,18 @@ Examples:
 Example:
   probe results show 17d18232    # the first characters of a report id are enough"""
     ),
+    "probe proxy": N_(
+        """\
+Example:
+  probe proxy check 'tg://proxy?server=proxy.example.org&port=443&secret=ee…'"""
+    ),
+    "probe proxy check": N_(
+        """\
+Examples:
+  probe proxy check 'tg://proxy?server=proxy.example.org&port=443&secret=dd…'
+  probe proxy check - < my-proxies.txt     # one link a line: secrets stay out of history
+  probe proxy check --json LINK1 LINK2     # one JSON object per link, without secrets"""
+    ),
     "probe purge": N_(
         """\
 Examples:
