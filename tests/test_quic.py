@@ -10,10 +10,16 @@ from pathlib import Path
 import pytest
 
 from probe import failures
-from probe.observations import Trace
+from probe.analysis import judge
+from probe.analysis.case import Case, TargetFacts, VantageFacts
+from probe.observations import Observations, Trace
+from probe.round.measure import MeasureConfig, RunState, measure_target
+from probe.steps import dns
 from probe.steps.quic import quic_handshake
+from probe.targets import Target
 from tests.servers.certs import TestPKI, pki, pki_ca_file  # noqa: F401
 from tests.servers.quic_server import QuicServer, write_leaf
+from tests.servers.tls_server import TLSServer
 
 TIMEOUT = 1.0
 HANG_BOUND = 3 * TIMEOUT + 2
@@ -86,3 +92,80 @@ async def test_silence_is_a_timeout_within_bounds(pki_ca_file: str) -> None:  # 
         assert time.monotonic() - started < HANG_BOUND
     assert observation.failure == failures.GENERIC_TIMEOUT
     assert observation.peer_certificates == []
+
+
+# --- a target with quic = true: measured beside TLS, judged as evidence only ---------------------
+
+
+def _target(port: int) -> Target:
+    return Target.from_wire(
+        {"id": "web/quic", "check": "tls", "host": "127.0.0.1", "sni": "test.localhost",
+         "ports": [port], "quic": True}
+    )  # fmt: skip
+
+
+def _state(ca_file: str) -> RunState:
+    resolver = dns.Resolver(("127.0.0.1", 9), pool=None)  # IP literals only: never asked
+    return RunState(config=MeasureConfig(timeout=TIMEOUT, ca_files=(ca_file,)), resolver=resolver)
+
+
+def _case(target: Target, probe: Observations, control: Observations | None = None,
+          neutral: bool | None = None) -> Case:  # fmt: skip
+    vantage = VantageFacts(baseline_ok=1, baseline_total=1, control_reachable=control is not None,
+                           neutral_quic_ok=neutral)  # fmt: skip
+    return Case(TargetFacts.from_wire(target.to_wire()), probe, control, vantage=vantage)
+
+
+async def _measure(pki: TestPKI, ca_file: str, tmp_path: Path, *, quic: bool) -> tuple:  # noqa: F811
+    async with TLSServer(pki.good) as tls_server:
+        target = _target(tls_server.port)
+        if quic:
+            cert, key = write_leaf(pki.good, tmp_path)
+            async with QuicServer(cert, key, port=tls_server.port):
+                return target, await measure_target(target, _state(ca_file))
+        return target, await measure_target(target, _state(ca_file))
+
+
+async def test_quic_and_tls_both_work(pki: TestPKI, pki_ca_file: str, tmp_path: Path) -> None:  # noqa: F811
+    target, observations = await _measure(pki, pki_ca_file, tmp_path, quic=True)
+    [quic] = observations.quic_handshakes
+    assert quic.failure is None and quic.negotiated_protocol == "h3"
+    assert observations.tls_handshakes[0].failure is None
+    assert quic.transaction_id != observations.tls_handshakes[0].transaction_id
+    verdict = judge(_case(target, observations)).verdict
+    assert verdict.status == "ok" and verdict.to_dict()["x_quic"]["status"] == "ok"
+    assert "QUIC" not in verdict.reason
+    assert Observations.from_dict(observations.to_dict()).quic_handshakes == [quic]
+
+
+async def test_quic_dropped_while_tls_works_is_evidence_not_blocking(
+    pki: TestPKI,  # noqa: F811
+    pki_ca_file: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    target, observations = await _measure(pki, pki_ca_file, tmp_path, quic=False)
+    assert observations.quic_handshakes[0].failure == failures.GENERIC_TIMEOUT
+    verdict = judge(_case(target, observations)).verdict
+    assert verdict.status == "ok"  # never blocked by QUIC alone
+    assert verdict.to_dict()["x_quic"] == {
+        "status": "failing", "evidence": "quic", "failure": "generic_timeout_error",
+    }  # fmt: skip
+    assert "QUIC to it fails (generic_timeout_error) while TLS over TCP works" in verdict.reason
+    # a neutral QUIC endpoint failing too: UDP 443 as a whole
+    udp = judge(_case(target, observations, neutral=False)).verdict
+    assert udp.status == "ok" and udp.to_dict()["x_quic"]["evidence"] == "udp-443"
+    assert "blocked as a whole" in udp.reason
+    # a neutral endpoint that works: this host's QUIC only
+    assert judge(_case(target, observations, neutral=True)).verdict.quic["evidence"] == "quic"
+    # the control's QUIC fails too: the server does not speak QUIC, no evidence
+    unsupported = judge(_case(target, observations, control=observations)).verdict
+    assert unsupported.quic == {
+        "status": "unsupported", "evidence": None, "failure": "generic_timeout_error",
+    }  # fmt: skip
+
+
+def test_targets_without_quic_records_keep_their_shape() -> None:
+    assert "quic_handshakes" not in Observations().to_dict()
+    plain = Target.from_wire({"id": "web/x", "check": "tls", "host": "127.0.0.1", "sni": "a.b"})
+    assert plain.quic is False and "quic" not in plain.to_wire()
+    assert judge(_case(plain, Observations())).verdict.quic is None

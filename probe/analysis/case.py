@@ -15,6 +15,7 @@ from typing import Any
 from probe import failures
 from probe.addresses import parse_ip
 from probe.analysis.common import url_endpoint
+from probe.analysis.quic import neutral_quic_ok
 from probe.analysis.vocabulary import PAGE_CHECKS
 from probe.i18n.message import M, Msg
 from probe.observations import DNSQuery, Observations
@@ -93,6 +94,8 @@ class VantageFacts:
     #: None when not recorded: then a control that answered counts as reachable
     control_reachable: bool | None = None
     ipv6_ok: bool | None = None
+    #: the round's QUIC handshake to the control's neutral QUIC endpoint (None: not made)
+    neutral_quic_ok: bool | None = None
 
     @classmethod
     def from_wire(cls, x_vantage: Mapping[str, Any]) -> VantageFacts:
@@ -103,6 +106,7 @@ class VantageFacts:
             baseline_total=int(x_vantage.get("baseline_total") or 0),
             control_reachable=None if reachable is _NOT_RECORDED else bool(reachable),
             ipv6_ok=ipv6_ok if isinstance(ipv6_ok, bool) else None,
+            neutral_quic_ok=neutral_quic_ok(x_vantage),
         )
 
     def offline(self, control_answered: bool = False) -> bool:
