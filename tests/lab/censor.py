@@ -10,6 +10,7 @@ Where each technique lives (the censor namespace, traffic arriving from the clie
 | SNI reset / drop       | nft REDIRECT of TCP 443 to the transparent proxy (middleboxes.py)   |
 | HTTP blockpage         | nft REDIRECT of TCP 80 to the transparent proxy (middleboxes.py)    |
 | MTProto signature      | nft forward filter on the first payload bytes (`@ih`): kernel DPI   |
+| UDP drop (QUIC)        | nft prerouting filter: `ip daddr X udp dport P drop`                |
 | TLS hello drop         | nft forward filter: a payload starting ``16 03 01`` (a ClientHello   |
 |                        | record) to (ip, port) is dropped; other payloads pass (MTProxy      |
 |                        | fake-TLS blocked, padded obfuscated2 to the same proxy not)         |
@@ -53,6 +54,8 @@ class Censor:
     mtproto_ports: tuple[int, ...] = field(default=DC_PORTS)
     #: (ip, port): drop TCP payloads that start like a TLS ClientHello record (16 03 01)
     tls_hello_drop: tuple[tuple[str, int], ...] = ()
+    #: (ip, port): drop UDP to it (QUIC to one host blocked; TCP to it untouched)
+    udp_drop: tuple[tuple[str, int], ...] = ()
 
     def describe(self) -> str:
         parts = []
@@ -72,6 +75,8 @@ class Censor:
         if self.tls_hello_drop:
             where = ", ".join(f"{ip}:{port}" for ip, port in self.tls_hello_drop)
             parts.append(f"tls hello drop to {where}")
+        if self.udp_drop:
+            parts.append("udp drop to " + ", ".join(f"{ip}:{port}" for ip, port in self.udp_drop))
         return "; ".join(parts) or "no censorship"
 
 
@@ -83,6 +88,7 @@ def nft_ruleset(censor: Censor) -> str:
         f"{iif} ip daddr {ip} tcp dport {port} reject with tcp reset"
         for ip, port in censor.tcp_reset
     ]
+    prefilter += [f"{iif} ip daddr {ip} udp dport {port} drop" for ip, port in censor.udp_drop]
     prenat = []
     if censor.sni_names:
         prenat.append(f"{iif} tcp dport 443 redirect to :{PROXY_PORT}")
