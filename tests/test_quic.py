@@ -12,11 +12,14 @@ import pytest
 from probe import failures
 from probe.analysis import judge
 from probe.analysis.case import Case, TargetFacts, VantageFacts
+from probe.control.client import ControlClient
+from probe.control.neutral_quic import start_neutral_quic
 from probe.observations import Observations, Trace
 from probe.round.measure import MeasureConfig, RunState, measure_target
 from probe.steps import dns
 from probe.steps.quic import quic_handshake
 from probe.targets import Target
+from tests.control_helpers import running_control
 from tests.servers.certs import TestPKI, pki, pki_ca_file  # noqa: F401
 from tests.servers.quic_server import QuicServer, write_leaf
 from tests.servers.tls_server import TLSServer
@@ -169,3 +172,46 @@ def test_targets_without_quic_records_keep_their_shape() -> None:
     plain = Target.from_wire({"id": "web/x", "check": "tls", "host": "127.0.0.1", "sni": "a.b"})
     assert plain.quic is False and "quic" not in plain.to_wire()
     assert judge(_case(plain, Observations())).verdict.quic is None
+
+
+# --- the control's neutral QUIC endpoint --------------------------------------------------------
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return int(probe_socket.getsockname()[1])
+
+
+async def test_the_neutral_endpoint_completes_unverified_handshakes_only() -> None:
+    port = _free_udp_port()
+    server = await start_neutral_quic("127.0.0.1", port)
+    try:
+        open_ = await quic_handshake(
+            "127.0.0.1", port, "control.example", trace=_trace(), timeout=TIMEOUT, verify=False
+        )
+        checked = await quic_handshake(
+            "127.0.0.1", port, "control.example", trace=_trace(), timeout=TIMEOUT
+        )
+    finally:
+        server.close()
+    assert open_.failure is None and open_.no_tls_verify and open_.negotiated_protocol == "h3"
+    assert checked.failure == failures.SSL_INVALID_HOSTNAME  # self-signed, no names: unverifiable
+
+
+async def test_the_control_announces_its_neutral_endpoint() -> None:
+    target = Target.from_wire({"id": "web/x", "check": "tcp", "host": "127.0.0.1", "ports": [9]})
+    for port, expected in ((4433, 4433), (None, None)):
+        async with running_control(neutral_quic_port=port) as url:
+            client = ControlClient(
+                [url], token=None, timeout=10.0, resolver=dns.Resolver(("127.0.0.1", 9), pool=None)
+            )
+            reply = await client.measure([target])
+        assert reply.failure is None and reply.neutral_quic_port == expected
+
+
+def test_the_neutral_result_is_read_from_x_vantage() -> None:
+    assert VantageFacts.from_wire({"neutral_quic_ok": False}).neutral_quic_ok is False
+    assert VantageFacts.from_wire({"neutral_quic_ok": True}).neutral_quic_ok is True
+    assert VantageFacts.from_wire({"neutral_quic_ok": "no"}).neutral_quic_ok is None
+    assert VantageFacts.from_wire({}).neutral_quic_ok is None

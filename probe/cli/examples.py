@@ -111,8 +111,9 @@ Examples:
 Example:
   probe control serve --host 0.0.0.0 --port 8080 --token SECRET""",
     "probe control serve": """\
-Example:
-  probe control serve --host 0.0.0.0 --port 8080 --token SECRET""",
+Examples:
+  probe control serve --host 0.0.0.0 --port 8080 --token SECRET
+  probe control serve --host 0.0.0.0 --port 8080 --neutral-quic-port 443  # UDP 443 check""",
     "probe collector": """\
 Examples:
   probe collector serve /srv/probe-collector --tokens /etc/probe/collector-tokens

@@ -50,7 +50,7 @@ def _trust(ca_files: tuple[str, ...]) -> tuple[str | None, bytes | None]:
 
 def _verify_failure(reason: str) -> str:
     text = reason.lower()
-    if "doesn't match" in text or "hostname" in text:
+    if "doesn't match" in text or "hostname" in text or "subjectaltname" in text:
         return failures.SSL_INVALID_HOSTNAME
     if "valid yet" in text or "no longer valid" in text or "expired" in text:
         return failures.SSL_INVALID_CERTIFICATE
@@ -102,6 +102,7 @@ async def quic_handshake(
     ca_files: tuple[str, ...] = (),
     alpn: tuple[str, ...] = DEFAULT_ALPN,
     source_address: str | None = None,
+    verify: bool = True,
 ) -> TLSHandshake:
     """A QUIC handshake with SNI `server_name` to ip:port within `timeout` seconds. Failures
     are data; only cancellation escapes."""
@@ -114,6 +115,7 @@ async def quic_handshake(
         address=address,
         server_name=server_name,
         network="quic",
+        no_tls_verify=not verify,
         t0=trace.now(),
         transaction_id=trace.transaction_id,
     )
@@ -125,7 +127,7 @@ async def quic_handshake(
             is_client=True,
             alpn_protocols=list(alpn),
             server_name=server_name,
-            verify_mode=ssl.CERT_REQUIRED,
+            verify_mode=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE,
             cafile=cafile,
             cadata=cadata,
         )
