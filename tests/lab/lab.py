@@ -109,7 +109,7 @@ class Lab:
             self.topology.ctrl,
             [str(PROBE_BIN), "control", "serve", "--host", CONTROL_IP, "--port",
              str(CONTROL_PORT), "--allow-net", "198.18.0.0/15", "--allow-net", "10.10.34.0/24",
-             "--ca-file", str(self.ca_file)],
+             "--ca-file", str(self.ca_file), "--neutral-quic-port", "443"],
             ready_line=None,
         )  # fmt: skip
         probe = [{"kind": "tcp", "ip": CONTROL_IP, "port": CONTROL_PORT, "timeout": 0.5}]

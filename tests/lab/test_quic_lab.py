@@ -35,10 +35,25 @@ UDP_443_DROPPED = Scenario(
         tls("client", WEB_IP, "web.telegram.org", "ok"),
     ),
 )
+NEUTRAL_CHECK = {"kind": "quic", "ip": CONTROL_IP, "port": 443, "sni": "control.plab.test"}
+UDP_443_EVERYWHERE = Scenario(
+    "quic-udp443-everywhere",
+    "UDP 443 is dropped to every host (the control's neutral QUIC endpoint included).",
+    censor=Censor(udp_drop=((WEB_IP, 443), (CONTROL_IP, 443))),
+    self_checks=(
+        SelfCheck("client", QUIC_CHECK, "timeout"),
+        SelfCheck("client", NEUTRAL_CHECK, "timeout"),
+        SelfCheck("control", QUIC_CHECK, "ok"),
+    ),
+)
 QUIET = Scenario(
     "quic-quiet",
     "No censorship: QUIC and TLS both work.",
-    self_checks=(SelfCheck("client", QUIC_CHECK, "ok"), SelfCheck("control", QUIC_CHECK, "ok")),
+    self_checks=(
+        SelfCheck("client", QUIC_CHECK, "ok"),
+        SelfCheck("client", NEUTRAL_CHECK, "ok"),
+        SelfCheck("control", QUIC_CHECK, "ok"),
+    ),
 )
 TARGETS = """\
 [list]
@@ -122,6 +137,19 @@ def test_udp_443_dropped_to_one_host_is_quic_evidence(quic_lab: Lab, tmp_path: P
     assert "QUIC to it fails" in verdict["reason"]
     control = web["test_keys"]["control"]["quic_handshakes"]
     assert control and control[0]["failure"] is None  # the control's QUIC worked
+    assert web["test_keys"]["x_vantage"]["neutral_quic_ok"] is True  # UDP 443 in general works
+
+
+def test_udp_443_dropped_everywhere_is_named_against_the_neutral_endpoint(
+    quic_lab: Lab, tmp_path: Path
+) -> None:
+    _apply(quic_lab, UDP_443_EVERYWHERE)
+    web = _run(quic_lab, tmp_path)["telegram/web"]
+    assert web["test_keys"]["x_vantage"]["neutral_quic_ok"] is False
+    verdict = web["test_keys"]["verdict"]
+    assert verdict["status"] == "ok", verdict
+    assert verdict["x_quic"]["evidence"] == "udp-443"
+    assert "blocked as a whole" in verdict["reason"]
 
 
 def test_quic_works_no_false_positive(quic_lab: Lab, tmp_path: Path) -> None:
@@ -131,3 +159,4 @@ def test_quic_works_no_false_positive(quic_lab: Lab, tmp_path: Path) -> None:
     assert verdict["status"] == "ok" and verdict["x_quic"]["status"] == "ok", verdict
     assert verdict["x_quic"]["evidence"] is None and "QUIC" not in verdict["reason"]
     assert web["test_keys"]["quic_handshakes"][0]["negotiated_protocol"] == "h3"
+    assert web["test_keys"]["x_vantage"]["neutral_quic_ok"] is True
