@@ -92,6 +92,45 @@ def _socket(ip: str, source_address: str | None) -> socket.socket:
     return sock
 
 
+def _configuration(
+    server_name: str, alpn: tuple[str, ...], ca_files: tuple[str, ...], verify: bool
+) -> Any:
+    from aioquic.quic.configuration import QuicConfiguration
+
+    cafile, cadata = _trust(ca_files)
+    return QuicConfiguration(
+        is_client=True,
+        alpn_protocols=list(alpn),
+        server_name=server_name,
+        verify_mode=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE,
+        cafile=cafile,
+        cadata=cadata,
+    )
+
+
+def _negotiated(observation: TLSHandshake, quic: Any) -> None:
+    observation.tls_version = "TLSv1.3"
+    observation.negotiated_protocol = getattr(quic.tls, "alpn_negotiated", None)
+    suite = getattr(getattr(quic.tls, "key_schedule", None), "cipher_suite", None)
+    observation.cipher_suite = getattr(suite, "name", None)
+
+
+def _finish(observation: TLSHandshake, trace: Trace) -> TLSHandshake:
+    observation.failed_operation = failures.QUIC_HANDSHAKE if observation.failure else None
+    observation.t = trace.now()
+    trace.add_event(
+        NetworkEvent(
+            operation="quic_handshake_done",
+            address=observation.address,
+            failure=observation.failure,
+            t0=observation.t0,
+            t=observation.t,
+            transaction_id=trace.transaction_id,
+        )
+    )
+    return observation
+
+
 async def quic_handshake(
     ip: str,
     port: int,
@@ -104,15 +143,14 @@ async def quic_handshake(
     source_address: str | None = None,
     verify: bool = True,
 ) -> TLSHandshake:
-    """A QUIC handshake with SNI `server_name` to ip:port within `timeout` seconds. Failures
-    are data; only cancellation escapes."""
+    """A QUIC handshake with SNI `server_name` to ip:port within `timeout` seconds; `verify`
+    False skips the certificate checks (the neutral endpoint). Failures are data; only
+    cancellation escapes."""
     from aioquic.asyncio.protocol import QuicConnectionProtocol
-    from aioquic.quic.configuration import QuicConfiguration
     from aioquic.quic.connection import QuicConnection
 
-    address = format_address(ip, port)
     observation = TLSHandshake(
-        address=address,
+        address=format_address(ip, port),
         server_name=server_name,
         network="quic",
         no_tls_verify=not verify,
@@ -122,28 +160,19 @@ async def quic_handshake(
     protocol: QuicConnectionProtocol | None = None
     transport: asyncio.BaseTransport | None = None
     try:
-        cafile, cadata = _trust(ca_files)
-        configuration = QuicConfiguration(
-            is_client=True,
-            alpn_protocols=list(alpn),
-            server_name=server_name,
-            verify_mode=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE,
-            cafile=cafile,
-            cadata=cadata,
-        )
-        quic = QuicConnection(configuration=configuration)
+        quic = QuicConnection(configuration=_configuration(server_name, alpn, ca_files, verify))
         sock = _socket(ip, source_address)
-        transport, created = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: QuicConnectionProtocol(quic), sock=sock
-        )
-        protocol = created
+        try:
+            transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: QuicConnectionProtocol(quic), sock=sock
+            )
+        except BaseException:
+            sock.close()
+            raise
         async with asyncio.timeout(timeout):
             protocol.connect((ip, port))
             await protocol.wait_connected()
-        observation.tls_version = "TLSv1.3"
-        observation.negotiated_protocol = getattr(quic.tls, "alpn_negotiated", None)
-        suite = getattr(getattr(quic.tls, "key_schedule", None), "cipher_suite", None)
-        observation.cipher_suite = getattr(suite, "name", None)
+        _negotiated(observation, quic)
     except asyncio.CancelledError:
         raise
     except ConnectionError:
@@ -156,16 +185,4 @@ async def quic_handshake(
             protocol.close()
         if transport is not None:
             transport.close()
-    observation.failed_operation = failures.QUIC_HANDSHAKE if observation.failure else None
-    observation.t = trace.now()
-    trace.add_event(
-        NetworkEvent(
-            operation="quic_handshake_done",
-            address=address,
-            failure=observation.failure,
-            t0=observation.t0,
-            t=observation.t,
-            transaction_id=trace.transaction_id,
-        )
-    )
-    return observation
+    return _finish(observation, trace)
