@@ -376,3 +376,29 @@ async def test_a_bad_link_is_one_line_exit_2_without_the_secret() -> None:
     assert status == 2 and out == ""
     assert err.strip().count("\n") == 0 and "link 2:" in err
     assert KEY.hex() not in err
+
+
+async def test_a_proxy_named_by_host_is_resolved_with_the_runs_resolver() -> None:
+    from tests.servers.dns_server import DNSServer
+
+    zone = {"proxy.test": {"A": ["127.0.0.1"], "ttl": 60}}
+    async with (
+        DNSServer(zone) as resolver_server,
+        FakeDC(ports=(0,)) as dc,
+        MTProxyServer(KEY, upstream=("127.0.0.1", dc.ports[0]), domain=DOMAIN) as proxy,
+    ):
+        check = await mtproxy_check(
+            parse_link(link("proxy.test", proxy.port, secret_for(FAKE_TLS))),
+            resolver=Resolver(resolver_server.address, pool=None),
+            timeout=TIMEOUT,
+        )
+        missing = await mtproxy_check(
+            parse_link(link("nowhere.test", proxy.port, secret_for(FAKE_TLS))),
+            resolver=Resolver(resolver_server.address, pool=None),
+            timeout=TIMEOUT,
+        )
+    assert check.success and check.proxy == f"proxy.test:{proxy.port}"
+    assert [q.hostname for q in check.queries] == ["proxy.test", "proxy.test"]
+    assert missing.attempts == [] and missing.failure == failures.DNS_NXDOMAIN
+    [verdict] = proxy_verdicts([missing])
+    assert "did not resolve" in verdict.reason.english()

@@ -3,6 +3,7 @@ handshake with ALPN h3, every certificate failure, a refused ALPN, silence, boun
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from pathlib import Path
@@ -215,3 +216,28 @@ def test_the_neutral_result_is_read_from_x_vantage() -> None:
     assert VantageFacts.from_wire({"neutral_quic_ok": True}).neutral_quic_ok is True
     assert VantageFacts.from_wire({"neutral_quic_ok": "no"}).neutral_quic_ok is None
     assert VantageFacts.from_wire({}).neutral_quic_ok is None
+
+
+async def test_a_peer_answering_garbage_datagrams_is_a_timeout_not_a_crash(
+    pki_ca_file: str,  # noqa: F811
+) -> None:
+    class Garbage(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.transport.sendto(b"\x17\x03\x03" + bytes(range(200)) * 5, addr)  # type: ignore[attr-defined]
+
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        Garbage, local_addr=("127.0.0.1", 0)
+    )
+    try:
+        started = time.monotonic()
+        observation = await quic_handshake(
+            "127.0.0.1", transport.get_extra_info("sockname")[1], "test.localhost",
+            trace=_trace(), timeout=TIMEOUT, ca_files=(pki_ca_file,),
+        )  # fmt: skip
+        assert time.monotonic() - started < HANG_BOUND
+    finally:
+        transport.close()
+    assert observation.failure == failures.GENERIC_TIMEOUT
