@@ -102,7 +102,10 @@ def proxy_check_command(
         try:
             parsed.append(parse_link(text))
         except LinkError as exc:
-            raise BadInput(_("link {index}: {problem}").format(index=index, problem=exc)) from None
+            problem = _(exc.template).format(**exc.args_)
+            raise BadInput(
+                _("link {index}: {problem}").format(index=index, problem=problem)
+            ) from None
     server = parse_resolver(resolver)
     consent.require_for_run(assume_yes, config_path_in_use())
     checks = asyncio.run(_check_all(parsed, server, timeout, dc))

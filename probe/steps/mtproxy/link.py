@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 from probe.addresses import parse_ip
+from probe.i18n import N_
 
 PLAIN = "plain"
 PADDED = "padded"
@@ -40,7 +41,13 @@ _WEB_HOSTS = ("t.me", "telegram.me", "www.t.me", "www.telegram.me")
 
 
 class LinkError(ValueError):
-    """A link we cannot check. The message never contains the secret."""
+    """A link we cannot check. The message never contains the secret. `template` (marked for
+    the catalog) and `args` let the command line show it in the volunteer's language."""
+
+    def __init__(self, template: str, **args: object) -> None:
+        super().__init__(template.format(**args))
+        self.template = template
+        self.args_ = args
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +84,7 @@ def decode_secret(text: str) -> tuple[str, bytes, str | None]:
         except (binascii.Error, ValueError):
             raw = None
     if raw is None:
-        raise LinkError("the secret is neither hex nor base64")
+        raise LinkError(N_("the secret is neither hex nor base64"))
     if len(raw) == KEY_LENGTH:
         return PLAIN, raw, None
     if len(raw) == KEY_LENGTH + 1 and raw[0] == _PADDED_PREFIX:
@@ -86,15 +93,18 @@ def decode_secret(text: str) -> tuple[str, bytes, str | None]:
         try:
             domain = raw[KEY_LENGTH + 1 :].decode("ascii")
         except UnicodeDecodeError:
-            raise LinkError("the fake-TLS secret's domain is not a host name") from None
+            raise LinkError(N_("the fake-TLS secret's domain is not a host name")) from None
         if not is_hostname(domain) or parse_ip(domain) is not None:
-            raise LinkError("the fake-TLS secret's domain is not a host name")
+            raise LinkError(N_("the fake-TLS secret's domain is not a host name"))
         return FAKE_TLS, raw[1 : KEY_LENGTH + 1], domain.rstrip(".").lower()
     if len(raw) == KEY_LENGTH + 1 and raw[0] == _FAKE_TLS_PREFIX:
-        raise LinkError("the fake-TLS secret (ee…) has no domain after its 16-byte key")
+        raise LinkError(N_("the fake-TLS secret (ee…) has no domain after its 16-byte key"))
     raise LinkError(
-        f"the secret is {len(raw)} bytes: expected 16 (plain), dd + 16 (padded) "
-        "or ee + 16 + a domain (fake-TLS)"
+        N_(
+            "the secret is {count} bytes: expected 16 (plain), dd + 16 (padded) "
+            "or ee + 16 + a domain (fake-TLS)"
+        ),
+        count=len(raw),
     )
 
 
@@ -103,26 +113,26 @@ def _query(text: str) -> dict[str, list[str]]:
     scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
     if scheme == "tg":
         if host == "socks" or parts.path.lstrip("/").startswith("socks"):
-            raise LinkError("a SOCKS5 proxy link, not an MTProxy link")
+            raise LinkError(N_("a SOCKS5 proxy link, not an MTProxy link"))
         if host != "proxy":
-            raise LinkError("not a proxy link: expected tg://proxy?server=…&port=…&secret=…")
+            raise LinkError(N_("not a proxy link: expected tg://proxy?server=…&port=…&secret=…"))
     elif scheme in ("https", "http") and host in _WEB_HOSTS:
         path = parts.path.rstrip("/")
         if path == "/socks":
-            raise LinkError("a SOCKS5 proxy link, not an MTProxy link")
+            raise LinkError(N_("a SOCKS5 proxy link, not an MTProxy link"))
         if path != "/proxy":
-            raise LinkError("not a proxy link: expected https://t.me/proxy?server=…")
+            raise LinkError(N_("not a proxy link: expected https://t.me/proxy?server=…"))
     else:
-        raise LinkError("not an MTProxy link: expected tg://proxy?… or https://t.me/proxy?…")
+        raise LinkError(N_("not an MTProxy link: expected tg://proxy?… or https://t.me/proxy?…"))
     return parse_qs(parts.query, keep_blank_values=True)
 
 
 def _single(query: dict[str, list[str]], name: str) -> str:
     values = query.get(name, [])
     if not values or not values[0].strip():
-        raise LinkError(f"the link has no {name}=")
+        raise LinkError(N_("the link has no {name}="), name=name)
     if len(values) > 1:
-        raise LinkError(f"the link has {name}= more than once")
+        raise LinkError(N_("the link has {name}= more than once"), name=name)
     return values[0].strip()
 
 
@@ -131,9 +141,9 @@ def parse_link(text: str) -> ProxyLink:
     query = _query(text.strip())
     server = _single(query, "server").strip("[]")
     if parse_ip(server) is None and not is_hostname(server):
-        raise LinkError("the link's server is neither an IP address nor a host name")
+        raise LinkError(N_("the link's server is neither an IP address nor a host name"))
     port_text = _single(query, "port")
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise LinkError("the link's port is not a number from 1 to 65535")
+        raise LinkError(N_("the link's port is not a number from 1 to 65535"))
     kind, key, domain = decode_secret(_single(query, "secret"))
     return ProxyLink(server.rstrip(".").lower(), int(port_text), kind, key, domain)
