@@ -15,6 +15,7 @@ from typing import Any
 from probe import failures
 from probe.addresses import parse_ip
 from probe.analysis.common import url_endpoint
+from probe.analysis.quic import neutral_quic_ok
 from probe.analysis.vocabulary import PAGE_CHECKS
 from probe.i18n.message import M, Msg
 from probe.observations import DNSQuery, Observations
@@ -102,6 +103,8 @@ class VantageFacts:
     #: when the round measured none
     domestic_ok: int = 0
     domestic_total: int = 0
+    #: the round's QUIC handshake to the control's neutral QUIC endpoint (None: not made)
+    neutral_quic_ok: bool | None = None
 
     @classmethod
     def from_wire(cls, x_vantage: Mapping[str, Any]) -> VantageFacts:
@@ -114,6 +117,7 @@ class VantageFacts:
             ipv6_ok=ipv6_ok if isinstance(ipv6_ok, bool) else None,
             domestic_ok=int(x_vantage.get("domestic_ok") or 0),
             domestic_total=int(x_vantage.get("domestic_total") or 0),
+            neutral_quic_ok=neutral_quic_ok(x_vantage),
         )
 
     def connectivity(self, control_answered: bool = False) -> str:

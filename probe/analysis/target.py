@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from probe import failures
@@ -16,6 +16,7 @@ from probe.analysis.endpoint import judge_flow
 from probe.analysis.fingerprints import FingerprintDB, default_db
 from probe.analysis.flows import flows_of
 from probe.analysis.mtproto import transport_note
+from probe.analysis.quic import judge_quic
 from probe.analysis.service_rules import local_evidence
 from probe.analysis.vocabulary import (
     BLOCKED,
@@ -292,7 +293,14 @@ def _judge(case: Case, fingerprints: FingerprintDB | None) -> Analysis:
     _apply_dns(dns, outcomes)
     _apply_vantage(ctx, outcomes)
     _apply_local_evidence(ctx, outcomes)
-    return Analysis(_verdict(ctx, dns, outcomes), outcomes)
+    verdict = _verdict(ctx, dns, outcomes)
+    finding = judge_quic(case.probe, case.control, case.vantage.neutral_quic_ok)
+    if finding is not None:
+        message = verdict.message
+        if finding.note is not None:
+            message = M("{verdict} {quic}", verdict=message, quic=sentence(finding.note))
+        verdict = replace(verdict, message=message, quic=finding.to_dict())
+    return Analysis(verdict, outcomes)
 
 
 def _apply_dns(dns: DNSResult, outcomes: list[EndpointOutcome]) -> None:

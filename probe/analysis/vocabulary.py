@@ -168,6 +168,8 @@ class Verdict:
     #: one human sentence naming the evidence, as a message: English in the record (`reason`),
     #: in the volunteer's language on screen (probe/i18n)
     message: Text
+    #: what the target's QUIC handshakes add (probe/analysis/quic.py); None: none made
+    quic: dict[str, Any] | None = None
 
     @property
     def reason(self) -> str:
@@ -181,6 +183,7 @@ class Verdict:
             "confirmed": self.confirmed,
             "fingerprints": list(self.fingerprints),
             "reason": self.reason,
+            **({"x_quic": dict(self.quic)} if self.quic is not None else {}),
         }
 
 

@@ -48,6 +48,18 @@ Examples:
 Example:
   probe results show 17d18232    # the first characters of a report id are enough"""
     ),
+    "probe proxy": N_(
+        """\
+Example:
+  probe proxy check 'tg://proxy?server=proxy.example.org&port=443&secret=ee…'"""
+    ),
+    "probe proxy check": N_(
+        """\
+Examples:
+  probe proxy check 'tg://proxy?server=proxy.example.org&port=443&secret=dd…'
+  probe proxy check - < my-proxies.txt     # one link a line: secrets stay out of history
+  probe proxy check --json LINK1 LINK2     # one JSON object per link, without secrets"""
+    ),
     "probe purge": N_(
         """\
 Examples:
@@ -101,8 +113,9 @@ Examples:
 Example:
   probe control serve --host 0.0.0.0 --port 8080 --token SECRET""",
     "probe control serve": """\
-Example:
-  probe control serve --host 0.0.0.0 --port 8080 --token SECRET""",
+Examples:
+  probe control serve --host 0.0.0.0 --port 8080 --token SECRET
+  probe control serve --host 0.0.0.0 --port 8080 --neutral-quic-port 443  # UDP 443 check""",
     "probe collector": """\
 Examples:
   probe collector serve /srv/probe-collector --tokens /etc/probe/collector-tokens

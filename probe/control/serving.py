@@ -34,6 +34,12 @@ async def _serve(config: ControlServerConfig, host: str, port: int, open_files: 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     runner, site = await start_server(config, host, port)
+    neutral = None
+    if config.neutral_quic_port is not None:
+        from probe.control.neutral_quic import start_neutral_quic
+
+        neutral = await start_neutral_quic(host, config.neutral_quic_port)
+        log.info("neutral QUIC endpoint on UDP port %d", config.neutral_quic_port)
     log.info(
         "serving on %s (open files: %d; deadlines: head %g s, body %g s, measurement %g s)",
         site.name,
@@ -46,4 +52,6 @@ async def _serve(config: ControlServerConfig, host: str, port: int, open_files: 
         await stop.wait()
     finally:
         log.info("stopping")
+        if neutral is not None:
+            neutral.close()
         await runner.cleanup()

@@ -214,6 +214,7 @@ class VantageState:
             "ipv6_ok": f.ipv6_ok,
             "domestic_ok": f.domestic_ok,
             "domestic_total": f.domestic_total,
+            **({"neutral_quic_ok": f.neutral_quic_ok} if f.neutral_quic_ok is not None else {}),
         }
 
     def baselines_measured(self, baselines: Sequence[tuple[Target, Observations | None]]) -> None:
@@ -233,6 +234,10 @@ class VantageState:
 
     def control_answered(self, reachable: bool) -> None:
         self.facts = replace(self.facts, control_reachable=reachable)
+
+    def neutral_quic(self, ok: bool) -> None:
+        """The round's QUIC handshake to the control's neutral endpoint (docs/verdicts.md)."""
+        self.facts = replace(self.facts, neutral_quic_ok=ok)
 
     def learn_address(self, address: str) -> None:
         """Our public address: scrubbed from every record (for IPv6 the household's /64)."""

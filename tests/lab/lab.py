@@ -111,7 +111,7 @@ class Lab:
             [str(PROBE_BIN), "control", "serve", "--host", CONTROL_IP, "--port",
              str(CONTROL_PORT), "--allow-net", "198.18.0.0/15", "--allow-net", "10.10.34.0/24",
              "--allow-net", "2001:2::/48",
-             "--ca-file", str(self.ca_file)],
+             "--ca-file", str(self.ca_file), "--neutral-quic-port", "443"],
             ready_line=None,
         )  # fmt: skip
         probe = [{"kind": "tcp", "ip": CONTROL_IP, "port": CONTROL_PORT, "timeout": 0.5}]

@@ -107,10 +107,11 @@ class Flow:
     """What the steps of one flow share: the round's state, the flow's trace (one transaction
     id), and the sink its observations go to (`add`, read back as `observations`)."""
 
-    __slots__ = ("observations", "state", "trace")
+    __slots__ = ("observations", "state", "trace", "zero")
 
     def __init__(self, state: RunState, zero: float) -> None:
         self.state = state
+        self.zero = zero
         self.trace = Trace(zero, state.next_transaction_id())
         self.observations = Observations()
 
