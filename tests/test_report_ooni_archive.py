@@ -61,6 +61,9 @@ def test_paths_of_both_layouts_and_file_names_say_what_they_hold() -> None:
     assert directory_partition(old) == Partition(date(2020, 9, 21), 0, "IT", "facebookmessenger")
     assert directory_partition(old[:3]) == Partition(cc="IT", test="facebookmessenger")
     assert directory_partition(("mirror", "misc")) == Partition()
+    # only below raw/ or jsonl/: a researcher's own dated directory says nothing
+    assert directory_partition(("downloads", "20260301", "IR")) == Partition()
+    assert directory_partition(("raw", "2026")) == Partition()
     assert file_partition("2021081715_US_webconnectivity.n0.0.jsonl.gz") == Partition(
         date(2021, 8, 17), 15, "US", "webconnectivity"
     )

@@ -151,26 +151,28 @@ def _at(parts: Sequence[str], index: int, pattern: re.Pattern[str]) -> str | Non
 
 
 def directory_partition(parts: Sequence[str]) -> Partition:
-    """What directory names say: the last date names the day; in the jsonl layout its parent is
-    the country and the grandparent the test, in the raw layout the hour, country and test
-    follow it. Above the date, only a name after a `jsonl` anchor is known to be a test."""
-    dates = [i for i, name in enumerate(parts) if _day(name) is not None]
-    if not dates:
-        anchors = [i for i, name in enumerate(parts) if name == "jsonl"]
-        if not anchors:
+    """What directory names say, recognised only below an anchor as OONI's layouts have them:
+    `raw/<day>/<hour>/<CC>/<test>` and `jsonl/<test>/<CC>/<day>/<hour>`. A directory of some
+    other shape (a researcher's own `downloads/20260301/`) says nothing: its files' names
+    still do (`file_partition`)."""
+    anchors = [i for i, name in enumerate(parts) if name in _ANCHORS]
+    if not anchors:
+        return Partition()
+    i = anchors[-1]
+    rest = parts[i + 1 :]
+    if parts[i] == "raw":
+        day = _day(rest[0]) if rest else None
+        if day is None:
             return Partition()
-        i = anchors[-1]
-        return Partition(test=_at(parts, i + 1, _TEST), cc=_at(parts, i + 2, _CC))
-    i = dates[-1]
-    day = _day(parts[i])
-    hour_text = _at(parts, i + 1, _HOUR)
-    hour = int(hour_text) if hour_text is not None else None
-    if _at(parts, i - 1, _CC) is not None:  # jsonl/<test>/<CC>/<day>/<hour>
-        return Partition(day, hour, parts[i - 1], _at(parts, i - 2, _TEST))
-    # raw/<day>/<hour>/<CC>/<test>
-    cc = _at(parts, i + 2, _CC) if hour is not None else None
-    test = _at(parts, i + 3, _TEST) if cc is not None else None
-    return Partition(day, hour, cc, test)
+        hour_text = _at(rest, 1, _HOUR)
+        cc = _at(rest, 2, _CC) if hour_text is not None else None
+        test = _at(rest, 3, _TEST) if cc is not None else None
+        return Partition(day, int(hour_text) if hour_text else None, cc, test)
+    test = _at(rest, 0, _TEST)
+    cc = _at(rest, 1, _CC) if test is not None else None
+    day = _day(rest[2]) if cc is not None and len(rest) > 2 else None
+    hour_text = _at(rest, 3, _HOUR) if day is not None else None
+    return Partition(day, int(hour_text) if hour_text else None, cc, test)
 
 
 def file_partition(name: str) -> Partition:
