@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -171,9 +172,11 @@ def test_plain_directory_with_measurement_meta_and_other_tests(tmp_path: Path) -
         lines.append(json.dumps({"measurement_uid": "u", "raw_measurement": json.dumps(m)}))
     _write_gz(tmp_path / "api-download.jsonl.gz", lines)
     (tmp_path / "notes.txt").write_text("not read")
+    os.mkfifo(tmp_path / "fifo.jsonl.gz")  # opening it would block forever
     archive = OoniArchive.open([tmp_path], make_selection(None, None, [], ["signal"]))
     built = build_report([], archive=archive)
     assert archive.stats.measurements == 4 and archive.stats.other_tests == 13
+    assert archive.stats.special_files == 1 and "1 special files" in archive.stats.summary()
     assert set(built.services) == {"signal"}
 
 

@@ -207,6 +207,8 @@ class ArchiveStats:
     outside: int = 0
     placeholders: int = 0
     unreadable_lines: int = 0
+    special_files: int = 0
+    unlisted_dirs: int = 0
     corrupt_files: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -224,6 +226,11 @@ class ArchiveStats:
         )
         if self.corrupt_files:
             line += f" (first: {self.corrupt_files[0]})"
+        if self.special_files or self.unlisted_dirs:
+            line += (
+                f"; {self.special_files:,} special files (FIFO, device) and "
+                f"{self.unlisted_dirs:,} directories that cannot be listed left aside"
+            )
         return line
 
 
@@ -252,7 +259,11 @@ def archive_files(
 
 def _walk(root: Path, selection: ArchiveSelection, stats: ArchiveStats) -> Iterator[Path]:
     base = _root_parts(root)
-    for top, dirs, files in os.walk(root, followlinks=False):
+
+    def unlisted(error: OSError) -> None:  # a directory that cannot be listed
+        stats.unlisted_dirs += 1
+
+    for top, dirs, files in os.walk(root, onerror=unlisted, followlinks=False):
         parts = base + Path(top).relative_to(root).parts
         kept = []
         for name in sorted(dirs):
@@ -267,6 +278,8 @@ def _walk(root: Path, selection: ArchiveSelection, stats: ArchiveStats) -> Itera
                 stats.postcans += 1
             elif not _is_measurement_file(name):
                 continue
+            elif not (Path(top) / name).is_file():  # a FIFO or device would block the read
+                stats.special_files += 1
             elif selection.keeps(here) and selection.keeps(file_partition(name)):
                 yield Path(top) / name
             else:
