@@ -153,17 +153,20 @@ def test_pruning_happens_before_files_are_opened(tmp_path: Path) -> None:
                 [json.dumps(m)],
             )
     selection = make_selection(datetime(2020, 1, 1), datetime(2021, 1, 1), ["it"], ["telegram"])
-    archive = OoniArchive.open([tmp_path], selection)
-    names = sorted(p.name for p in archive.files)
+    listing = OoniArchive.open([tmp_path], selection)
+    names = sorted(p.name for p in listing.files())
     assert names == ["2020010910_IT_telegram.n0.0.jsonl.gz", "2020011117_IT_telegram.n0.0.jsonl.gz"]
-    assert archive.stats.pruned_dirs > 5
+    assert listing.stats.pruned_dirs > 5
+    # the same tree given twice, and a part of it: walked once
+    archive = OoniArchive.open([tmp_path, tmp_path / "raw", tmp_path], selection)
+    assert archive.roots == [tmp_path]
     built = build_report([], archive=archive)
     assert archive.stats.files == 2 and built.files == 2
     services = built.connection.execute("SELECT DISTINCT service FROM rows").fetchall()
     assert services == [("telegram",)]
     # a root inside the layout: the day in its own path prunes too
     inside = OoniArchive.open([tmp_path / "raw" / "20221207"], selection)
-    assert inside.files == []
+    assert list(inside.files()) == []
 
 
 def test_plain_directory_with_measurement_meta_and_other_tests(tmp_path: Path) -> None:

@@ -238,23 +238,35 @@ def _is_measurement_file(name: str) -> bool:
     return name.endswith(MEASUREMENT_SUFFIXES)
 
 
-def archive_files(
-    roots: Sequence[str | os.PathLike[str]], selection: ArchiveSelection, stats: ArchiveStats
-) -> list[Path]:
-    """The measurement files under the roots that the selection keeps, sorted per root; the
-    directories it prunes are never listed. A root that does not exist is ReportInputError."""
-    found: dict[Path, None] = {}
+def archive_roots(roots: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The roots to walk: each must exist (else ReportInputError); one given twice, or inside
+    another given, is walked once."""
+    found: list[Path] = []
     for raw in roots:
         root = Path(raw)
         if not root.exists():
             raise ReportInputError(f"--ooni-archive {os.fspath(raw)}: no such file or directory")
-        stats.archives += 1
+        found.append(root)
+    resolved = [r.resolve() for r in found]
+    return [
+        root
+        for i, (root, real) in enumerate(zip(found, resolved, strict=True))
+        if real not in resolved[:i]
+        and not any(other != real and real.is_relative_to(other) for other in resolved)
+    ]
+
+
+def archive_files(
+    roots: Sequence[Path], selection: ArchiveSelection, stats: ArchiveStats
+) -> Iterator[Path]:
+    """The measurement files under the roots that the selection keeps, sorted within each
+    directory, found as they are read (memory does not grow with the archive); the
+    directories the selection prunes are never listed."""
+    for root in roots:
         if root.is_file():
-            found.setdefault(root, None)
-            continue
-        for path in _walk(root, selection, stats):
-            found.setdefault(path, None)
-    return list(found)
+            yield root
+        else:
+            yield from _walk(root, selection, stats)
 
 
 def _walk(root: Path, selection: ArchiveSelection, stats: ArchiveStats) -> Iterator[Path]:
@@ -336,10 +348,11 @@ def _measurements(
 
 @dataclass(slots=True)
 class OoniArchive:
-    """Archives to read into a report (`build_report(..., archive=)`): the files are found
-    (and pruned) when made; `rows` streams them one file at a time."""
+    """Archives to read into a report (`build_report(..., archive=)`): the roots are checked
+    when made; `rows` walks them and streams one file at a time (once: the counts in `stats`
+    are of that pass)."""
 
-    files: list[Path]
+    roots: list[Path]
     selection: ArchiveSelection
     stats: ArchiveStats
 
@@ -347,12 +360,16 @@ class OoniArchive:
     def open(
         cls, roots: Sequence[str | os.PathLike[str]], selection: ArchiveSelection
     ) -> OoniArchive:
-        stats = ArchiveStats()
-        return cls(archive_files(roots, selection, stats), selection, stats)
+        found = archive_roots(roots)
+        return cls(found, selection, ArchiveStats(archives=len(found)))
+
+    def files(self) -> Iterator[Path]:
+        """The files `rows` reads, found lazily (pruned ones counted in `stats`)."""
+        return archive_files(self.roots, self.selection, self.stats)
 
     def rows(self, skipped: Callable[[SkippedLine], None]) -> Iterator[tuple[Any, ...]]:
         """The report's rows of every file (read_python.rows_of_objects' shape)."""
-        for path in self.files:
+        for path in self.files():
             yield from rows_of_objects(
                 _measurements(path, self.selection, self.stats), str(path), skipped
             )
