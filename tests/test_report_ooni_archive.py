@@ -211,6 +211,7 @@ def test_cli_reads_the_archive_and_refuses_bad_options(
         (["--ooni-archive", str(tmp_path / "ooni"), "--test-name", "tele gram"], "--test-name"),
         (["--test-name", "telegram", str(tmp_path / "ooni")], "--ooni-archive"),
         (["--ooni-archive", str(tmp_path / "ooni"), "--cc", "IRN"], "--cc"),
+        (["--ooni-archive", str(tmp_path / "ooni"), "--cc", "IR"], "matched no record"),
     ):
         code, out, err = _run_cli(["report", *args], capsys)
         assert code == 2, (args, err)

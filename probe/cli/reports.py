@@ -133,11 +133,11 @@ def report_command(
         archive = _ooni_archive(ooni_archives, test_names, filters)
         paths = list(results) or ([] if archive else [str(results_dir(None))])
         built = report.build_report(paths, filters, archive=archive)
-        if archive is not None:
-            click.echo(f"probe: {archive.stats.summary()}", err=True)
         unmatched = built.unmatched_summary()
         if unmatched:  # a typo must not replace yesterday's page with an empty one
             raise report.ReportInputError(unmatched)
+        if archive is not None:  # a file name is untrusted text too
+            click.echo(f"probe: {report.terminal_safe(archive.stats.summary())}", err=True)
         if sys.stdout.isatty():
             from rich.console import Console
 
