@@ -108,7 +108,9 @@ Example:
     "probe report": """\
 Examples:
   probe report                                    # your own results
-  probe report results/ ooni-downloads/ --html report.html --since 2026-11-01""",
+  probe report results/ ooni-downloads/ --html report.html --since 2026-11-01
+  probe report results/ --ooni-archive ooni-mirror/ --cc IR --since 2026-01-01
+  probe report --ooni-archive ooni-mirror/raw --test-name telegram,web_connectivity""",
     "probe control": """\
 Example:
   probe control serve --host 0.0.0.0 --port 8080 --token SECRET""",
