@@ -51,6 +51,11 @@ MTPROTO_FOREIGN_REPLY = "mtproto_foreign_reply"
 MTPROTO_NONCE_MISMATCH = "mtproto_nonce_mismatch"
 #: the reply announced a length we refuse to allocate
 MTPROTO_ABSURD_LENGTH = "mtproto_absurd_length"
+#: an MTProxy fake-TLS check: the answer to our ClientHello was TLS, but not signed with the
+#: proxy's secret (a real TLS server for the domain, a censor's middlebox, or a wrong secret)
+MTPROXY_FAKE_TLS_MISMATCH = "mtproxy_fake_tls_mismatch"
+#: a QUIC connection closed with an error that is not a TLS alert (a QUIC transport error)
+QUIC_CONNECTION_CLOSED = "quic_connection_closed"
 HTTP_TOO_MANY_REDIRECTS = "http_too_many_redirects"
 #: a redirect we refuse to follow (non-HTTP scheme, public→private hop); recorded, not followed
 HTTP_REDIRECT_REFUSED = "http_redirect_refused"
@@ -86,6 +91,8 @@ HTTP_ROUND_TRIP = "http_round_trip"
 READ = "read"
 WRITE = "write"
 MTPROTO_HANDSHAKE = "mtproto_handshake"
+MTPROXY_FAKE_TLS = "mtproxy_fake_tls"
+QUIC_HANDSHAKE = "quic_handshake"  # the fake-TLS hello exchange with an MTProxy
 STUN_BINDING = "stun_binding"
 
 UNKNOWN_PREFIX = "unknown_failure: "

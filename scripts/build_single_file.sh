@@ -7,7 +7,8 @@
 #
 # By default the file is for Linux x86_64 (any distribution with glibc 2.17 or newer) and
 # CPython 3.11, 3.12, 3.13 and 3.14: the compiled dependencies (cryptography, aiohttp and its
-# helpers, cffi, maxminddb) are taken as manylinux2014 wheels for each of those versions.
+# helpers, cffi, maxminddb, aioquic and pylsqpack) are taken as manylinux2014 wheels for each
+# of those versions.
 # On first start the file unpacks itself into ~/.cache/pex (PEX_ROOT), which takes a few
 # seconds; later starts reuse that.
 #

@@ -1,4 +1,5 @@
-"""The test suite's network guard: no test may send a packet outside loopback and the lab range.
+"""The test suite's network guard: no test may send a packet outside loopback and the lab ranges
+(198.18.0.0/15; for IPv6, 2001:2::/48).
 
 Every socket connect/sendto and every getaddrinfo call in the test process is checked. A call to
 a forbidden destination raises *and* is recorded, and the autouse fixture in conftest.py fails the
@@ -15,6 +16,8 @@ ALLOWED_NETWORKS = [
     ipaddress.ip_network("127.0.0.0/8"),
     ipaddress.ip_network("::1/128"),
     ipaddress.ip_network("198.18.0.0/15"),
+    # the IPv6 lab (tests/lab): the benchmarking range's first /48 only, never more
+    ipaddress.ip_network("2001:2::/48"),
 ]
 # Unix sockets and unspecified addresses (binding, not sending) are fine.
 violations: list[str] = []

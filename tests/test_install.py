@@ -167,6 +167,7 @@ def test_sdist_and_wheel_hold_the_lists_and_the_network_data(dist: Path) -> None
     (sdist,) = dist.glob("probe-*.tar.gz")
     (wheel,) = dist.glob("probe-*.whl")
     lists = sorted(p.name for p in (REPO / "targets").iterdir() if p.suffix in (".toml", ".pem"))
+    lists += sorted(f"domestic/{p.name}" for p in (REPO / "targets" / "domestic").glob("*.toml"))
     geoip = sorted(
         p.name
         for p in (REPO / "probe" / "data" / "geoip").iterdir()

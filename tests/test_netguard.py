@@ -39,6 +39,13 @@ def test_guard_allows_loopback_and_lab():
     assert netguard.allowed_ip("::1")
     assert netguard.allowed_ip("198.19.255.1")
     assert not netguard.allowed_ip("10.10.34.36")
+    # the IPv6 lab: 2001:2::/48 and nothing around it
+    assert netguard.allowed_ip("2001:2::130")
+    assert netguard.allowed_ip("2001:2:0:ffff::1")
+    assert not netguard.allowed_ip("2001:2:1::1")
+    assert not netguard.allowed_ip("2001:1::1")
+    assert not netguard.allowed_ip("2001:db8::1")
+    assert not netguard.allowed_ip("2001:67c:4e8:f002::a")
     assert netguard.allowed_name("localhost")
     socket.getaddrinfo("localhost", 80)
 

@@ -84,17 +84,29 @@ def update() -> None:
     template = extract()
     for language in languages():
         catalog = read(language)
+        before = _messages(catalog)
         # no fuzzy matching: a changed English sentence is a new message to translate
         catalog.update(template, no_fuzzy_matching=True, update_header_comment=False)
         catalog.obsolete.clear()
-        write(language, catalog)
+        # unchanged messages leave the file alone: rewriting only its date made needless
+        # merge conflicts between branches
+        if _messages(catalog) != before:
+            write(language, catalog)
         print(f"{po_path(language).relative_to(REPO)}: {len(catalog)} messages")
+
+
+def _messages(catalog: Catalog) -> set[tuple[object, object, object]]:
+    return {(m.id, m.string, m.context) for m in catalog if m.id}
 
 
 def compile_all() -> None:
     for language in languages():
         mo = po_path(language).with_suffix(".mo")
-        mo.write_bytes(compiled(read(language)))
+        data = compiled(read(language))
+        if mo.is_file() and _parsed(mo.read_bytes()) == _parsed(data):
+            print(f"{mo.relative_to(REPO)} up to date")
+            continue
+        mo.write_bytes(data)
         print(f"{mo.relative_to(REPO)} written")
 
 

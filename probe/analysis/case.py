@@ -15,6 +15,7 @@ from typing import Any
 from probe import failures
 from probe.addresses import parse_ip
 from probe.analysis.common import url_endpoint
+from probe.analysis.quic import neutral_quic_ok
 from probe.analysis.vocabulary import PAGE_CHECKS
 from probe.i18n.message import M, Msg
 from probe.observations import DNSQuery, Observations
@@ -83,16 +84,27 @@ def _check(target: Mapping[str, Any]) -> str:
 _NOT_RECORDED = object()
 
 
+#: `VantageFacts.connectivity`: the baselines (or the control) answered; nothing did; only the
+#: domestic baselines did (international connectivity is down: a shutdown or an allowlist)
+ONLINE, OFFLINE, SHUTDOWN = "online", "offline", "shutdown"
+
+
 @dataclass(frozen=True, slots=True)
 class VantageFacts:
     """The round's facts about the vantage (`x_vantage`): the one place that says whether the
-    probe was offline and whether its connection works."""
+    probe was offline (or cut off from abroad) and whether its connection works."""
 
     baseline_ok: int = 0
     baseline_total: int = 0
     #: None when not recorded: then a control that answered counts as reachable
     control_reachable: bool | None = None
     ipv6_ok: bool | None = None
+    #: the domestic baselines (sites inside the country, reachable during shutdowns): 0 of 0
+    #: when the round measured none
+    domestic_ok: int = 0
+    domestic_total: int = 0
+    #: the round's QUIC handshake to the control's neutral QUIC endpoint (None: not made)
+    neutral_quic_ok: bool | None = None
 
     @classmethod
     def from_wire(cls, x_vantage: Mapping[str, Any]) -> VantageFacts:
@@ -103,19 +115,54 @@ class VantageFacts:
             baseline_total=int(x_vantage.get("baseline_total") or 0),
             control_reachable=None if reachable is _NOT_RECORDED else bool(reachable),
             ipv6_ok=ipv6_ok if isinstance(ipv6_ok, bool) else None,
+            domestic_ok=int(x_vantage.get("domestic_ok") or 0),
+            domestic_total=int(x_vantage.get("domestic_total") or 0),
+            neutral_quic_ok=neutral_quic_ok(x_vantage),
         )
 
-    def offline(self, control_answered: bool = False) -> bool:
-        """No baseline site answered and no control was reachable: a failure here proves
-        nothing about any target."""
+    def connectivity(self, control_answered: bool = False) -> str:
+        """ONLINE; OFFLINE when no baseline site answered and no control was reachable;
+        SHUTDOWN when, in that case, a domestic baseline did answer: the country's own network
+        works and the way out does not (a shutdown, or a network that lets through only an
+        allowlist). Either way a failure here proves nothing about any target."""
         reachable = control_answered if self.control_reachable is None else self.control_reachable
-        return self.baseline_total > 0 and self.baseline_ok == 0 and not reachable
+        if self.baseline_total == 0 or self.baseline_ok > 0 or reachable:
+            return ONLINE
+        return SHUTDOWN if self.domestic_ok > 0 else OFFLINE
+
+    def offline(self, control_answered: bool = False) -> bool:
+        """Nothing answered at all, domestic baselines included (see `connectivity`)."""
+        return self.connectivity(control_answered) == OFFLINE
+
+    def shutdown(self, control_answered: bool = False) -> bool:
+        """International connectivity is down while domestic sites work (see `connectivity`)."""
+        return self.connectivity(control_answered) == SHUTDOWN
+
+    def unusable(self, control_answered: bool = False) -> bool:
+        """Offline or shut down: the analysis calls nothing blocked or down."""
+        return self.connectivity(control_answered) != ONLINE
+
+    def unusable_reason(self, control_answered: bool = False) -> Msg:
+        if self.shutdown(control_answered):
+            return self.shutdown_reason
+        return self.offline_reason
 
     @property
     def offline_reason(self) -> Msg:
         return M(
             "this vantage looks offline (0 of {total} baseline sites answered "
             "and no control server was reachable)",
+            total=self.baseline_total,
+        )
+
+    @property
+    def shutdown_reason(self) -> Msg:
+        return M(
+            "international connectivity looks down here (a shutdown or an allowlisted network): "
+            "{ok} of {domestic} domestic sites answered, but 0 of {total} international "
+            "baseline sites and no control server",
+            ok=self.domestic_ok,
+            domestic=self.domestic_total,
             total=self.baseline_total,
         )
 

@@ -70,8 +70,9 @@ def context_of(case: Case, db: FingerprintDB) -> Context:
         control=control,
         control_failure=case.control_failure,
         doh=case.doh,
-        offline=case.vantage.offline(control_answered=control is not None),
-        offline_reason=case.vantage.offline_reason,
+        # offline or cut off from abroad (a shutdown): no failure proves anything
+        offline=case.vantage.unusable(control_answered=control is not None),
+        offline_reason=case.vantage.unusable_reason(control_answered=control is not None),
         ipv6_ok=case.vantage.ipv6_ok,
         db=db,
         probe_cc=case.probe_cc,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from probe import failures
@@ -17,6 +17,7 @@ from probe.analysis.endpoint import judge_flow
 from probe.analysis.fingerprints import FingerprintDB, default_db
 from probe.analysis.flows import flows_of
 from probe.analysis.mtproto import transport_note
+from probe.analysis.quic import judge_quic
 from probe.analysis.service_rules import local_evidence
 from probe.analysis.vocabulary import (
     BLOCKED,
@@ -162,7 +163,23 @@ def _blocked_verdict(tally: _Tally) -> Verdict:
         M("still working: {addresses}", addresses=name_list([o.label for o in ok])) if ok else None
     )
     note = transport_note(measured)
-    return Verdict(BLOCKED, layer, confirmed, prints, sentence(first.why, count, note or still))
+    family = _family_note(blocked, ok)
+    return Verdict(
+        BLOCKED, layer, confirmed, prints, sentence(first.why, count, family, note or still)
+    )
+
+
+def _family_note(blocked: list[EndpointOutcome], ok: list[EndpointOutcome]) -> Msg | None:
+    """When every blocked endpoint is of one address family and only the other family works:
+    the censor blocks one family (IPv6 left open, or blocked alone), which says which way the
+    app still gets through."""
+    blocked_v6 = {is_ipv6(o.address) for o in blocked}
+    ok_v6 = {is_ipv6(o.address) for o in ok}
+    if len(blocked_v6) != 1 or ok_v6 != {not next(iter(blocked_v6))}:
+        return None
+    if blocked_v6 == {True}:
+        return M("only IPv6 is blocked: IPv4 still works")
+    return M("only IPv4 is blocked: IPv6 still works")
 
 
 def _ok_verdict(tally: _Tally) -> Verdict:
@@ -279,7 +296,14 @@ def _judge(case: Case, fingerprints: FingerprintDB | None) -> Analysis:
     _apply_local_evidence(ctx, outcomes)
     if not ctx.offline:
         sni_swap.apply_local_evidence(outcomes, case.probe)
-    return Analysis(sni_swap.annotate(_verdict(ctx, dns, outcomes), case.probe), outcomes)
+    verdict = sni_swap.annotate(_verdict(ctx, dns, outcomes), case.probe)
+    finding = judge_quic(case.probe, case.control, case.vantage.neutral_quic_ok)
+    if finding is not None:
+        message = verdict.message
+        if finding.note is not None:
+            message = M("{verdict} {quic}", verdict=message, quic=sentence(finding.note))
+        verdict = replace(verdict, message=message, quic=finding.to_dict())
+    return Analysis(verdict, outcomes)
 
 
 def _apply_dns(dns: DNSResult, outcomes: list[EndpointOutcome]) -> None:

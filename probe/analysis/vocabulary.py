@@ -172,6 +172,8 @@ class Verdict:
     evidence: str | None = None
     #: how long residual blocking lasted (sni_swap.residual), when it was measured
     residual: dict[str, Any] | None = None
+    #: what the target's QUIC handshakes add (probe/analysis/quic.py); None: none made
+    quic: dict[str, Any] | None = None
 
     @property
     def reason(self) -> str:
@@ -185,6 +187,7 @@ class Verdict:
             "confirmed": self.confirmed,
             "fingerprints": list(self.fingerprints),
             "reason": self.reason,
+            **({"x_quic": dict(self.quic)} if self.quic is not None else {}),
         }
         # only when measured, so that records without an SNI swap stay as they were
         if self.evidence is not None:

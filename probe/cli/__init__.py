@@ -2,8 +2,8 @@
 else. `cli` is the click group (`--config` feeds click's defaults from `config`, the config
 file), `main` the console-script entry point; each command group has its module (`run`,
 `targets`, `reports` for analyze and report, `results`, `purge`, `identity` (`probe id`),
-`control`, `geoip`, `schedule`, `upload`, `collector`), `examples` the example at the end of
-every `--help`, and `common` holds what they share: the exit statuses, `BadInput`, option
+`control`, `geoip`, `proxy`, `schedule`, `upload`, `collector`), `examples` the example at the
+end of every `--help`, and `common` holds what they share: the exit statuses, `BadInput`, option
 errors named where the value was given, and the refusal of FIFOs, sockets and devices as input
 files.
 
@@ -37,6 +37,7 @@ from probe.cli.examples import add_examples
 from probe.cli.geoip import geoip_group
 from probe.cli.identity import id_group
 from probe.cli.localized import LocalizedGroup, lang_option, use_our_catalog_for_click
+from probe.cli.proxy import proxy_group
 from probe.cli.purge import purge_command
 from probe.cli.reports import analyze_command, report_command
 from probe.cli.results import results_group
@@ -111,6 +112,7 @@ for _command in (
     control_group,
     geoip_group,
     id_group,
+    proxy_group,
     purge_command,
     report_command,
     results_group,

@@ -43,6 +43,13 @@ def control_group() -> None:
 )
 @click.option("--log-client-addresses", is_flag=True, help="Put client IPs in the access log.")
 @click.option(
+    "--neutral-quic-port",
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    help="Also run a neutral QUIC endpoint on this UDP port (443 for real use): probes judge "
+    "'UDP 443 blocked as a whole' against it.",
+)
+@click.option(
     "--neutral-tls-port",
     type=int,
     metavar="PORT",
@@ -59,6 +66,7 @@ def control_serve(
     timeout: float,
     max_concurrent: int,
     log_client_addresses: bool,
+    neutral_quic_port: int | None,
     neutral_tls_port: int | None = None,
 ) -> int:
     """Serve POST /v1/measure and GET /v1/health."""
@@ -84,6 +92,7 @@ def control_serve(
         token=token,
         geoip_dbs=tuple(geoip_paths),
         max_concurrent_requests=max_concurrent,
+        neutral_quic_port=neutral_quic_port,
     )
     try:
         control.serve(

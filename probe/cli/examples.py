@@ -28,6 +28,8 @@ Examples:
   probe run --only 'telegram/*'             # Telegram only (and the baseline sites)
   probe run --control https://control.example.org --every 1h
   probe run my-list.toml --out ./my-results --keep-days 30
+  probe run --country IR                    # with Iran's domestic sites: shutdown, not offline
+  probe run --domestic-baselines my-sites.toml   # your own sites inside the country
   probe run --neutral-server 203.0.113.5:8443 --residual-window 120   # how TLS is blocked"""
     ),
     "probe results": N_(
@@ -46,6 +48,18 @@ Examples:
         """\
 Example:
   probe results show 17d18232    # the first characters of a report id are enough"""
+    ),
+    "probe proxy": N_(
+        """\
+Example:
+  probe proxy check 'tg://proxy?server=proxy.example.org&port=443&secret=ee…'"""
+    ),
+    "probe proxy check": N_(
+        """\
+Examples:
+  probe proxy check 'tg://proxy?server=proxy.example.org&port=443&secret=dd…'
+  probe proxy check - < my-proxies.txt     # one link a line: secrets stay out of history
+  probe proxy check --json LINK1 LINK2     # one JSON object per link, without secrets"""
     ),
     "probe purge": N_(
         """\
@@ -95,13 +109,16 @@ Example:
     "probe report": """\
 Examples:
   probe report                                    # your own results
-  probe report results/ ooni-downloads/ --html report.html --since 2026-11-01""",
+  probe report results/ ooni-downloads/ --html report.html --since 2026-11-01
+  probe report results/ --ooni-archive ooni-mirror/ --cc IR --since 2026-01-01
+  probe report --ooni-archive ooni-mirror/raw --test-name telegram,web_connectivity""",
     "probe control": """\
 Example:
   probe control serve --host 0.0.0.0 --port 8080 --token SECRET""",
     "probe control serve": """\
 Examples:
   probe control serve --host 0.0.0.0 --port 8080 --token SECRET
+  probe control serve --host 0.0.0.0 --port 8080 --neutral-quic-port 443  # UDP 443 check
   probe control serve --host 0.0.0.0 --neutral-tls-port 8443   # + a TLS server for any name""",
     "probe collector": """\
 Examples:

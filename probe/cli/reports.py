@@ -5,10 +5,15 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from probe.cli.common import EXIT_OK, BadInput, refuse_special_files
+
+if TYPE_CHECKING:
+    from probe.report import ReportFilters
+    from probe.report.ooni_archive import OoniArchive
 
 
 @click.command("analyze")
@@ -77,6 +82,23 @@ def analyze_command(
 @click.option("--service", multiple=True, help="Keep this service (repeatable, or a,b).")
 @click.option("--asn", multiple=True, help="Keep this network, AS1234 or 1234 (repeatable).")
 @click.option("--cc", multiple=True, help="Keep this country code (repeatable).")
+@click.option(
+    "--ooni-archive",
+    "ooni_archives",
+    multiple=True,
+    type=click.Path(path_type=str),
+    metavar="DIR",
+    help="Also read OONI's archive: a copy of its raw/ or jsonl/ tree, or a directory of "
+    "OONI .jsonl(.gz) files (repeatable); --since, --until and --cc prune it by path.",
+)
+@click.option(
+    "--test-name",
+    "test_names",
+    multiple=True,
+    metavar="NAME",
+    help="OONI tests to read from --ooni-archive (repeatable, or a,b; 'all' for every test; "
+    "default: telegram, signal, whatsapp, facebook_messenger).",
+)
 def report_command(
     results: tuple[str, ...],
     html_path: str | None,
@@ -89,6 +111,8 @@ def report_command(
     service: tuple[str, ...],
     asn: tuple[str, ...],
     cc: tuple[str, ...],
+    ooni_archives: tuple[str, ...],
+    test_names: tuple[str, ...],
 ) -> int:
     """Timelines and changes over time from result files and directories (default: where
     `probe run` writes): ours and OONI measurements, .json, .jsonl and .gz."""
@@ -103,12 +127,17 @@ def report_command(
     from probe.cli.results import results_dir
 
     refuse_special_files(results, "a results path")
+    refuse_special_files(ooni_archives, "an OONI archive")
     try:
         filters = report.make_filters(since, until, service, asn, cc)
-        built = report.build_report(list(results) or [str(results_dir(None))], filters)
+        archive = _ooni_archive(ooni_archives, test_names, filters)
+        paths = list(results) or ([] if archive else [str(results_dir(None))])
+        built = report.build_report(paths, filters, archive=archive)
         unmatched = built.unmatched_summary()
         if unmatched:  # a typo must not replace yesterday's page with an empty one
             raise report.ReportInputError(unmatched)
+        if archive is not None:  # a file name is untrusted text too
+            click.echo(f"probe: {report.terminal_safe(archive.stats.summary())}", err=True)
         if sys.stdout.isatty():
             from rich.console import Console
 
@@ -128,3 +157,17 @@ def report_command(
     except report.ReportInputError as exc:
         raise BadInput(str(exc)) from None
     return EXIT_OK
+
+
+def _ooni_archive(
+    roots: tuple[str, ...], test_names: tuple[str, ...], filters: ReportFilters
+) -> OoniArchive | None:
+    """The OONI archives to read (probe.report.ooni_archive), pruned by the filters."""
+    if not roots:
+        if test_names:
+            raise BadInput("--test-name selects OONI tests of --ooni-archive, which is not given")
+        return None
+    from probe.report.ooni_archive import OoniArchive, make_selection
+
+    selection = make_selection(filters.since, filters.until, filters.ccs, test_names)
+    return OoniArchive.open(roots, selection)

@@ -208,6 +208,8 @@ def _notes(summary: RoundSummary, *, offline: bool = True) -> list[str]:
         notes.append(_("through a VPN"))
     if offline and len(summary.records) and summary.offline:
         notes.append(_("offline"))
+    if offline and len(summary.records) and summary.shutdown:
+        notes.append(_("international connectivity down: shutdown or allowlist"))
     if summary.skipped:
         notes.append(
             ngettext("{count} unreadable line", "{count} unreadable lines", summary.skipped).format(
@@ -229,6 +231,7 @@ def _list_object(summary: RoundSummary) -> dict[str, Any]:
         "network_type": summary.network_type,
         "interrupted": summary.interrupted,
         "offline": bool(len(summary.records)) and summary.offline,
+        "shutdown": bool(len(summary.records)) and summary.shutdown,
         "skipped_lines": summary.skipped,
     }
 
@@ -292,7 +295,13 @@ def _print_round(summary: RoundSummary) -> None:
     title = _("probe: round {report_id}, {start} UTC").format(
         report_id=summary.report_id, start=f"{summary.file.start:%Y-%m-%d %H:%M}"
     )
-    print_rows(tally_rows(summary.records), console, offline=summary.offline, title=title)
+    print_rows(
+        tally_rows(summary.records),
+        console,
+        offline=summary.offline,
+        title=title,
+        shutdown=summary.shutdown,
+    )
     notes = _notes(summary, offline=False)  # the table's note says it
     if summary.control_failure:
         notes.append(

@@ -146,6 +146,7 @@ def prepare_run(
     stun_servers: tuple[str, ...],
     echo_urls: tuple[str, ...],
     own_nets: tuple[str, ...],
+    domestic_baselines: str | None = None,
     upload: str | None = None,
     no_upload: bool = False,
     upload_proxy: str | None = None,
@@ -169,9 +170,12 @@ def prepare_run(
     if not no_control:
         run_options.check_control_urls(controls)
     geoip_paths = geoip_databases(geoip_dbs).paths
-    lists, selected = _load_targets(targets, only)
     if country is not None and not (len(country) == 2 and country.isalpha()):
         raise option_error("country", country, _("use a two-letter country code such as IR"))
+    domestic = run_options.domestic_list(domestic_baselines, country, out_dir)
+    lists, selected = _load_targets(targets, only, domestic)
+    if domestic_baselines is None and domestic is not None:
+        lists, selected = run_options.domestic_if_useful(lists, selected, domestic)
     options = RoundOptions(
         **run_options.discovery_options(ip_discovery, stun_servers, echo_urls, own_nets),
         measure=measure,
@@ -236,15 +240,16 @@ def _retention(out_dir: str, keep_days: int) -> Callable[[RoundResult], None]:
 
 
 def _load_targets(
-    paths: tuple[str, ...], only: tuple[str, ...]
+    paths: tuple[str, ...], only: tuple[str, ...], domestic: str | None = None
 ) -> tuple[list[TargetList], list[Target]]:
-    """The lists and the selected targets; a problem in any list is bad input (exit 2)."""
+    """The lists and the selected targets, with the domestic baselines (`domestic`, a list
+    file) among them; a problem in any list is bad input (exit 2)."""
     import fnmatch
 
     from probe.targets import bundled_list_paths, load_lists
 
     refuse_special_files(paths, N_("a target list"))
-    loaded = load_lists(list(paths) or bundled_list_paths())
+    loaded = load_lists([*(list(paths) or bundled_list_paths()), *([domestic] if domestic else [])])
     if loaded.problems:
         first = render(text_of(loaded.problems[0]))
         if len(loaded.problems) > 1:
@@ -252,7 +257,7 @@ def _load_targets(
                 problem=first, count=len(loaded.problems) - 1
             )
         raise BadInput(first)
-    targets = list(loaded.targets)
+    targets = run_options.mark_domestic(loaded.lists, domestic)
     if only:
         selected = [t for t in targets if any(fnmatch.fnmatch(t.id, g) for g in only)]
         if not selected:

@@ -114,6 +114,7 @@ def round_summary(result: RoundResult) -> dict[str, Any]:
         "address_learned": result.address_learned,
         "vantage": result.x_vantage,
         "offline": result.offline,
+        "shutdown": result.shutdown,
         "control_failure": result.control_failure,
         "bytes_sent": result.bytes_sent,
         "bytes_received": result.bytes_received,
@@ -151,7 +152,7 @@ def _size(n: int) -> str:
 
 def print_summary(result: RoundResult, console: Console) -> None:
     """The final table per service, the reasons for whatever is not ok, and the round's cost."""
-    print_rows(service_rows(result), console, offline=result.offline)
+    print_rows(service_rows(result), console, offline=result.offline, shutdown=result.shutdown)
     _print_notes(result, console)
     console.print(
         _(
@@ -176,10 +177,22 @@ def print_rows(
     *,
     offline: bool,
     title: str | None = None,
+    shutdown: bool = False,
 ) -> None:
     """The table per service, then one sentence per target that is not ok (or, when the
-    probe was offline, the one sentence that says so), in the volunteer's language."""
+    probe was offline or cut off from abroad, the one sentence that says so), in the
+    volunteer's language."""
     console.print(_table(rows, title if title is not None else _("probe: results of this round")))
+    if shutdown:
+        console.print(
+            _(
+                "[bold]International connectivity looks down[/bold]: sites inside the country "
+                "answered, but no international baseline site and no control server did. This "
+                "looks like an internet shutdown or a network that lets through only an "
+                "allowlist, so nothing here is called blocked."
+            )
+        )
+        return
     if offline:
         console.print(
             _(

@@ -80,6 +80,8 @@ class ControlReply:
     failures: dict[str, str] = field(default_factory=dict)
     #: the control's request deadline cut some targets short (its `x_deadline`)
     deadline: bool = False
+    #: UDP port of the control's neutral QUIC endpoint (its `x_neutral_quic_port`), if any
+    neutral_quic_port: int | None = None
 
     def target_failure(self, target_id: str) -> str | None:
         """Why there are no control observations for `target_id`: the control's own failure
@@ -219,6 +221,9 @@ def parse_reply(raw: bytes | bytearray, url: str, asked: set[str]) -> ControlRep
     reply = ControlReply(
         url=url, client=_echo(doc.get("client")), deadline=isinstance(doc.get("x_deadline"), dict)
     )
+    port = doc.get("x_neutral_quic_port")
+    if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
+        reply.neutral_quic_port = port
     for item in doc["results"]:
         if isinstance(item, dict) and item.get("id") in asked:
             _take_result(reply, item["id"], item)

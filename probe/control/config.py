@@ -33,6 +33,8 @@ class ControlServerConfig:
     #: (the probe waits `client_timeout`, 10 s more)
     request_timeout: float | None = None
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    #: UDP port of the neutral QUIC endpoint (control/neutral_quic.py); None: none is run
+    neutral_quic_port: int | None = None
 
     @property
     def measure_deadline(self) -> float:

@@ -134,9 +134,16 @@ class ReplyBudget:
         return dump({"id": target_id, "x_truncated": marker})
 
 
-def reply_head(software_version: str, client: dict[str, Any]) -> str:
-    """The reply's JSON up to its first result."""
-    return f'{{"software_version":{dump(software_version)},"client":{dump(client)},"results":['
+def reply_head(
+    software_version: str, client: dict[str, Any], neutral_quic_port: int | None = None
+) -> str:
+    """The reply's JSON up to its first result (with the neutral QUIC endpoint's port when the
+    control runs one)."""
+    neutral = f'"x_neutral_quic_port":{neutral_quic_port},' if neutral_quic_port else ""
+    return (
+        f'{{"software_version":{dump(software_version)},"client":{dump(client)},{neutral}'
+        '"results":['
+    )
 
 
 def reply_rest(

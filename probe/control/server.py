@@ -85,7 +85,9 @@ class _Control:
             response = json_error(503, "saturated: try again later")
             response.headers["Retry-After"] = "30"
             return response
-        head = reply_head(__version__, self.client_facts(request.remote or ""))
+        head = reply_head(
+            __version__, self.client_facts(request.remote or ""), self.config.neutral_quic_port
+        )
         budget = ReplyBudget(targets, self.config.max_reply_bytes, len(head) + RESULT_OVERHEAD)
         async with self.busy:
             results = await self.measure_targets(targets, budget)

@@ -47,12 +47,20 @@ async def _serve(
         loop.add_signal_handler(signum, stop.set)
     runner, site = await start_server(config, host, port)
     neutral = None
+    if config.neutral_quic_port is not None:
+        from probe.control.neutral_quic import start_neutral_quic
+
+        neutral = await start_neutral_quic(host, config.neutral_quic_port)
+        log.info("neutral QUIC endpoint on UDP port %d", config.neutral_quic_port)
+    neutral_tls = None
     if neutral_tls_port is not None:
         from probe.control.neutral_tls import start_neutral_tls
 
         try:
-            neutral = await start_neutral_tls(host, neutral_tls_port)
+            neutral_tls = await start_neutral_tls(host, neutral_tls_port)
         except BaseException:
+            if neutral is not None:
+                neutral.close()
             await runner.cleanup()
             raise
         log.info("neutral TLS server on %s port %d", host, neutral_tls_port)
@@ -70,4 +78,6 @@ async def _serve(
         log.info("stopping")
         if neutral is not None:
             neutral.close()
+        if neutral_tls is not None:
+            neutral_tls.close()
         await runner.cleanup()

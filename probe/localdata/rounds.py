@@ -81,7 +81,7 @@ def _vantage_facts(value: Any) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     if not isinstance(value, dict):
         return facts
-    for key in ("baseline_ok", "baseline_total"):
+    for key in ("baseline_ok", "baseline_total", "domestic_ok", "domestic_total"):
         number = value.get(key)
         if isinstance(number, int) and not isinstance(number, bool) and 0 <= number < 10**9:
             facts[key] = number
@@ -133,6 +133,11 @@ class RoundSummary:
     @property
     def offline(self) -> bool:
         return VantageFacts.from_wire(self.x_vantage).offline()
+
+    @property
+    def shutdown(self) -> bool:
+        """International connectivity was down, domestic sites worked."""
+        return VantageFacts.from_wire(self.x_vantage).shutdown()
 
     def add(self, obj: dict[str, Any]) -> bool:
         """Tally one object of the file; False when it is not a record of this probe."""

@@ -27,6 +27,8 @@ class Observations:
     requests: list[HTTPTransaction] = field(default_factory=list)
     network_events: list[NetworkEvent] = field(default_factory=list)
     mtproto: list[MTProtoHandshake] = field(default_factory=list)
+    #: QUIC handshakes (OONI's `quic_handshakes`: TLS handshakes whose network is "quic")
+    quic_handshakes: list[TLSHandshake] = field(default_factory=list)
 
     def extend(self, other: Observations) -> None:
         self.queries.extend(other.queries)
@@ -35,6 +37,7 @@ class Observations:
         self.requests.extend(other.requests)
         self.network_events.extend(other.network_events)
         self.mtproto.extend(other.mtproto)
+        self.quic_handshakes.extend(other.quic_handshakes)
 
     def without_extras(self) -> Observations:
         """The target's own observations: without the extra connections a failed handshake
@@ -51,10 +54,13 @@ class Observations:
             requests=self.requests,
             network_events=[e for e in self.network_events if e.transaction_id not in extra],
             mtproto=self.mtproto,
+            quic_handshakes=self.quic_handshakes,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """OONI's lists; `quic_handshakes` only when a QUIC handshake was made (most targets
+        make none, and records of earlier versions have no such list)."""
+        out = {
             "queries": [q.to_dict() for q in self.queries],
             "tcp_connect": [c.to_dict() for c in self.tcp_connect],
             "tls_handshakes": [h.to_dict() for h in self.tls_handshakes],
@@ -62,6 +68,9 @@ class Observations:
             "network_events": [e.to_dict() for e in self.network_events],
             "mtproto": [m.to_dict() for m in self.mtproto],
         }
+        if self.quic_handshakes:
+            out["quic_handshakes"] = [h.to_dict() for h in self.quic_handshakes]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Observations:
@@ -72,4 +81,5 @@ class Observations:
             requests=[HTTPTransaction.from_dict(x) for x in _items(d, "requests")],
             network_events=[NetworkEvent.from_dict(x) for x in _items(d, "network_events")],
             mtproto=[MTProtoHandshake.from_dict(x) for x in _items(d, "mtproto")],
+            quic_handshakes=[TLSHandshake.from_dict(x) for x in _items(d, "quic_handshakes")],
         )

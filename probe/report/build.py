@@ -14,11 +14,12 @@ never copied, and the one sort of every run is done a part at a time (docs/bench
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -37,6 +38,9 @@ from probe.report.model import (
 )
 from probe.report.read_fast import STAGED_SCHEMA, load_fast
 from probe.report.read_python import insert_rows, python_rows
+
+if TYPE_CHECKING:
+    from probe.report.ooni_archive import OoniArchive
 
 
 def _result_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -100,8 +104,11 @@ class _Skipped:
             self.lines.append(line)
 
 
-def _read_files(con: duckdb.DuckDBPyConnection, files: list[str]) -> _Skipped:
-    """Every file into table `staged`: the fast path first, then Python for the rest."""
+def _read_files(
+    con: duckdb.DuckDBPyConnection, files: list[str], archive: OoniArchive | None = None
+) -> _Skipped:
+    """Every file into table `staged`: the fast path first, then Python for the rest, then the
+    OONI archive's files (probe.report.ooni_archive), which only Python reads."""
     con.execute(f"CREATE TABLE staged ({STAGED_SCHEMA})")
     refused = load_fast(con, files, results.latest_time())
     # a file with any row that is not our record with a verdict is read again in Python
@@ -112,12 +119,16 @@ def _read_files(con: duckdb.DuckDBPyConnection, files: list[str]) -> _Skipped:
         con.execute("DELETE FROM staged WHERE list_contains($odd, source)", {"odd": odd})
     skipped = _Skipped()
     batch: list[tuple[Any, ...]] = []
-    for path in sorted(set(refused) | set(odd)):
-        for row in python_rows(path, skipped.note):
-            batch.append(row)
-            if len(batch) >= 10000:
-                insert_rows(con, batch)
-                batch = []
+    rows: Iterator[tuple[Any, ...]] = itertools.chain.from_iterable(
+        python_rows(path, skipped.note) for path in sorted(set(refused) | set(odd))
+    )
+    if archive is not None:
+        rows = itertools.chain(rows, archive.rows(skipped.note))
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= 10000:
+            insert_rows(con, batch)
+            batch = []
     insert_rows(con, batch)
     return skipped
 
@@ -131,8 +142,9 @@ def build_report(
     paths: Sequence[str | os.PathLike[str]],
     filters: ReportFilters | None = None,
     rule: ChangeRule | None = None,
+    archive: OoniArchive | None = None,
 ) -> Report:
-    """Read result files and directories (recursively) into one report."""
+    """Read result files and directories (recursively), and OONI's archive, into one report."""
     filters = filters or ReportFilters()
     rule = rule or ChangeRule()
     if rule.confirm_runs < 1:
@@ -146,7 +158,7 @@ def build_report(
     # rows are ordered explicitly where order matters; this lets read_json insert in parallel
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")  # stderr is for our own messages
-    skipped = _read_files(con, files)
+    skipped = _read_files(con, files, archive)
     unmatched = unmatched_filters(con, filters)
     where, params = filter_sql(filters)
     staged_found = _count(con, f"SELECT count(*) FROM staged WHERE {where}", params)
@@ -156,7 +168,7 @@ def build_report(
         connection=con,
         filters=filters,
         rule=rule,
-        files=len(files),
+        files=len(files) + (archive.stats.files if archive is not None else 0),
         records_read=total_found,
         duplicates=0,
         skipped=skipped.lines,

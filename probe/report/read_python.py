@@ -91,14 +91,24 @@ def _row(record: dict[str, Any], verdict: Any, source: str) -> tuple[Any, ...] |
     )
 
 
+#: The volunteer of every OONI measurement: OONI's probes on one network are one series, apart
+#: from our volunteers and from our records without a probe id (docs/report.md).
+OONI_VOLUNTEER = "ooni"
+
+
 def volunteer_of(record: dict[str, Any]) -> tuple[str | None, str]:
     """(probe_id, network_type) of a record, as the fast path reads them: the id only when it
-    is well formed (else None: the unknown volunteer), `vpn` only when the annotations say so
-    (else `direct`)."""
+    is well formed (else None: the unknown volunteer; OONI_VOLUNTEER for a record converted from
+    an OONI measurement, which carries `x_ooni`), `vpn` only when the annotations say so (else
+    `direct`)."""
     probe_id = record.get("probe_id")
+    if "x_ooni" in record and record.get("software_name") != "probe":
+        probe_id = OONI_VOLUNTEER
+    elif not is_probe_id(probe_id):
+        probe_id = None
     annotations = record.get("annotations")
     vpn = isinstance(annotations, dict) and annotations.get("network_type") == "vpn"
-    return (probe_id if is_probe_id(probe_id) else None), ("vpn" if vpn else "direct")
+    return probe_id, ("vpn" if vpn else "direct")
 
 
 @dataclass(slots=True)
@@ -156,8 +166,15 @@ def python_rows(path: str, skipped: Callable[[SkippedLine], None]) -> Iterator[t
     """Rows of a file DuckDB could not take: our records line by line, OONI measurements. Each
     is RECORD_FIELDS followed by the content hash of the object read (`results.content_hash`;
     an OONI measurement's records share it) and its line number."""
+    return rows_of_objects(results.iter_json_objects(path), path, skipped)
+
+
+def rows_of_objects(
+    items: Iterator[results.SourcedObject], path: str, skipped: Callable[[SkippedLine], None]
+) -> Iterator[tuple[Any, ...]]:
+    """`python_rows` over objects already read (probe.report.ooni_archive passes them filtered
+    and unwrapped)."""
     modules = _Modules()
-    items = results.iter_json_objects(path)
     while True:
         try:
             item = next(items)

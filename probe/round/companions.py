@@ -82,6 +82,27 @@ class Companions:
         echo = reply.client
         if echo is not None:
             self.vantage_state.control_echo(echo.ip, echo.asn, echo.cc, echo.network_name)
+        if reply.neutral_quic_port and reply.url and any(t.quic for t in self.targets):
+            await self._neutral_quic(state, reply.url, reply.neutral_quic_port)
+
+    async def _neutral_quic(self, state: RunState, url: str, port: int) -> None:
+        """One QUIC handshake to the control's neutral endpoint (same host as the control
+        that answered, certificate not checked): did UDP/QUIC get through at all?"""
+        from urllib.parse import urlsplit
+
+        from probe.observations import Trace
+        from probe.steps.quic import quic_handshake
+
+        host = urlsplit(url).hostname or ""
+        trace = Trace(0.0, 0)
+        resolution = await state.resolver.resolve(host, trace=trace, timeout=state.config.timeout)
+        if not resolution.addresses:
+            return  # no address, no evidence either way
+        observation = await quic_handshake(
+            resolution.addresses[0], port, host, trace=trace, timeout=state.config.timeout,
+            source_address=state.config.source_address, verify=False,
+        )  # fmt: skip
+        self.vantage_state.neutral_quic(observation.failure is None)
 
     async def _doh_fallback(self, state: RunState) -> None:
         """No control answered: DNS over HTTPS to public resolvers is the DNS-only control."""

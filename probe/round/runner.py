@@ -91,6 +91,11 @@ class RoundResult:
     def offline(self) -> bool:
         return VantageFacts.from_wire(self.x_vantage).offline()
 
+    @property
+    def shutdown(self) -> bool:
+        """International connectivity was down, domestic sites worked."""
+        return VantageFacts.from_wire(self.x_vantage).shutdown()
+
 
 @dataclass(slots=True)
 class TargetRun:

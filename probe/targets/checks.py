@@ -17,6 +17,7 @@ from probe.targets.schema import (
     ALLOWED_BY_CHECK,
     ASN_MAX,
     ASN_MIN,
+    BOOLEAN_KEYS,
     CHECKS,
     DC_ID_MAX,
     DC_ID_MIN,
@@ -116,6 +117,9 @@ class TargetChecker:
         for key in INTEGER_KEYS:
             if key in table:
                 values[key] = self.expect_integer(at, table, key)
+        for key in BOOLEAN_KEYS:
+            if key in table:
+                values[key] = self.expect_boolean(at, table, key)
         return values
 
     def fields(self, values: dict[str, Any], check: str) -> dict[str, Any]:
@@ -135,6 +139,7 @@ class TargetChecker:
             "expect_asn": tuple(values.get("expect_asn") or ()),
             "transports": transports,
             "dc": values.get("dc"),
+            "quic": values.get("quic") is True,
             "ca": str(ca_file(ca, self.ca_dir))
             if ca is not None and self.ca_dir is not None
             else None,
@@ -156,6 +161,13 @@ class TargetChecker:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         self.report((*at, key), f"{quote(key)} must be an integer, not {type_name(value)}")
+        return None
+
+    def expect_boolean(self, at: Position, table: Mapping[str, Any], key: str) -> bool | None:
+        value = table[key]
+        if isinstance(value, bool):
+            return value
+        self.report((*at, key), f"{quote(key)} must be true or false, not {type_name(value)}")
         return None
 
     def expect_array(

@@ -22,6 +22,7 @@ from probe.targets.schema import (
     BASELINE_SERVICE,
     CHECKS,
     DEFAULT_TRANSPORTS,
+    DOMESTIC_TAG,
     HOST_CHECKS,
     TARGET_KEYS,
     Position,
@@ -30,11 +31,13 @@ from probe.targets.text import one_line, quote
 
 #: what a control server needs to measure a target: the rest of its table (`note`, `tags`,
 #: `expect_asn`, and `ca`, a file of this machine whose certificates travel as PEM) stays here
-MEASURE_KEYS = ("id", "service", "check", "host", "url", "ports", "sni", "transports", "dc")
+MEASURE_KEYS = (
+    "id", "service", "check", "host", "url", "ports", "sni", "transports", "dc", "quic",
+)  # fmt: skip
 #: limits on untrusted wire input (a list has none: it is read whole, up to MAX_LIST_BYTES)
 MAX_WIRE_CHARS = 2048  # any one string
 MAX_WIRE_ITEMS = 64  # any one array
-MAX_WIRE_KEYS = 32  # in one target (a list's has at most 13, the rest are ``x_`` extensions)
+MAX_WIRE_KEYS = 32  # in one target (a list's has at most 14, the rest are ``x_`` extensions)
 MAX_WIRE_INTEGER = 2**63  # any one number, in absolute value
 #: problems quoted in one TargetWireError (the rest are counted)
 _MAX_WIRE_PROBLEMS = 3
@@ -59,6 +62,8 @@ class Target:
     transports: tuple[str, ...] = DEFAULT_TRANSPORTS
     #: mtproto: the DC id for obfuscated2's header (negative: media-only DC); None: not sent
     dc: int | None = None
+    #: tls/https: also a QUIC handshake (UDP, ALPN h3) to each address and port
+    quic: bool = False
     ca: str | None = None  # absolute path of this target's extra roots (PEM)
     note: str | None = None
     tags: tuple[str, ...] = ()
@@ -78,6 +83,12 @@ class Target:
     @property
     def is_baseline(self) -> bool:
         return self.service == BASELINE_SERVICE
+
+    @property
+    def is_domestic(self) -> bool:
+        """A domestic baseline (tagged `domestic`): a site inside the country, reachable
+        during shutdowns; it tells "cut off from abroad" from "offline"."""
+        return self.is_baseline and DOMESTIC_TAG in self.tags
 
     def endpoint_ports(self) -> tuple[int, ...]:
         """Ports measured: the list's `ports`, or the URL's port for http/https."""
@@ -119,6 +130,8 @@ class Target:
             table["expect_asn"] = list(self.expect_asn)
         if self.check == "mtproto" and self.transports:
             table["transports"] = list(self.transports)
+        if self.quic:
+            table["quic"] = True
         if self.tags:
             table["tags"] = list(self.tags)
         return table

@@ -12,6 +12,8 @@ CHECKS = ("dns", "tcp", "tls", "http", "https", "mtproto")
 TRANSPORTS = ("abridged", "intermediate", "padded_intermediate", "obfuscated2")
 DEFAULT_TRANSPORTS = ("obfuscated2", "intermediate")
 BASELINE_SERVICE = "baseline"
+#: the tag of a domestic baseline (targets/domestic/<cc>.toml): a site inside the country
+DOMESTIC_TAG = "domestic"
 
 #: checks that name a `host`; the others (http, https) name a `url`
 HOST_CHECKS = ("dns", "tcp", "tls", "mtproto")
@@ -46,6 +48,7 @@ TARGET_KEYS = (
     "expect_asn",
     "transports",
     "dc",
+    "quic",
     "ca",
     "note",
     "tags",
@@ -55,15 +58,17 @@ STRING_KEYS = ("id", "service", "check", "host", "url", "sni", "ca", "note")
 INTEGER_ARRAY_KEYS = ("ports", "expect_asn")
 STRING_ARRAY_KEYS = ("transports", "tags")
 INTEGER_KEYS = ("dc",)
+#: `quic = true` (tls, https): also a QUIC handshake (UDP, ALPN h3) to each address and port
+BOOLEAN_KEYS = ("quic",)
 REQUIRED_KEYS = ("id", "service", "check")
 
 #: which optional keys each check accepts (id, service and check are always required)
 ALLOWED_BY_CHECK = {
     "dns": {"host", "expect_asn", "note", "tags"},
     "tcp": {"host", "ports", "expect_asn", "note", "tags"},
-    "tls": {"host", "ports", "sni", "expect_asn", "ca", "note", "tags"},
+    "tls": {"host", "ports", "sni", "expect_asn", "ca", "quic", "note", "tags"},
     "http": {"url", "expect_asn", "note", "tags"},
-    "https": {"url", "expect_asn", "ca", "note", "tags"},
+    "https": {"url", "expect_asn", "ca", "quic", "note", "tags"},
     "mtproto": {"host", "ports", "expect_asn", "transports", "dc", "note", "tags"},
 }
 WHY_NOT_ALLOWED = {
@@ -75,6 +80,9 @@ WHY_NOT_ALLOWED = {
     "host": {"http": 'use "url"', "https": 'use "url"'},
     "url": {c: 'use "host"' for c in HOST_CHECKS},
     "dc": {c: "only mtproto talks to a DC" for c in CHECKS if c != "mtproto"},
+    "quic": {
+        c: "QUIC is measured for tls and https targets" for c in CHECKS if c not in ("tls", "https")
+    },
 }
 
 #: where a problem is: keys and array indices from the top of the document, e.g.

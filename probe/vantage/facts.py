@@ -212,20 +212,32 @@ class VantageState:
             "baseline_total": f.baseline_total,
             "control_reachable": f.control_reachable,
             "ipv6_ok": f.ipv6_ok,
+            "domestic_ok": f.domestic_ok,
+            "domestic_total": f.domestic_total,
+            **({"neutral_quic_ok": f.neutral_quic_ok} if f.neutral_quic_ok is not None else {}),
         }
 
     def baselines_measured(self, baselines: Sequence[tuple[Target, Observations | None]]) -> None:
-        """The baselines' outcome: whether this vantage is online at all, and its IPv6."""
+        """The baselines' outcome: whether this vantage is online at all (the international
+        ones), cut off from abroad (only the domestic ones work), and its IPv6."""
         measured = [(t, obs) for t, obs in baselines if obs is not None]
+        abroad = [(t, obs) for t, obs in measured if not t.is_domestic]
+        domestic = [(t, obs) for t, obs in measured if t.is_domestic]
         self.facts = replace(
             self.facts,
-            baseline_ok=sum(reached(t, obs) for t, obs in measured),
-            baseline_total=len(baselines),
-            ipv6_ok=ipv6_reachability([obs for _, obs in measured]),
+            baseline_ok=sum(reached(t, obs) for t, obs in abroad),
+            baseline_total=sum(not t.is_domestic for t, _ in baselines),
+            ipv6_ok=ipv6_reachability([obs for _, obs in abroad]),
+            domestic_ok=sum(reached(t, obs) for t, obs in domestic),
+            domestic_total=sum(t.is_domestic for t, _ in baselines),
         )
 
     def control_answered(self, reachable: bool) -> None:
         self.facts = replace(self.facts, control_reachable=reachable)
+
+    def neutral_quic(self, ok: bool) -> None:
+        """The round's QUIC handshake to the control's neutral endpoint (docs/verdicts.md)."""
+        self.facts = replace(self.facts, neutral_quic_ok=ok)
 
     def learn_address(self, address: str) -> None:
         """Our public address: scrubbed from every record (for IPv6 the household's /64)."""

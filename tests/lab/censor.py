@@ -10,6 +10,10 @@ Where each technique lives (the censor namespace, traffic arriving from the clie
 | SNI reset / drop       | nft REDIRECT of TCP 443 to the transparent proxy (middleboxes.py)   |
 | HTTP blockpage         | nft REDIRECT of TCP 80 to the transparent proxy (middleboxes.py)    |
 | MTProto signature      | nft forward filter on the first payload bytes (`@ih`): kernel DPI   |
+| UDP drop (QUIC)        | nft prerouting filter: `ip daddr X udp dport P drop`                |
+| TLS hello drop         | nft forward filter: a payload starting ``16 03 01`` (a ClientHello   |
+|                        | record) to (ip, port) is dropped; other payloads pass (MTProxy      |
+|                        | fake-TLS blocked, padded obfuscated2 to the same proxy not)         |
 
 The prerouting filter runs before NAT/TPROXY, so a blackholed address is never proxied.
 Service outage and client offline are not the censor's doing: see `World` in scenarios.py.
@@ -48,6 +52,10 @@ class Censor:
     http_blockpage_names: tuple[str, ...] = ()
     mtproto: str | None = None  # "reset" | "drop" the plain MTProto transports
     mtproto_ports: tuple[int, ...] = field(default=DC_PORTS)
+    #: (ip, port): drop TCP payloads that start like a TLS ClientHello record (16 03 01)
+    tls_hello_drop: tuple[tuple[str, int], ...] = ()
+    #: (ip, port): drop UDP to it (QUIC to one host blocked; TCP to it untouched)
+    udp_drop: tuple[tuple[str, int], ...] = ()
     #: every ClientHello to these addresses is reset, whatever its name (TLS address filtering)
     tls_reset_ips: tuple[str, ...] = ()
     #: residual blocking: after an SNI trigger, the proxy resets every connection of that
@@ -73,6 +81,11 @@ class Censor:
             parts.append(f"http blockpage for {', '.join(self.http_blockpage_names)}")
         if self.mtproto:
             parts.append(f"mtproto signature {self.mtproto}")
+        if self.tls_hello_drop:
+            where = ", ".join(f"{ip}:{port}" for ip, port in self.tls_hello_drop)
+            parts.append(f"tls hello drop to {where}")
+        if self.udp_drop:
+            parts.append("udp drop to " + ", ".join(f"{ip}:{port}" for ip, port in self.udp_drop))
         return "; ".join(parts) or "no censorship"
 
 
@@ -84,6 +97,7 @@ def nft_ruleset(censor: Censor) -> str:
         f"{iif} ip daddr {ip} tcp dport {port} reject with tcp reset"
         for ip, port in censor.tcp_reset
     ]
+    prefilter += [f"{iif} ip daddr {ip} udp dport {port} drop" for ip, port in censor.udp_drop]
     prenat = []
     if censor.sni_names or censor.tls_reset_ips:
         prenat.append(f"{iif} tcp dport 443 redirect to :{PROXY_PORT}")
@@ -97,6 +111,10 @@ def nft_ruleset(censor: Censor) -> str:
             f"{iif} tcp dport {{ {ports} }} {signature} {action}"
             for signature in MTPROTO_SIGNATURES
         ]
+    forward += [
+        f"{iif} ip daddr {ip} tcp dport {port} @ih,0,24 0x160301 drop"
+        for ip, port in censor.tls_hello_drop
+    ]
     tproxy = []
     if censor.dns is not None:
         tproxy.append(

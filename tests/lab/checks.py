@@ -13,6 +13,8 @@ broken lab is caught before the probe is judged. Outcomes are short strings:
 - ``tls``: ``ok`` | ``reset`` | ``timeout`` | ``eof`` | ``tls_error`` | a tcp failure
 - ``http``: ``<status>`` or ``<status>-blockpage`` (an iframe to 10.10.34.x) | a tcp failure
 - ``mtproto``: ``ok`` (a resPQ echoing our nonce) | ``foreign`` | ``reset`` | ``timeout`` | ``eof``
+- ``quic``: ``ok`` (a QUIC handshake with ALPN h3 completed; aioquic directly, certificate not
+  checked) | ``timeout`` | ``closed``
 """
 
 from __future__ import annotations
@@ -71,14 +73,15 @@ def summarize_dns(wire: bytes) -> str:
     if reply.rcode() == dns.rcode.NXDOMAIN:
         return "nxdomain"
     for rrset in reply.answer:
-        if rrset.rdtype == dns.rdatatype.A:
+        if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             return f"ip:{next(iter(rrset)).address}"
     return "empty"
 
 
 async def dns_udp(check: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Send one A query and collect every reply within the window (first reply + injections)."""
-    query = dns.message.make_query(check["name"], "A")
+    """Send one A query (or `type`, e.g. AAAA) and collect every reply within the window (first
+    reply + injections)."""
+    query = dns.message.make_query(check["name"], check.get("type", "A"))
     wire = query.to_wire()
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -245,6 +248,36 @@ async def resolv_conf(check: dict[str, Any], timeout: float) -> dict[str, Any]:
     return {"outcome": first_nameserver()}
 
 
+async def quic(check: dict[str, Any], timeout: float) -> dict[str, Any]:
+    from aioquic.asyncio.protocol import QuicConnectionProtocol
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    configuration = QuicConfiguration(
+        is_client=True, alpn_protocols=["h3"], server_name=check["sni"],
+        verify_mode=ssl.CERT_NONE,
+    )  # fmt: skip
+    connection = QuicConnection(configuration=configuration)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sock.bind(("0.0.0.0", 0))
+    transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: QuicConnectionProtocol(connection), sock=sock
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            protocol.connect((check["ip"], check.get("port", 443)))
+            await protocol.wait_connected()
+        return {"outcome": "ok"}
+    except TimeoutError:
+        return {"outcome": "timeout"}
+    except ConnectionError:
+        return {"outcome": "closed"}
+    finally:
+        protocol.close()
+        transport.close()
+
+
 CHECKS = {
     "resolv_conf": resolv_conf,
     "resolve_system": resolve_system,
@@ -254,6 +287,7 @@ CHECKS = {
     "tls": tls,
     "http": http,
     "mtproto": mtproto,
+    "quic": quic,
 }
 
 

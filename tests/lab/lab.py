@@ -17,6 +17,7 @@ import pytest
 import trustme
 
 from tests.lab import censor as censor_rules
+from tests.lab.ipv6 import VANTAGE_HOSTS, VANTAGE_HOSTS6
 from tests.lab.scenarios import Scenario, SelfCheck, targets_toml
 from tests.lab.scenarios_sni import NEUTRAL_TLS_PORT
 from tests.lab.topology import (
@@ -91,7 +92,7 @@ class Lab:
             "cert_file": str(cert_file),
             "key_file": str(key_file),
             "resolver": RESOLVER_IP,
-            "web": [WEB_IP, WEB2_IP, BASELINE_IP],
+            "web": [WEB_IP, WEB2_IP, BASELINE_IP, *VANTAGE_HOSTS, *VANTAGE_HOSTS6],
             "blockpage": BLOCKPAGE_IP,
             "dcs": list(DC_IPS),
             "dc_ports": list(DC_PORTS),
@@ -110,7 +111,9 @@ class Lab:
             self.topology.ctrl,
             [str(PROBE_BIN), "control", "serve", "--host", CONTROL_IP, "--port",
              str(CONTROL_PORT), "--allow-net", "198.18.0.0/15", "--allow-net", "10.10.34.0/24",
-             "--ca-file", str(self.ca_file), "--neutral-tls-port", str(NEUTRAL_TLS_PORT)],
+             "--allow-net", "2001:2::/48",
+             "--ca-file", str(self.ca_file), "--neutral-quic-port", "443",
+             "--neutral-tls-port", str(NEUTRAL_TLS_PORT)],
             ready_line=None,
         )  # fmt: skip
         probe = [{"kind": "tcp", "ip": CONTROL_IP, "port": CONTROL_PORT, "timeout": 0.5}]

@@ -2,7 +2,8 @@
 
 Run inside the `net` namespace: ``python -m tests.lab.servers CONFIG.json``. It serves
 
-- a DNS resolver for the lab zone (UDP and TCP, dnspython): A records from the config, NOERROR
+- a DNS resolver for the lab zone (UDP and TCP, dnspython): A records from the config (and
+  AAAA for a name given a list of addresses, IPv6 ones from 2001:2::/48), NOERROR
   with no answer for other types of a known name, NXDOMAIN for anything else;
 - HTTPS (certificate from the lab CA naming every web host) and HTTP on each web address;
 - the national blockpage host (HTTP on 10.10.34.36), whose page names peyvandha.ir/1-2;
@@ -64,7 +65,7 @@ TITLES = {
 
 
 # --- DNS ------------------------------------------------------------------------------------
-def dns_answer(wire: bytes, zone: dict[str, str]) -> bytes | None:
+def dns_answer(wire: bytes, zone: dict[str, Any]) -> bytes | None:
     try:
         query = dns.message.from_wire(wire)
     except Exception:
@@ -77,13 +78,19 @@ def dns_answer(wire: bytes, zone: dict[str, str]) -> bytes | None:
     name = question.name.to_text(omit_final_dot=True).lower()
     if name not in zone:
         reply.set_rcode(dns.rcode.NXDOMAIN)
-    elif question.rdtype == dns.rdatatype.A:
-        reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", zone[name]))
+        return reply.to_wire()
+    # a name with a list of addresses has AAAA records too (IPv6 lab: 2001:2::/48)
+    found = zone[name]
+    addresses = found if isinstance(found, list) else [found]
+    wanted = {dns.rdatatype.A: "A", dns.rdatatype.AAAA: "AAAA"}.get(question.rdtype)
+    matching = [a for a in addresses if ("AAAA" if ":" in a else "A") == wanted]
+    if wanted and matching:
+        reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", wanted, *matching))
     return reply.to_wire()
 
 
 class DNSUDP(asyncio.DatagramProtocol):
-    def __init__(self, zone: dict[str, str]) -> None:
+    def __init__(self, zone: dict[str, Any]) -> None:
         self.zone = zone
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -311,7 +318,7 @@ async def main(config: dict[str, Any]) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    zone: dict[str, str] = config["zone"]
+    zone: dict[str, Any] = config["zone"]
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(config["cert_file"], config["key_file"])
     servers: list[Any] = []

@@ -29,6 +29,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from tests.lab.ipv6 import (
+    CENSOR6_CLIENT_SIDE_IP,
+    DOMESTIC_IP,
+    DUAL6_IP,
+    DUAL_BASELINE6_IP,
+    DUAL_BASELINE_IP,
+    DUAL_IP,
+    LAB6_PREFIX,
+    VANTAGE_HOSTS,
+    create_ipv6,
+)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "plab-"
 NETNS_ETC = Path("/etc/netns")
@@ -52,8 +64,9 @@ BLOCKPAGE_IP = "10.10.34.36"  # Iran's national blockpage host (FACTS.md §5)
 CONTROL_PORT = 8080
 LAB_ROUTES = ("198.18.0.0/15", "10.10.34.0/24")
 
-#: the lab zone served by the resolver in `net`; selfcheck.plab.test exists nowhere else
-ZONE: dict[str, str] = {
+#: the lab zone served by the resolver in `net`; selfcheck.plab.test exists nowhere else. A
+#: list of addresses gives A and AAAA records (IPv6 only from 2001:2::/48)
+ZONE: dict[str, str | list[str]] = {
     "web.telegram.org": WEB_IP,
     "telegram.org": WEB2_IP,
     "t.me": WEB2_IP,
@@ -63,9 +76,15 @@ ZONE: dict[str, str] = {
     "dc3.plab.test": DC_IPS[2],
     "control.plab.test": CONTROL_IP,
     "selfcheck.plab.test": "198.19.0.99",
+    "domestic.plab.test": DOMESTIC_IP,
+    "dual.example.org": [DUAL_BASELINE_IP, DUAL_BASELINE6_IP],
+    "dual.plab.test": [DUAL_IP, DUAL6_IP],
 }
 SELFCHECK_NAME = "selfcheck.plab.test"
-WEB_NAMES = ("web.telegram.org", "telegram.org", "t.me", "www.example.org")
+WEB_NAMES = (
+    "web.telegram.org", "telegram.org", "t.me", "www.example.org",
+    "domestic.plab.test", "dual.example.org", "dual.plab.test",
+)  # fmt: skip
 
 
 class LabError(RuntimeError):
@@ -200,7 +219,7 @@ class Topology:
         self._addr(self.censor, "cc0", f"{CENSOR_CLIENT_SIDE_IP}/24")
         self._addr(self.censor, "cn0", f"{CENSOR_NET_SIDE_IP}/24")
         self._addr(self.net, "nc0", f"{NET_IP}/24")
-        extra = {RESOLVER_IP, WEB_IP, WEB2_IP, BASELINE_IP, *DC_IPS}
+        extra = {RESOLVER_IP, WEB_IP, WEB2_IP, BASELINE_IP, *DC_IPS, *VANTAGE_HOSTS}
         for ip in sorted(extra):
             self._addr(self.net, "nc0", f"{ip}/32")
         self._addr(self.net, "lo", f"{BLOCKPAGE_IP}/32")
@@ -208,8 +227,7 @@ class Topology:
         self._addr(self.ctrl, "k0", f"{CONTROL_IP}/24")
         for ns in (self.censor, self.net):
             self._sysctl(ns, "net/ipv4/ip_forward", "1")
-        for ns in self.namespaces:
-            self._sysctl(ns, "net/ipv6/conf/all/disable_ipv6", "1")
+        create_ipv6(self)
         self.set_client_routes(True)
         self._route(self.censor, "10.10.34.0/24", NET_IP)
         # TPROXY (the DNS injector) needs marked packets delivered locally whatever their address
@@ -250,6 +268,11 @@ class Topology:
                 self._route(self.client, prefix, CENSOR_CLIENT_SIDE_IP)
             else:
                 self.ns_run(self.client, ["ip", "route", "del", prefix], check=False)
+        if online:
+            self.ns_run(self.client, ["ip", "-6", "route", "replace", LAB6_PREFIX, "via",
+                                      CENSOR6_CLIENT_SIDE_IP])  # fmt: skip
+        else:
+            self.ns_run(self.client, ["ip", "-6", "route", "del", LAB6_PREFIX], check=False)
 
     # --- running things inside --------------------------------------------------------------
     def ns_run(
@@ -340,6 +363,7 @@ class Topology:
                 problems.append(f"interface {ifname} exists in the root namespace")
         for ns in self.namespaces:
             routes = self.ns_run(ns, ["ip", "-4", "route", "show", "table", "all"], check=False)
+            routes += self.ns_run(ns, ["ip", "-6", "route", "show", "table", "all"], check=False)
             for line in routes.splitlines():
                 if line.startswith("local "):
                     continue  # delivers to this namespace itself (the censor's TPROXY table)
@@ -351,7 +375,8 @@ class Topology:
                 if ifname not in ("lo", "c0", "cc0", "cn0", "nc0", "nk0", "k0"):
                     problems.append(f"{ns}: unexpected interface {ifname}")
             # route lookups only (nothing is sent); documentation and shared-space addresses
-            for outside in ("192.0.2.1", "203.0.113.1", "100.64.0.1"):
+            for outside in ("192.0.2.1", "203.0.113.1", "100.64.0.1", "2001:db8::1",
+                            "2001:2:1::1", "2001:67c:4e8:f002::a"):  # fmt: skip
                 out = subprocess.run(
                     ["ip", "netns", "exec", ns, "ip", "route", "get", outside],
                     capture_output=True, text=True, check=False,

@@ -107,10 +107,11 @@ class Flow:
     """What the steps of one flow share: the round's state, the flow's trace (one transaction
     id), and the sink its observations go to (`add`, read back as `observations`)."""
 
-    __slots__ = ("observations", "state", "tls_failure", "trace")
+    __slots__ = ("observations", "state", "tls_failure", "trace", "zero")
 
     def __init__(self, state: RunState, zero: float) -> None:
         self.state = state
+        self.zero = zero
         self.trace = Trace(zero, state.next_transaction_id())
         self.observations = Observations()
         #: the flow's first failed TLS handshake and its endpoint, for the SNI swap after the

@@ -79,6 +79,29 @@ async def measure_endpoint(endpoint: Endpoint, flow: Flow, *, first: bool) -> Ob
             failed_on, failed = flow.tls_failure
             async with state.endpoint_lock(failed_on.ip, failed_on.port):
                 await sni_swap.follow_up(failed_on, failed, flow)
+        if endpoint.target.quic:
+            observed = flow.observed()
+            observed.extend(await quic_flow(endpoint, Flow(state, flow.zero)))
+            return observed
+    return flow.observed()
+
+
+async def quic_flow(endpoint: Endpoint, flow: Flow) -> Observations:
+    """A QUIC handshake to the endpoint's address and port (UDP), with its own transaction id:
+    the TCP flow's verdict never depends on it (docs/verdicts.md, "QUIC")."""
+    from probe.steps.quic import quic_handshake
+
+    config = flow.state.config
+    observation = await quic_handshake(
+        endpoint.ip,
+        endpoint.port,
+        endpoint.server_name or endpoint.target.hostname,
+        trace=flow.trace,
+        timeout=flow.timeout,
+        ca_files=endpoint.ca_files,
+        source_address=config.source_address,
+    )
+    flow.observations.quic_handshakes.append(observation)
     return flow.observed()
 
 
