@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from probe.cli import run_options
+from probe.cli import run_options, swap_options
 from probe.cli.common import (
     BadInput,
     config_path_in_use,
@@ -165,7 +165,7 @@ def prepare_run(
     measure = run_options.measure_config(
         timeout, concurrency, resolver, ca_files, body_cap, source_address
     )
-    measure = run_options.sni_swap_config(measure, neutral_sni, neutral_server, residual_window)
+    measure = swap_options.sni_swap_config(measure, neutral_sni, neutral_server, residual_window)
     out_dir = run_options.results_dir(out_dir, keep_days)
     if not no_control:
         run_options.check_control_urls(controls)
