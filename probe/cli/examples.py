@@ -27,7 +27,9 @@ Examples:
   probe run                                 # every bundled list, once
   probe run --only 'telegram/*'             # Telegram only (and the baseline sites)
   probe run --control https://control.example.org --every 1h
-  probe run my-list.toml --out ./my-results --keep-days 30"""
+  probe run my-list.toml --out ./my-results --keep-days 30
+  probe run --throttle-check 192.0.2.7:8443 # also time downloads (probe control bulk)
+  probe run --locate-censor                 # how many hops away blocking starts"""
     ),
     "probe results": N_(
         """\
@@ -101,6 +103,10 @@ Example:
     "probe control serve": """\
 Example:
   probe control serve --host 0.0.0.0 --port 8080 --token SECRET""",
+    "probe control bulk": """\
+Example:
+  probe control bulk --host 0.0.0.0 --port 8443
+  probe run --throttle-check 192.0.2.7:8443   # on the volunteer's side""",
     "probe collector": """\
 Examples:
   probe collector serve /srv/probe-collector --tokens /etc/probe/collector-tokens
