@@ -252,7 +252,7 @@ def test_amend_adds_clauses_and_keeps_status() -> None:
     keys: dict[str, Any] = {"x_throttle": samples([0.1] * 8)}
     amended = amend(base, keys)
     assert amended.verdict.status == "ok"
-    assert "throttled" in amended.verdict.reason and "10%" in amended.verdict.reason
+    assert "throttled" in amended.verdict.reason and "10 percent" in amended.verdict.reason
     assert keys["verdict"]["reason"] == amended.verdict.reason
     keys = {"x_censor_location": hops((SILENT, SILENT), (RESET, SILENT), (RESET, TLS_HANDSHAKE))}
     assert "2 hops away" in amend(base, keys).verdict.reason

@@ -24,13 +24,15 @@ def throttle_clause(x_throttle: Any) -> Msg | None:
     judged = judge_throttle(x_throttle)
     if judged.verdict != THROTTLED or judged.median_ratio is None or judged.p_value is None:
         return None
+    percent = round(100 * judged.median_ratio)
+    p_value = format(judged.p_value, ".3f")
     return M(
-        "throttled: downloads with its name reached {percent}% of the speed of the same "
+        "throttled: downloads with its name reached {percent} percent of the speed of the same "
         "downloads with a neutral name ({slower} of {pairs} pairs slower, p = {p}).",
-        percent=f"{100 * judged.median_ratio:.0f}",
+        percent=percent,
         slower=judged.slower_pairs,
         pairs=judged.usable_pairs,
-        p=f"{judged.p_value:.3f}",
+        p=p_value,
     )
 
 
