@@ -99,6 +99,14 @@ def test_censor_two_hops_away_is_located_for_each_trigger(hops: HopsLab, tmp_pat
         # only hop counts: no router's address, not even the client's own network
         assert "198.18.50." not in json.dumps(where)
     assert records["hops/http"]["test_keys"]["x_censor_location"]["trigger"] == "http"
+    # the verdict is a function of the record: `probe analyze` gives the same reason
+    files = [str(p) for p in (tmp_path / "out").glob("**/*.jsonl")]
+    again = hops.probe(["analyze", "--json", *files], tmp_path)
+    assert again.returncode == 0, again.stderr
+    for line in again.stdout.splitlines():
+        analysed = json.loads(line)
+        stored = records[analysed["input"]]["test_keys"]["verdict"]
+        assert analysed["verdict"]["reason"] == stored["reason"]
     assert records["hops/dns"]["test_keys"]["x_censor_location"]["trigger"] == "dns"
 
 
