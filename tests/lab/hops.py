@@ -44,7 +44,10 @@ CENSOR_HOP = 2
 SERVER_HOP = 4
 #: the censor's link towards the client (in hr2)
 CENSOR_DEV = "h1b"
-POLICE_RATE = "128 kbytes/second burst 16 kbytes"
+#: one bucket for all policed flows; nftables fills it to one second at the rate plus the
+#: burst whenever it is idle, so the first download of a check gets that much at full speed
+#: (the rate is kept low enough for it to matter little against a 128 KiB object)
+POLICE_RATE = "64 kbytes/second burst 8 kbytes"
 BLOCKPAGE = (
     b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n"
     b'<html><body><iframe src="http://10.10.34.36/?type=Invalid Keyword"></iframe></body></html>'

@@ -133,6 +133,7 @@ def test_sni_policing_is_throttling(hops: HopsLab, tmp_path: Path) -> None:
     fine = records["hops/fine"]["test_keys"]["x_throttle"]
     assert fine["verdict"] == "not_throttled", fine
     print("sni policing:", throttled["median_ratio"], throttled["p_value"], fine["median_ratio"])
+    print([(x["pair"], x["sni"][:4], x["goodput"], x["t_connect"]) for x in throttled["samples"]])
 
 
 def test_uniform_rate_limit_is_not_throttling(hops: HopsLab, tmp_path: Path) -> None:
