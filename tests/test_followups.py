@@ -134,6 +134,7 @@ async def test_refused_bulk_endpoint_is_inconclusive_not_an_exception() -> None:
         pass  # closed: nothing listens there any more
     check = await throttle_check("127.0.0.1", port, "web.telegram.org", pairs=5, timeout=2.0)
     assert all(s.failure == "connection_refused" for s in check.samples)
+    assert len(check.samples) == 2  # stopped at the first neutral download that failed
     assert judge_throttle(check.to_dict()).verdict == INCONCLUSIVE
 
 
@@ -264,3 +265,19 @@ def test_bad_throttle_check_is_exit_2(value: str) -> None:
     result = CliRunner().invoke(cli, ["run", "--throttle-check", value, "--yes"])
     assert result.exit_code == 2, result.output
     assert "--throttle-check" in result.output
+
+
+async def test_a_name_that_cannot_be_sent_is_a_failure_not_an_exception() -> None:
+    sweep = await ttl_sweep("dns", "127.0.0.1", 9, "a" * 70 + ".example", wait=0.5)
+    assert sweep.failure is not None and sweep.hops == []
+    assert locate(sweep.to_dict())["location"] == NOT_FOUND
+    sample = await bulk_sample("127.0.0.1", 9, "bad name\x00", 1024, 1.0)
+    assert sample.failure is not None and sample.body_bytes == 0
+
+
+async def test_a_path_refusing_the_connection_stops_the_sweep() -> None:
+    async with bulk_server() as port:
+        pass  # closed
+    sweep = await ttl_sweep("tls", "127.0.0.1", port, "blocked.example", wait=0.5)
+    assert len(sweep.hops) == 4 and all(h.trigger == "connect_failed" for h in sweep.hops)
+    assert locate(sweep.to_dict())["location"] == NOT_FOUND

@@ -8,7 +8,9 @@ verdict's reason is amended when the record is written (probe/analysis/followups
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +53,7 @@ def _sni(target: Target) -> str | None:
 def _trigger(target: Target, test_keys: dict[str, Any], config: MeasureConfig) -> Any:
     """(trigger, ip, port, name) for the sweep, or None when there is nothing to send."""
     if target.check == "dns":
-        server = config.resolver or dns.read_system_nameserver()
+        server = _usable_resolver(config.resolver or dns.read_system_nameserver())
         return ("dns", server[0], server[1], target.hostname) if server else None
     trigger = {"tls": "tls", "https": "tls", "http": "http"}.get(target.check)
     endpoints = [
@@ -65,14 +67,43 @@ def _trigger(target: Target, test_keys: dict[str, Any], config: MeasureConfig) -
     return (trigger, str(endpoints[0]["address"]), int(endpoints[0]["port"]), name)
 
 
+#: one throttling check at a time per event loop (one round): two at once would share the
+#: path's capacity and slow each other's samples
+_THROTTLE_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _throttle_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _THROTTLE_LOCKS.get(loop)
+    if lock is None:
+        lock = _THROTTLE_LOCKS[loop] = asyncio.Lock()
+    return lock
+
+
+def _usable_resolver(server: tuple[str, int] | None) -> tuple[str, int] | None:
+    """A resolver a TTL sweep can locate anything on: not this machine's own stub (a
+    loopback address, e.g. systemd-resolved's 127.0.0.53, is zero hops away)."""
+    try:
+        loopback = server is not None and ipaddress.ip_address(server[0]).is_loopback
+    except ValueError:  # e.g. a link-local address with its scope
+        return server
+    return None if loopback else server
+
+
 async def follow_up(
     target: Target, test_keys: dict[str, Any], followups: FollowUps, config: MeasureConfig
 ) -> None:
-    """Run the follow-ups `target` qualifies for; their observations into `test_keys`."""
+    """Run the follow-ups `target` qualifies for; their observations into `test_keys`.
+    Baselines get none (they are the vantage's own reference)."""
+    if target.is_baseline:
+        return
     sni = _sni(target)
     if followups.throttle_server is not None and sni is not None:
         ip, port = followups.throttle_server
-        check = await throttle_check(ip, port, sni, timeout=config.timeout)
+        async with _throttle_lock():
+            check = await throttle_check(ip, port, sni, timeout=config.timeout)
         x_throttle = check.to_dict()
         x_throttle.update(judge_throttle(x_throttle).to_dict())
         test_keys["x_throttle"] = x_throttle

@@ -22,6 +22,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
+import dns.exception
 import dns.message
 import dns.rdatatype
 
@@ -193,7 +194,11 @@ async def ttl_sweep(
     got a reply (then the farther hops add nothing). Deadline: per window, the connect
     timeout plus the wait, plus a second."""
     sweep = TTLSweep(trigger=trigger, port=port, max_ttl=max_ttl)
-    blocked, neutral = payload(trigger, name), payload(trigger, neutral_name)
+    try:
+        blocked, neutral = payload(trigger, name), payload(trigger, neutral_name)
+    except (ValueError, UnicodeError, dns.exception.DNSException) as exc:  # a name it cannot send
+        sweep.failure = failures.classify(exc)
+        return sweep
     for start in range(1, max_ttl + 1, WINDOW):
         ttls = range(start, min(start + WINDOW, max_ttl + 1))
         try:
