@@ -73,6 +73,8 @@ class HopsLab:
     names: dict[str, str] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     censor: subprocess.Popen[bytes] | None = None
+    #: what the last `probe run` said on stderr (its summary)
+    last_stderr: str = ""
 
     def ns(self, short: str) -> str:
         return self.names[short]

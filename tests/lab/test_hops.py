@@ -78,6 +78,7 @@ def probe_run(lab: HopsLab, tmp: Path, targets: str, *options: str) -> dict[str,
         tmp,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr + lab.logs()
+    lab.last_stderr = proc.stderr
     records = {}
     for path in out.glob("**/*.jsonl"):
         for line in path.read_text().splitlines():
@@ -130,6 +131,7 @@ def test_sni_policing_is_throttling(hops: HopsLab, tmp_path: Path) -> None:
     throttled = records["hops/throttled"]["test_keys"]["x_throttle"]
     assert throttled["verdict"] == "throttled", throttled
     assert "throttled:" in records["hops/throttled"]["test_keys"]["verdict"]["reason"]
+    assert "throttled:" in hops.last_stderr  # the round's summary names it too
     fine = records["hops/fine"]["test_keys"]["x_throttle"]
     assert fine["verdict"] == "not_throttled", fine
     print("sni policing:", throttled["median_ratio"], throttled["p_value"], fine["median_ratio"])
