@@ -281,3 +281,21 @@ async def test_a_path_refusing_the_connection_stops_the_sweep() -> None:
     sweep = await ttl_sweep("tls", "127.0.0.1", port, "blocked.example", wait=0.5)
     assert len(sweep.hops) == 4 and all(h.trigger == "connect_failed" for h in sweep.hops)
     assert locate(sweep.to_dict())["location"] == NOT_FOUND
+
+
+async def test_sweep_over_ipv6_sets_the_hop_limit() -> None:
+    import socket
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 in this Python")
+    server = BulkServer("::1", 0)
+    try:
+        port = await server.start()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        sweep = await ttl_sweep("tls", "::1", port, "web.telegram.org", wait=1.0)
+    finally:
+        await server.close()
+    assert sweep.hops[0].trigger == TLS_HANDSHAKE
+    assert locate(sweep.to_dict())["endpoint_hop"] == 1

@@ -74,12 +74,28 @@ _THROTTLE_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lo
 )
 
 
+#: TTL sweeps at once per round: each holds up to 2 * ttl.WINDOW sockets, and a round with
+#: hundreds of blocked targets must not open thousands
+SWEEPS_AT_ONCE = 4
+_SWEEP_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _throttle_lock() -> asyncio.Lock:
     loop = asyncio.get_running_loop()
     lock = _THROTTLE_LOCKS.get(loop)
     if lock is None:
         lock = _THROTTLE_LOCKS[loop] = asyncio.Lock()
     return lock
+
+
+def _sweep_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _SWEEP_SLOTS.get(loop)
+    if slots is None:
+        slots = _SWEEP_SLOTS[loop] = asyncio.Semaphore(SWEEPS_AT_ONCE)
+    return slots
 
 
 def _usable_resolver(server: tuple[str, int] | None) -> tuple[str, int] | None:
@@ -112,7 +128,8 @@ async def follow_up(
         found = _trigger(target, test_keys, config)
         if found is not None:
             trigger, ip, port, name = found
-            sweep = await ttl_sweep(trigger, ip, port, name, timeout=config.timeout)
+            async with _sweep_slots():
+                sweep = await ttl_sweep(trigger, ip, port, name, timeout=config.timeout)
             x_location = sweep.to_dict()
             x_location.update(locate(x_location))
             test_keys["x_censor_location"] = x_location
