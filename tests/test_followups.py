@@ -299,3 +299,25 @@ async def test_sweep_over_ipv6_sets_the_hop_limit() -> None:
         await server.close()
     assert sweep.hops[0].trigger == TLS_HANDSHAKE
     assert locate(sweep.to_dict())["endpoint_hop"] == 1
+
+
+async def test_probe_control_bulk_command_serves() -> None:
+    import socket
+    import sys
+
+    with socket.socket() as probe_port:
+        probe_port.bind(("127.0.0.1", 0))
+        port = probe_port.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "probe", "control", "bulk", "--port", str(port),
+        stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        line = await asyncio.wait_for(process.stderr.readline(), 60)
+        assert f"127.0.0.1:{port}" in line.decode()
+        sample = await bulk_sample("127.0.0.1", port, "web.telegram.org", 10_000, 10.0)
+        assert sample.failure is None and sample.body_bytes == 10_000
+    finally:
+        process.terminate()
+        await process.wait()
