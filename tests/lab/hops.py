@@ -334,9 +334,12 @@ def censor_main(config: dict[str, Any]) -> None:
         name = sni_of(pkt["payload"]) or host_of(pkt["payload"])
         if throttle and name is not None:
             element = f"{{ {CLIENT} . {pkt['sport']} }}"
-            script = f"add element inet hops classified {element}\n"
-            if name in throttle:
-                script = f"add element inet hops throttled {element}\n" + script
+            # a new flow on a port an earlier throttled flow used is classified afresh: the
+            # element is added (idempotent), and removed again unless this name is throttled
+            script = f"add element inet hops throttled {element}\n"
+            if name not in throttle:
+                script += f"delete element inet hops throttled {element}\n"
+            script += f"add element inet hops classified {element}\n"
             subprocess.run(["nft", "-f", "-"], input=script.encode(), check=False)
         if name not in names:
             continue

@@ -136,6 +136,7 @@ def test_sni_policing_is_throttling(hops: HopsLab, tmp_path: Path) -> None:
     assert fine["verdict"] == "not_throttled", fine
     print("sni policing:", throttled["median_ratio"], throttled["p_value"], fine["median_ratio"])
     print([(x["pair"], x["sni"][:4], x["goodput"], x["t_connect"]) for x in throttled["samples"]])
+    print([(x["pair"], x["sni"][:4], x["goodput"], x["t_connect"]) for x in fine["samples"]])
 
 
 def test_uniform_rate_limit_is_not_throttling(hops: HopsLab, tmp_path: Path) -> None:
