@@ -150,6 +150,8 @@ def prepare_run(
     upload: str | None = None,
     no_upload: bool = False,
     upload_proxy: str | None = None,
+    throttle_check: str | None = None,
+    locate_censor: bool = False,
 ) -> RunPlan:
     """Check every option and load the lists (BadInput on any problem); nothing is written,
     nothing is sent. Must run inside the `run` command's click context (for option names)."""
@@ -182,6 +184,7 @@ def prepare_run(
         fingerprint_files=tuple(fingerprint_files),
         expected_cc=country.upper() if country else None,
         doh_urls=() if no_control else dns.PUBLIC_DOH_URLS,
+        followups=run_options.followups(throttle_check, locate_censor),
     )
     from probe.cli.upload_settings import for_run
 

@@ -19,6 +19,7 @@ from probe.i18n import N_, _
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from probe.round.followups import FollowUps
     from probe.round.measure import MeasureConfig
     from probe.targets import Target, TargetList
 
@@ -155,6 +156,22 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         help=N_(
             "Accept an address in CIDR as this machine's own public address (test beds whose "
             "addresses are private or reserved)."
+        ),
+    ),
+    click.option(
+        "--throttle-check",
+        metavar="IP:PORT",
+        help=N_(
+            "Also check for throttling: time downloads from this bulk endpoint (probe control "
+            "bulk) with each TLS target's name and with a neutral name."
+        ),
+    ),
+    click.option(
+        "--locate-censor",
+        is_flag=True,
+        help=N_(
+            "For each target that is not ok, resend what triggers the blocking with limited "
+            "TTLs to find how many hops away the interference starts."
         ),
     ),
 ]
@@ -357,3 +374,27 @@ def domestic_if_useful(
     kept = [lst for lst in lists if not same_file(lst.path, domestic)]
     names = {lst.name for lst in kept}
     return kept, [t for t in targets if not t.is_domestic or t.list_name in names]
+
+
+def followups(throttle_check: str | None, locate_censor: bool) -> FollowUps:
+    """`--throttle-check IP:PORT` (an IP literal: the bulk endpoint is not looked up) and
+    `--locate-censor`."""
+    import ipaddress
+
+    from probe.round.followups import FollowUps
+
+    server = None
+    if throttle_check is not None:
+        host, sep, port_text = throttle_check.strip().rpartition(":")
+        host = host.strip("[]")
+        try:
+            ipaddress.ip_address(host)
+            ok = bool(sep) and port_text.isdigit() and 1 <= int(port_text) <= 65535
+        except ValueError:
+            ok = False
+        if not ok:
+            raise option_error(
+                "throttle_check", throttle_check, _("use IP:PORT, e.g. 192.0.2.7:8443")
+            )
+        server = (host, int(port_text))
+    return FollowUps(throttle_server=server, locate_censor=locate_censor)
