@@ -47,6 +47,7 @@ import os
 import re
 import shutil
 import ssl
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -398,7 +399,8 @@ def count_parts(pages: list[dict[str, Any]]) -> bool:
 
 
 def sniff_parts(pages: list[dict[str, Any]]) -> wire_parts.WireParts:
-    """The same parts as `count_parts`, counted by a packet socket (no nftables here)."""
+    """The same parts as `count_parts`, counted by a packet socket (used where nftables is
+    missing), and the bytes of each page's server."""
     doh, stun, echo = (wire_parts.in_net(f"{n}.0/24") for n in (DOH_NET, STUN_NET, ECHO_NET))
     endpoints = {(p["host"], p["port"]) for p in pages}
     return wire_parts.WireParts(
@@ -413,7 +415,8 @@ def sniff_parts(pages: list[dict[str, Any]]) -> wire_parts.WireParts:
             "web_pages": lambda s, d, proto, sp, dp: (
                 proto == 6 and ((d, dp) in endpoints or (s, sp) in endpoints)
             ),
-        }
+        },
+        endpoints,
     )
 
 
@@ -494,16 +497,21 @@ def main() -> None:
         env.update(PYTHONPATH=os.path.abspath(args.base), PYTHONSAFEPATH="1")
         print(f"measuring the probe package in {args.base}")
     counting = count_parts(spec["pages"])
-    sniffer = None if counting else sniff_parts(spec["pages"])
+    sniffer = sniff_parts(spec["pages"])  # bytes per page, and the parts without nftables
     with benchlib.world(spec), other_parties(spec):
         before = benchlib.lo_bytes()
-        with sniffer or contextlib.nullcontext():
+        with sniffer:
             measured = benchlib.run_measured(command, timeout=300, env=env)
         wire = benchlib.lo_bytes() - before
-    parts = read_parts() if counting else {}
-    if sniffer is not None:
-        parts = dict(sniffer.parts, doh_connections=sniffer.syns["doh"])
-        print(f"wire parts counted by a packet socket; packets it missed: {sniffer.drops}")
+    parts = read_parts() if counting else dict(sniffer.parts, doh_connections=sniffer.syns["doh"])
+    if not counting or sniffer.drops:
+        print(f"packet socket (per page{'' if counting else ', parts'}): {sniffer.drops} missed")
+    per_page = sorted(sniffer.endpoints.values())
+    if per_page:
+        print(
+            f"web pages on the wire, each (B): min {per_page[0]:,}, median "
+            f"{statistics.median(per_page):,.0f}, max {per_page[-1]:,}: {per_page}"
+        )
     doh_connections = parts.pop("doh_connections", None)
     if parts:
         parts["other_targets_and_rest"] = wire - sum(parts.values())

@@ -31,8 +31,12 @@ class WireParts:
     """Counts, in a thread, while the block runs: `parts[name]` bytes, `syns[name]` connections
     opened (SYN without ACK), `drops` packets the socket missed."""
 
-    def __init__(self, parts: dict[str, Match]) -> None:
+    def __init__(
+        self, parts: dict[str, Match], endpoints: set[tuple[str, int]] = frozenset()
+    ) -> None:
         self.matchers = parts
+        #: bytes per server (ip, port) in `endpoints` (e.g. each web page), either direction
+        self.endpoints = dict.fromkeys(endpoints, 0)
         self.parts = dict.fromkeys(parts, 0)
         self.syns = dict.fromkeys(parts, 0)
         self.drops = 0
@@ -81,6 +85,9 @@ class WireParts:
             if protocol == 6 and len(packet) >= header + 14:
                 flags = packet[header + 13]
                 syn = flags & 0x12 == 0x02
+        for key in ((source, sport), (destination, dport)):
+            if key in self.endpoints:
+                self.endpoints[key] += length
         for name, match in self.matchers.items():
             if match(source, destination, protocol, sport, dport):
                 self.parts[name] += length
