@@ -33,10 +33,11 @@ linux_only = pytest.mark.skipif(sys.platform != "linux", reason="SO_RCVBUF/TCP_I
 
 
 def test_http_receive_buffer_is_a_share_of_the_body_cap() -> None:
-    assert http_receive_buffer(DEFAULT_BODY_CAP) == MIN_RECEIVE_BUFFER == 16 * 1024
+    assert http_receive_buffer(DEFAULT_BODY_CAP) == MIN_RECEIVE_BUFFER == 8 * 1024
     assert http_receive_buffer(0) == MIN_RECEIVE_BUFFER
     assert http_receive_buffer(-5) == MIN_RECEIVE_BUFFER
-    assert http_receive_buffer(1 << 20) == 256 * 1024 == MAX_BOUNDED_RECEIVE_BUFFER
+    assert http_receive_buffer(1 << 20) == 128 * 1024
+    assert http_receive_buffer(2 << 20) == 256 * 1024 == MAX_BOUNDED_RECEIVE_BUFFER
     assert http_receive_buffer(4 << 20) is None  # a large cap keeps the kernel's autotuning
 
 
