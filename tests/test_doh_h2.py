@@ -16,7 +16,8 @@ from probe.observations import Trace
 from probe.round.doh_fallback import doh_control
 from probe.round.measure import MeasureConfig, RunState
 from probe.steps import dns
-from probe.steps.dns.doh_transport import doh_client, doh_context
+from probe.steps.dns.doh_transport import CORK_SECONDS, _CountedStream, doh_client, doh_context
+from probe.steps.tcp import tcp_connect
 from probe.steps.tls_context import client_context
 from tests.servers.certs import TestPKI, pki, pki_ca_file  # noqa: F401 (fixtures)
 from tests.servers.dns_server import DNSServer, Rule
@@ -172,3 +173,35 @@ def test_httpcores_words_for_a_closed_h2_connection_are_eof() -> None:
     assert failures.classify(httpx.RemoteProtocolError("<StreamReset>")) == (
         failures.HTTP_INVALID_RESPONSE
     )
+
+
+async def test_frames_written_one_by_one_leave_in_one_send() -> None:
+    """httpcore writes each HTTP/2 frame on its own: corked, those written together cost one
+    send (one TLS record, mostly one segment), and all of them arrive."""
+    received = bytearray()
+
+    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            received.extend(data)
+        writer.close()
+
+    server = await asyncio.start_server(sink, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    trace = Trace(time.monotonic(), 1)
+    connected = await tcp_connect("127.0.0.1", port, trace=trace, timeout=TIMEOUT)
+    assert connected.stream is not None
+    stream = _CountedStream(connected.stream, connected.stream.sock)
+    frames = [b"HEADERS" * 3, b"DATA" * 10, b"END_STREAM", b"SETTINGS-ACK"]
+    for frame in frames:
+        await stream.write(frame)
+    await asyncio.sleep(CORK_SECONDS * 4)
+    await stream.write(b"later")  # after the cork: a send of its own
+    await stream.aclose()  # sends what is still corked
+    for _ in range(100):
+        if len(received) == sum(map(len, frames)) + 5:
+            break
+        await asyncio.sleep(0.01)
+    server.close()
+    writes = [e.num_bytes for e in trace.events if e.operation == "write"]
+    assert writes == [sum(map(len, frames)), 5]
+    assert bytes(received) == b"".join(frames) + b"later"
