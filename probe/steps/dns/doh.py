@@ -25,10 +25,14 @@ if TYPE_CHECKING:  # httpx is imported only when DoH is used (start-up time)
 #: Public DNS-over-HTTPS resolvers: the DNS-only control when no control server answers.
 PUBLIC_DOH_URLS = ("https://dns.google/dns-query", "https://cloudflare-dns.com/dns-query")
 DOH_CONTENT_TYPE = "application/dns-message"
-#: Connections to one DoH resolver at a time (doh_transport.doh_client). Each costs a TCP and
-#: TLS handshake (about 5 kB with a certificate chain); over HTTP/1.1 each carries one query at
-#: a time, so callers keep about this many queries in flight (doh_fallback does).
+#: Connections to one DoH resolver at a time (doh_transport.doh_client) when it speaks only
+#: HTTP/1.1. Each costs a TCP and TLS handshake (about 5 kB with a certificate chain) and
+#: carries one query at a time, so callers keep about this many queries in flight
+#: (doh_fallback does).
 DOH_CONNECTIONS = 6
+#: Queries in flight at once over one HTTP/2 connection (servers allow 100 or more streams;
+#: a query waiting for a stream would spend its deadline waiting).
+DOH_STREAMS = 32
 _REQUEST_HEADERS = {
     "content-type": DOH_CONTENT_TYPE,
     "accept": DOH_CONTENT_TYPE,
