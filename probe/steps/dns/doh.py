@@ -55,8 +55,8 @@ async def resolve_doh(
     message: dns.message.Message | None = None
     failure: str | None = None
     try:
-        query = _make_query(hostname, query_type)
-        query.id = 0  # RFC 8484 §4.1: id 0 keeps the request cacheable
+        # RFC 8484 §4.1: id 0 keeps the request cacheable
+        query = _make_query(hostname, query_type, query_id=0)
         async with asyncio.timeout(timeout):
             data = await _post(client, url, query.to_wire())
             message = _parse_reply(query, data)

@@ -5,13 +5,17 @@ and parses, the engines do the I/O."""
 from __future__ import annotations
 
 import base64
+import secrets
+import struct
 from functools import lru_cache
 
 import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.opcode
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 
 from probe import failures
@@ -47,30 +51,80 @@ def _check_query_type(query_type: str) -> None:
 
 
 @lru_cache(maxsize=4096)
-def _query_name(hostname: str) -> dns.name.Name:
-    """`hostname` as a DNS name, converted once for its A and AAAA queries: make_query with a
-    ready Name costs 26 instead of 40 us (timeit, one core). Names are immutable; a
-    name that does not convert raises each time (exceptions are not cached)."""
-    return dns.name.from_text(hostname)
+def _query_name(hostname: str) -> tuple[dns.name.Name, bytes]:
+    """`hostname` as a DNS name and its wire form, converted once for its A and AAAA queries.
+    Names are immutable; a name that does not convert raises each time (exceptions are not
+    cached)."""
+    name = dns.name.from_text(hostname)
+    wire = name.to_wire()
+    assert wire is not None  # None only when writing into a file
+    return name, wire
 
 
-#: The OPT record of every query (EDNS0, payload EDNS_PAYLOAD, no flags, no options), built
-#: once: make_query(use_edns=0) builds a new one per query, 70 % of its cost (~2.5 % of an https
-#: measurement's CPU in bench/success_overhead.py). dnspython only reads a message's OPT RRset
-#: (to render it, or for `edns`/`payload`), so queries can share one. tests/test_dns_queries.py
-#: checks that our queries are the same as make_query(use_edns=0, payload=EDNS_PAYLOAD).
-_QUERY_OPT = dns.message.make_query("query.opt.", "A", use_edns=0, payload=EDNS_PAYLOAD).opt
+#: Flags of every query (recursion desired, as make_query), then one question and one
+#: additional record: the EDNS0 OPT record (root name, payload EDNS_PAYLOAD, no flags, no
+#: options).
+_QUERY_FLAGS = int(dns.flags.RD)
+_QUERY_COUNTS = struct.pack("!HHHH", 1, 0, 0, 1)
+_QUERY_OPT = b"\0" + struct.pack("!HHIH", dns.rdatatype.OPT, EDNS_PAYLOAD, 0, 0)
+_IN = int(dns.rdataclass.IN)
+#: rcodes for which dnspython's is_response accepts an empty question section
+_EMPTY_QUESTION_OK = frozenset(
+    {dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED}
+)
 
 
-def _make_query(hostname: str, query_type: str) -> dns.message.QueryMessage:
-    """The query, or ProbeFailure(dns_invalid_hostname) for a name DNS cannot carry."""
+class Query:
+    """One query as it goes on the wire, built by hand: the same bytes as dnspython's
+    `make_query(name, type, use_edns=0, payload=EDNS_PAYLOAD)` (tests/test_dns_queries.py
+    compares them) for a twentieth of the CPU (dnspython builds a message object, an RRset per
+    question and a renderer, ~25 us per query; this is a few bytes joined)."""
+
+    __slots__ = ("id", "name", "rdtype", "wire")
+
+    def __init__(
+        self, name: dns.name.Name, name_wire: bytes, rdtype: int, query_id: int | None = None
+    ) -> None:
+        self.id = secrets.randbits(16) if query_id is None else query_id
+        self.name = name
+        self.rdtype = rdtype
+        self.wire = (
+            struct.pack("!HH", self.id, _QUERY_FLAGS)
+            + _QUERY_COUNTS
+            + name_wire
+            + struct.pack("!HH", rdtype, _IN)
+            + _QUERY_OPT
+        )
+
+    def to_wire(self) -> bytes:
+        return self.wire
+
+    def is_response(self, other: dns.message.Message) -> bool:
+        """dnspython's `Message.is_response` for this query (opcode QUERY, one question, no
+        origin): QR set, the same id and opcode, and the same question (names compared as DNS
+        names, ignoring case); a FORMERR, SERVFAIL, NOTIMP or REFUSED reply may leave the
+        question out."""
+        if (
+            other.flags & dns.flags.QR == 0
+            or self.id != other.id
+            or dns.opcode.from_flags(int(other.flags)) != dns.opcode.QUERY
+        ):
+            return False
+        if other.rcode() in _EMPTY_QUESTION_OK and len(other.question) == 0:
+            return True
+        ours = (self.name, _IN, self.rdtype, dns.rdatatype.NONE)
+        theirs = other._absolute_question()
+        return all(n == ours for n in theirs) and ours in theirs
+
+
+def _make_query(hostname: str, query_type: str, query_id: int | None = None) -> Query:
+    """The query (with a random id unless `query_id`), or ProbeFailure(dns_invalid_hostname)
+    for a name DNS cannot carry."""
     try:
-        query = dns.message.make_query(_query_name(hostname), QUERY_TYPES[query_type])
+        name, name_wire = _query_name(hostname)
     except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
         raise failures.ProbeFailure(failures.DNS_INVALID_HOSTNAME, str(exc)) from exc
-    query.opt = _QUERY_OPT  # what use_edns(0, payload=EDNS_PAYLOAD) sets, without rebuilding it
-    query.request_payload = EDNS_PAYLOAD
-    return query
+    return Query(name, name_wire, QUERY_TYPES[query_type], query_id)
 
 
 # --- reading a reply -------------------------------------------------------------------------
@@ -111,7 +165,7 @@ class _WrongQueryId(Exception):
     pass
 
 
-def _parse_reply(query: dns.message.Message, wire: bytes) -> dns.message.Message:
+def _parse_reply(query: Query, wire: bytes) -> dns.message.Message:
     """The reply, if `wire` is a well-formed response to `query`; else ProbeFailure/_WrongQueryId.
 
     dnspython raises many exception types for malformed input; all of them mean the same to us."""
