@@ -9,6 +9,7 @@ and the marginal cost per measurement are told apart. Clients alternate, `--repe
 
     sudo .venv/bin/python bench/instructions_success.py [--count 300] [--repeat 2]
         [--base DIR]   # also a `probe` package from DIR (git archive HEAD probe | tar -x -C DIR)
+        [--tree DIR]   # this tree's `probe` from DIR instead of the installed one
         [--keep DIR]   # keep the callgrind files (callgrind_annotate FILE) there
 
 Counted: instructions in user space (Ir), of the client process only (not the servers, not the
@@ -107,6 +108,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300, help="M, the number of targets")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each client")
     parser.add_argument("--base", help="directory holding another `probe` package to compare")
+    parser.add_argument(
+        "--tree", help="directory holding the `probe` measured as this tree (default: installed)"
+    )
     parser.add_argument("--keep", help="directory to keep the callgrind files in")
     parser.add_argument("--syscalls", action="store_true", help="also count system calls")
     parser.add_argument("--no-floor", action="store_true", help="only the probe(s)")
@@ -128,7 +132,8 @@ def main() -> None:
     names["big"].write_text("\n".join(world.names) + "\n")
     names["small"].write_text("\n".join(world.names[:SMALL]) + "\n")
     counts = {"big": args.count, "small": SMALL}
-    for tree in [benchlib.REPO / "probe", *([Path(args.base) / "probe"] if args.base else [])]:
+    trees = [Path(args.tree or benchlib.REPO) / "probe"]
+    for tree in trees + ([Path(args.base) / "probe"] if args.base else []):
         compileall.compile_dir(str(tree), quiet=1)
 
     def command(client: str, size: str) -> list[str]:
@@ -146,7 +151,7 @@ def main() -> None:
         )  # fmt: skip
 
     clients = ["probe"] + (["base"] if args.base else []) + ([] if args.no_floor else ["floor"])
-    envs = {"probe": env_for(None), "base": env_for(args.base), "floor": env_for(None)}
+    envs = {"probe": env_for(args.tree), "base": env_for(args.base), "floor": env_for(None)}
     samples: dict[str, dict[str, list[int]]] = {c: {"big": [], "small": []} for c in clients}
     with benchlib.world(world.spec):
         if args.cprofile:
