@@ -124,6 +124,8 @@ def main() -> None:
     keep = Path(args.keep) if args.keep else work
     keep.mkdir(parents=True, exist_ok=True)
     world = benchlib.https_world(args.count, work)
+    for page in world.spec["pages"]:
+        page["timeout"] = float(TIMEOUT)  # the server waits as long as the clients do
     lists = {
         "big": benchlib.https_list(work / "big.toml", world.names),
         "small": benchlib.https_list(work / "small.toml", world.names[:SMALL]),
