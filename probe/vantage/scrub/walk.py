@@ -177,12 +177,19 @@ class Walker:
         for index, item in enumerate(value):
             kind = type(item)
             if kind is str:
-                done = item if item in clean else self.string(item, star.kind)
+                if item in clean:
+                    if new is None:
+                        continue
+                    done = item
+                else:
+                    done = self.string(item, star.kind)
             elif kind is dict:
                 done = self.walk_dict(item, star)
             elif kind is list or kind is tuple:
                 done = self.walk_list(item, star)
             else:
+                if new is None:
+                    continue
                 done = item
             if new is None:
                 if done is item:
