@@ -270,17 +270,23 @@ def _simple_reply(query: Query, wire: bytes) -> Reply | None:
         offset += 11
     if offset != size:
         return None
+    return Reply(reply_id, flags, rcode, _rrset_answers(groups))
+
+
+def _rrset_answers(groups: dict[int, tuple[list[bytes], list[int]]]) -> list[DNSAnswer]:
+    """The answers of `_simple_reply`'s RRsets (type -> distinct rdata, TTLs), as `_answers`
+    gives them: RRset by RRset, each with its smallest TTL, at most MAX_ANSWERS_PER_REPLY."""
     answers: list[DNSAnswer] = []
     for rdtype, (rdatas, ttls) in groups.items():
         ttl = min(ttls)
         for rdata in rdatas:
             if len(answers) >= MAX_ANSWERS_PER_REPLY:
-                return Reply(reply_id, flags, rcode, answers)
+                return answers
             if rdtype == _A:
                 answers.append(DNSAnswer("A", ipv4=socket.inet_ntoa(rdata), ttl=ttl))
             else:
                 answers.append(DNSAnswer("AAAA", ipv6=dns.ipv6.inet_ntoa(rdata), ttl=ttl))
-    return Reply(reply_id, flags, rcode, answers)
+    return answers
 
 
 def _b64(wire: bytes) -> str:
