@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-import dns.message
-
 from probe import failures
 from probe.observations import DNSQuery, Trace
 from probe.steps.dns.wire import (
     MAX_DNS_MESSAGE,
+    Reply,
     _check_query_type,
     _make_query,
     _parse_reply,
@@ -56,11 +55,11 @@ async def resolve_doh(
     _check_query_type(query_type)
     recorder = _QueryRecorder(hostname, query_type, "doh", url, trace)
     data: bytes | None = None
-    message: dns.message.Message | None = None
+    message: Reply | None = None
     failure: str | None = None
     try:
-        query = _make_query(hostname, query_type)
-        query.id = 0  # RFC 8484 §4.1: id 0 keeps the request cacheable
+        # RFC 8484 §4.1: id 0 keeps the request cacheable
+        query = _make_query(hostname, query_type, query_id=0)
         async with asyncio.timeout(timeout):
             data = await _post(client, url, query.to_wire())
             message = _parse_reply(query, data)
