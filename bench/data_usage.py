@@ -13,15 +13,15 @@ interface.
 
 The bundled lists (targets/*.toml, loaded with probe.targets.load_lists) are copied with every
 endpoint replaced by a stand-in: each host name resolves (through our DNS server) to its own
-127.2.x.y address, each IP literal (Telegram's data centres, IPv6 ones included) is rewritten
-to its own 127.3.x.y address. Stand-ins: HTTPS/HTTP sites that serve a realistically large page
+127.2.x.y address, each IP literal (Telegram's data centres, IPv6 ones included) is rewritten to
+its own 127.3.x.y address. Stand-ins: HTTPS/HTTP sites that serve a realistically large page
 (default 400 KB, a typical front page), plain TCP listeners for `tcp` targets, the fake data
-centre for `mtproto` targets (bench/world.py); a DoH server (RFC 8484 POST, HTTP/1.1
-keep-alive, answers from the same zone), STUN responders and HTTPS echo pages (here, in a
-thread). Certificates: a trustme root, an intermediate and one leaf for every name, so that a
-handshake carries a chain (leaf + intermediate) as real servers send; the root is given with
---ca-file, which the DoH client trusts too (a tree before c745319 measured with --base read
-only SSL_CERT_FILE for DoH: it gets that as well).
+centre for `mtproto` targets (bench/world.py); a DoH server (RFC 8484 POST over HTTP/2, or
+HTTP/1.1 keep-alive with --doh-http1, answers from the same zone), STUN responders and HTTPS
+echo pages (here, in a thread). Certificates: a trustme root, an intermediate and one leaf for
+every name, so that a handshake carries a chain (leaf + intermediate) as real servers send; the
+root is given with --ca-file, which the DoH client trusts too (a tree before c745319 measured
+with --base read only SSL_CERT_FILE for DoH: it gets that as well).
 
 Figures: what the probe counts (`--json` bytes_sent/bytes_received: the TCP and UDP payload
 of its own sockets), what crossed the namespace's loopback interface (every packet once, IP and
@@ -47,6 +47,7 @@ import os
 import re
 import shutil
 import ssl
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -56,6 +57,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import benchlib
+import wire_parts
 import world  # puts the repository first on sys.path (tests.*)
 
 from probe.addresses import is_ip_literal
@@ -248,15 +250,71 @@ async def serve_doh(
             writer.close()
 
 
+async def serve_doh_h2(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, zone: world.ZoneDNS
+) -> None:
+    """RFC 8484 POST over HTTP/2 (what dns.google and cloudflare-dns.com agree to), with the
+    same response headers as over HTTP/1.1 (HPACK indexes them after the first reply)."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+    connection = h2.connection.H2Connection(config=config)
+    connection.initiate_connection()
+    writer.write(connection.data_to_send())
+    headers = [
+        tuple(line.split(": ", 1)) for line in DOH_REPLY_HEADERS.lower().strip().split("\r\n")
+    ]
+    bodies: dict[int, bytearray] = {}
+    try:
+        while True:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                data = await reader.read(65536)
+            if not data:
+                return
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    bodies[event.stream_id] = bytearray()
+                elif isinstance(event, h2.events.DataReceived):
+                    bodies.setdefault(event.stream_id, bytearray()).extend(event.data)
+                    connection.acknowledge_received_data(
+                        event.flow_controlled_length, event.stream_id
+                    )
+                elif isinstance(event, h2.events.StreamEnded):
+                    answer = zone.answer(bytes(bodies.pop(event.stream_id, b"")))
+                    if answer is None:
+                        continue
+                    connection.send_headers(
+                        event.stream_id,
+                        [(":status", "200"), *headers, ("content-length", str(len(answer)))],
+                    )
+                    connection.send_data(event.stream_id, answer, end_stream=True)
+            writer.write(connection.data_to_send())
+            await writer.drain()
+    except (OSError, TimeoutError, h2.exceptions.ProtocolError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()
+
+
 async def serve_others(spec: dict[str, Any], ready: threading.Event, stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(spec["tls_pem"])
     context.set_alpn_protocols(["http/1.1"])
+    doh_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    doh_context.load_cert_chain(spec["tls_pem"])
+    doh_context.set_alpn_protocols(["h2", "http/1.1"] if spec["doh_h2"] else ["http/1.1"])
     zone = world.ZoneDNS(spec["dns"]["zone"])
 
     async def doh(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_doh(reader, writer, zone)
+        ssl_object = writer.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            await serve_doh_h2(reader, writer, zone)
+        else:
+            await serve_doh(reader, writer, zone)
 
     closing: list[Any] = []
     for other in spec["others"].values():
@@ -265,8 +323,10 @@ async def serve_others(spec: dict[str, Any], ready: threading.Event, stop: async
             transport, _ = await loop.create_datagram_endpoint(StunResponder, local_addr=where)
             closing.append(transport)
         else:
-            handler = echo if other["kind"] == "echo" else doh
-            closing.append(await asyncio.start_server(handler, *where, ssl=context))
+            if other["kind"] == "echo":
+                closing.append(await asyncio.start_server(echo, *where, ssl=context))
+            else:
+                closing.append(await asyncio.start_server(doh, *where, ssl=doh_context))
     ready.set()
     await stop.wait()
     for item in closing:
@@ -338,6 +398,28 @@ def count_parts(pages: list[dict[str, Any]]) -> bool:
     return done.returncode == 0
 
 
+def sniff_parts(pages: list[dict[str, Any]]) -> wire_parts.WireParts:
+    """The same parts as `count_parts`, counted by a packet socket (used where nftables is
+    missing), and the bytes of each page's server."""
+    doh, stun, echo = (wire_parts.in_net(f"{n}.0/24") for n in (DOH_NET, STUN_NET, ECHO_NET))
+    endpoints = {(p["host"], p["port"]) for p in pages}
+    return wire_parts.WireParts(
+        {
+            "doh": lambda s, d, proto, sp, dp: doh(s) or doh(d),
+            "address_discovery": lambda s, d, proto, sp, dp: (
+                stun(s) or stun(d) or echo(s) or echo(d)
+            ),
+            "dns": lambda s, d, proto, sp, dp: (
+                proto == 17 and ((d == "127.0.0.1" and dp == 53) or (s == "127.0.0.1" and sp == 53))
+            ),
+            "web_pages": lambda s, d, proto, sp, dp: (
+                proto == 6 and ((d, dp) in endpoints or (s, sp) in endpoints)
+            ),
+        },
+        endpoints,
+    )
+
+
 def read_parts() -> dict[str, int]:
     """Bytes per part, and `doh_connections` (SYN packets)."""
     listing = subprocess.run(
@@ -386,11 +468,18 @@ def main() -> None:
         help="measure `probe run --no-control` (no DoH comparison) instead of the default round",
     )
     parser.add_argument("--base", help="directory holding another `probe` package to measure")
+    parser.add_argument(
+        "--doh-http1",
+        action="store_true",
+        help="DoH stand-ins that speak only HTTP/1.1 (by default they agree to h2, as the "
+        "public resolvers do)",
+    )
     args = parser.parse_args()
     benchlib.isolate(lo_mtu=1500)
     print(benchlib.describe_machine())
     work = Path(tempfile.mkdtemp(prefix="pbench-data-"))
     spec, lists, pki, counts = build(work, args.page_kb * 1000, args.gzip)
+    spec["doh_h2"] = not args.doh_http1
     served = "gzip-compressed when asked for" if args.gzip else "uncompressed"
     print(f"stand-ins: {json.dumps(counts)}; every page {args.page_kb} KB, {served}")
     options = ["--ca-file", pki.ca_pem, "--out", str(work / "results"), "--json"]
@@ -408,11 +497,21 @@ def main() -> None:
         env.update(PYTHONPATH=os.path.abspath(args.base), PYTHONSAFEPATH="1")
         print(f"measuring the probe package in {args.base}")
     counting = count_parts(spec["pages"])
+    sniffer = sniff_parts(spec["pages"])  # bytes per page, and the parts without nftables
     with benchlib.world(spec), other_parties(spec):
         before = benchlib.lo_bytes()
-        measured = benchlib.run_measured(command, timeout=300, env=env)
+        with sniffer:
+            measured = benchlib.run_measured(command, timeout=300, env=env)
         wire = benchlib.lo_bytes() - before
-    parts = read_parts() if counting else {}
+    parts = read_parts() if counting else dict(sniffer.parts, doh_connections=sniffer.syns["doh"])
+    if not counting or sniffer.drops:
+        print(f"packet socket (per page{'' if counting else ', parts'}): {sniffer.drops} missed")
+    per_page = sorted(sniffer.endpoints.values())
+    if per_page:
+        print(
+            f"web pages on the wire, each (B): min {per_page[0]:,}, median "
+            f"{statistics.median(per_page):,.0f}, max {per_page[-1]:,}: {per_page}"
+        )
     doh_connections = parts.pop("doh_connections", None)
     if parts:
         parts["other_targets_and_rest"] = wire - sum(parts.values())
@@ -453,6 +552,7 @@ def main() -> None:
                 "gzip": args.gzip,
                 "body_cap": args.body_cap,
                 "base": args.base,
+                "doh_h2": spec["doh_h2"],
                 "counts": counts,
                 "statuses": statuses,
                 "records_with_doh": with_doh,

@@ -87,8 +87,10 @@ async def resolve(name: str, qtype: int, server: tuple[str, int]) -> list[str]:
         sock.close()
 
 
-async def fetch(name: str, server: tuple[str, int], context: ssl.SSLContext) -> None:
-    async with asyncio.timeout(TIMEOUT):
+async def fetch(
+    name: str, server: tuple[str, int], context: ssl.SSLContext, timeout: float = TIMEOUT
+) -> None:
+    async with asyncio.timeout(timeout):
         a, _aaaa = await asyncio.gather(resolve(name, 1, server), resolve(name, 28, server))
         reader, writer = await asyncio.open_connection(a[0], 443, ssl=context, server_hostname=name)
         try:
@@ -120,7 +122,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     async def one(name: str) -> None:
         async with limit:
             try:
-                await fetch(name, server, context)
+                await fetch(name, server, context, args.timeout)
             except Exception as exc:  # a floor that fails is reported, not hidden
                 errors[type(exc).__name__] += 1
 
@@ -137,4 +139,5 @@ if __name__ == "__main__":
     parser.add_argument("--resolver", required=True)
     parser.add_argument("--ca-file", required=True)
     parser.add_argument("--concurrency", type=int, default=512)
+    parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds per name")
     print(json.dumps(asyncio.run(main(parser.parse_args()))))

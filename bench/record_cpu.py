@@ -19,14 +19,21 @@ those objects in memory) and times, per record:
 Each tree runs in its own interpreter (`PYTHONPATH`), alternately, `--rounds` times; the figure
 is the median over rounds of the mean µs per record. Prints the figures, a JSON line and a
 `SUMMARY` line. Needs no root: loopback only.
+
+`--instructions` counts instructions instead of CPU time (valgrind's callgrind; the same on a
+loaded machine as on a quiet one): each tree's worker runs under callgrind with `--repeat` and
+with no repetition (set-up and warm-up only), and the difference is divided by the records
+timed. One round is enough: the count does not drift.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -43,7 +50,7 @@ import json, sys, time
 from probe import analysis
 from probe.observations import Observations, DNSQuery
 import importlib
-for module in ("probe.vantage.facts.scrub", "probe" + ".scrub"):  # this layout, or an older tree's
+for module in ("probe.vantage.scrub", "probe" + ".scrub"):  # this layout, or an older tree's
     try:
         Scrubber = importlib.import_module(module).Scrubber
         break
@@ -93,6 +100,9 @@ def one(envelope, rest, obs, control, tk):
 
 for item in prepared:  # warm-up: imports, fingerprint database, caches
     one(*item)
+if repeat == 0:  # only the set-up (the instruction count's baseline, see --instructions)
+    print(json.dumps({"typed": typed, "records": len(prepared), "us_per_record": 0.0}))
+    raise SystemExit(0)
 start = time.process_time()
 for _ in range(repeat):
     for item in prepared:
@@ -135,17 +145,35 @@ async def make_corpus(directory: Path) -> Path:
     return corpus
 
 
-def run_worker(tree: Path, corpus: Path, repeat: int) -> dict[str, Any]:
+def run_worker(tree: Path, corpus: Path, repeat: int, callgrind: str = "") -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(tree), PROBE_DATA_DIR="/nonexistent-probe-bench-data")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # else every run compiles the package again
+    prefix = []
+    if callgrind:
+        prefix = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind}"]
     out = subprocess.run(
-        [sys.executable, "-c", WORKER, str(corpus), str(repeat)],
+        [*prefix, sys.executable, "-c", WORKER, str(corpus), str(repeat)],
         env=env,
         cwd=str(tree),
         capture_output=True,
         text=True,
         check=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    if callgrind:
+        text = Path(callgrind).read_text(errors="replace")
+        result["instructions"] = int(re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)[1])
+    return result
+
+
+def instructions(tree: Path, corpus: Path, repeat: int, work: Path) -> dict[str, Any]:
+    """Instructions per record: a run with `repeat` repetitions minus one with none (the
+    package compiled to bytecode first: a run that compiles it costs more)."""
+    compileall.compile_dir(str(tree / "probe"), quiet=1)
+    timed = run_worker(tree, corpus, repeat, str(work / "callgrind.timed"))
+    setup = run_worker(tree, corpus, 0, str(work / "callgrind.setup"))
+    per_record = (timed["instructions"] - setup["instructions"]) / (repeat * timed["records"])
+    return {"typed": timed["typed"], "records": timed["records"], "us_per_record": per_record}
 
 
 def main() -> None:
@@ -154,7 +182,13 @@ def main() -> None:
     parser.add_argument("--tree", help="the tree measured as 'this tree' (default: this one)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions (callgrind), not time"
+    )
     args = parser.parse_args()
+    unit = "instr" if args.instructions else "µs"
+    if args.instructions:
+        args.rounds = 1
     with tempfile.TemporaryDirectory(prefix="record-cpu-") as tmp:
         corpus = asyncio.run(make_corpus(Path(tmp)))
         trees = {"this tree": Path(args.tree).resolve() if args.tree else REPO}
@@ -164,7 +198,10 @@ def main() -> None:
         info: dict[str, Any] = {}
         for _ in range(args.rounds):
             for name, tree in trees.items():  # alternately: drift hits both alike
-                result = run_worker(tree, corpus, args.repeat)
+                if args.instructions:
+                    result = instructions(tree, corpus, args.repeat, Path(tmp))
+                else:
+                    result = run_worker(tree, corpus, args.repeat)
                 samples[name].append(result["us_per_record"])
                 info[name] = {"typed": result["typed"], "records": result["records"]}
     medians = {name: statistics.median(values) for name, values in samples.items()}
@@ -172,15 +209,15 @@ def main() -> None:
         spread = ", ".join(f"{v:.0f}" for v in values)
         path = "typed judge" if info[name]["typed"] else "analyze(record)"
         print(
-            f"{name:10s} {medians[name]:8.1f} µs/record  ({path}; "
+            f"{name:10s} {medians[name]:8.1f} {unit}/record  ({path}; "
             f"{info[name]['records']} records; rounds: {spread})"
         )
-    summary: dict[str, Any] = {"median_us_per_record": medians, "samples": samples}
-    text = f"this tree {medians['this tree']:.0f} µs/record"
+    summary: dict[str, Any] = {"unit": unit, "median_per_record": medians, "samples": samples}
+    text = f"this tree {medians['this tree']:.0f} {unit}/record"
     if "base" in medians:
         ratio = medians["this tree"] / medians["base"]
         summary["ratio_this_over_base"] = ratio
-        text += f", base {medians['base']:.0f} µs/record, ratio {ratio:.2f}"
+        text += f", base {medians['base']:.0f} {unit}/record, ratio {ratio:.2f}"
     print(json.dumps(summary))
     print("SUMMARY record_cpu: " + text)
 

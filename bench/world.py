@@ -97,10 +97,11 @@ async def serve_page(
     writer: asyncio.StreamWriter,
     response: bytes,
     gzipped: bytes | None = None,
+    timeout: float = REQUEST_TIMEOUT,
 ) -> None:
     """One request, one response; the gzip form when there is one and the client takes it."""
     try:
-        async with asyncio.timeout(REQUEST_TIMEOUT):
+        async with asyncio.timeout(timeout):
             head = await reader.readuntil(b"\r\n\r\n")
             takes_gzip = b"gzip" in head.lower().partition(b"accept-encoding:")[2][:200]
             writer.write(gzipped if gzipped is not None and takes_gzip else response)
@@ -201,21 +202,27 @@ async def main(spec: dict[str, Any]) -> None:
             size = int(page.get("page_bytes", 2048))
             response = page_response(size)
             gzipped = page_response(size, gzipped=True) if page.get("gzip") else None
+            # "timeout": seconds for a client's handshake and request (a client under valgrind,
+            # bench/instructions_success.py, is ~50x slower than the defaults allow for)
+            timeout = float(page.get("timeout", REQUEST_TIMEOUT))
 
             async def handle(
                 r: asyncio.StreamReader,
                 w: asyncio.StreamWriter,
                 response: bytes = response,
                 gzipped: bytes | None = gzipped,
+                timeout: float = timeout,
             ) -> None:
-                await serve_page(r, w, response, gzipped)
+                await serve_page(r, w, response, gzipped, timeout)
 
+            tls = page.get("tls")
             server = await asyncio.start_server(
                 handle,
                 page["host"],
                 page["port"],
                 backlog=4096,
-                ssl=tls_context if page.get("tls") else None,
+                ssl=tls_context if tls else None,
+                ssl_handshake_timeout=max(timeout, 60.0) if tls else None,
             )
             servers.append(server)
         for tcp in spec.get("tcp", []):

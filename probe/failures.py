@@ -227,10 +227,13 @@ def _classify_library(exc: BaseException) -> str | None:
         if "Timeout" in name:
             return GENERIC_TIMEOUT
         if name == "RemoteProtocolError":
-            return EOF_ERROR if "closed" in str(exc).lower() else HTTP_INVALID_RESPONSE
+            # "Server disconnected" is httpcore's word for EOF on an HTTP/2 connection
+            text = str(exc).lower()
+            closed = "closed" in text or "disconnected" in text
+            return EOF_ERROR if closed else HTTP_INVALID_RESPONSE
         if name == "TooManyRedirects":
             return HTTP_TOO_MANY_REDIRECTS
-    if module.startswith("h11"):
+    if module.startswith(("h11", "h2.", "hpack", "hyperframe")):
         return HTTP_INVALID_RESPONSE
     return None
 

@@ -33,6 +33,7 @@ from probe.steps.dns import (
     resolve_tcp,
     resolve_udp,
 )
+from probe.steps.dns.udp import resolve_udp_types
 from probe.steps.tcp import ByteCounter
 from tests.servers.dns_server import DNSServer, DoHServer, Rule
 
@@ -203,6 +204,30 @@ async def test_injection_race_records_both_answers_lie_first(server: DNSServer) 
     assert [q.x_duplicate for q in queries] == [False, True]
     assert queries[0].t <= queries[1].t
     assert all(q.failure is None and q.t0 == queries[0].t0 for q in queries)
+
+
+async def test_a_and_aaaa_together_keep_each_querys_own_replies(server: DNSServer) -> None:
+    """`resolve_udp_types` runs both queries of a name in one coroutine: each keeps its own
+    duplicates, truncation (and TCP retry) and order, as one `resolve_udp` per type does."""
+    server.rules = [
+        Rule("inject", name="blocked.example", query_type="A", ips=(LIE_V4,)),
+        Rule("truncate", name="blocked.example", query_type="AAAA"),
+    ]
+    a, aaaa = await resolve_udp_types(
+        "blocked.example",
+        ("A", "AAAA"),
+        server.address,
+        trace=make_trace(),
+        timeout=TIMEOUT,
+        duplicate_window=0.3,
+    )
+    assert [q.addresses() for q in a] == [[LIE_V4], ["198.18.0.30"]]
+    assert [(q.query_type, q.engine, q.x_duplicate) for q in a] == [
+        ("A", "udp", False),
+        ("A", "udp", True),
+    ]
+    assert [(q.query_type, q.engine) for q in aaaa] == [("AAAA", "udp"), ("AAAA", "tcp")]
+    assert aaaa[1].addresses() == ["2001:db8::30"]
 
 
 async def test_duplicate_window_is_bounded_by_the_deadline(server: DNSServer) -> None:

@@ -1,13 +1,15 @@
 """The queries the UDP/TCP/DoH steps send are exactly dnspython's make_query with EDNS0.
 
-`probe.steps.dns._make_query` shares one OPT record between queries and converts a host name once
-for
-its A and AAAA queries (both for speed); nothing on the wire may differ from building each query
-from scratch."""
+`probe.steps.dns._make_query` builds the wire by hand and converts a host name once for its A
+and AAAA queries (both for speed); nothing on the wire may differ from building each query with
+dnspython, and which replies answer it must be what dnspython's `is_response` says."""
 
 from __future__ import annotations
 
+import dns.flags
 import dns.message
+import dns.opcode
+import dns.rcode
 import pytest
 
 from probe import failures
@@ -29,19 +31,55 @@ def test_queries_are_make_query_with_edns0(hostname: str, query_type: str) -> No
         )
         reference.id = ours.id
         assert ours.to_wire() == reference.to_wire()
-        assert (ours.edns, ours.payload, ours.ednsflags, ours.request_payload) == (
-            reference.edns,
-            reference.payload,
-            reference.ednsflags,
-            reference.request_payload,
-        )
         assert ours.is_response(dns.message.make_response(reference))
+
+
+def _replies(query: dns.message.Message) -> list[dns.message.Message]:
+    """Replies to `query` and near misses: each changes one thing is_response looks at."""
+    good = dns.message.make_response(query)
+    other_id = dns.message.make_response(query)
+    other_id.id = (query.id + 1) % 65536
+    not_qr = dns.message.make_response(query)
+    not_qr.flags &= ~dns.flags.QR
+    other_opcode = dns.message.make_response(query)
+    other_opcode.set_opcode(dns.opcode.STATUS)
+    other_name = dns.message.make_response(dns.message.make_query("other.example", "A"))
+    other_name.id = query.id
+    upper = dns.message.make_response(
+        dns.message.make_query(str(query.question[0].name).upper(), query.question[0].rdtype)
+    )
+    upper.id = query.id
+    other_type = dns.message.make_response(
+        dns.message.make_query(query.question[0].name, "TXT", id=query.id)
+    )
+    replies = [good, other_id, not_qr, other_opcode, other_name, upper, other_type]
+    for rcode in (dns.rcode.SERVFAIL, dns.rcode.REFUSED, dns.rcode.NXDOMAIN):
+        empty = dns.message.make_response(query)
+        empty.set_rcode(rcode)
+        empty.question = []
+        replies.append(empty)
+    two = dns.message.make_response(query)
+    two.question = [*two.question, *other_type.question]
+    replies.append(two)
+    return [dns.message.from_wire(reply.to_wire()) for reply in replies]
+
+
+@pytest.mark.parametrize("hostname", ["example.org", "Mixed.Case.example", "h1.bench.test"])
+@pytest.mark.parametrize("query_type", ["A", "AAAA"])
+def test_which_replies_answer_a_query_is_dnspythons_is_response(
+    hostname: str, query_type: str
+) -> None:
+    ours = probe_dns._make_query(hostname, query_type)
+    reference = dns.message.from_wire(ours.to_wire())
+    verdicts = [(ours.is_response(r), reference.is_response(r)) for r in _replies(reference)]
+    assert [a for a, _ in verdicts] == [b for _, b in verdicts]
+    assert verdicts[0] == (True, True) and verdicts[1] == (False, False)
 
 
 def test_queries_have_their_own_ids_and_questions() -> None:
     a = probe_dns._make_query("example.org", "A")
     aaaa = probe_dns._make_query("example.org", "AAAA")
-    assert a.question != aaaa.question
+    assert a.to_wire()[12:] != aaaa.to_wire()[12:]
     assert len({probe_dns._make_query("example.org", "A").id for _ in range(20)}) > 1
 
 

@@ -265,7 +265,10 @@ def analyze(record: dict[str, Any], fingerprints: FingerprintDB | None = None) -
         case = case_from_record(record)
     except _MALFORMED as exc:
         return _unanalysable(exc)
-    return judge(case, fingerprints)
+    from probe.analysis.followups import amend  # the follow-up checks' clauses, if any
+
+    analysis = judge(case, fingerprints)
+    return amend(analysis, dict(test_keys)) if isinstance(test_keys, dict) else analysis
 
 
 #: What a field of an unexpected form raises on its way through the rules.

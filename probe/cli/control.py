@@ -107,6 +107,27 @@ def control_serve(
     return EXIT_OK
 
 
+@control_group.command("bulk")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8443, show_default=True)
+def control_bulk(host: str, port: int) -> int:
+    """Serve a bounded object over TLS for any SNI (GET /bulk?bytes=N, at most 4 MiB): the
+    server side of `probe run --throttle-check`."""
+    from probe.control import bulk
+
+    if not 1 <= port <= 65535:
+        raise option_error("port", port, "must be in 1..65535")
+
+    def ready(bound: int) -> None:
+        click.echo(f"probe: bulk endpoint on {host}:{bound}", err=True)
+
+    try:
+        bulk.serve(host, port, on_ready=ready)
+    except OSError as exc:
+        raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return EXIT_OK
+
+
 def _allowed_networks(
     allow_nets: tuple[str, ...],
 ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

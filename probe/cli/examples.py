@@ -30,6 +30,8 @@ Examples:
   probe run my-list.toml --out ./my-results --keep-days 30
   probe run --country IR                    # with Iran's domestic sites: shutdown, not offline
   probe run --domestic-baselines my-sites.toml   # your own sites inside the country
+  probe run --throttle-check 192.0.2.7:8443 # also time downloads (probe control bulk)
+  probe run --locate-censor                 # how many hops away blocking starts
   probe run --neutral-server 203.0.113.5:8443 --residual-window 120   # how TLS is blocked"""
     ),
     "probe results": N_(
@@ -120,6 +122,10 @@ Examples:
   probe control serve --host 0.0.0.0 --port 8080 --token SECRET
   probe control serve --host 0.0.0.0 --port 8080 --neutral-quic-port 443  # UDP 443 check
   probe control serve --host 0.0.0.0 --neutral-tls-port 8443   # + a TLS server for any name""",
+    "probe control bulk": """\
+Example:
+  probe control bulk --host 0.0.0.0 --port 8443
+  probe run --throttle-check 192.0.2.7:8443   # on the volunteer's side""",
     "probe collector": """\
 Examples:
   probe collector serve /srv/probe-collector --tokens /etc/probe/collector-tokens

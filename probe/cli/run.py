@@ -150,6 +150,8 @@ def prepare_run(
     upload: str | None = None,
     no_upload: bool = False,
     upload_proxy: str | None = None,
+    throttle_check: str | None = None,
+    locate_censor: bool = False,
     neutral_sni: str | None = "www.example.com",
     neutral_server: str | None = None,
     residual_window: float = 0.0,
@@ -186,6 +188,7 @@ def prepare_run(
         fingerprint_files=tuple(fingerprint_files),
         expected_cc=country.upper() if country else None,
         doh_urls=() if no_control else dns.PUBLIC_DOH_URLS,
+        followups=run_options.followups(throttle_check, locate_censor),
     )
     from probe.cli.upload_settings import for_run
 

@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from probe.cli import swap_options
 from probe.cli.common import BadInput, check_ca_files, option_error, parse_resolver
 from probe.i18n import N_, _
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from probe.round.followups import FollowUps
     from probe.round.measure import MeasureConfig
     from probe.targets import Target, TargetList
 
@@ -158,35 +160,25 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         ),
     ),
     click.option(
-        "--neutral-sni",
-        metavar="NAME",
-        default="www.example.com",
-        show_default=True,
+        "--throttle-check",
+        metavar="IP:PORT",
         help=N_(
-            "When a TLS handshake fails, try this harmless name on the same address: "
-            "it tells a filtered name from a filtered address."
+            "Also check for throttling: time downloads from this bulk endpoint (probe control "
+            "bulk) with each TLS target's name and with a neutral name."
         ),
     ),
     click.option(
-        "--neutral-server",
-        metavar="IP[:PORT]",
+        "--locate-censor",
+        is_flag=True,
         help=N_(
-            "A TLS server that accepts any name (probe control serve --neutral-tls-port): "
-            "a failed handshake's name is tried there too."
-        ),
-    ),
-    click.option(
-        "--residual-window",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help=N_(
-            "After a blocked handshake, re-test a harmless one to the same address for up to "
-            "SECONDS (at most 600) and record how long the censor keeps blocking it "
-            "(default 0: off)."
+            "For each target that is not ok, resend what triggers the blocking with limited "
+            "TTLs to find how many hops away the interference starts."
         ),
     ),
 ]
+
+
+OPTIONS += swap_options.OPTIONS  # --neutral-sni, --neutral-server, --residual-window
 
 
 def declare_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -386,3 +378,27 @@ def domestic_if_useful(
     kept = [lst for lst in lists if not same_file(lst.path, domestic)]
     names = {lst.name for lst in kept}
     return kept, [t for t in targets if not t.is_domestic or t.list_name in names]
+
+
+def followups(throttle_check: str | None, locate_censor: bool) -> FollowUps:
+    """`--throttle-check IP:PORT` (an IP literal: the bulk endpoint is not looked up) and
+    `--locate-censor`."""
+    import ipaddress
+
+    from probe.round.followups import FollowUps
+
+    server = None
+    if throttle_check is not None:
+        host, sep, port_text = throttle_check.strip().rpartition(":")
+        host = host.strip("[]")
+        try:
+            ipaddress.ip_address(host)
+            ok = bool(sep) and port_text.isdigit() and 1 <= int(port_text) <= 65535
+        except ValueError:
+            ok = False
+        if not ok:
+            raise option_error(
+                "throttle_check", throttle_check, _("use IP:PORT, e.g. 192.0.2.7:8443")
+            )
+        server = (host, int(port_text))
+    return FollowUps(throttle_server=server, locate_censor=locate_censor)

@@ -1,16 +1,53 @@
-"""The checks of `probe run`'s SNI swap options (--neutral-sni, --neutral-server,
---residual-window; declared in run_options.OPTIONS): their text into the flows' settings,
-bad input naming the option (exit status 2). See probe/round/measure/sni_swap.py."""
+"""`probe run`'s SNI swap options (--neutral-sni, --neutral-server, --residual-window): their
+declarations (listed in run_options.OPTIONS) and the check that turns their text into the
+flows' settings, bad input naming the option (exit status 2). See
+probe/round/measure/sni_swap.py."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
 
 from probe.cli.common import option_error
-from probe.i18n import _
+from probe.i18n import N_, _
 
 if TYPE_CHECKING:
     from probe.round.measure import MeasureConfig
+
+#: the options' declarations, added to the end of run_options.OPTIONS
+OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+    click.option(
+        "--neutral-sni",
+        metavar="NAME",
+        default="www.example.com",
+        show_default=True,
+        help=N_(
+            "When a TLS handshake fails, try this harmless name on the same address: "
+            "it tells a filtered name from a filtered address."
+        ),
+    ),
+    click.option(
+        "--neutral-server",
+        metavar="IP[:PORT]",
+        help=N_(
+            "A TLS server that accepts any name (probe control serve --neutral-tls-port): "
+            "a failed handshake's name is tried there too."
+        ),
+    ),
+    click.option(
+        "--residual-window",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help=N_(
+            "After a blocked handshake, re-test a harmless one to the same address for up to "
+            "SECONDS (at most 600) and record how long the censor keeps blocking it "
+            "(default 0: off)."
+        ),
+    ),
+]
 
 
 def sni_swap_config(

@@ -13,10 +13,10 @@ from probe.addresses import parse_ip
 from probe.observations import DNSQuery, Trace
 from probe.round.measure import RunState
 from probe.steps import dns
-from probe.steps.dns.doh import DOH_CONNECTIONS
+from probe.steps.dns.doh import DOH_CONNECTIONS, DOH_STREAMS
 
 if TYPE_CHECKING:
-    import httpx
+    from probe.steps.dns.doh_transport import DohClient
 
 
 async def doh_control(
@@ -41,30 +41,41 @@ async def doh_control(
 
 
 async def _ask(
-    client: httpx.AsyncClient, url: str, names: Sequence[str], state: RunState
+    client: DohClient, url: str, names: Sequence[str], state: RunState
 ) -> dict[str, list[DNSQuery]]:
-    """Every name's A and AAAA queries to the resolver at `url`: as many names at a time as the
-    client has connections, so that a query's deadline never runs while it waits for one."""
+    """Every name's A and AAAA queries to the resolver at `url`. The first name is asked alone:
+    its connection tells whether the server multiplexes (HTTP/2), and when it got no DNS reply
+    at all the others are not asked (a dead or blocked resolver costs one deadline, not one per
+    name). Then as many names at a time
+    as the client has connections (HTTP/1.1), so that a query's deadline never runs while it
+    waits for one, or DOH_STREAMS queries at a time over the one HTTP/2 connection."""
     timeout = state.config.timeout
     queries: dict[str, list[DNSQuery]] = {}
-    lanes = asyncio.Semaphore(DOH_CONNECTIONS)
+
+    async def ask(name: str, query_type: str, trace: Trace) -> DNSQuery:
+        return await dns.resolve_doh(
+            name, query_type, url, trace=trace, timeout=timeout, client=client
+        )
 
     async def lookup(name: str) -> None:
-        async with lanes:
-            queries[name] = await _lookup(name)
-
-    async def _lookup(name: str) -> list[DNSQuery]:
         trace = Trace(0.0, state.next_transaction_id())
-        found = []
-        for query_type in ("A", "AAAA"):
-            found.append(
-                await dns.resolve_doh(
-                    name, query_type, url, trace=trace, timeout=timeout, client=client
-                )
-            )
-        return found
+        if not client.multiplexed:
+            queries[name] = [await ask(name, "A", trace), await ask(name, "AAAA", trace)]
+            return
+        async with asyncio.TaskGroup() as group:
+            both = [group.create_task(ask(name, t, trace)) for t in ("A", "AAAA")]
+        queries[name] = [task.result() for task in both]
+
+    await lookup(names[0])
+    if all(q.rcode is None for q in queries[names[0]]):
+        return queries  # no DNS reply at all: this resolver is unusable here, ask no more
+    lanes = asyncio.Semaphore(DOH_STREAMS // 2 if client.multiplexed else DOH_CONNECTIONS)
+
+    async def in_lane(name: str) -> None:
+        async with lanes:
+            await lookup(name)
 
     async with asyncio.TaskGroup() as group:
-        for name in names:
-            group.create_task(lookup(name))
+        for name in names[1:]:
+            group.create_task(in_lane(name))
     return queries

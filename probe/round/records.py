@@ -64,7 +64,8 @@ class ServiceTally:
     dc_ok: int = 0
     web_total: int = 0
     web_ok: int = 0
-    #: "<target id>: <reason>" of the first MAX_REASONS targets that are not ok, each a `Said`:
+    #: "<target id>: <reason>" of the first MAX_REASONS targets that are not ok (or are
+    #: throttled), each a `Said`:
     #: English, with the message that renders it in the volunteer's language
     reasons: list[str] = field(default_factory=list)
     #: the statuses seen per kind of endpoint the app may need (service.app_kinds): by
@@ -93,7 +94,9 @@ class ServiceTally:
         elif check in WEB_PAGE_CHECKS:
             self.web_total += 1
             self.web_ok += status == "ok"
-        if status != "ok" and len(self.reasons) < MAX_REASONS:
+        # a throttled target is ok (it answers) but its reason says it is throttled
+        throttled = (test_keys.get("x_throttle") or {}).get("verdict") == "throttled"
+        if (status != "ok" or throttled) and len(self.reasons) < MAX_REASONS:
             self.reasons.append(
                 Said(
                     C(

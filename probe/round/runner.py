@@ -22,10 +22,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from probe.analysis import Judged, VantageFacts, judge_service, service_rules
+from probe.analysis.followups import amend
 from probe.i18n.message import M, Said, Text
 from probe.observations import Observations
 from probe.results import ResultWriter
 from probe.round.companions import Companions
+from probe.round.followups import FollowUps, follow_up
 from probe.round.measure import MeasureConfig, RunState, measure_target
 from probe.round.records import (
     ControlOutcome,
@@ -66,6 +68,8 @@ class RoundOptions:
     #: this installation's pseudonymous id (probe/identity.py), written in every record;
     #: None writes none (the control server, tests)
     probe_id: str | None = None
+    #: follow-up checks after a target is judged (throttling, censor location)
+    followups: FollowUps = field(default_factory=FollowUps)
 
 
 @dataclass(slots=True)
@@ -287,6 +291,9 @@ class Round:
         started_at = run.started_at or self.start
         run.judged = self.records.measured(run.target, run.observations, started_at, run.runtime)
         run.observations = None  # the judged case holds them
+        if self.options.followups.any:
+            test_keys = run.judged.record["test_keys"]
+            await follow_up(run.target, test_keys, self.options.followups, self.options.measure)
         service = self.services[run.target.service]
         if service.size > service_rules.MAX_TARGETS_HELD:
             self._write(run, run.judged.record)
@@ -312,7 +319,8 @@ class Round:
         if run.written:
             return
         if message is None and run.judged is not None and run.judged.record is record:
-            message = run.judged.analysis.verdict.message
+            analysis = amend(run.judged.analysis, record["test_keys"])
+            message = analysis.verdict.message
         record = self.vantage_state.scrub(record)
         self.writer.write(record)
         run.written = True

@@ -15,13 +15,16 @@ import gzip
 import json
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-import httpx
 
 from probe import __version__
 from probe.upload.proxy import Proxy, records_url
+
+if TYPE_CHECKING:
+    # imported where used: `probe run` imports this module for its options, and httpx
+    # costs ~50 ms of start-up that a round without --upload never needs
+    import httpx
 
 #: Bytes of a reply read at most (a reply to 1,000 lines is about 100 KB).
 MAX_REPLY_BYTES = 4 * 1024 * 1024
@@ -102,6 +105,8 @@ class CollectorClient:
     """Posts batches to one collector (through the proxy, if any); use `async with`."""
 
     def __init__(self, settings: ClientSettings) -> None:
+        import httpx
+
         from probe.steps.tls_context import client_context
 
         self.settings = settings
@@ -124,6 +129,8 @@ class CollectorClient:
 
     async def send(self, lines: list[bytes], hashes: list[bytes]) -> BatchResult:
         """Post one batch; its outcome per record, or UploadError."""
+        import httpx
+
         body = gzip.compress(b"\n".join(lines) + b"\n", compresslevel=6)
         url, headers, extensions = await self._target()
         headers.update(
@@ -209,6 +216,8 @@ def _short(exc: BaseException) -> str:
 
 
 def _network_error(exc: BaseException, proxy: Proxy | None) -> str:
+    import httpx
+
     if isinstance(exc, httpx.TimeoutException):
         return "the collector did not answer in time"
     where = f"through the proxy {proxy.shown}" if proxy is not None else "collector unreachable"

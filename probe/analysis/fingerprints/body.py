@@ -165,9 +165,13 @@ class _BodyWords:
 
     def has_inside(self, part: str) -> bool:
         """Some word contains `part` (words are joined by a non-word character)."""
+        return part in self.joined()
+
+    def joined(self) -> str:
+        """The words joined by a non-word character (a part of a word is in it, or not)."""
         if self._joined is None:
             self._joined = "\n".join(self.words)
-        return part in self._joined
+        return self._joined
 
 
 def _index_key(keys: list[tuple[str, str]]) -> tuple[str, str, list[tuple[str, str]]] | None:
@@ -262,8 +266,9 @@ class BodyIndex:
             # A set & a set walks the smaller one (a set & a dict would walk the dict).
             for word in pieces & self._keys[kind]:
                 found.extend(index[word])
+        joined = words.joined()  # one `in` per key below, not a method call each
         for word, entries in self._by_kind[IN_WORD].items():
-            if words.has_inside(word):
+            if word in joined:
                 found.extend(entries)
         whole, starts, ends = words.words, words.short_starts(), words.short_ends()
         kept = [
@@ -272,7 +277,7 @@ class BodyIndex:
             if entry[2] <= whole
             and entry[3] <= starts
             and entry[4] <= ends
-            and all(words.has_inside(part) for part in entry[5])
+            and all(part in joined for part in entry[5])
         ]
         kept.sort(key=lambda entry: entry[0])  # the files' order, as without the index
         return [entry[1] for entry in kept]

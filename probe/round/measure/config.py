@@ -19,16 +19,19 @@ DEFAULT_BODY_CAP = 64 * 1024
 #: in flight two DNS sockets; the runner raises the open-file limit to 4 x this + 256.
 DEFAULT_CONCURRENCY = 1024
 MAX_ADDRESSES_PER_FAMILY = 4
-#: An http(s) flow's socket receive buffer: a quarter of the body cap, at least 16 KiB. A server
+#: An http(s) flow's socket receive buffer: an eighth of the body cap, at least 8 KiB. A server
 #: pushes a page ahead of what we read, up to our receive window, and the flow closes at the
 #: cap with that unread: with the kernel's autotuning, one round against loopback stand-ins of
 #: 400 KB pages put 2.7-4.4 MB on the wire for 1.12 MB read (bench/data_usage.py). Linux doubles
-#: SO_RCVBUF for its bookkeeping and the window is about the value set, so 16 KiB (the default
-#: cap's) gave 1.43-1.48 MB; body_cap + 32 KiB gave 2.8-3.3 MB and, for gzip pages, made
-#: bigger reads past the cap (0.90 MB read instead of 0.68; 0.50 MB with 16 KiB). Reading the
-#: default cap still takes the ~3 round trips of TCP slow start.
-RECEIVE_BUFFER_SHARE = 4
-MIN_RECEIVE_BUFFER = 16 * 1024
+#: SO_RCVBUF for its bookkeeping and the window is about the value set: 16 KiB gave 1.43-1.48
+#: MB; body_cap + 32 KiB gave 2.8-3.3 MB. Why 8 KiB and not 16 (docs/benchmarks.md, "Data
+#: usage"): the kernel takes in about 1.25x the buffer while the reader is busy, whatever the
+#: window clamp (probe.steps.receive_window) says later, so with 16 KiB it held a whole TLS
+#: record and part of the next before the reader could tell that the first one was enough
+#: (gzip pages: 43-61 kB each on the wire; with 8 KiB 39-47 kB). The price: about 8 KiB per
+#: round trip, so a gzip page at the default cap takes ~5 round trips instead of ~3.
+RECEIVE_BUFFER_SHARE = 8
+MIN_RECEIVE_BUFFER = 8 * 1024
 #: Above this the buffer is left to the kernel's autotuning: a fixed buffer caps throughput at
 #: about one buffer per round trip, and a large body cap asks for most of the page anyway.
 MAX_BOUNDED_RECEIVE_BUFFER = 256 * 1024

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-import dns.message
-
 from probe import failures
 from probe.observations import DNSQuery, Trace
 from probe.steps.dns.wire import (
     MAX_DNS_MESSAGE,
+    Reply,
     _check_query_type,
     _make_query,
     _parse_reply,
@@ -25,10 +24,14 @@ if TYPE_CHECKING:  # httpx is imported only when DoH is used (start-up time)
 #: Public DNS-over-HTTPS resolvers: the DNS-only control when no control server answers.
 PUBLIC_DOH_URLS = ("https://dns.google/dns-query", "https://cloudflare-dns.com/dns-query")
 DOH_CONTENT_TYPE = "application/dns-message"
-#: Connections to one DoH resolver at a time (doh_transport.doh_client). Each costs a TCP and
-#: TLS handshake (about 5 kB with a certificate chain); over HTTP/1.1 each carries one query at
-#: a time, so callers keep about this many queries in flight (doh_fallback does).
+#: Connections to one DoH resolver at a time (doh_transport.doh_client) when it speaks only
+#: HTTP/1.1. Each costs a TCP and TLS handshake (about 5 kB with a certificate chain) and
+#: carries one query at a time, so callers keep about this many queries in flight
+#: (doh_fallback does).
 DOH_CONNECTIONS = 6
+#: Queries in flight at once over one HTTP/2 connection (servers allow 100 or more streams;
+#: a query waiting for a stream would spend its deadline waiting).
+DOH_STREAMS = 32
 _REQUEST_HEADERS = {
     "content-type": DOH_CONTENT_TYPE,
     "accept": DOH_CONTENT_TYPE,
@@ -52,11 +55,11 @@ async def resolve_doh(
     _check_query_type(query_type)
     recorder = _QueryRecorder(hostname, query_type, "doh", url, trace)
     data: bytes | None = None
-    message: dns.message.Message | None = None
+    message: Reply | None = None
     failure: str | None = None
     try:
-        query = _make_query(hostname, query_type)
-        query.id = 0  # RFC 8484 §4.1: id 0 keeps the request cacheable
+        # RFC 8484 §4.1: id 0 keeps the request cacheable
+        query = _make_query(hostname, query_type, query_id=0)
         async with asyncio.timeout(timeout):
             data = await _post(client, url, query.to_wire())
             message = _parse_reply(query, data)

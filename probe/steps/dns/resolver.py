@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from probe.addresses import parse_ip
 from probe.observations import DNSQuery, Trace
 from probe.steps.dns.system import GetaddrinfoPool, resolve_getaddrinfo
-from probe.steps.dns.udp import resolve_udp
+from probe.steps.dns.udp import resolve_udp_types
 from probe.steps.dns.wire import DNS_PORT
 from probe.steps.tcp import ByteCounter
 
@@ -135,11 +135,12 @@ class Resolver:
         self.system_nameserver: tuple[str, int] | None = system_nameserver
 
     async def _udp(
-        self, hostname: str, query_type: str, server: tuple[str, int], trace: Trace, timeout: float
+        self, hostname: str, server: tuple[str, int], trace: Trace, timeout: float
     ) -> list[DNSQuery]:
-        return await resolve_udp(
+        """A and AAAA over UDP, together (one coroutine, two sockets), A's replies first."""
+        replies = await resolve_udp_types(
             hostname,
-            query_type,
+            ("A", "AAAA"),
             server,
             trace=trace,
             timeout=timeout,
@@ -147,6 +148,7 @@ class Resolver:
             source_address=self.source_address,
             counter=self.counter,
         )
+        return [query for queries in replies for query in queries]
 
     async def resolve(self, hostname: str, *, trace: Trace, timeout: float) -> Resolution:
         """Resolve `hostname` with every engine of this run, concurrently, within `timeout`
@@ -156,21 +158,17 @@ class Resolver:
             return Resolution(queries=[], addresses=[str(literal)])
         udp_server = self.server or self.system_nameserver
         system: asyncio.Task[DNSQuery] | None = None
-        udp: list[asyncio.Task[list[DNSQuery]]] = []
-        async with asyncio.TaskGroup() as group:
-            if self.server is None and self.pool is not None:
+        udp_queries: list[DNSQuery] = []
+        if self.server is None and self.pool is not None:
+            async with asyncio.TaskGroup() as group:
                 system = group.create_task(
                     resolve_getaddrinfo(hostname, trace=trace, timeout=timeout, pool=self.pool)
                 )
-            if udp_server is not None:
-                for query_type in ("A", "AAAA"):
-                    udp.append(
-                        group.create_task(
-                            self._udp(hostname, query_type, udp_server, trace, timeout)
-                        )
-                    )
+                if udp_server is not None:
+                    udp_queries = await self._udp(hostname, udp_server, trace, timeout)
+        elif udp_server is not None:  # --resolver: UDP only, no task needed
+            udp_queries = await self._udp(hostname, udp_server, trace, timeout)
         system_queries = [system.result()] if system is not None else []
-        udp_queries = [query for task in udp for query in task.result()]
         return Resolution(
             queries=system_queries + udp_queries,
             addresses=_ordered_addresses([system_queries, udp_queries]),

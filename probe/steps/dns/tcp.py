@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import asyncio
 
-import dns.message
-
 from probe import failures
 from probe.observations import DNSQuery, Trace, format_address
 from probe.steps.dns.wire import (
+    Reply,
     _check_query_type,
     _make_query,
     _parse_reply,
@@ -48,7 +47,7 @@ async def resolve_tcp(
     )
     stream: SocketStream | None = None
     data: bytes | None = None
-    message: dns.message.Message | None = None
+    message: Reply | None = None
     failure: str | None = None
     try:
         query = _make_query(hostname, query_type)

@@ -3,8 +3,9 @@
 An on-path injector answers before the real server does, so after the first valid reply we keep
 listening for a short window and record every further valid reply as a duplicate
 (`x_duplicate = True`), in arrival order. The step is three parts: `_send_query` (connect and
-send within the deadline), `_listen` (the receive loop: which datagrams are read, for how long)
-and `_Replies` (the duplicate-window collector: what each datagram is, and the observations)."""
+send within the deadline), `_Listener` (one query's socket: which datagrams are read, for how
+long, by a reader callback; `_listen_all` waits for the queries of one name together) and
+`_Replies` (the duplicate-window collector: what each datagram is, and the observations)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ import asyncio
 import socket
 
 import dns.flags
-import dns.message
 
 from probe import failures
 from probe.observations import DNSQuery, Trace, format_address
 from probe.steps.dns.tcp import resolve_tcp
 from probe.steps.dns.wire import (
     MAX_DNS_MESSAGE,
+    Query,
     _check_query_type,
     _make_query,
     _parse_reply,
@@ -26,7 +27,7 @@ from probe.steps.dns.wire import (
     _WrongQueryId,
 )
 from probe.steps.tcp import ByteCounter
-from probe.steps.udp import receive_before, udp_socket
+from probe.steps.udp import udp_socket
 
 #: Datagrams read for one UDP query before we stop listening (a flood must not keep us busy).
 MAX_DATAGRAMS_PER_QUERY = 64
@@ -51,52 +52,230 @@ async def resolve_udp(
     are skipped while we wait; when nothing valid came, the failure says which of them we saw.
     A truncated first reply is followed by the same query over TCP (appended, engine "tcp").
     The whole exchange, TCP retry included, ends within `timeout` seconds."""
+    (queries,) = await resolve_udp_types(
+        hostname,
+        (query_type,),
+        server,
+        trace=trace,
+        timeout=timeout,
+        duplicate_window=duplicate_window,
+        source_address=source_address,
+        counter=counter,
+    )
+    return queries
+
+
+async def resolve_udp_types(
+    hostname: str,
+    query_types: tuple[str, ...],
+    server: tuple[str, int],
+    *,
+    trace: Trace,
+    timeout: float,
+    duplicate_window: float = 0.3,
+    source_address: str | None = None,
+    counter: ByteCounter | None = None,
+) -> list[list[DNSQuery]]:
+    """`resolve_udp` for several query types of one name at once (A and AAAA), each on its own
+    socket, in one coroutine: the sockets' readers feed the queries' collectors and one timer
+    ends the listening, without a task, a timeout context or a cancelled read per query (the
+    same datagrams are read and judged as by one `resolve_udp` per type)."""
+    for query_type in query_types:
+        _check_query_type(query_type)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     resolver_address = format_address(server[0], server[1])
-    _check_query_type(query_type)
-    recorder = _QueryRecorder(hostname, query_type, "udp", resolver_address, trace)
-    replies: _Replies | None = None
-    failure: str | None = None
-    sock: socket.socket | None = None
+    listeners = [
+        _Listener(
+            loop,
+            _QueryRecorder(hostname, query_type, "udp", resolver_address, trace),
+            deadline,
+            duplicate_window,
+            counter,
+        )
+        for query_type in query_types
+    ]
     try:
-        query = _make_query(hostname, query_type)
-        replies = _Replies(query, recorder)
-        sock = udp_socket(server[0], source_address)
-        await _send_query(loop, sock, server, query, deadline, counter)
-        await _listen(loop, sock, replies, deadline, duplicate_window, counter)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        failure = failures.classify(exc)
+        for listener in listeners:
+            await listener.start(hostname, server, source_address)
+        await _listen_all(loop, listeners)
     finally:
-        if sock is not None:
-            sock.close()
-
-    if replies is None:  # no query to send: the name cannot be carried by DNS
-        return [recorder.no_reply(failure, None)]
-    if not replies.valid:
-        return [replies.no_reply(failure)]
-    if replies.truncated:
-        replies.valid.append(
-            await resolve_tcp(
-                hostname,
-                query_type,
-                server,
-                trace=trace,
-                timeout=max(deadline - loop.time(), 0.0),
-                source_address=source_address,
-                counter=counter,
+        for listener in listeners:
+            listener.close()
+    results = [listener.result() for listener in listeners]
+    retries = [index for index, listener in enumerate(listeners) if listener.truncated()]
+    if retries:
+        answers = await asyncio.gather(
+            *(
+                resolve_tcp(
+                    hostname,
+                    query_types[index],
+                    server,
+                    trace=trace,
+                    timeout=max(deadline - loop.time(), 0.0),
+                    source_address=source_address,
+                    counter=counter,
+                )
+                for index in retries
             )
         )
-    return replies.valid
+        for index, answer in zip(retries, answers, strict=True):
+            results[index].append(answer)
+    return results
+
+
+async def _listen_all(loop: asyncio.AbstractEventLoop, listeners: list[_Listener]) -> None:
+    """Wait until every listener is done: its socket's reader ends it (a truncated first
+    reply, an error, the datagram cap) or its listening time runs out (the deadline, or the
+    duplicate window after the first valid reply)."""
+    while True:
+        now = loop.time()
+        active = [listener for listener in listeners if not listener.done]
+        for listener in active:
+            if listener.until <= now:
+                listener.finish()
+        active = [listener for listener in active if not listener.done]
+        if not active:
+            return
+        wake = loop.create_future()
+        for listener in active:
+            listener.wake = wake
+        timer = loop.call_at(min(listener.until for listener in active), _set_done, wake)
+        try:
+            await wake
+        finally:
+            timer.cancel()
+            for listener in active:
+                listener.wake = None
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Listener:
+    """One query on its own connected socket: sent, then its datagrams read by the socket's
+    reader callback into `_Replies` until `until` (the deadline, then the end of the duplicate
+    window) or until it is done."""
+
+    __slots__ = (
+        "counter",
+        "datagrams",
+        "deadline",
+        "done",
+        "failure",
+        "loop",
+        "recorder",
+        "replies",
+        "sock",
+        "until",
+        "wake",
+        "window",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        recorder: _QueryRecorder,
+        deadline: float,
+        window: float,
+        counter: ByteCounter | None,
+    ) -> None:
+        self.loop = loop
+        self.recorder = recorder
+        self.deadline = self.until = deadline
+        self.window = window
+        self.counter = counter
+        self.replies: _Replies | None = None
+        self.sock: socket.socket | None = None
+        self.failure: str | None = None
+        self.done = False
+        self.datagrams = 0
+        self.wake: asyncio.Future[None] | None = None
+
+    async def start(
+        self, hostname: str, server: tuple[str, int], source_address: str | None
+    ) -> None:
+        """Make the query, send it and start reading; a failure ends the listener."""
+        try:
+            query = _make_query(hostname, self.recorder.query_type)
+            self.replies = _Replies(query, self.recorder)
+            self.sock = udp_socket(server[0], source_address)
+            await _send_query(self.loop, self.sock, server, query, self.deadline, self.counter)
+            self.loop.add_reader(self.sock.fileno(), self._readable)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failure = failures.classify(exc)
+            self.finish()
+
+    def _readable(self) -> None:
+        """The reader callback: every datagram waiting, until done (never raises)."""
+        assert self.sock is not None and self.replies is not None
+        changed = False
+        while not self.done:
+            try:
+                data = self.sock.recv(MAX_DNS_MESSAGE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                if not self.replies.valid:  # an ICMP error after the answer ends the window
+                    self.failure = failures.classify(exc)
+                self.finish()
+                changed = True
+                break
+            self.datagrams += 1
+            if self.counter is not None:
+                self.counter.received += len(data)
+            try:
+                first = self.replies.add(data)
+            except Exception as exc:  # a bug, not the network: a failure, not a traceback
+                self.failure = failures.classify(exc)
+                self.finish()
+                changed = True
+                break
+            if first:  # the first valid reply: the duplicate window opens
+                changed = True
+                if self.replies.truncated:
+                    self.finish()
+                    break
+                self.until = min(self.deadline, self.loop.time() + self.window)
+            if self.datagrams >= MAX_DATAGRAMS_PER_QUERY:
+                self.finish()
+                changed = True
+        if changed and self.wake is not None:
+            _set_done(self.wake)
+
+    def finish(self) -> None:
+        """Stop reading (the socket stays open until `close`)."""
+        if self.done:
+            return
+        self.done = True
+        if self.sock is not None and self.replies is not None:
+            self.loop.remove_reader(self.sock.fileno())
+
+    def close(self) -> None:
+        self.finish()
+        if self.sock is not None:
+            self.sock.close()
+
+    def truncated(self) -> bool:
+        return self.replies is not None and bool(self.replies.valid) and self.replies.truncated
+
+    def result(self) -> list[DNSQuery]:
+        if self.replies is None:  # no query to send: the name cannot be carried by DNS
+            return [self.recorder.no_reply(self.failure, None)]
+        if not self.replies.valid:
+            return [self.replies.no_reply(self.failure)]
+        return self.replies.valid
 
 
 async def _send_query(
     loop: asyncio.AbstractEventLoop,
     sock: socket.socket,
     server: tuple[str, int],
-    query: dns.message.Message,
+    query: Query,
     deadline: float,
     counter: ByteCounter | None,
 ) -> None:
@@ -104,44 +283,24 @@ async def _send_query(
     # port-unreachable surfaces as connection_refused instead of a silent timeout. A UDP
     # connect only sets the peer address and never blocks, so it is a plain call (through
     # the event loop it cost a future and a loop iteration per query); an IPv6 zone
-    # ("fe80::1%eth0") needs the loop's address resolution to become a scope id.
-    async with asyncio.timeout_at(deadline):
-        if "%" in server[0]:
+    # ("fe80::1%eth0") needs the loop's address resolution to become a scope id. The send
+    # of one datagram does not block either unless the socket's buffer is full: only then
+    # through the event loop.
+    wire = query.to_wire()
+    if loop.time() >= deadline:
+        raise TimeoutError
+    if "%" in server[0]:
+        async with asyncio.timeout_at(deadline):
             await loop.sock_connect(sock, server)
-        else:
-            sock.connect(server)
-        wire = query.to_wire()
-        await loop.sock_sendall(sock, wire)
+    else:
+        sock.connect(server)
+    try:
+        sock.send(wire)
+    except (BlockingIOError, InterruptedError):
+        async with asyncio.timeout_at(deadline):
+            await loop.sock_sendall(sock, wire)
     if counter is not None:
         counter.sent += len(wire)
-
-
-async def _listen(
-    loop: asyncio.AbstractEventLoop,
-    sock: socket.socket,
-    replies: _Replies,
-    deadline: float,
-    duplicate_window: float,
-    counter: ByteCounter | None,
-) -> None:
-    """Read datagrams into `replies` until the deadline, or until the duplicate window after
-    the first valid reply closes, or a truncated first reply, or the datagram cap."""
-    listen_until = deadline
-    for _ in range(MAX_DATAGRAMS_PER_QUERY):
-        try:
-            data = await receive_before(loop, sock, listen_until, MAX_DNS_MESSAGE)
-        except OSError:
-            if replies.valid:
-                break  # an ICMP error after the answer ends the duplicate window, no more
-            raise
-        if data is None:
-            break
-        if counter is not None:
-            counter.received += len(data)
-        if replies.add(data):  # the first valid reply: the duplicate window opens
-            if replies.truncated:
-                break
-            listen_until = min(deadline, loop.time() + duplicate_window)
 
 
 class _Replies:
@@ -158,7 +317,7 @@ class _Replies:
         "valid",
     )
 
-    def __init__(self, query: dns.message.Message, recorder: _QueryRecorder) -> None:
+    def __init__(self, query: Query, recorder: _QueryRecorder) -> None:
         self.query = query
         self.recorder = recorder
         self.valid: list[DNSQuery] = []

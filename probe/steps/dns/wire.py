@@ -5,13 +5,19 @@ and parses, the engines do the I/O."""
 from __future__ import annotations
 
 import base64
+import secrets
+import socket
+import struct
 from functools import lru_cache
 
 import dns.exception
 import dns.flags
+import dns.ipv6
 import dns.message
 import dns.name
+import dns.opcode
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 
 from probe import failures
@@ -47,33 +53,102 @@ def _check_query_type(query_type: str) -> None:
 
 
 @lru_cache(maxsize=4096)
-def _query_name(hostname: str) -> dns.name.Name:
-    """`hostname` as a DNS name, converted once for its A and AAAA queries: make_query with a
-    ready Name costs 26 instead of 40 us (timeit, one core). Names are immutable; a
-    name that does not convert raises each time (exceptions are not cached)."""
-    return dns.name.from_text(hostname)
+def _query_name(hostname: str) -> tuple[dns.name.Name, bytes]:
+    """`hostname` as a DNS name and its wire form, converted once for its A and AAAA queries.
+    Names are immutable; a name that does not convert raises each time (exceptions are not
+    cached)."""
+    name = dns.name.from_text(hostname)
+    wire = name.to_wire()
+    assert wire is not None  # None only when writing into a file
+    return name, wire
 
 
-#: The OPT record of every query (EDNS0, payload EDNS_PAYLOAD, no flags, no options), built
-#: once: make_query(use_edns=0) builds a new one per query, 70 % of its cost (~2.5 % of an https
-#: measurement's CPU in bench/success_overhead.py). dnspython only reads a message's OPT RRset
-#: (to render it, or for `edns`/`payload`), so queries can share one. tests/test_dns_queries.py
-#: checks that our queries are the same as make_query(use_edns=0, payload=EDNS_PAYLOAD).
-_QUERY_OPT = dns.message.make_query("query.opt.", "A", use_edns=0, payload=EDNS_PAYLOAD).opt
+#: Flags of every query (recursion desired, as make_query), then one question and one
+#: additional record: the EDNS0 OPT record (root name, payload EDNS_PAYLOAD, no flags, no
+#: options).
+_QUERY_FLAGS = int(dns.flags.RD)
+_QUERY_COUNTS = struct.pack("!HHHH", 1, 0, 0, 1)
+_QUERY_OPT = b"\0" + struct.pack("!HHIH", dns.rdatatype.OPT, EDNS_PAYLOAD, 0, 0)
+_IN = int(dns.rdataclass.IN)
+#: rcodes for which dnspython's is_response accepts an empty question section
+_EMPTY_QUESTION_OK = frozenset(
+    {dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED}
+)
 
 
-def _make_query(hostname: str, query_type: str) -> dns.message.QueryMessage:
-    """The query, or ProbeFailure(dns_invalid_hostname) for a name DNS cannot carry."""
+class Query:
+    """One query as it goes on the wire, built by hand: the same bytes as dnspython's
+    `make_query(name, type, use_edns=0, payload=EDNS_PAYLOAD)` (tests/test_dns_queries.py
+    compares them) for a twentieth of the CPU (dnspython builds a message object, an RRset per
+    question and a renderer, ~25 us per query; this is a few bytes joined)."""
+
+    __slots__ = ("id", "name", "name_wire", "rdtype", "wire")
+
+    def __init__(
+        self, name: dns.name.Name, name_wire: bytes, rdtype: int, query_id: int | None = None
+    ) -> None:
+        self.id = secrets.randbits(16) if query_id is None else query_id
+        self.name = name
+        self.name_wire = name_wire
+        self.rdtype = rdtype
+        self.wire = (
+            struct.pack("!HH", self.id, _QUERY_FLAGS)
+            + _QUERY_COUNTS
+            + name_wire
+            + struct.pack("!HH", rdtype, _IN)
+            + _QUERY_OPT
+        )
+
+    def to_wire(self) -> bytes:
+        return self.wire
+
+    def is_response(self, other: dns.message.Message) -> bool:
+        """dnspython's `Message.is_response` for this query (opcode QUERY, one question, no
+        origin): QR set, the same id and opcode, and the same question (names compared as DNS
+        names, ignoring case); a FORMERR, SERVFAIL, NOTIMP or REFUSED reply may leave the
+        question out."""
+        if (
+            other.flags & dns.flags.QR == 0
+            or self.id != other.id
+            or dns.opcode.from_flags(int(other.flags)) != dns.opcode.QUERY
+        ):
+            return False
+        if other.rcode() in _EMPTY_QUESTION_OK and len(other.question) == 0:
+            return True
+        ours = (self.name, _IN, self.rdtype, dns.rdatatype.NONE)
+        theirs = other._absolute_question()
+        return all(n == ours for n in theirs) and ours in theirs
+
+
+def _make_query(hostname: str, query_type: str, query_id: int | None = None) -> Query:
+    """The query (with a random id unless `query_id`), or ProbeFailure(dns_invalid_hostname)
+    for a name DNS cannot carry."""
     try:
-        query = dns.message.make_query(_query_name(hostname), QUERY_TYPES[query_type])
+        name, name_wire = _query_name(hostname)
     except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
         raise failures.ProbeFailure(failures.DNS_INVALID_HOSTNAME, str(exc)) from exc
-    query.opt = _QUERY_OPT  # what use_edns(0, payload=EDNS_PAYLOAD) sets, without rebuilding it
-    query.request_payload = EDNS_PAYLOAD
-    return query
+    return Query(name, name_wire, QUERY_TYPES[query_type], query_id)
 
 
 # --- reading a reply -------------------------------------------------------------------------
+
+
+class Reply:
+    """What the steps read of a reply: its id, flags, rcode (EDNS extended bits included) and
+    the A, AAAA and CNAME records of its answer section (`DNSAnswer`s, in order, at most
+    MAX_ANSWERS_PER_REPLY)."""
+
+    __slots__ = ("answers", "flags", "id", "rcode")
+
+    def __init__(self, reply_id: int, flags: int, rcode: int, answers: list[DNSAnswer]) -> None:
+        self.id = reply_id
+        self.flags = flags
+        self.rcode = rcode
+        self.answers = answers
+
+    @classmethod
+    def of(cls, message: dns.message.Message) -> Reply:
+        return cls(message.id, int(message.flags), int(message.rcode()), _answers(message))
 
 
 def _answers(message: dns.message.Message) -> list[DNSAnswer]:
@@ -93,15 +168,13 @@ def _answers(message: dns.message.Message) -> list[DNSAnswer]:
     return answers
 
 
-def _reply_failure(
-    message: dns.message.Message, query_type: str, answers: list[DNSAnswer]
-) -> str | None:
-    rcode = message.rcode()
+def _reply_failure(reply: Reply, query_type: str) -> str | None:
+    rcode = reply.rcode
     if rcode != dns.rcode.NOERROR:
         return _RCODE_FAILURES.get(rcode, failures.DNS_SERVER_MISBEHAVING)
-    if any(a.answer_type == query_type for a in answers):
+    if any(a.answer_type == query_type for a in reply.answers):
         return None
-    if message.flags & dns.flags.TC:
+    if reply.flags & dns.flags.TC:
         # A truncated reply is not an empty one: the TCP retry that follows carries the answer.
         return None
     return failures.DNS_NO_ANSWER
@@ -111,10 +184,15 @@ class _WrongQueryId(Exception):
     pass
 
 
-def _parse_reply(query: dns.message.Message, wire: bytes) -> dns.message.Message:
+def _parse_reply(query: Query, wire: bytes) -> Reply:
     """The reply, if `wire` is a well-formed response to `query`; else ProbeFailure/_WrongQueryId.
 
     dnspython raises many exception types for malformed input; all of them mean the same to us."""
+    reply = _simple_reply(query, wire)
+    if reply is not None:
+        if reply.id != query.id:
+            raise _WrongQueryId()
+        return reply
     try:
         message = dns.message.from_wire(wire)
     except Exception as exc:
@@ -127,7 +205,88 @@ def _parse_reply(query: dns.message.Message, wire: bytes) -> dns.message.Message
         is_response = False
     if not is_response:  # not a response (QR clear), another opcode, or another question
         raise failures.ProbeFailure(failures.DNS_SERVER_MISBEHAVING, "not a response to our query")
-    return message
+    return Reply.of(message)
+
+
+#: QR set, opcode QUERY, TC clear: what `_simple_reply` reads itself (with any other bits)
+_SIMPLE_FLAGS_MASK = int(dns.flags.QR) | 0x7800 | int(dns.flags.TC)
+_SIMPLE_FLAGS = int(dns.flags.QR)
+#: an owner name that is a pointer to the question's name (offset 12)
+_POINTER_TO_QUESTION = b"\xc0\x0c"
+_RR_HEADER = struct.Struct("!HHIH")
+_A, _AAAA, _OPT = int(dns.rdatatype.A), int(dns.rdatatype.AAAA), int(dns.rdatatype.OPT)
+_MAX_TTL = 0x7FFFFFFF
+
+
+def _simple_reply(query: Query, wire: bytes) -> Reply | None:
+    """The reply read without dnspython when it is the plain form nearly every resolver sends
+    (tests/test_dns_replies.py holds this to dnspython, field by field, on good and broken
+    replies): a response to `query`'s question (the same name bytes but for case, type and
+    class), not truncated, an answer section of A and AAAA records whose owner is a pointer to
+    the question, no authority section, and at most one EDNS OPT record without options or
+    extended rcode bits. None for anything else (CNAMEs, NXDOMAIN's SOA, compression other than
+    to the question, trailing bytes, ...): dnspython reads it. Records are grouped by type
+    into RRsets as dnspython does (first appearance order, duplicates once, the smallest TTL,
+    a TTL above 2^31 - 1 read as 0). A 20-line reader instead of dnspython's ~150 Python calls
+    per reply."""
+    size = len(wire)
+    if size < 12:
+        return None
+    reply_id, flags, qdcount, ancount, nscount, arcount = struct.unpack_from("!6H", wire)
+    if flags & _SIMPLE_FLAGS_MASK != _SIMPLE_FLAGS or qdcount != 1 or nscount != 0:
+        return None
+    name = query.name_wire
+    offset = 12 + len(name)
+    if wire[12:offset].lower() != name.lower() or wire[offset : offset + 4] != struct.pack(
+        "!HH", query.rdtype, _IN
+    ):
+        return None
+    offset += 4
+    groups: dict[int, tuple[list[bytes], list[int]]] = {}  # type -> (rdata once each, TTLs)
+    for _ in range(ancount):
+        if wire[offset : offset + 2] != _POINTER_TO_QUESTION or offset + 12 > size:
+            return None
+        rdtype, rdclass, ttl, rdlength = _RR_HEADER.unpack_from(wire, offset + 2)
+        offset += 12
+        if rdclass != _IN or rdlength != (4 if rdtype == _A else 16 if rdtype == _AAAA else -1):
+            return None
+        rdata = wire[offset : offset + rdlength]
+        offset += rdlength
+        if len(rdata) != rdlength:
+            return None
+        group = groups.setdefault(rdtype, ([], []))
+        if rdata not in group[0]:
+            group[0].append(rdata)
+        group[1].append(0 if ttl > _MAX_TTL else ttl)
+    rcode = flags & 0xF
+    if arcount > 1:
+        return None
+    if arcount == 1:  # the OPT record: root owner, no options, no extended rcode bits
+        if wire[offset : offset + 1] != b"\0" or offset + 11 > size:
+            return None
+        rdtype, _payload, ttl, rdlength = _RR_HEADER.unpack_from(wire, offset + 1)
+        if rdtype != _OPT or rdlength != 0 or ttl & 0xFF000000:
+            return None
+        offset += 11
+    if offset != size:
+        return None
+    return Reply(reply_id, flags, rcode, _rrset_answers(groups))
+
+
+def _rrset_answers(groups: dict[int, tuple[list[bytes], list[int]]]) -> list[DNSAnswer]:
+    """The answers of `_simple_reply`'s RRsets (type -> distinct rdata, TTLs), as `_answers`
+    gives them: RRset by RRset, each with its smallest TTL, at most MAX_ANSWERS_PER_REPLY."""
+    answers: list[DNSAnswer] = []
+    for rdtype, (rdatas, ttls) in groups.items():
+        ttl = min(ttls)
+        for rdata in rdatas:
+            if len(answers) >= MAX_ANSWERS_PER_REPLY:
+                return answers
+            if rdtype == _A:
+                answers.append(DNSAnswer("A", ipv4=socket.inet_ntoa(rdata), ttl=ttl))
+            else:
+                answers.append(DNSAnswer("AAAA", ipv6=dns.ipv6.inet_ntoa(rdata), ttl=ttl))
+    return answers
 
 
 def _b64(wire: bytes) -> str:
@@ -153,19 +312,16 @@ class _QueryRecorder:
         self.trace = trace
         self.t0 = trace.now()
 
-    def reply(
-        self, message: dns.message.Message, data: bytes, *, duplicate: bool = False
-    ) -> DNSQuery:
+    def reply(self, reply: Reply, data: bytes, *, duplicate: bool = False) -> DNSQuery:
         """A valid reply: its answers, and its rcode (or an empty answer) as the failure."""
-        answers = _answers(message)
         return DNSQuery(
             hostname=self.hostname,
             query_type=self.query_type,
             engine=self.engine,
             resolver_address=self.resolver_address,
-            answers=answers,
-            failure=_reply_failure(message, self.query_type, answers),
-            rcode=message.rcode(),
+            answers=reply.answers,
+            failure=_reply_failure(reply, self.query_type),
+            rcode=reply.rcode,
             raw_response=_b64(data),
             t0=self.t0,
             t=self.trace.now(),

@@ -256,20 +256,25 @@ _MEASURED = _measured_trie(
 
 
 def _strings_at(value: Any, node: dict[str | None, Any], out: set[str]) -> None:
-    """Add to `out` the strings at the paths of `node` (see `_measured_trie`) below `value`."""
-    for key, child in node.items():
-        if key is None:
-            if isinstance(value, str):
-                out.add(value)
-        elif key == "*":
-            if isinstance(value, dict):
-                for item in value.values():
-                    _strings_at(item, child, out)
-            elif isinstance(value, list | tuple):
-                for item in value:
-                    _strings_at(item, child, out)
-        elif isinstance(value, dict) and key in value:
-            _strings_at(value[key], child, out)
+    """Add to `out` the strings at the paths of `node` (see `_measured_trie`) below `value`.
+    A loop over a stack rather than a call per step (it runs for every record)."""
+    stack = [(value, node)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        value, node = pop()
+        for key, child in node.items():
+            if key is None:
+                if isinstance(value, str):
+                    out.add(value)
+            elif key == "*":
+                if isinstance(value, dict):
+                    for item in value.values():
+                        push((item, child))
+                elif isinstance(value, list | tuple):
+                    for item in value:
+                        push((item, child))
+            elif isinstance(value, dict) and key in value:
+                push((value[key], child))
 
 
 def _strings(value: Any, out: set[str]) -> None:

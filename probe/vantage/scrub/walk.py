@@ -177,12 +177,19 @@ class Walker:
         for index, item in enumerate(value):
             kind = type(item)
             if kind is str:
-                done = item if item in clean else self.string(item, star.kind)
+                if item in clean:
+                    if new is None:
+                        continue
+                    done = item
+                else:
+                    done = self.string(item, star.kind)
             elif kind is dict:
                 done = self.walk_dict(item, star)
             elif kind is list or kind is tuple:
                 done = self.walk_list(item, star)
             else:
+                if new is None:
+                    continue
                 done = item
             if new is None:
                 if done is item:
@@ -194,6 +201,8 @@ class Walker:
         return tuple(new) if type(value) is tuple else new
 
     def walk_dict(self, value: dict[Any, Any], node: Node) -> dict[Any, Any]:
+        # The loop runs for every key of every record: scalars and strings known clean go
+        # on at once while nothing changed (most keys of most records).
         new: dict[Any, Any] | None = None
         children = node.children
         fallback = node.fallback
@@ -201,7 +210,7 @@ class Walker:
         done: Any
         for key, item in value.items():
             new_key = key
-            child = children.get(key) if type(key) is str else None
+            child = children.get(key)  # the trie's keys are strings: others are not found
             if child is None:  # a key not in the trie
                 child = fallback
                 if type(key) is str:
@@ -212,12 +221,19 @@ class Walker:
             # (The trie's own keys cannot hold an address: `paths.Node._finish` checks.)
             kind = type(item)
             if kind is str:
-                done = item if item in clean[child.kind] else self.string(item, child.kind)
+                if item in clean[child.kind]:
+                    if new is None and new_key is key:
+                        continue
+                    done = item
+                else:
+                    done = self.string(item, child.kind)
             elif kind is dict:
                 done = self.walk_dict(item, child)
             elif kind is list or kind is tuple:
                 done = self.walk_list(item, child)
             else:
+                if new is None and new_key is key:
+                    continue
                 done = item
             if new is None:
                 if done is item and new_key is key:
