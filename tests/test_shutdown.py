@@ -273,7 +273,7 @@ def _round_file(out: Path, start: str, cc: str, *, vpn: bool = False) -> None:
 def test_the_country_of_the_latest_rounds_chooses_the_domestic_list(tmp_path: Path) -> None:
     """A volunteer on a schedule: the rounds before the shutdown knew the country (GeoIP),
     the round during it cannot learn it, and still measures the domestic sites."""
-    from probe.cli.run_options import last_known_country
+    from probe.cli.domestic_options import last_known_country
 
     assert last_known_country(str(tmp_path / "none")) is None
     _round_file(tmp_path, "20261201T100000Z", "IR")
@@ -288,7 +288,7 @@ def test_the_country_of_the_latest_rounds_chooses_the_domestic_list(tmp_path: Pa
 def test_the_country_adds_domestic_sites_only_where_they_tell_something() -> None:
     """Next to international baselines of a public round, yes; to a loopback or lab list (no
     third party contacted of its own accord) or a list without baselines, no."""
-    from probe.cli.run_options import domestic_if_useful
+    from probe.cli.domestic_options import domestic_if_useful
 
     path = domestic_list_path("IR")
     assert path is not None

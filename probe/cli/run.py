@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from probe.cli import run_options, swap_options
+from probe.cli import domestic_options, run_options, swap_options
 from probe.cli.common import (
     BadInput,
     config_path_in_use,
@@ -174,10 +174,10 @@ def prepare_run(
     geoip_paths = geoip_databases(geoip_dbs).paths
     if country is not None and not (len(country) == 2 and country.isalpha()):
         raise option_error("country", country, _("use a two-letter country code such as IR"))
-    domestic = run_options.domestic_list(domestic_baselines, country, out_dir)
+    domestic = domestic_options.domestic_list(domestic_baselines, country, out_dir)
     lists, selected = _load_targets(targets, only, domestic)
     if domestic_baselines is None and domestic is not None:
-        lists, selected = run_options.domestic_if_useful(lists, selected, domestic)
+        lists, selected = domestic_options.domestic_if_useful(lists, selected, domestic)
     options = RoundOptions(
         **run_options.discovery_options(ip_discovery, stun_servers, echo_urls, own_nets),
         measure=measure,
@@ -260,7 +260,7 @@ def _load_targets(
                 problem=first, count=len(loaded.problems) - 1
             )
         raise BadInput(first)
-    targets = run_options.mark_domestic(loaded.lists, domestic)
+    targets = domestic_options.mark_domestic(loaded.lists, domestic)
     if only:
         selected = [t for t in targets if any(fnmatch.fnmatch(t.id, g) for g in only)]
         if not selected:
