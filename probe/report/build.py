@@ -6,7 +6,8 @@ verdict read again in Python (`probe.report.read_python`), the filter values tha
 (`probe.report.filters`), deduplication turning `staged` into table `rows` in place
 (`probe.report.dedup`), then the aggregation: per series (one target seen by one volunteer on
 one network, directly or through a VPN) the latest status, the share of conclusive runs blocked
-and the most common method (`_SERIES_SQL`), and the change events and gaps
+and the most common method (`shared_sql.series_sql`, the SQL Spark runs too), and the change
+events and gaps
 (`probe.report.changes`), and the view across volunteers (`probe.report.across`). Memory stays
 near that of a plain DuckDB query over the same files: the database is compressed, the rows are
 never copied, and the one sort of every run is done a part at a time (docs/benchmarks.md).
@@ -25,7 +26,7 @@ import duckdb
 
 from probe import results
 from probe.report.across import across_volunteers
-from probe.report.changes import changes_and_gaps
+from probe.report.changes import changes_and_gaps, micros_time
 from probe.report.dedup import deduplicate
 from probe.report.filters import filter_sql, unmatched_filters
 from probe.report.model import (
@@ -38,6 +39,7 @@ from probe.report.model import (
 )
 from probe.report.read_fast import STAGED_SCHEMA, load_fast
 from probe.report.read_python import insert_rows, python_rows
+from probe.report.shared_sql import series_sql
 
 if TYPE_CHECKING:
     from probe.report.ooni_archive import OoniArchive
@@ -53,42 +55,32 @@ def _result_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return list(seen)
 
 
-#: One series per target, volunteer (probe id; NULL: records without one), network and lane
-#: (direct or VPN). The order is total, so both readers give the same list. The method is the
-#: one of most blocked runs, a tie going to the one seen last (as in change detection): `mode`
-#: would break a tie by the order the rows happen to be stored in, which differs between
-#: readers and runs.
-_SERIES_SQL = """
-WITH methods AS (
-    SELECT service, input, probe_asn, probe_cc, probe_id, network_type,
-           arg_max(blocking, (runs, last, blocking)) AS method
-    FROM (
-        SELECT service, input, probe_asn, probe_cc, probe_id, network_type, blocking,
-               count(*) AS runs, max(time) AS last
-        FROM rows WHERE status = 'blocked' AND blocking IS NOT NULL
-        GROUP BY service, input, probe_asn, probe_cc, probe_id, network_type, blocking
-    )
-    GROUP BY service, input, probe_asn, probe_cc, probe_id, network_type
-), series AS (
-    SELECT service, input, probe_asn, probe_cc,
-           count(*) AS runs,
-           count(*) FILTER (WHERE status <> 'inconclusive') AS conclusive,
-           count(*) FILTER (WHERE status = 'blocked') AS blocked,
-           count(*) FILTER (WHERE status = 'blocked' AND confirmed) AS confirmed,
-           min(time) AS first, max(time) AS last,
-           arg_max(status, time) AS status, arg_max_null(blocking, time) AS blocking,
-           probe_id, network_type
-    FROM rows
-    GROUP BY service, input, probe_asn, probe_cc, probe_id, network_type
-)
-SELECT s.service, s.input, s.probe_asn, s.probe_cc, s.runs, s.conclusive, s.blocked,
-       s.confirmed, m.method, s.first, s.last, s.status, s.blocking, s.probe_id, s.network_type
-FROM series AS s LEFT JOIN methods AS m
-    ON s.service = m.service AND s.input = m.input AND s.probe_asn = m.probe_asn
-    AND s.probe_cc = m.probe_cc AND s.probe_id IS NOT DISTINCT FROM m.probe_id
-    AND s.network_type = m.network_type
-ORDER BY s.service, s.input, s.probe_asn, s.probe_cc, s.network_type, s.probe_id NULLS FIRST
-"""
+def series_summaries(found: Sequence[Sequence[Any]]) -> list[SeriesSummary]:
+    """shared_sql.series_sql's rows (either engine's) → the per-series summaries."""
+    summaries = []
+    for r in found:
+        service, target, asn, cc, runs, conclusive, blocked, confirmed, method = r[:9]
+        status, blocking, probe_id, lane = r[11:15]
+        summaries.append(
+            SeriesSummary(
+                service,
+                target,
+                asn,
+                cc,
+                int(runs),
+                int(conclusive),
+                int(blocked),
+                int(confirmed),
+                method,
+                micros_time(r[9]),
+                micros_time(r[10]),
+                status,
+                blocking,
+                probe_id,
+                lane,
+            )
+        )
+    return summaries
 
 
 @dataclass(slots=True)
@@ -178,7 +170,7 @@ def build_report(
         unmatched=unmatched,
     )
     report.duplicates = staged_found - report.rows
-    report.series = [SeriesSummary(*r) for r in con.execute(_SERIES_SQL).fetchall()]
+    report.series = series_summaries(con.execute(series_sql("duckdb")).fetchall())
     report.across = across_volunteers(report.series)
     report.events, report.gaps = changes_and_gaps(con, rule)
     return report

@@ -11,14 +11,16 @@ reported as a gap, and a candidate state never spans a gap; if the state after a
 the one before, the event is marked `across_gap` (it happened somewhere inside the gap). The first
 accepted state of a series is where it starts, not an event.
 
-DuckDB cuts each series into segments (consecutive conclusive runs in one state, `_SEGMENTS_SQL`,
-a part of the series at a time); `detect_changes` walks the segments of one series.
+The engine cuts each series into segments (consecutive conclusive runs in one state,
+`shared_sql.segments_sql`: the same SQL on DuckDB and Spark); `series_changes` walks the
+segments of one series (`detect_changes`) — in this process for DuckDB, a part of the series at
+a time, and on Spark's workers once per series (probe/report/spark.py).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +28,10 @@ from typing import Any
 import duckdb
 
 from probe.report.model import ChangeEvent, ChangeRule, DataGap, Segment
+from probe.report.shared_sql import segments_sql
+
+#: Where both engines count time from (their timestamps are naive UTC).
+EPOCH = datetime(1970, 1, 1)
 
 
 def event_kind(old_status: str, new_status: str) -> str:
@@ -199,56 +205,6 @@ def detect_changes(
     return tracker.changes, tracker.gaps
 
 
-#: Segments: each series' conclusive runs in time order, cut where the state changes or a gap
-#: opens. The window partitions by a small integer per (target, network, volunteer, lane) —
-#: `ids`, numbered in the order of the result — rather than by the five strings: it sorts
-#: every conclusive run, and a narrow row keeps that sort a fraction of the rows' size. One
-#: query takes the ids in ($low, $high]: a large report is cut into parts (`_PART_ROWS`), so
-#: the sort never holds more than about one part's runs, and the parts come in result order.
-_SEGMENTS_SQL = """
-WITH ids AS (
-    SELECT * FROM (
-        SELECT row_number() OVER (
-                   ORDER BY input, probe_asn, probe_cc, network_type, probe_id NULLS FIRST
-               ) AS id,
-               input, probe_asn, probe_cc, probe_id, network_type
-        FROM (SELECT DISTINCT input, probe_asn, probe_cc, probe_id, network_type FROM rows)
-    ) WHERE id > $low AND id <= $high
-), conclusive AS (
-    SELECT ids.id, r.service, r.time, r.status,
-           CASE WHEN r.status = 'blocked' THEN r.blocking END AS method
-    FROM rows AS r JOIN ids
-        ON r.input = ids.input AND r.probe_asn = ids.probe_asn AND r.probe_cc = ids.probe_cc
-        AND r.probe_id IS NOT DISTINCT FROM ids.probe_id AND r.network_type = ids.network_type
-    WHERE r.status <> 'inconclusive'
-), marked AS (
-    SELECT *,
-        time - lag(time) OVER series > $max_gap AS gap_before,
-        lag(status) OVER series IS DISTINCT FROM status
-            OR lag(method) OVER series IS DISTINCT FROM method
-            OR time - lag(time) OVER series > $max_gap AS starts
-    FROM conclusive
-    WINDOW series AS (PARTITION BY id ORDER BY time)
-), numbered AS (
-    SELECT *, sum(starts::INTEGER) OVER (
-        PARTITION BY id ORDER BY time ROWS UNBOUNDED PRECEDING
-    ) AS segment
-    FROM marked
-), segments AS (
-    SELECT id, service, any_value(status) AS status, any_value(method) AS method,
-           count(*) AS runs, min(time) AS first, max(time) AS last,
-           coalesce(bool_or(gap_before), false) AS gap_before
-    FROM numbered
-    GROUP BY id, service, segment
-)
-SELECT s.service, ids.input, ids.probe_asn, ids.probe_cc, ids.probe_id, ids.network_type,
-       s.status, s.method, s.runs, s.first, s.last, s.gap_before
-FROM segments AS s JOIN ids USING (id)
-ORDER BY ids.input, ids.probe_asn, ids.probe_cc, ids.network_type, ids.probe_id NULLS FIRST,
-         s.service, s.first
-"""
-
-
 #: Conclusive runs per segments query, about: the memory of its sort, not of all the runs.
 _PART_ROWS = 250_000
 
@@ -258,56 +214,101 @@ def _parts(con: duckdb.DuckDBPyConnection) -> list[tuple[int, int]]:
     there are `_PART_ROWS` conclusive runs (series of like lengths share the load alike)."""
     found = con.execute(
         "SELECT count(*) FILTER (WHERE status <> 'inconclusive'), count(DISTINCT "
-        "(input, probe_asn, probe_cc, probe_id, network_type)) FROM rows"
+        "(service, input, probe_asn, probe_cc, probe_id, network_type)) FROM rows"
     ).fetchone()
     runs, series = (int(found[0]), int(found[1])) if found else (0, 0)
     parts = max(1, min(series, -(-runs // _PART_ROWS)))
     return [(series * k // parts, series * (k + 1) // parts) for k in range(parts)]
 
 
+def micros_time(value: int) -> datetime:
+    """Microseconds since 1970 (how both engines hand over times) → naive UTC datetime."""
+    return EPOCH + timedelta(microseconds=int(value))
+
+
+def series_changes(
+    key: tuple[Any, ...], segments: Sequence[Segment], rule: ChangeRule
+) -> tuple[list[ChangeEvent], list[DataGap]]:
+    """The change events and gaps of one series (key: shared_sql.SERIES_KEY) from its segments
+    in time order. Both engines call this: DuckDB's in this process, Spark's once per series."""
+    service, target, asn, cc, probe_id, lane = key
+    changes, series_gaps = detect_changes(segments, rule)
+    events = [
+        ChangeEvent(
+            event_kind(old_s, new_s),
+            service,
+            target,
+            asn,
+            cc,
+            old_s,
+            old_m,
+            new_s,
+            new_m,
+            last_old,
+            first_new,
+            across,
+            probe_id,
+            lane,
+        )
+        for old_s, old_m, new_s, new_m, last_old, first_new, across in changes
+    ]
+    gaps = [DataGap(service, target, asn, cc, a, b, probe_id, lane) for a, b in series_gaps]
+    return events, gaps
+
+
+def sort_events(events: list[ChangeEvent], gaps: list[DataGap]) -> None:
+    """The report's order of events and gaps (the same whichever engine found them)."""
+    events.sort(
+        key=lambda e: (
+            e.first_new,
+            e.service,
+            e.input,
+            e.probe_asn,
+            e.network_type,
+            e.volunteer,
+            e.probe_cc,
+            e.last_old,
+            e.kind,
+            e.new_blocking or "",
+        )
+    )
+    gaps.sort(
+        key=lambda g: (
+            g.last_before,
+            g.probe_asn,
+            g.input,
+            g.network_type,
+            g.probe_id or "",
+            g.probe_cc,
+            g.service,
+        )
+    )
+
+
 def changes_and_gaps(
     con: duckdb.DuckDBPyConnection, rule: ChangeRule
 ) -> tuple[list[ChangeEvent], list[DataGap]]:
-    """Every series' change events and gaps: a series is one target seen by one volunteer
-    (probe id) on one network, directly or through a VPN; volunteers are never merged."""
+    """Every series' change events and gaps on DuckDB: a series is one target seen by one
+    volunteer (probe id) on one network, directly or through a VPN; volunteers are never
+    merged. The segments come from shared_sql.SEGMENTS_SQL, a part of the series at a time."""
     events: list[ChangeEvent] = []
     gaps: list[DataGap] = []
-    found: list[tuple[Any, ...]] = []
+    max_gap_us = rule.max_gap // timedelta(microseconds=1)
     for low, high in _parts(con):
-        params = {"max_gap": rule.max_gap, "low": low, "high": high}
-        found += con.execute(_SEGMENTS_SQL, params).fetchall()
-    index = 0
-    while index < len(found):
-        key = found[index][:6]
-        end = index
-        while end < len(found) and found[end][:6] == key:
-            end += 1
-        segments = [Segment(*r[6:12]) for r in found[index:end]]
-        index = end
-        service, target, asn, cc, probe_id, lane = key
-        changes, series_gaps = detect_changes(segments, rule)
-        for old_s, old_m, new_s, new_m, last_old, first_new, across in changes:
-            events.append(
-                ChangeEvent(
-                    event_kind(old_s, new_s),
-                    service,
-                    target,
-                    asn,
-                    cc,
-                    old_s,
-                    old_m,
-                    new_s,
-                    new_m,
-                    last_old,
-                    first_new,
-                    across,
-                    probe_id,
-                    lane,
-                )
-            )
-        gaps += [DataGap(service, target, asn, cc, a, b, probe_id, lane) for a, b in series_gaps]
-    events.sort(
-        key=lambda e: (e.first_new, e.service, e.input, e.probe_asn, e.network_type, e.volunteer)
-    )
-    gaps.sort(key=lambda g: (g.last_before, g.probe_asn, g.input, g.network_type, g.probe_id or ""))
+        found = con.execute(segments_sql("duckdb", max_gap_us, low, high)).fetchall()
+        index = 0
+        while index < len(found):
+            series_id = found[index][12]
+            end = index
+            while end < len(found) and found[end][12] == series_id:
+                end += 1
+            segments = [
+                Segment(r[6], r[7], r[8], micros_time(r[9]), micros_time(r[10]), bool(r[11]))
+                for r in found[index:end]
+            ]
+            more_events, more_gaps = series_changes(found[index][:6], segments, rule)
+            events += more_events
+            gaps += more_gaps
+            index = end
+    sort_events(events, gaps)
     return events, gaps
