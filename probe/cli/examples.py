@@ -113,7 +113,10 @@ Examples:
   probe report                                    # your own results
   probe report results/ ooni-downloads/ --html report.html --since 2026-11-01
   probe report results/ --ooni-archive ooni-mirror/ --cc IR --since 2026-01-01
-  probe report --ooni-archive ooni-mirror/raw --test-name telegram,web_connectivity""",
+  probe report --ooni-archive ooni-mirror/raw --test-name telegram,web_connectivity
+  probe report /srv/probe-collector --engine spark           # the same report, on Spark
+  probe report /shared/collector --engine spark --spark-master spark://head:7077 \\
+      --spark-scratch /shared/tmp    # a cluster: scratch on storage the workers share""",
     "probe control": """\
 Example:
   probe control serve --host 0.0.0.0 --port 8080 --token SECRET""",

@@ -99,6 +99,24 @@ def analyze_command(
     help="OONI tests to read from --ooni-archive (repeatable, or a,b; 'all' for every test; "
     "default: telegram, signal, whatsapp, facebook_messenger).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Compute the report with DuckDB (this machine) or Apache Spark.",
+)
+@click.option(
+    "--spark-master",
+    metavar="URL",
+    help="Spark master for --engine spark (default local[2]), e.g. spark://host:7077.",
+)
+@click.option(
+    "--spark-scratch",
+    type=click.Path(file_okay=False, path_type=str),
+    metavar="DIR",
+    help="Where Spark writes the report's rows (on a cluster: storage all workers share).",
+)
 def report_command(
     results: tuple[str, ...],
     html_path: str | None,
@@ -113,6 +131,9 @@ def report_command(
     cc: tuple[str, ...],
     ooni_archives: tuple[str, ...],
     test_names: tuple[str, ...],
+    engine: str,
+    spark_master: str | None,
+    spark_scratch: str | None,
 ) -> int:
     """Timelines and changes over time from result files and directories (default: where
     `probe run` writes): ours and OONI measurements, .json, .jsonl and .gz."""
@@ -132,7 +153,18 @@ def report_command(
         filters = report.make_filters(since, until, service, asn, cc)
         archive = _ooni_archive(ooni_archives, test_names, filters)
         paths = list(results) or ([] if archive else [str(results_dir(None))])
-        built = report.build_report(paths, filters, archive=archive)
+        if engine == "spark":
+            from probe.report.spark import build_report_spark
+
+            if archive is not None:
+                raise report.ReportInputError("--ooni-archive is read by --engine duckdb only")
+            built = build_report_spark(paths, filters, master=spark_master, scratch=spark_scratch)
+        else:
+            if spark_master or spark_scratch:
+                raise report.ReportInputError(
+                    "--spark-master and --spark-scratch need --engine spark"
+                )
+            built = report.build_report(paths, filters, archive=archive)
         unmatched = built.unmatched_summary()
         if unmatched:  # a typo must not replace yesterday's page with an empty one
             raise report.ReportInputError(unmatched)

@@ -92,6 +92,11 @@ _CHANGES_DDL = (
 def spark_session(master: str | None = None, scratch: str | None = None) -> Any:
     """A Spark session: `master` (default local[2]). In local mode it binds only 127.0.0.1,
     never resolves a host name and runs no UI; times are UTC."""
+    import warnings
+
+    # PySpark warns about pandas versions it has not been tested with; the report's results
+    # are checked against DuckDB's (tests/test_report_spark.py), so stderr stays ours
+    warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -110,6 +115,7 @@ def spark_session(master: str | None = None, scratch: str | None = None) -> Any:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.ansi.enabled", "true")
+        .config("spark.sql.adaptive.enabled", "true")
     )
     if scratch:
         builder = builder.config("spark.local.dir", scratch).config(
@@ -345,6 +351,8 @@ def build_report_spark(
     if rule.confirm_runs < 1:
         raise ReportInputError("confirm_runs must be at least 1")
     files = [str(p) for p in _result_files(paths)]
+    if scratch is not None and not os.path.isdir(scratch):
+        raise ReportInputError(f"{os.fspath(scratch)}: not a directory (--spark-scratch)")
     work = Path(tempfile.mkdtemp(prefix="probe-spark-", dir=scratch))
     try:
         session = spark or spark_session(master, str(work))
