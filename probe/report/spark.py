@@ -23,7 +23,6 @@ from typing import Any
 
 import duckdb
 
-from probe import results
 from probe.report.build import _result_files, _Skipped, series_summaries
 from probe.report.changes import micros_time, series_changes, sort_events
 from probe.report.dedup import _with_line_numbers
@@ -39,14 +38,7 @@ from probe.report.model import (
     UnmatchedFilter,
 )
 from probe.report.shared_sql import SERIES_KEY, segments_sql, series_sql
-from probe.report.spark_read import (
-    STAGED_DDL,
-    PythonRows,
-    file_of,
-    micros,
-    spark_readable,
-    stage_fast,
-)
+from probe.report.spark_read import micros, stage, with_content_hashes
 
 DEFAULT_MASTER = "local[2]"
 
@@ -128,6 +120,8 @@ def spark_session(master: str | None = None, scratch: str | None = None) -> Any:
             builder.config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.blockManager.host", "127.0.0.1")
+            # a few cores: Spark's 200 shuffle partitions are 200 tiny tasks per stage
+            .config("spark.sql.shuffle.partitions", "8")
         )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
@@ -168,78 +162,6 @@ def _unmatched(staged: Any, filters: ReportFilters) -> list[UnmatchedFilter]:
         if missing:
             unmatched.append(UnmatchedFilter(option, missing, tuple(present)))
     return unmatched
-
-
-def _stage(spark: Any, files: list[str], scratch: Path, skipped: _Skipped) -> Any:
-    """Every file read into staged rows (fast path, then Python for the rest); sources are the
-    paths as given."""
-    from pyspark.sql import functions as F
-
-    fast_dir = str(scratch / "fast")
-    direct = [f for f in files if spark_readable(f)]
-    refused = stage_fast(spark, direct, results.latest_time(), fast_dir)
-    refused += [f for f in files if not spark_readable(f)]
-    originals = {os.path.abspath(f): f for f in files}
-    fast = spark.read.schema(STAGED_DDL).parquet(fast_dir) if direct else None
-    odd: set[str] = set()
-    if fast is not None:
-        uris = [r[0] for r in fast.select("source").distinct().collect()]
-        names = spark.createDataFrame(
-            [(u, file_of(u, originals)) for u in uris], "uri STRING, path STRING"
-        )
-        fast = (
-            fast.join(F.broadcast(names), fast.source == names.uri)
-            .withColumn("source", F.col("path"))
-            .drop("uri", "path")
-        )
-        odd = {r[0] for r in fast.where("NOT ours").select("source").distinct().collect()}
-        fast = fast.where(~F.col("source").isin(sorted(odd))) if odd else fast
-    python = sorted(set(refused) | odd)
-    slow = spark.createDataFrame(list(PythonRows(python, skipped.note)), STAGED_DDL)
-    return slow if fast is None else fast.unionByName(slow)
-
-
-def _content_hashes(spark: Any, kept: Any) -> Any:
-    """`kept` with the canonical content hash of the fast-path rows whose identity is in
-    question (they share their key with a row of other bytes or of the Python path)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType
-
-    mixed = (
-        kept.groupBy("report_id", "input", "time_us")
-        .agg(
-            F.count("*").alias("n"),
-            F.countDistinct("line_hash").alias("lines"),
-            F.count("content_hash").alias("contents"),
-        )
-        .where("n > 1 AND (lines > 1 OR contents > 0)")
-        .select("report_id", "input", "time_us")
-    )
-    needed = kept.join(mixed, ["report_id", "input", "time_us"], "left_semi").where(
-        "content_hash IS NULL AND line_hash IS NOT NULL"
-    )
-    files = sorted(r[0] for r in needed.select("source").distinct().collect())
-    if not files:
-        return kept
-
-    def canonical(text: str) -> str | None:
-        try:
-            return results.content_hash(results.loads(text)).hex()
-        except ValueError:
-            return None
-
-    hashes = (
-        spark.read.text([os.path.abspath(f) for f in files])
-        .select(F.sha2("value", 256).alias("line_hash"), F.col("value"))
-        .join(needed.select("line_hash").distinct(), "line_hash", "left_semi")
-        .dropDuplicates(["line_hash"])
-        .select("line_hash", F.udf(canonical, StringType())("value").alias("canonical"))
-    )
-    return (
-        kept.join(hashes, "line_hash", "left")
-        .withColumn("content_hash", F.coalesce("content_hash", "canonical"))
-        .drop("canonical")
-    )
 
 
 def _conflicts(spark: Any) -> tuple[list[ConflictingRecord], int]:
@@ -369,12 +291,12 @@ def _build(
 ) -> Report:
     """The steps of build_report_spark (see the module's docstring)."""
     skipped = _Skipped()
-    staged = _stage(spark, files, work, skipped)
+    staged = stage(spark, files, work, skipped.note)
     staged.write.parquet(str(work / "staged"))
     staged = spark.read.parquet(str(work / "staged"))
     unmatched = _unmatched(staged, filters)
     total_found = staged.count()
-    kept = _content_hashes(spark, staged.where(_filter(filters)))
+    kept = with_content_hashes(spark, staged.where(_filter(filters)))
     staged_found = kept.count()
     kept.createOrReplaceTempView("kept")
     deduplicated = spark.sql(_DEDUP_SQL)

@@ -17,9 +17,11 @@ zone, the integer does not.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -175,3 +177,80 @@ class PythonRows:
             for row in python_rows(path, self.skipped):
                 time, *fields, content_hash, line = row
                 yield (micros(time), *fields, True, None, bytes(content_hash).hex(), line)
+
+
+def stage(
+    spark: Any, files: list[str], scratch: Path, skipped: Callable[[SkippedLine], None]
+) -> Any:
+    """Every file read into staged rows (fast path, then Python for the rest); sources are the
+    paths as given."""
+    from pyspark.sql import functions as F
+
+    fast_dir = str(scratch / "fast")
+    direct = [f for f in files if spark_readable(f)]
+    refused = stage_fast(spark, direct, results.latest_time(), fast_dir)
+    refused += [f for f in files if not spark_readable(f)]
+    originals = {os.path.abspath(f): f for f in files}
+    fast = spark.read.schema(STAGED_DDL).parquet(fast_dir) if direct else None
+    odd: set[str] = set()
+    if fast is not None:
+        uris = [r[0] for r in fast.select("source").distinct().collect()]
+        names = spark.createDataFrame(
+            [(u, file_of(u, originals)) for u in uris], "uri STRING, path STRING"
+        )
+        fast = (
+            fast.join(F.broadcast(names), fast.source == names.uri)
+            .withColumn("source", F.col("path"))
+            .drop("uri", "path")
+        )
+        odd = {r[0] for r in fast.where("NOT ours").select("source").distinct().collect()}
+        fast = fast.where(~F.col("source").isin(sorted(odd))) if odd else fast
+    python = sorted(set(refused) | odd)
+    slow = spark.createDataFrame(list(PythonRows(python, skipped)), STAGED_DDL)
+    return slow if fast is None else fast.unionByName(slow)
+
+
+def with_content_hashes(spark: Any, kept: Any) -> Any:
+    """`kept` with the canonical content hash of the fast-path rows whose identity is in
+    question (they share their key with a row of other bytes or of the Python path)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    mixed = (
+        kept.groupBy("report_id", "input", "time_us")
+        .agg(
+            F.count("*").alias("n"),
+            F.countDistinct("line_hash").alias("lines"),
+            F.count("content_hash").alias("contents"),
+        )
+        .where("n > 1 AND (lines > 1 OR contents > 0)")
+        .select("report_id", "input", "time_us")
+    )
+    needed = kept.join(mixed, ["report_id", "input", "time_us"], "left_semi").where(
+        "content_hash IS NULL AND line_hash IS NOT NULL"
+    )
+    files = sorted(r[0] for r in needed.select("source").distinct().collect())
+    if not files:
+        return kept
+
+    def canonical(text: str) -> str | None:
+        try:
+            return results.content_hash(results.loads(text)).hex()
+        except ValueError:
+            return None
+
+    with warnings.catch_warnings():  # PySpark cannot read `str | None` as a pandas type hint
+        warnings.simplefilter("ignore", UserWarning)
+        canonical_udf = F.udf(canonical, StringType())
+    hashes = (
+        spark.read.text([os.path.abspath(f) for f in files])
+        .select(F.sha2("value", 256).alias("line_hash"), F.col("value"))
+        .join(needed.select("line_hash").distinct(), "line_hash", "left_semi")
+        .dropDuplicates(["line_hash"])
+        .select("line_hash", canonical_udf("value").alias("canonical"))
+    )
+    return (
+        kept.join(hashes, "line_hash", "left")
+        .withColumn("content_hash", F.coalesce("content_hash", "canonical"))
+        .drop("canonical")
+    )
