@@ -194,3 +194,27 @@ def test_spark_options_need_the_spark_engine(
     status, _, err = _cli(["report", str(tmp_path), "--spark-master", "local[1]"], capsys)
     assert status == 2
     assert "need --engine spark" in err
+
+
+def test_spark_reads_the_ooni_archive_as_duckdb_does(tmp_path: Path, spark: Any) -> None:
+    pytest.importorskip("probe.report.ooni", reason="probe/report/ooni/ converts OONI measurements")
+    from probe.report.ooni_archive import OoniArchive, make_selection
+    from probe.report.spark import build_report_spark
+    from tests.test_report_ooni_archive import _raw_archive
+
+    _raw_archive(tmp_path / "ooni")
+    synthetic.generate(tmp_path / "ours", vantages=1, days=1, seed=4, gaps_per_vantage=0)
+    built = {}
+    for engine in ("duckdb", "spark"):
+        archive = OoniArchive.open([tmp_path / "ooni"], make_selection(None, None, [], []))
+        if engine == "spark":
+            built[engine] = build_report_spark([tmp_path / "ours"], spark=spark, archive=archive)
+        else:
+            built[engine] = build_report([tmp_path / "ours"], archive=archive)
+        assert archive.stats.measurements == 12
+    duck, on_spark = built["duckdb"], built["spark"]
+    assert any(s.probe_cc == "IT" for s in duck.series)  # OONI's measurements are in
+    assert _rows(on_spark) == _rows(duck)
+    assert (on_spark.series, on_spark.events) == (duck.series, duck.events)
+    assert on_spark.gaps == duck.gaps
+    assert (on_spark.files, on_spark.skipped) == (duck.files, duck.skipped)

@@ -156,9 +156,9 @@ def report_command(
         if engine == "spark":
             from probe.report.spark import build_report_spark
 
-            if archive is not None:
-                raise report.ReportInputError("--ooni-archive is read by --engine duckdb only")
-            built = build_report_spark(paths, filters, master=spark_master, scratch=spark_scratch)
+            built = build_report_spark(
+                paths, filters, master=spark_master, scratch=spark_scratch, archive=archive
+            )
         else:
             if spark_master or spark_scratch:
                 raise report.ReportInputError(

@@ -19,7 +19,7 @@ import tempfile
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -39,6 +39,9 @@ from probe.report.model import (
 )
 from probe.report.shared_sql import SERIES_KEY, segments_sql, series_sql
 from probe.report.spark_read import micros, stage, with_content_hashes
+
+if TYPE_CHECKING:
+    from probe.report.ooni_archive import OoniArchive
 
 DEFAULT_MASTER = "local[2]"
 
@@ -266,8 +269,10 @@ def build_report_spark(
     spark: Any | None = None,
     master: str | None = None,
     scratch: str | os.PathLike[str] | None = None,
+    archive: OoniArchive | None = None,
 ) -> Report:
-    """`build_report` on Spark: the same Report (rows, series, events, gaps, conflicts)."""
+    """`build_report` on Spark: the same Report (rows, series, events, gaps, conflicts).
+    OONI's archive (`archive`) is read on the driver by the Python reader, as on DuckDB."""
     filters = filters or ReportFilters()
     rule = rule or ChangeRule()
     if rule.confirm_runs < 1:
@@ -278,7 +283,7 @@ def build_report_spark(
     work = Path(tempfile.mkdtemp(prefix="probe-spark-", dir=scratch))
     try:
         session = spark or spark_session(master, str(work))
-        report = _build(session, files, filters, rule, work)
+        report = _build(session, files, filters, rule, work, archive)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -287,11 +292,17 @@ def build_report_spark(
 
 
 def _build(
-    spark: Any, files: list[str], filters: ReportFilters, rule: ChangeRule, work: Path
+    spark: Any,
+    files: list[str],
+    filters: ReportFilters,
+    rule: ChangeRule,
+    work: Path,
+    archive: OoniArchive | None,
 ) -> Report:
     """The steps of build_report_spark (see the module's docstring)."""
     skipped = _Skipped()
-    staged = stage(spark, files, work, skipped.note)
+    extra = archive.rows(skipped.note) if archive is not None else ()
+    staged = stage(spark, files, work, skipped.note, extra)
     staged.write.parquet(str(work / "staged"))
     staged = spark.read.parquet(str(work / "staged"))
     unmatched = _unmatched(staged, filters)
@@ -323,7 +334,7 @@ def _build(
         connection=con,
         filters=filters,
         rule=rule,
-        files=len(files),
+        files=len(files) + (archive.stats.files if archive is not None else 0),
         records_read=total_found,
         duplicates=0,
         skipped=skipped.lines,

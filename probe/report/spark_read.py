@@ -3,12 +3,13 @@ written by Spark as Parquet into the report's scratch directory.
 
 The same split as on DuckDB (read_fast.py): Spark reads our JSON Lines (plain or .gz) and the
 collector's Parquet partitions (column `record`) itself, in parallel on its workers, and
-projects each line onto the row columns (`_FAST_SQL`: `get_json_object` where DuckDB uses its
-strict JSON projection). A line is `ours` under the same tests as DuckDB's (one of our records
-with a verdict, a believable time, no NaN or Infinity, at most 512 `{` and `[`, `probe_id` and
-`network_type` named at most once); a file with any other line, a file Spark cannot read (found
-by halving the batch) and a path Hadoop would read as a pattern (`*?[]{}\\:`) are read on the
-driver by the one Python reader (read_python.py), which names every line it skips.
+projects each line onto the row columns (`_FAST_SQL`: `from_json` with `RECORD_SCHEMA` where
+DuckDB uses its strict JSON projection). A line is `ours` under the same tests as DuckDB's
+(one of our records with a verdict, a believable time, no NaN or Infinity, at most 512 `{` and
+`[`, `probe_id` and `network_type` named at most once); a file with any other line, a file
+Spark cannot read (found by halving the batch) and a path Hadoop would read as a pattern
+(`*?[]{}\\:`) are read on the driver by the one Python reader (read_python.py), which names
+every line it skips.
 
 Times travel as microseconds since 1970 (`time_us`): Spark's TIMESTAMP depends on a time
 zone, the integer does not.
@@ -16,9 +17,10 @@ zone, the integer does not.
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -49,22 +51,14 @@ _EPOCH = datetime(1970, 1, 1)
 #: the line's SHA-256 for Parquet (the collector stores canonical JSON), else NULL.
 _FAST_SQL = r"""
 WITH parsed AS (
-    SELECT json, source,
-           get_json_object(json, '$.software_name') AS software_name,
-           get_json_object(json, '$.test_name') AS test_name,
-           get_json_object(json, '$.input') AS input,
-           get_json_object(json, '$.report_id') AS report_id,
-           get_json_object(json, '$.measurement_start_time') AS time_text,
-           get_json_object(json, '$.test_start_time') AS start_text,
-           get_json_object(json, '$.probe_asn') AS probe_asn,
-           get_json_object(json, '$.probe_cc') AS probe_cc,
-           get_json_object(json, '$.probe_id') AS probe_id,
-           get_json_object(json, '$.annotations.network_type') AS lane,
-           get_json_object(json, '$.test_keys.target.service') AS target_service,
-           get_json_object(json, '$.test_keys.verdict.status') AS status,
-           get_json_object(json, '$.test_keys.verdict.blocking') AS blocking,
-           get_json_object(json, '$.test_keys.verdict.confirmed') AS confirmed
-    FROM lines
+    SELECT json, source, r.software_name, r.test_name, r.input, r.report_id,
+           r.measurement_start_time AS time_text, r.test_start_time AS start_text,
+           r.probe_asn, r.probe_cc, r.probe_id, r.annotations.network_type AS lane,
+           r.test_keys.target.service AS target_service,
+           r.test_keys.verdict.status AS status,
+           r.test_keys.verdict.blocking AS blocking,
+           r.test_keys.verdict.confirmed AS confirmed
+    FROM (SELECT json, source, from_json(json, '{structure}') AS r FROM lines) AS p
 ), timed AS (
     SELECT *, try_to_timestamp(time_text, 'yyyy-MM-dd HH:mm:ss') AS time,
            try_to_timestamp(start_text, 'yyyy-MM-dd HH:mm:ss') AS start_time,
@@ -108,8 +102,21 @@ def micros(value: datetime) -> int:
     return (value - _EPOCH) // timedelta(microseconds=1)
 
 
+#: The fields the fast path reads, as the schema `from_json` parses each line with (once: one
+#: `get_json_object` per field would parse a 3 KB record sixteen times). A value of another
+#: JSON type in a STRING field is read as its JSON text.
+RECORD_SCHEMA = (
+    "software_name STRING, test_name STRING, input STRING, report_id STRING, "
+    "measurement_start_time STRING, test_start_time STRING, probe_asn STRING, "
+    "probe_cc STRING, probe_id STRING, annotations STRUCT<network_type: STRING>, "
+    "test_keys STRUCT<target: STRUCT<service: STRING>, "
+    "verdict: STRUCT<status: STRING, blocking: STRING, confirmed: STRING>>"
+)
+
+
 def fast_sql(kind: str, latest: datetime) -> str:
     return _FAST_SQL.format(
+        structure=RECORD_SCHEMA,
         probe_id=identity.PATTERN,
         earliest=f"{results.EARLIEST_TIME:%Y-%m-%d %H:%M:%S}",
         latest=f"{latest:%Y-%m-%d %H:%M:%S}",
@@ -167,23 +174,49 @@ def file_of(uri: str, originals: dict[str, str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PythonRows:
-    """Rows of the Python path, as Spark rows (STAGED_DDL)."""
+    """Rows of the Python path, as Spark rows (STAGED_DDL): the files', then `extra` (rows of
+    the same shape from elsewhere: OONI's archive, probe.report.ooni_archive)."""
 
     files: Sequence[str]
     skipped: Callable[[SkippedLine], None]
+    extra: Iterable[tuple[Any, ...]] = ()
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        for path in self.files:
-            for row in python_rows(path, self.skipped):
-                time, *fields, content_hash, line = row
-                yield (micros(time), *fields, True, None, bytes(content_hash).hex(), line)
+        found = itertools.chain.from_iterable(python_rows(p, self.skipped) for p in self.files)
+        for row in itertools.chain(found, self.extra):
+            time, *fields, content_hash, line = row
+            yield (micros(time), *fields, True, None, bytes(content_hash).hex(), line)
+
+
+#: Rows of the Python path per Spark DataFrame written: the driver holds one chunk at a time.
+PYTHON_CHUNK = 50_000
+
+
+def _stage_python(spark: Any, rows: PythonRows, out: str) -> Any:
+    """The Python path's rows, written to Parquet directory `out` a chunk at a time."""
+    chunk: list[tuple[Any, ...]] = []
+    written = False
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= PYTHON_CHUNK:
+            spark.createDataFrame(chunk, STAGED_DDL).write.mode("append").parquet(out)
+            chunk, written = [], True
+    if not written:
+        return spark.createDataFrame(chunk, STAGED_DDL)
+    if chunk:
+        spark.createDataFrame(chunk, STAGED_DDL).write.mode("append").parquet(out)
+    return spark.read.schema(STAGED_DDL).parquet(out)
 
 
 def stage(
-    spark: Any, files: list[str], scratch: Path, skipped: Callable[[SkippedLine], None]
+    spark: Any,
+    files: list[str],
+    scratch: Path,
+    skipped: Callable[[SkippedLine], None],
+    extra: Iterable[tuple[Any, ...]] = (),
 ) -> Any:
-    """Every file read into staged rows (fast path, then Python for the rest); sources are the
-    paths as given."""
+    """Every file read into staged rows (fast path, then Python for the rest, then `extra`:
+    rows the Python path made elsewhere); sources are the paths as given."""
     from pyspark.sql import functions as F
 
     fast_dir = str(scratch / "fast")
@@ -191,7 +224,7 @@ def stage(
     refused = stage_fast(spark, direct, results.latest_time(), fast_dir)
     refused += [f for f in files if not spark_readable(f)]
     originals = {os.path.abspath(f): f for f in files}
-    fast = spark.read.schema(STAGED_DDL).parquet(fast_dir) if direct else None
+    fast = spark.read.schema(STAGED_DDL).parquet(fast_dir) if os.path.isdir(fast_dir) else None
     odd: set[str] = set()
     if fast is not None:
         uris = [r[0] for r in fast.select("source").distinct().collect()]
@@ -206,7 +239,7 @@ def stage(
         odd = {r[0] for r in fast.where("NOT ours").select("source").distinct().collect()}
         fast = fast.where(~F.col("source").isin(sorted(odd))) if odd else fast
     python = sorted(set(refused) | odd)
-    slow = spark.createDataFrame(list(PythonRows(python, skipped)), STAGED_DDL)
+    slow = _stage_python(spark, PythonRows(python, skipped, extra), str(scratch / "python"))
     return slow if fast is None else fast.unionByName(slow)
 
 
