@@ -51,10 +51,13 @@ else
 fi
 
 mkdir -p "$(dirname "$out")"
+# pip-2020-resolver: the vendored pip's legacy resolver takes the newest cryptography even
+# where pyOpenSSL (aioquic's dependency) caps it, and the build then fails
 "$python" -m pex . \
   --console-script probe \
   --exclude duckdb \
   --venv \
+  --resolver-version pip-2020-resolver \
   --python-shebang '/usr/bin/env python3' \
   "${targets[@]}" \
   --output-file "$out"
