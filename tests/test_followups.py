@@ -32,7 +32,7 @@ from probe.analysis.throttle import (
 )
 from probe.analysis.vocabulary import Analysis, Status, Verdict
 from probe.cli import cli
-from probe.control.bulk import BulkServer, self_signed_context
+from probe.control.bulk import BulkServer, bulk_context
 from probe.i18n.message import M
 from probe.steps.throttle import bulk_sample, throttle_check
 from probe.steps.ttl import (
@@ -63,7 +63,7 @@ async def sni_server(
 ) -> AsyncIterator[int]:
     """A TLS server whose handler gets the client's SNI (as a throttling or resetting
     server that picks flows by name would)."""
-    context = self_signed_context()
+    context = bulk_context()
     names: dict[int, str | None] = {}
 
     def remember(obj: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import os
 import re
 import ssl
-import tempfile
+
+from probe.control.self_signed import self_signed_context
 
 #: the largest object served, bytes
 MAX_OBJECT = 4 * 1024 * 1024
@@ -28,41 +27,10 @@ CHUNK = 16 * 1024
 _REQUEST = re.compile(rb"^GET /bulk\?bytes=(\d{1,9}) HTTP/1\.[01]\r\n")
 
 
-def self_signed_context() -> ssl.SSLContext:
+def bulk_context() -> ssl.SSLContext:
     """A server context with a fresh self-signed certificate (any name is accepted: TLS
     servers send their certificate whatever the SNI)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "probe bulk")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    fd, path = tempfile.mkstemp(suffix=".pem")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-        context.load_cert_chain(path)
-    finally:
-        os.unlink(path)
-    return context
+    return self_signed_context("probe bulk")
 
 
 async def _serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -113,7 +81,7 @@ class BulkServer:
     async def start(self) -> int:
         """Listen; the port bound (useful with port 0)."""
         self.server = await asyncio.start_server(
-            self._handle, self.host, self.port, ssl=self_signed_context(), ssl_handshake_timeout=10
+            self._handle, self.host, self.port, ssl=bulk_context(), ssl_handshake_timeout=10
         )
         port: int = self.server.sockets[0].getsockname()[1]
         return port

@@ -11,30 +11,9 @@ handshake completes is in question.
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
-
-def _self_signed() -> tuple[Any, Any]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "probe neutral QUIC endpoint")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .sign(key, hashes.SHA256())
-    )
-    return certificate, key
+from probe.control.self_signed import self_signed_certificate
 
 
 async def start_neutral_quic(host: str, port: int) -> Any:
@@ -43,5 +22,7 @@ async def start_neutral_quic(host: str, port: int) -> Any:
     from aioquic.quic.configuration import QuicConfiguration
 
     configuration = QuicConfiguration(is_client=False, alpn_protocols=["h3"])
-    configuration.certificate, configuration.private_key = _self_signed()
+    configuration.certificate, configuration.private_key = self_signed_certificate(
+        "probe neutral QUIC endpoint", days=3650
+    )
     return await serve(host, port, configuration=configuration)
