@@ -133,7 +133,9 @@ def test_what_the_control_is_sent_measures_the_same(target: Target) -> None:
 
 @pytest.mark.parametrize("target", BUNDLED, ids=lambda t: t.id)
 def test_what_the_old_client_sent_is_read_the_same(target: Target) -> None:
-    assert Target.from_wire(old_client_request(target)) == measured(target)
+    # an old client knew no stun_port: its control measures the target without STUN
+    old = dataclasses.replace(measured(target), stun_port=None)
+    assert Target.from_wire(old_client_request(target)) == old
 
 
 @pytest.mark.parametrize("target", BUNDLED, ids=lambda t: t.id)

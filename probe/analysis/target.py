@@ -19,6 +19,7 @@ from probe.analysis.flows import flows_of
 from probe.analysis.mtproto import transport_note
 from probe.analysis.quic import judge_quic
 from probe.analysis.service_rules import local_evidence
+from probe.analysis.stun import apply_stun
 from probe.analysis.vocabulary import (
     BLOCKED,
     CONNECTING_CHECKS,
@@ -306,6 +307,7 @@ def _judge(case: Case, fingerprints: FingerprintDB | None) -> Analysis:
         if finding.note is not None:
             message = M("{verdict} {quic}", verdict=message, quic=sentence(finding.note))
         verdict = replace(verdict, message=message, quic=finding.to_dict())
+    verdict = apply_stun(verdict, case.probe, case.control, case.vantage.ipv6_ok)
     return Analysis(verdict, outcomes)
 
 

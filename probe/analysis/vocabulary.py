@@ -174,6 +174,8 @@ class Verdict:
     residual: dict[str, Any] | None = None
     #: what the target's QUIC handshakes add (probe/analysis/quic.py); None: none made
     quic: dict[str, Any] | None = None
+    #: what the target's STUN transactions add (probe/analysis/stun.py); None: none made
+    stun: dict[str, Any] | None = None
 
     @property
     def reason(self) -> str:
@@ -188,6 +190,7 @@ class Verdict:
             "fingerprints": list(self.fingerprints),
             "reason": self.reason,
             **({"x_quic": dict(self.quic)} if self.quic is not None else {}),
+            **({"x_stun": dict(self.stun)} if self.stun is not None else {}),
         }
         # only when measured, so that records without an SNI swap stay as they were
         if self.evidence is not None:

@@ -39,8 +39,9 @@ def redact_refused(
 ) -> None:
     """What the control resolved into a refused range is not told to the caller: such DNS
     answers are dropped with the raw reply that holds them (a query left without addresses
-    fails `control_refused_destination`), and a refused connect to an address the caller did
-    not write itself has its address blanked. `supplied` is the IP literal of the target."""
+    fails `control_refused_destination`), and a refused connect (or STUN transaction) to an
+    address the caller did not write itself has its address blanked. `supplied` is the IP
+    literal of the target."""
     for query in observations.queries:
         kept = [a for a in query.answers if a.ip is None or not refuse(a.ip)]
         if len(kept) != len(query.answers):
@@ -54,6 +55,11 @@ def redact_refused(
             continue
         if written is None or parse_ip(connect.ip) != written:
             connect.ip = ""
+    for check in observations.stun:
+        if check.failure == failures.CONTROL_REFUSED_DESTINATION and (
+            written is None or parse_ip(check.address) != written
+        ):
+            check.address = ""
 
 
 def literal_of(target: Target) -> str | None:

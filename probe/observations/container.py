@@ -10,6 +10,7 @@ from probe.observations.dns import DNSQuery
 from probe.observations.events import NetworkEvent
 from probe.observations.http import HTTPTransaction
 from probe.observations.mtproto import MTProtoHandshake
+from probe.observations.stun import StunCheck
 
 
 def _items(d: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -29,6 +30,8 @@ class Observations:
     mtproto: list[MTProtoHandshake] = field(default_factory=list)
     #: QUIC handshakes (OONI's `quic_handshakes`: TLS handshakes whose network is "quic")
     quic_handshakes: list[TLSHandshake] = field(default_factory=list)
+    #: STUN Binding transactions (our own `x_stun`: targets with `stun_port`)
+    stun: list[StunCheck] = field(default_factory=list)
 
     def extend(self, other: Observations) -> None:
         self.queries.extend(other.queries)
@@ -38,6 +41,7 @@ class Observations:
         self.network_events.extend(other.network_events)
         self.mtproto.extend(other.mtproto)
         self.quic_handshakes.extend(other.quic_handshakes)
+        self.stun.extend(other.stun)
 
     def without_extras(self) -> Observations:
         """The target's own observations: without the extra connections a failed handshake
@@ -55,11 +59,13 @@ class Observations:
             network_events=[e for e in self.network_events if e.transaction_id not in extra],
             mtproto=self.mtproto,
             quic_handshakes=self.quic_handshakes,
+            stun=self.stun,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """OONI's lists; `quic_handshakes` only when a QUIC handshake was made (most targets
-        make none, and records of earlier versions have no such list)."""
+        """OONI's lists; `quic_handshakes` and `x_stun` only when a QUIC handshake or a STUN
+        transaction was made (most targets make none, and records of earlier versions have no
+        such list)."""
         out = {
             "queries": [q.to_dict() for q in self.queries],
             "tcp_connect": [c.to_dict() for c in self.tcp_connect],
@@ -70,6 +76,8 @@ class Observations:
         }
         if self.quic_handshakes:
             out["quic_handshakes"] = [h.to_dict() for h in self.quic_handshakes]
+        if self.stun:
+            out["x_stun"] = [c.to_dict() for c in self.stun]
         return out
 
     @classmethod
@@ -82,4 +90,5 @@ class Observations:
             network_events=[NetworkEvent.from_dict(x) for x in _items(d, "network_events")],
             mtproto=[MTProtoHandshake.from_dict(x) for x in _items(d, "mtproto")],
             quic_handshakes=[TLSHandshake.from_dict(x) for x in _items(d, "quic_handshakes")],
+            stun=[StunCheck.from_dict(x) for x in _items(d, "x_stun")],
         )

@@ -140,6 +140,7 @@ class TargetChecker:
             "transports": transports,
             "dc": values.get("dc"),
             "quic": values.get("quic") is True,
+            "stun_port": values.get("stun_port"),
             "ca": str(ca_file(ca, self.ca_dir))
             if ca is not None and self.ca_dir is not None
             else None,
@@ -273,7 +274,7 @@ class TargetChecker:
     def check_optional_values(
         self, at: Position, values: dict[str, Any], allowed: set[str]
     ) -> None:
-        """sni, dc, transports, tags and ca, where the check allows them."""
+        """sni, dc, stun_port, transports, tags and ca, where the check allows them."""
         sni = values.get("sni")
         if "sni" in allowed and isinstance(sni, str):
             problem = host_problem(sni)
@@ -288,6 +289,9 @@ class TargetChecker:
             and (dc == 0 or not DC_ID_MIN <= dc <= DC_ID_MAX)
         ):
             self.report((*at, "dc"), f"dc {dc} is not a DC id ({DC_ID_MIN}..{DC_ID_MAX}, not 0)")
+        stun_port = values.get("stun_port")
+        if "stun_port" in allowed and isinstance(stun_port, int) and not 1 <= stun_port <= 65535:
+            self.report((*at, "stun_port"), f"stun_port {stun_port} out of range 1..65535")
         transports = values.get("transports")
         if "transports" in allowed and isinstance(transports, list):
             self.check_names(at, "transports", transports, TRANSPORTS, "transport")

@@ -33,11 +33,12 @@ from probe.targets.text import one_line, quote
 #: `expect_asn`, and `ca`, a file of this machine whose certificates travel as PEM) stays here
 MEASURE_KEYS = (
     "id", "service", "check", "host", "url", "ports", "sni", "transports", "dc", "quic",
+    "stun_port",
 )  # fmt: skip
 #: limits on untrusted wire input (a list has none: it is read whole, up to MAX_LIST_BYTES)
 MAX_WIRE_CHARS = 2048  # any one string
 MAX_WIRE_ITEMS = 64  # any one array
-MAX_WIRE_KEYS = 32  # in one target (a list's has at most 14, the rest are ``x_`` extensions)
+MAX_WIRE_KEYS = 32  # in one target (a list's has at most 15, the rest are ``x_`` extensions)
 MAX_WIRE_INTEGER = 2**63  # any one number, in absolute value
 #: problems quoted in one TargetWireError (the rest are counted)
 _MAX_WIRE_PROBLEMS = 3
@@ -64,6 +65,8 @@ class Target:
     dc: int | None = None
     #: tls/https: also a QUIC handshake (UDP, ALPN h3) to each address and port
     quic: bool = False
+    #: dns: also a STUN Binding request (UDP) to each resolved address on this port
+    stun_port: int | None = None
     ca: str | None = None  # absolute path of this target's extra roots (PEM)
     note: str | None = None
     tags: tuple[str, ...] = ()
@@ -124,7 +127,10 @@ class Target:
             table["url"] = self.url
         if self.ports and self.check in HOST_CHECKS and self.check != "dns":
             table["ports"] = list(self.ports)
-        optional = {"sni": self.sni, "dc": self.dc, "ca": self.ca, "note": self.note}
+        optional = {
+            "sni": self.sni, "dc": self.dc, "stun_port": self.stun_port, "ca": self.ca,
+            "note": self.note,
+        }  # fmt: skip
         table.update((key, value) for key, value in optional.items() if value is not None)
         if self.expect_asn:
             table["expect_asn"] = list(self.expect_asn)

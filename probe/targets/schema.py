@@ -49,6 +49,7 @@ TARGET_KEYS = (
     "transports",
     "dc",
     "quic",
+    "stun_port",
     "ca",
     "note",
     "tags",
@@ -57,14 +58,14 @@ TARGET_KEYS = (
 STRING_KEYS = ("id", "service", "check", "host", "url", "sni", "ca", "note")
 INTEGER_ARRAY_KEYS = ("ports", "expect_asn")
 STRING_ARRAY_KEYS = ("transports", "tags")
-INTEGER_KEYS = ("dc",)
+INTEGER_KEYS = ("dc", "stun_port")
 #: `quic = true` (tls, https): also a QUIC handshake (UDP, ALPN h3) to each address and port
 BOOLEAN_KEYS = ("quic",)
 REQUIRED_KEYS = ("id", "service", "check")
 
 #: which optional keys each check accepts (id, service and check are always required)
 ALLOWED_BY_CHECK = {
-    "dns": {"host", "expect_asn", "note", "tags"},
+    "dns": {"host", "expect_asn", "stun_port", "note", "tags"},
     "tcp": {"host", "ports", "expect_asn", "note", "tags"},
     "tls": {"host", "ports", "sni", "expect_asn", "ca", "quic", "note", "tags"},
     "http": {"url", "expect_asn", "note", "tags"},
@@ -83,6 +84,7 @@ WHY_NOT_ALLOWED = {
     "quic": {
         c: "QUIC is measured for tls and https targets" for c in CHECKS if c not in ("tls", "https")
     },
+    "stun_port": {c: "STUN is measured for dns targets" for c in CHECKS if c != "dns"},
 }
 
 #: where a problem is: keys and array indices from the top of the document, e.g.

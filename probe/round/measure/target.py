@@ -14,6 +14,7 @@ from probe.round.measure import sni_swap
 from probe.round.measure.config import RunState
 from probe.round.measure.endpoint import Endpoint, Flow, connect, open_stream
 from probe.round.measure.fetch import fetch
+from probe.round.measure.stun import measure_stun
 from probe.targets import Target
 
 
@@ -40,6 +41,8 @@ async def measure_target(target: Target, state: RunState) -> Observations:
         observations.network_events.extend(trace.events)
         addresses = select_addresses(resolution.addresses, config.max_addresses_per_family)
     if target.check == "dns":
+        if target.stun_port is not None:  # a messenger's STUN server: one Binding per address
+            observations.extend(await measure_stun(target, addresses, state, zero))
         return observations
 
     flows: list[Coroutine[None, None, Observations]] = []
