@@ -15,6 +15,8 @@ broken lab is caught before the probe is judged. Outcomes are short strings:
 - ``mtproto``: ``ok`` (a resPQ echoing our nonce) | ``foreign`` | ``reset`` | ``timeout`` | ``eof``
 - ``quic``: ``ok`` (a QUIC handshake with ALPN h3 completed; aioquic directly, certificate not
   checked) | ``timeout`` | ``closed``
+- ``stun``: ``ok`` (a datagram answering our Binding request's transaction id came) |
+  ``timeout`` | ``refused``
 """
 
 from __future__ import annotations
@@ -278,6 +280,31 @@ async def quic(check: dict[str, Any], timeout: float) -> dict[str, Any]:
         transport.close()
 
 
+async def stun(check: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """A bare RFC 5389 Binding request (20-byte header) and any reply echoing its id."""
+    transaction_id = os.urandom(12)
+    request = struct.pack("!HHI", 0x0001, 0, 0x2112A442) + transaction_id
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.connect((check["ip"], check.get("port", 3478)))
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    await loop.sock_sendall(sock, request)
+                    try:
+                        async with asyncio.timeout(0.3):
+                            data = await loop.sock_recv(sock, 2048)
+                    except TimeoutError:
+                        continue
+                    if data[8:20] == transaction_id:
+                        return {"outcome": "ok"}
+        except TimeoutError:
+            return {"outcome": "timeout"}
+        except ConnectionRefusedError:
+            return {"outcome": "refused"}
+
+
 CHECKS = {
     "resolv_conf": resolv_conf,
     "resolve_system": resolve_system,
@@ -288,6 +315,7 @@ CHECKS = {
     "http": http,
     "mtproto": mtproto,
     "quic": quic,
+    "stun": stun,
 }
 
 

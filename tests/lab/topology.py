@@ -59,6 +59,7 @@ WEB2_IP = "198.19.0.11"  # telegram.org, t.me
 BASELINE_IP = "198.19.0.30"  # www.example.org: the lab's "widely reachable site"
 DC_IPS = ("198.19.0.20", "198.19.0.21", "198.19.0.22")  # fake Telegram DC1..DC3
 DC_PORTS = (443, 80, 5222)
+STUN_IP = "198.19.0.160"  # stun.plab.test: a messenger's STUN server (tests/lab/test_stun_lab.py)
 SPARE_IP = "198.19.0.77"  # an address with no host behind it (nothing answers DNS there)
 BLOCKPAGE_IP = "10.10.34.36"  # Iran's national blockpage host (FACTS.md §5)
 CONTROL_PORT = 8080
@@ -79,6 +80,7 @@ ZONE: dict[str, str | list[str]] = {
     "domestic.plab.test": DOMESTIC_IP,
     "dual.example.org": [DUAL_BASELINE_IP, DUAL_BASELINE6_IP],
     "dual.plab.test": [DUAL_IP, DUAL6_IP],
+    "stun.plab.test": STUN_IP,
 }
 SELFCHECK_NAME = "selfcheck.plab.test"
 WEB_NAMES = (
