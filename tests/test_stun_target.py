@@ -9,6 +9,7 @@ import json
 import logging
 import time
 
+import jsonschema
 import pytest
 
 from probe import failures
@@ -24,6 +25,7 @@ from probe.steps.stun_wire import MAX_STUN_REQUESTS
 from probe.targets import Target
 from probe.targets.loader import bundled_list_paths, load_lists, parse_list_text
 from tests.control_helpers import running_control
+from tests.loopback_world import SCHEMA_PATH
 from tests.servers.dns_server import DNSServer
 from tests.servers.stun_server import STUNServer
 
@@ -32,6 +34,7 @@ HANG_BOUND = 3 * TIMEOUT + 2
 PROBE = "127.0.0.2"
 #: what a lying server says our address is: distinctive, so a leak is easy to see
 MAPPED = "198.51.100.77"
+SCHEMA = json.loads(SCHEMA_PATH.read_text())
 
 
 def _trace() -> Trace:
@@ -127,6 +130,10 @@ async def test_a_dns_target_with_stun_port_sends_a_binding_request(
     assert record["x_stun"] == [check.to_dict()]
     assert Observations.from_dict(record).stun == [check]
     assert MAPPED not in json.dumps(record) and MAPPED not in caplog.text
+    stun_schema = {"$defs": SCHEMA["$defs"], "$ref": "#/$defs/stun"}  # no mapped address
+    jsonschema.Draft202012Validator(stun_schema).validate(record["x_stun"][0])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(stun_schema).validate({**check.to_dict(), "mapped": "x"})
     verdict = judge(_case(target, observations, observations)).verdict  # the control agrees
     assert verdict.status == "ok" and verdict.to_dict()["x_stun"]["status"] == "ok"
     assert "STUN" not in verdict.reason
@@ -172,6 +179,9 @@ async def test_the_control_refuses_private_stun_destinations() -> None:
         reply = await client.measure([target])
     [check] = reply.observations[target.id].stun
     assert check.failure == failures.CONTROL_REFUSED_DESTINATION and not check.success
+    here = Observations(stun=[StunCheck("127.0.0.1", 3478, failure=failures.GENERIC_TIMEOUT)])
+    finding = judge_stun(here, reply.observations[target.id])
+    assert finding is not None and finding.status == "failing" and finding.evidence is None
 
 
 def test_an_error_response_here_is_no_proof_and_ipv6_without_ipv6_is_left_out() -> None:

@@ -64,7 +64,9 @@ def judge_stun(
     if any(c.success for c in checks):
         return StunFinding("ok", None, None, None)
     failure = checks[0].failure or failures.GENERIC_TIMEOUT
-    control_checks = [c for c in control.stun if c.address] if control is not None else []
+    # a transaction the control's guard refused proves nothing either way
+    refused = failures.CONTROL_REFUSED_DESTINATION
+    control_checks = [c for c in control.stun if c.failure != refused] if control else []
     if control_checks and not any(c.success for c in control_checks):
         note = M("STUN fails at the control too ({failure}): the server does not answer STUN",
                  failure=control_checks[0].failure or "")  # fmt: skip
