@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -16,6 +17,7 @@ from probe import failures
 from probe.analysis import judge
 from probe.analysis.case import Case, TargetFacts, VantageFacts
 from probe.analysis.stun import judge_stun
+from probe.cli import main
 from probe.control.client import ControlClient
 from probe.observations import Observations, StunCheck, Trace
 from probe.round.measure import MeasureConfig, RunState, measure_target
@@ -231,6 +233,19 @@ def test_bad_stun_port_values_name_file_line_and_field(
 ) -> None:
     result = parse_list_text(_LIST.format(check=check, extra=extra, port=port), "list.toml")
     assert len(result.problems) == 1 and result.problems[0].startswith(problem), result.problems
+
+
+def test_probe_targets_validate_exits_2_naming_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "list.toml"
+    path.write_text(_LIST.format(check="dns", extra="", port="70000"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["targets", "validate", str(path)])
+    err = capsys.readouterr().err
+    assert (
+        exit_info.value.code == 2 and f"{path}:10: stun_port 70000 out of range 1..65535" in err
+    ), err
 
 
 def test_the_bundled_facebook_stun_target_opts_in() -> None:
