@@ -13,7 +13,7 @@ from probe.addresses import parse_ip
 from probe.observations import DNSQuery, Trace
 from probe.round.measure import RunState
 from probe.steps import dns
-from probe.steps.dns.doh import DOH_CONNECTIONS, DOH_STREAMS
+from probe.steps.dns.doh import DOH_CONNECTIONS, DOH_NAMES_AT_ONCE_H2
 
 if TYPE_CHECKING:
     from probe.steps.dns.doh_transport import DohClient
@@ -48,7 +48,8 @@ async def _ask(
     at all the others are not asked (a dead or blocked resolver costs one deadline, not one per
     name). Then as many names at a time
     as the client has connections (HTTP/1.1), so that a query's deadline never runs while it
-    waits for one, or DOH_STREAMS queries at a time over the one HTTP/2 connection."""
+    waits for one, or DOH_NAMES_AT_ONCE_H2 names at a time over the one HTTP/2 connection
+    (why so few: see there)."""
     timeout = state.config.timeout
     queries: dict[str, list[DNSQuery]] = {}
 
@@ -69,7 +70,7 @@ async def _ask(
     await lookup(names[0])
     if all(q.rcode is None for q in queries[names[0]]):
         return queries  # no DNS reply at all: this resolver is unusable here, ask no more
-    lanes = asyncio.Semaphore(DOH_STREAMS // 2 if client.multiplexed else DOH_CONNECTIONS)
+    lanes = asyncio.Semaphore(DOH_NAMES_AT_ONCE_H2 if client.multiplexed else DOH_CONNECTIONS)
 
     async def in_lane(name: str) -> None:
         async with lanes:

@@ -29,9 +29,13 @@ DOH_CONTENT_TYPE = "application/dns-message"
 #: carries one query at a time, so callers keep about this many queries in flight
 #: (doh_fallback does).
 DOH_CONNECTIONS = 6
-#: Queries in flight at once over one HTTP/2 connection (servers allow 100 or more streams;
-#: a query waiting for a stream would spend its deadline waiting).
-DOH_STREAMS = 32
+#: Names asked at once over one HTTP/2 connection (each with its A and AAAA queries). One:
+#: httpcore reads an HTTP/2 connection under one lock, and a stream waiting for its answer holds
+#: that lock while it reads, so answers already received for other streams wait behind it. One
+#: unanswered (or slow) query would make every query in flight beside it time out too
+#: (tests/test_doh_h2.py); one name at a time costs a round trip per name, not a deadline per
+#: name.
+DOH_NAMES_AT_ONCE_H2 = 1
 _REQUEST_HEADERS = {
     "content-type": DOH_CONTENT_TYPE,
     "accept": DOH_CONTENT_TYPE,
