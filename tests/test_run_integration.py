@@ -177,7 +177,12 @@ async def test_sigterm_exits_143(tmp_path):
         args = common_args(world, out)
         args[args.index("--timeout") + 1] = "30"
         process = await start_probe([*args, "--no-control"])
-        await asyncio.sleep(2.0)
+        # Signal once the round is running (its first target's progress line), not after a fixed
+        # sleep: on a loaded machine start-up alone took 2 s, and a SIGTERM before the handler
+        # is installed ends Python with -15, not 143.
+        assert process.stderr is not None
+        first_line = await asyncio.wait_for(process.stderr.readline(), 60)
+        assert first_line.startswith(b"["), first_line
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 143
