@@ -241,3 +241,36 @@ async def test_a_peer_answering_garbage_datagrams_is_a_timeout_not_a_crash(
     finally:
         transport.close()
     assert observation.failure == failures.GENERIC_TIMEOUT
+
+
+# --- the list field ---------------------------------------------------------------------------
+
+_QUIC_LIST = """[list]
+name = "m"
+updated = 2026-12-01
+
+[[targets]]
+id = "telegram/web"
+service = "telegram"
+check = "{check}"
+{where}
+quic = {value}
+"""
+
+
+@pytest.mark.parametrize(
+    ("check", "where", "value", "problem"),
+    [
+        ("https", 'url = "https://web.example/"', '"yes"', '"quic" must be true or false'),
+        ("https", 'url = "https://web.example/"', "1", '"quic" must be true or false'),
+    ],
+)
+def test_a_bad_quic_value_names_file_line_and_field(
+    check: str, where: str, value: str, problem: str
+) -> None:
+    from probe.targets.loader import parse_list_text
+
+    text = _QUIC_LIST.format(check=check, where=where, value=value)
+    result = parse_list_text(text, "list.toml")
+    assert len(result.problems) == 1, result.problems
+    assert result.problems[0].startswith(f"list.toml:10: {problem}"), result.problems
