@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from probe import failures
 from probe.steps.dns import Resolver
+from probe.steps.stun_wire import MAX_STUN_REQUESTS, StunReply, binding_request, parse_stun_reply
 from probe.steps.tcp import ByteCounter
 from probe.vantage import publicip
 from probe.vantage.publicip import (
@@ -35,14 +36,11 @@ from probe.vantage.publicip import (
     Discovery,
     PublicIPObservation,
     PublicIPResult,
-    StunReply,
-    binding_request,
     counts_as_public,
     decide,
     discover,
     https_echo,
     parse_echo_body,
-    parse_stun_reply,
     stun_binding,
 )
 from tests.servers.certs import make_pki
@@ -285,7 +283,7 @@ async def test_stun_retransmits_with_the_same_transaction_id() -> None:
         await stun_binding(*server.address, timeout=0.2)
         second = server.received[len(first)].transaction_id
     assert result.observation.failure == failures.GENERIC_TIMEOUT
-    assert len(first) == publicip.MAX_STUN_REQUESTS  # at 0, 0.5 and 1.5 s
+    assert len(first) == MAX_STUN_REQUESTS  # at 0, 0.5 and 1.5 s
     assert len(set(first)) == 1
     assert second != first[0]  # a fresh random id per transaction
 

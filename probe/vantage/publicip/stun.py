@@ -17,27 +17,7 @@ from collections.abc import Iterable
 from probe import failures
 from probe.observations import Trace, format_address
 from probe.steps import tcp, udp
-from probe.steps.stun_wire import (
-    MAX_STUN_ATTRIBUTES,
-    MAX_STUN_DATAGRAM,
-    MAX_STUN_DATAGRAMS,
-    MAX_STUN_REQUESTS,
-    STUN_ATTR_ERROR_CODE,
-    STUN_ATTR_MAPPED_ADDRESS,
-    STUN_ATTR_XOR_MAPPED_ADDRESS,
-    STUN_BINDING_ERROR,
-    STUN_BINDING_REQUEST,
-    STUN_BINDING_SUCCESS,
-    STUN_HEADER_SIZE,
-    STUN_INITIAL_RTO,
-    STUN_MAGIC_COOKIE,
-    Progress,
-    StunOutcome,
-    StunReply,
-    binding_request,
-    parse_stun_reply,
-    transact,
-)
+from probe.steps.stun_wire import Progress, transact
 from probe.vantage.publicip.observations import (
     STUN,
     Network,
@@ -114,25 +94,3 @@ async def stun_binding(
         if sock is not None:
             sock.close()
     return finish(observation, address, trace, nets)
-
-
-__all__ = [
-    "MAX_STUN_ATTRIBUTES",
-    "MAX_STUN_DATAGRAM",
-    "MAX_STUN_DATAGRAMS",
-    "MAX_STUN_REQUESTS",
-    "STUN_ATTR_ERROR_CODE",
-    "STUN_ATTR_MAPPED_ADDRESS",
-    "STUN_ATTR_XOR_MAPPED_ADDRESS",
-    "STUN_BINDING_ERROR",
-    "STUN_BINDING_REQUEST",
-    "STUN_BINDING_SUCCESS",
-    "STUN_HEADER_SIZE",
-    "STUN_INITIAL_RTO",
-    "STUN_MAGIC_COOKIE",
-    "StunOutcome",
-    "StunReply",
-    "binding_request",
-    "parse_stun_reply",
-    "stun_binding",
-]
