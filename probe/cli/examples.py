@@ -163,23 +163,34 @@ Example:
 }
 
 
-def _walk(command: click.Command, path: str) -> list[tuple[str, click.Command]]:
+def _walk(command: click.Command, path: str, every: bool) -> list[tuple[str, click.Command]]:
+    """`command` and the commands below it; `every`: also the root's subcommands not imported
+    yet (probe/cli/__init__.py imports each on first use)."""
     found = [(path, command)]
     if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
-            found += _walk(sub, f"{path} {name}")
+        if every:
+            context = click.Context(command)
+            subs = [
+                (name, command.get_command(context, name))
+                for name in command.list_commands(context)
+            ]
+        else:
+            subs = list(command.commands.items())
+        for name, sub in subs:
+            if sub is not None:
+                found += _walk(sub, f"{path} {name}", every)
     return found
 
 
-def add_examples(root: click.Command) -> None:
-    """Set the epilog of every command that has an example here (a command whose own help
-    already shows examples keeps it)."""
-    for path, command in _walk(root, "probe"):
-        text = EXAMPLES.get(path)
+def add_examples(root: click.Command, path: str = "probe") -> None:
+    """Set the epilog of `root` (named `path`) and of every command below it that has an
+    example here (a command whose own help already shows examples keeps it)."""
+    for where, command in _walk(root, path, every=False):
+        text = EXAMPLES.get(where)
         if text is not None and not command.epilog:
             command.epilog = "\b\n" + text
 
 
 def commands(root: click.Command) -> list[tuple[str, click.Command]]:
     """Every command path under `root` ("probe", "probe run", ...)."""
-    return _walk(root, "probe")
+    return _walk(root, "probe", every=True)

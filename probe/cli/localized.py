@@ -147,6 +147,10 @@ _CLICK_MODULES = (
 )
 
 
+#: click's own `_` of each of its modules, kept for `click_declarations`
+_CLICK_OWN: dict[str, Callable[[str], str]] = {}
+
+
 def use_our_catalog_for_click() -> None:
     """Point click's `_` and `ngettext` at the active language's catalog (idempotent)."""
     for name in _CLICK_MODULES:
@@ -155,6 +159,24 @@ def use_our_catalog_for_click() -> None:
         except ImportError:
             continue
         if callable(getattr(module, "_", None)):
+            if module._ is not _:
+                _CLICK_OWN[name] = module._
             module._ = _  # type: ignore[attr-defined]
         if callable(getattr(module, "ngettext", None)):
             module.ngettext = ngettext  # type: ignore[attr-defined]
+
+
+@contextmanager
+def click_declarations() -> Iterator[None]:
+    """Commands declared with click's own words: a type's name (the PATH of `--out PATH`) is
+    taken when the option is declared, and a command module imported on first use
+    (probe/cli/__init__.py) is imported after the language is chosen; its metavars stay the
+    ones click gives in English, as when every command was declared at start."""
+    modules = {name: importlib.import_module(name) for name in _CLICK_OWN}
+    for name, module in modules.items():
+        module._ = _CLICK_OWN[name]  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for module in modules.values():
+            module._ = _  # type: ignore[attr-defined]
