@@ -12,11 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typing import TYPE_CHECKING, Any
 
 from probe.cli.summary import print_summary, round_summary, status_word
 from probe.i18n import _
@@ -25,29 +21,74 @@ from probe.round.runner import RoundOptions, RoundResult
 from probe.round.schedule.rounds import run_rounds
 from probe.targets import Target, TargetList
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_BAD_INPUT = 2
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
+class _Console:
+    """A rich `Console` made on first use: rich costs ~0.19 G instructions to import, and with
+    `--json` and stderr not a terminal a round prints nothing through it (unless a signal or
+    a wait between rounds has something to say)."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self.made: Console | None = None
+
+    def get(self) -> Console:
+        if self.made is None:
+            from rich.console import Console
+
+            self.made = Console(**self.options)
+        return self.made
+
+    def may_be_terminal(self) -> bool:
+        """False when rich's `is_terminal` is sure to be False for this stream: no
+        TTY_COMPATIBLE or FORCE_COLOR in the environment and a stream that is not a tty."""
+        if os.environ.get("TTY_COMPATIBLE") or "FORCE_COLOR" in os.environ:
+            return True
+        stream = sys.stderr if self.options.get("stderr") else sys.stdout
+        try:
+            return bool(stream.isatty())
+        except (AttributeError, ValueError):
+            return True  # rich decides
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.may_be_terminal() and self.get().is_terminal
+
+
 class _Progress:
     """A progress bar on a terminal, one plain line per target otherwise."""
 
-    def __init__(self, total: int, err: Console) -> None:
+    def __init__(self, total: int, err: _Console) -> None:
         self.err = err
         self.total = total
         self.done = 0
         self.bar: Progress | None = None
         self.task_id: Any = None
         if err.is_terminal:
+            from rich.markup import escape
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self.bar = Progress(
                 TextColumn(escape(_("measuring"))),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 TextColumn("{task.description}"),
-                console=err,
+                console=err.get(),
                 transient=True,
             )
 
@@ -64,6 +105,8 @@ class _Progress:
         blocking = verdict.get("blocking")
         label = f"{record.get('input')}: {status}" + (f"/{blocking}" if blocking else "")
         if self.bar is not None:
+            from rich.markup import escape
+
             self.bar.update(self.task_id, advance=1, description=escape(label))
         else:
             # Plain lines for logs and pipes: a direct write (rich's rendering of one line per
@@ -87,8 +130,8 @@ def run_and_report(
 ) -> int:
     """Run the round(s) and return the exit status (0, 1, 2, 130 or 143). `after_round` runs
     after each completed round's summary (retention)."""
-    err = Console(stderr=True)
-    out = Console(soft_wrap=True)
+    err = _Console(stderr=True)
+    out = _Console(soft_wrap=True)
     progress = _Progress(len(targets), err)
 
     def on_round(result: RoundResult) -> None:
@@ -97,12 +140,12 @@ def run_and_report(
             sys.stdout.write(json.dumps(round_summary(result), ensure_ascii=False) + "\n")
             sys.stdout.flush()
         else:
-            print_summary(result, out)
+            print_summary(result, out.get())
         if after_round is not None:
             after_round(result)
 
     def on_wait(delay: float) -> None:
-        err.print(
+        err.get().print(
             _("next round in {minutes} min (Ctrl-C stops)").format(minutes=f"{delay / 60:.1f}"),
             highlight=False,
             markup=False,
@@ -132,7 +175,7 @@ def run_and_report(
 
 
 async def _until_signal(
-    rounds: Callable[[], Awaitable[None]], progress: _Progress, err: Console
+    rounds: Callable[[], Awaitable[None]], progress: _Progress, err: _Console
 ) -> int:
     """Run `rounds`; SIGINT or SIGTERM cancels them (the round writes what it measured) and
     gives that signal's exit status."""
@@ -153,7 +196,7 @@ async def _until_signal(
     except asyncio.CancelledError:
         progress.stop()
         if received:
-            err.print(
+            err.get().print(
                 _(
                     "stopped: the records measured so far are on disk; unfinished targets are "
                     "marked interrupted."

@@ -3,17 +3,17 @@ facts as one JSON object for scripts (`probe run --json`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from probe.analysis.service_rules import DISPLAY_NAMES
 from probe.i18n import C, Names, _, pgettext, render, text_of
 from probe.i18n.message import Msg
 from probe.round.records import RecordTally, ServiceTally
 from probe.round.runner import RoundResult
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 #: how the summary names a service (a name it does not know is shown as it is)
 SERVICE_NAMES: dict[str, Msg] = {**DISPLAY_NAMES, "baseline": C("service", "Baseline sites")}
@@ -209,6 +209,10 @@ def print_rows(
 
 def _table(rows: list[dict[str, Any]], title: str) -> Table:
     """One row per service: status, the two answers, how it is blocked, the headline."""
+    # rich is imported here: `probe run --json` never draws a table (~0.19 G instructions)
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title=escape(title), title_justify="left")
     table.add_column(escape(_("service")))
     table.add_column(escape(_("status")))
@@ -250,6 +254,8 @@ def _table(rows: list[dict[str, Any]], title: str) -> Table:
 def _print_notes(result: RoundResult, console: Console) -> None:
     """What limits this round's verdicts: an unidentified network, the vantage's notes, no
     control."""
+    from rich.markup import escape
+
     label = _("note:")
     note = f"[yellow]{escape(label)}[/yellow]"
     if result.vantage.probe_asn == "AS0" and not result.offline:
