@@ -12,13 +12,15 @@ A configured `url` makes every `probe run` upload its records after the round
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from probe.cli.common import BadInput, check_ca_files, option_error
 from probe.i18n import _
-from probe.upload import PROXY_ENV, ClientSettings, parse_collector_url, parse_proxy
+
+if TYPE_CHECKING:
+    from probe.upload import ClientSettings
 
 TOKEN_ENV = "PROBE_UPLOAD_TOKEN"
 DEFAULT_TIMEOUT = 300.0
@@ -35,6 +37,8 @@ def configured() -> dict[str, Any]:
 
 def proxy_of(given: str | None, param: str) -> str | None:
     """The proxy: the command line's, else `$PROBE_UPLOAD_PROXY`, else the config's."""
+    from probe.upload import PROXY_ENV
+
     ctx = click.get_current_context()
     from_config = ctx.get_parameter_source(param) is click.core.ParameterSource.DEFAULT_MAP
     if given and not from_config:
@@ -53,6 +57,10 @@ def client_settings(
     timeout: float,
 ) -> ClientSettings:
     """Checked settings for the uploads (BadInput naming the option or config line)."""
+    # probe.upload (the spool, SQLite, gzip) is imported only when there is an upload to set
+    # up: every `probe run` without one used to load it.
+    from probe.upload import ClientSettings, parse_collector_url, parse_proxy
+
     try:
         base = parse_collector_url(url)
     except ValueError as exc:
@@ -78,6 +86,8 @@ def for_run(
     url = upload or config.get("url")
     if no_upload or not url:
         return None
+    from probe.upload import PROXY_ENV
+
     return client_settings(
         str(url),
         url_param="upload",
