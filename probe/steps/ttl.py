@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dns.exception
-import dns.message
 import dns.rdatatype
 
 from probe import failures
@@ -97,6 +96,8 @@ def payload(trigger: str, name: str) -> bytes:
         return b"GET / HTTP/1.1\r\nHost: %s\r\nAccept: */*\r\nConnection: close\r\n\r\n" % (
             name.encode("idna")
         )
+    import dns.message  # only for a TTL sweep with a DNS trigger, not at every start-up
+
     return dns.message.make_query(name, dns.rdatatype.A).to_wire()
 
 

@@ -9,11 +9,11 @@ import secrets
 import socket
 import struct
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import dns.exception
 import dns.flags
 import dns.ipv6
-import dns.message
 import dns.name
 import dns.opcode
 import dns.rcode
@@ -22,6 +22,9 @@ import dns.rdatatype
 
 from probe import failures
 from probe.observations import DNSAnswer, DNSQuery, Trace
+
+if TYPE_CHECKING:
+    import dns.message
 
 DNS_PORT = 53
 #: The largest DNS message: the TCP length prefix is two bytes, and no UDP datagram is larger.
@@ -193,6 +196,10 @@ def _parse_reply(query: Query, wire: bytes) -> Reply:
         if reply.id != query.id:
             raise _WrongQueryId()
         return reply
+    # dnspython's message parser (~80 M instructions to import) only for the replies the
+    # plain reader above does not take: imported on the first such reply, not at start-up
+    import dns.message
+
     try:
         message = dns.message.from_wire(wire)
     except Exception as exc:
