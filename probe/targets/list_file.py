@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from probe.i18n.message import M, Said
 from probe.targets.checks import TargetChecker, report_unknown_keys
 from probe.targets.model import Target, TargetList
+from probe.targets.plain_toml import parse_plain
 from probe.targets.positions import scan_positions, toml_error
 from probe.targets.schema import LIST_KEYS, NAME_PATTERN, NAME_RE, Position
 from probe.targets.text import jsonable, quote, type_name
@@ -107,7 +108,7 @@ class FileChecker:
             return
         text = text.removeprefix("\ufeff")
         try:
-            document = tomllib.loads(text)
+            document = parse_plain(text) or tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             line, message = toml_error(exc, text)
             self.report_at(line, Said(M("invalid TOML: {message}", message=message)))
