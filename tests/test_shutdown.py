@@ -285,6 +285,29 @@ def test_the_country_of_the_latest_rounds_chooses_the_domestic_list(tmp_path: Pa
     assert last_known_country(str(tmp_path)) == "IT"
 
 
+def test_round_countries_says_what_the_round_summaries_say(tmp_path: Path) -> None:
+    """`probe run` reads only each round's first record of this probe for its country: the
+    same answer as reading the whole file, whatever comes before that record."""
+    from probe.localdata import list_rounds, round_countries
+
+    _round_file(tmp_path, "20261201T100000Z", "IR")
+    _round_file(tmp_path, "20261202T100000Z", "DE", vpn=True)
+    _round_file(tmp_path, "20261203T100000Z", "ir")  # not a country code: ZZ
+    junk = tmp_path / "2026-12-04" / f"20261204T100000Z_{'cd' * 8}.jsonl"
+    junk.parent.mkdir()
+    first = {"software_name": "other", "probe_cc": "FR"}  # not a record of this probe
+    junk.write_text("not json\n" + json.dumps(first) + "\n\n")
+    _round_file(tmp_path, "20261205T100000Z", "IT")
+    with (tmp_path / "2026-12-05" / f"20261205T100000Z_{'ab' * 8}.jsonl").open("a") as more:
+        more.write(json.dumps({"software_name": "probe", "probe_cc": "US"}) + "\n")
+    for last in (0, 1, 3, 5, 9):
+        expected = [(s.probe_cc, s.network_type) for s in list_rounds(tmp_path, last=last)]
+        assert round_countries(tmp_path, last) == expected
+    assert round_countries(tmp_path, 5) == [
+        ("IR", None), ("DE", "vpn"), ("ZZ", None), ("ZZ", None), ("IT", None)
+    ]  # fmt: skip
+
+
 def test_the_country_adds_domestic_sites_only_where_they_tell_something() -> None:
     """Next to international baselines of a public round, yes; to a loopback or lab list (no
     third party contacted of its own accord) or a list without baselines, no."""

@@ -27,15 +27,15 @@ def domestic_list(path: str | None, country: str | None, out_dir: str) -> str | 
 def last_known_country(out_dir: str, rounds: int = 3) -> str | None:
     """The country of the newest of the last `rounds` rounds that knew one (never raises:
     unreadable files and directories give none)."""
-    from probe.localdata import list_rounds
+    from probe.localdata import round_countries
 
     try:
-        summaries = list(list_rounds(out_dir, last=rounds))
+        countries = round_countries(out_dir, rounds)
     except (OSError, ValueError):
         return None
-    for summary in reversed(summaries):
-        if summary.probe_cc != "ZZ" and summary.network_type != "vpn":
-            return summary.probe_cc
+    for probe_cc, network_type in reversed(countries):
+        if probe_cc != "ZZ" and network_type != "vpn":
+            return probe_cc
     return None
 
 

@@ -15,6 +15,7 @@ from probe.localdata.rounds import (
     list_rounds,
     plain_text,
     read_round,
+    round_countries,
 )
 
 __all__ = [
@@ -35,5 +36,6 @@ __all__ = [
     "plain_text",
     "plan_purge",
     "read_round",
+    "round_countries",
     "round_files",
 ]

@@ -145,12 +145,9 @@ class RoundSummary:
         if record is None:
             return False
         if not len(self.records):  # the round-level fields: the same in every record
-            asn, cc = obj.get("probe_asn"), obj.get("probe_cc")
+            asn = obj.get("probe_asn")
             self.probe_asn = asn if isinstance(asn, str) and _ASN.fullmatch(asn) else "AS0"
-            self.probe_cc = cc if isinstance(cc, str) and _CC.fullmatch(cc) else "ZZ"
-            annotations = obj.get("annotations")
-            if isinstance(annotations, dict) and annotations.get("network_type") == "vpn":
-                self.network_type = "vpn"
+            self.probe_cc, self.network_type = _country(obj)
             test_keys = obj["test_keys"]
             self.x_vantage = _vantage_facts(test_keys.get("x_vantage"))
             self.control_failure = plain_text(test_keys.get("control_failure"), 100)
@@ -182,6 +179,30 @@ def read_round(file: RoundFile) -> RoundSummary:
         if summary.problem is None:
             summary.problem = f"{item.source}:{item.line}: {plain_text(reason, 200)}"
     return summary
+
+
+def _country(obj: dict[str, Any]) -> tuple[str, str | None]:
+    """A record's `probe_cc` ("ZZ" unless two capitals) and its network type ("vpn" or None)."""
+    cc = obj.get("probe_cc")
+    annotations = obj.get("annotations")
+    vpn = isinstance(annotations, dict) and annotations.get("network_type") == "vpn"
+    return (cc if isinstance(cc, str) and _CC.fullmatch(cc) else "ZZ"), ("vpn" if vpn else None)
+
+
+def round_countries(results_dir: str | Path, last: int) -> list[tuple[str, str | None]]:
+    """`probe_cc` and network type of each of the `last` rounds, oldest first: what
+    `list_rounds` says of them, from each file's first record of this probe (the round-level
+    fields are the same in every record). `probe run` asks at every start, and reading every
+    record of three rounds of thousands of targets cost more than loading the lists."""
+    found: list[tuple[str, str | None]] = []
+    for file in round_files(results_dir)[-last:] if last > 0 else []:
+        country: tuple[str, str | None] = ("ZZ", None)
+        for item in iter_json_objects(file.path):
+            if item.obj is not None and clean_record(item.obj) is not None:
+                country = _country(item.obj)
+                break
+        found.append(country)
+    return found
 
 
 def list_rounds(results_dir: str | Path, last: int | None = None) -> Iterator[RoundSummary]:
