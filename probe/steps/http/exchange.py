@@ -31,7 +31,7 @@ from probe.steps.tcp import ByteStream
 DEFAULT_BODY_CAP = 65536
 #: Bytes asked of the stream per read.
 READ_SIZE = 65536
-#: The largest incomplete response head (status line + headers) we hold (h11's bound, kept).
+#: The largest incomplete response head (status line + headers) we hold (as h11 did).
 MAX_HEAD_SIZE = 65536
 #: 1xx responses tolerated before the real one (a peer could send them forever).
 MAX_INFORMATIONAL_RESPONSES = 8
