@@ -2,8 +2,9 @@
 
 We speak HTTP/1.1 with our own small codec (wire.py: h11's grammar and framing rules for the
 one request and one response we need) over our own `ByteStream`, so the request goes to
-exactly the address we connected to while Host (and, below us, SNI) carry the URL's host name. Doing the I/O ourselves also gives the bounds a measurement
-needs against a hostile peer, which a client library does not:
+exactly the address we connected to while Host (and, below us, SNI) carry the URL's host name.
+Doing the I/O ourselves also gives the bounds a measurement needs against a hostile peer,
+which a client library does not:
 
 - one deadline for the whole exchange (write, head, body), so a server trickling a byte every
   few seconds ends as `generic_timeout_error` at the deadline instead of never;
