@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probe.steps.http import wire
+from probe.steps.http import request_wire, wire
 from probe.steps.http.exchange import BROWSER_HEADERS, MAX_HEAD_SIZE
 
 MAX_HEAD = 256  # small, so that the bound on an incomplete head is reached by the fuzzer too
@@ -208,7 +208,7 @@ def h11_request(method: str, headers: list[tuple[str, str]]) -> bytes | None:
 
 
 def wire_request(method: str, headers: list[tuple[str, str]]) -> bytes | None:
-    writer = wire.RequestWriter(BROWSER_HEADERS)
+    writer = request_wire.RequestWriter(BROWSER_HEADERS)
     try:
         return writer.start(method, b"/p?q", headers, MAX_HEAD_SIZE)[0]
     except wire.WireError:

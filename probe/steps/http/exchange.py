@@ -17,12 +17,12 @@ from probe.observations import HTTPTransaction, NetworkEvent, Trace
 from probe.observations.http import REDIRECT_CODES, extract_title
 from probe.steps.http.body import _BodyReader, _charset
 from probe.steps.http.redirects import FOLLOWABLE_SCHEMES, resolve_location
+from probe.steps.http.request_wire import RequestWriter
 from probe.steps.http.wire import (
     DATA,
     INFORMATIONAL,
     NEED_DATA,
     RESPONSE,
-    RequestWriter,
     ResponseParser,
     WireError,
 )

@@ -1,4 +1,4 @@
-"""HTTP/1.1 on the wire for one client request: the request's bytes and a response parser.
+"""HTTP/1.1 on the wire for one client request: the grammar and the response parser.
 
 Purpose-built for `exchange.py` (one request with `Connection: close`, one response), in place
 of h11, whose generality cost ~390 Python calls per fetch. It accepts and refuses what h11 0.16
@@ -6,22 +6,22 @@ accepts and refuses on the client side: the same grammar (h11's spelling of RFC 
 the same framing rules (HEAD/204/304 without a body, Transfer-Encoding before Content-Length,
 close-delimited otherwise), the same bound on an incomplete event, and the same events at the
 same moments for the same bytes, so that records do not change (tests/test_http_wire.py checks
-this against h11 itself). Every refusal is a `WireError`; whether it means "the peer hung up"
-or "the peer speaks nonsense" is the caller's call (it knows whether EOF was seen)."""
+this against h11 itself); the request side is request_wire.py. Every refusal is a `WireError`;
+whether it means "the peer hung up" or "the peer speaks nonsense" is the caller's call (it
+knows whether EOF was seen)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 # h11's grammar (h11/_abnf.py). In the str patterns re.ASCII keeps \s to ASCII whitespace, so
 # that matching the head decoded as UTF-8 accepts exactly the bytes h11 accepts: no ASCII byte
 # ever decodes differently, and every non-ASCII byte (or U+FFFD) is "obs-text" in both.
 _OWS = r"[ \t]*"
-_TOKEN = r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
+TOKEN = r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _VCHAR_OR_OBS = r"[^\x00\s]"
-_FIELD_VALUE = rf"(?:{_VCHAR_OR_OBS}+(?:[ \t]+{_VCHAR_OR_OBS}+)*)?"
-_FIELD = rf"({_TOKEN}):{_OWS}({_FIELD_VALUE}){_OWS}"
+FIELD_VALUE = rf"(?:{_VCHAR_OR_OBS}+(?:[ \t]+{_VCHAR_OR_OBS}+)*)?"
+_FIELD = rf"({TOKEN}):{_OWS}({FIELD_VALUE}){_OWS}"
 _STATUS_LINE = rf"HTTP/[0-9]\.[0-9] ([0-9]{{3}})(?: (?:[ \t]|{_VCHAR_OR_OBS})*)?"
 
 #: The fast path for a head without folded lines, decoded: the status line, then all fields at
@@ -38,9 +38,6 @@ _FIELD_B = re.compile(_FIELD.encode())
 _OBS_FOLD_B = re.compile(rb"[ \t]+")
 _BLANK_LINE_B = re.compile(rb"\n\r?\n")
 _CHUNK_HEADER_B = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*\r\n")
-_TOKEN_B = re.compile(_TOKEN.encode())
-_FIELD_VALUE_B = re.compile(_FIELD_VALUE.encode())
-_TARGET_B = re.compile(rb"[\x21-\x7e]+")
 #: h11's CONTENT_LENGTH_MAX_DIGITS.
 _MAX_LENGTH_DIGITS = 20
 
@@ -60,92 +57,7 @@ class WireError(Exception):
     """The bytes break HTTP/1.1 (or the request we were asked to write would)."""
 
 
-class RequestWriter:
-    """Writes requests: a fixed header block is validated once, other headers per request."""
-
-    def __init__(self, fixed: Sequence[tuple[str, str]]) -> None:
-        self._fixed = list(fixed)
-        self._fixed_block = b"".join(line for line, _, _ in map(_checked_field, self._fixed))
-
-    def start(
-        self, method: str, target: bytes, headers: Sequence[tuple[str, str]], max_head: int
-    ) -> tuple[bytes, ResponseParser]:
-        """The request's bytes (with its end of message) and the parser for its response.
-
-        `headers` are sent in order except that Host goes first, as h11 does."""
-        if len(headers) > 1 and headers[0][0] == "Host" and headers[1:] == self._fixed:
-            host = headers[0][1].encode("ascii")
-            if _FIELD_VALUE_B.fullmatch(host) is None:
-                raise WireError(f"Illegal header value {host!r}")
-            method_b = _check_request_line(method, target)
-            wire = b"%s %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (
-                method_b,
-                target,
-                host,
-                self._fixed_block,
-            )
-            return wire, ResponseParser(method_b, False, max_head)
-        return _start_any(method, target, headers, max_head)
-
-
-def _checked_field(field: tuple[str, str]) -> tuple[bytes, bytes, bytes]:
-    """One request header as h11 validates and writes it: (line, lower-case name, value)."""
-    name, value = field[0].encode("ascii"), field[1].encode("ascii")
-    if _TOKEN_B.fullmatch(name) is None:
-        raise WireError(f"Illegal header name {name!r}")
-    if _FIELD_VALUE_B.fullmatch(value) is None:
-        raise WireError(f"Illegal header value {value!r}")
-    return b"%s: %s\r\n" % (name, value), name.lower(), value
-
-
-def _check_request_line(method: str, target: bytes) -> bytes:
-    method_b = method.encode("ascii")
-    if _TOKEN_B.fullmatch(method_b) is None:
-        raise WireError("Illegal method characters")
-    if _TARGET_B.fullmatch(target) is None:
-        raise WireError("Illegal target characters")
-    return method_b
-
-
-def _start_any(
-    method: str, target: bytes, headers: Sequence[tuple[str, str]], max_head: int
-) -> tuple[bytes, ResponseParser]:
-    """Any headers, with h11's checks: Content-Length and Transfer-Encoding normalized, one
-    Host, and the end of message their framing asks for."""
-    lines: list[tuple[bytes, bytes]] = []
-    length: bytes | None = None
-    chunked = upgrade = False
-    for field in headers:
-        line, name, value = _checked_field(field)
-        if name == b"content-length":
-            value = _content_length(
-                value.decode("ascii"), None if length is None else length.decode()
-            ).encode()
-            if length is not None:
-                continue
-            length, line = value, b"%s: %s\r\n" % (field[0].encode("ascii"), value)
-        elif name == b"transfer-encoding":
-            chunked = _chunked(value.decode("ascii"), chunked)
-            line = b"%s: chunked\r\n" % field[0].encode("ascii")
-        elif name == b"upgrade":
-            upgrade = upgrade or any(part.strip() for part in value.split(b","))
-        lines.append((name, line))
-    hosts = [line for name, line in lines if name == b"host"]
-    if len(hosts) != 1:
-        raise WireError("Missing mandatory Host: header" if not hosts else "Found multiple Host")
-    method_b = _check_request_line(method, target)
-    if chunked:
-        end = b"0\r\n\r\n"
-    elif length is not None and int(length) != 0:
-        raise WireError("Too little data for declared Content-Length")
-    else:
-        end = b""
-    others = b"".join(line for name, line in lines if name != b"host")
-    wire = b"%s %s HTTP/1.1\r\n%s%s\r\n%s" % (method_b, target, hosts[0], others, end)
-    return wire, ResponseParser(method_b, upgrade, max_head)
-
-
-def _content_length(value: str, seen: str | None) -> str:
+def content_length(value: str, seen: str | None) -> str:
     """h11's check of one Content-Length field: "5, 5" is 5, "5, 6" or "x" is refused."""
     lengths = {part.strip(" \t") for part in value.split(",")}
     if len(lengths) != 1:
@@ -158,7 +70,7 @@ def _content_length(value: str, seen: str | None) -> str:
     return length
 
 
-def _chunked(value: str, seen: bool) -> bool:
+def check_chunked(value: str, seen: bool) -> bool:
     if seen:
         raise WireError("multiple Transfer-Encoding headers")
     # bytes.lower() in h11: ASCII only (str.lower() would turn a Kelvin sign into "k")
@@ -394,10 +306,10 @@ def _normalized(
         if lower == "content-length":
             if length is not None:
                 repeats.append(index)
-            length = _content_length(value, length)
+            length = content_length(value, length)
             out[index] = (name, length)
         elif lower == "transfer-encoding":
-            chunked = _chunked(value, chunked)
+            chunked = check_chunked(value, chunked)
             out[index] = (name, "chunked")
     for index in reversed(repeats):  # h11 drops the repeats of the same Content-Length
         del out[index]
