@@ -28,9 +28,9 @@ _STATUS_LINE = rf"HTTP/[0-9]\.[0-9] ([0-9]{{3}})(?: (?:[ \t]|{_VCHAR_OR_OBS})*)?
 #: once (one match of the whole head would be shorter, but sre keeps ~900 bytes of backtracking
 #: state per repetition: 9 MB for a head of 10k fields).
 _STATUS_RE = re.compile(rf"{_STATUS_LINE}\r?\n", re.ASCII)
-_FIELDS_RE = re.compile(rf"{_FIELD}\r?\n", re.ASCII)
-_NAMES = ("content-length", "transfer-encoding", "content-type", "content-encoding")
-_NAMES_RE = re.compile(rf"^({'|'.join(_NAMES)}):", re.ASCII | re.IGNORECASE | re.MULTILINE)
+#: Each line of the fields: a field (name, value), or else whole in the third group.
+_FIELDS_RE = re.compile(rf"{_FIELD}\r?\n|([^\n]*\n)", re.ASCII)
+_NAMES = frozenset(("content-length", "transfer-encoding", "content-type", "content-encoding"))
 _DIGITS_RE = re.compile(r"[0-9]+", re.ASCII)
 # Line by line, in bytes, as h11 does it: for heads with folded lines, trailers, errors.
 _STATUS_LINE_B = re.compile(_STATUS_LINE.encode())
@@ -203,17 +203,13 @@ class ResponseParser:
         match = _STATUS_RE.match(text)
         # the fields, without the blank line (the head ends "\n\r\n" or "\n\n")
         block = text[match.end() : -2 if text.endswith("\r\n") else -1] if match else ""
-        # a line that is not a field leaves at least its start behind
-        if match is not None and not _FIELDS_RE.sub("", block):
-            status, fields = int(match[1]), _FIELDS_RE.findall(block)
-            # the fields that matter here, found without a lower-cased copy of every name
-            names = {
-                block.count("\n", 0, found.start()): found[1].lower()
-                for found in _NAMES_RE.finditer(block)
-            }
+        found = _FIELDS_RE.findall(block)
+        fields = [(name, value) for name, value, bad in found if not bad]
+        if match is not None and len(fields) == len(found):
+            status = int(match[1])
         else:
             status, fields = _head_line_by_line(head)
-            names = _names(fields)
+        names = _names(fields)
         self.status = status
         self.headers, length = _normalized(fields, names)
         if status < 200:
