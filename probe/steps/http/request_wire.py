@@ -20,6 +20,7 @@ from probe.steps.http.wire import (
 TOKEN_B = re.compile(TOKEN.encode())
 FIELD_VALUE_B = re.compile(FIELD_VALUE.encode())
 TARGET_B = re.compile(rb"[\x21-\x7e]+")
+_NOT_FIXED = {b"host", b"content-length", b"transfer-encoding", b"upgrade"}
 
 
 class RequestWriter:
@@ -27,7 +28,11 @@ class RequestWriter:
 
     def __init__(self, fixed: Sequence[tuple[str, str]]) -> None:
         self._fixed = list(fixed)
-        self._fixed_block = b"".join(line for line, _, _ in map(_checked_field, self._fixed))
+        checked = [_checked_field(field) for field in self._fixed]
+        # the fast path in `start` assumes the fixed block frames no body and offers no switch
+        if {name for _, name, _ in checked} & _NOT_FIXED:
+            raise ValueError("fixed headers must not be Host or change the framing")
+        self._fixed_block = b"".join(line for line, _, _ in checked)
 
     def start(
         self, method: str, target: bytes, headers: Sequence[tuple[str, str]], max_head: int
