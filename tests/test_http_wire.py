@@ -249,3 +249,25 @@ def test_request_bytes_as_h11_writes_them(method: str, headers: list[tuple[str, 
 )
 def test_fuzzed_request_headers(headers: list[tuple[str, str]]) -> None:
     assert wire_request("GET", headers) == h11_request("GET", headers)
+
+
+def test_a_101_ends_http_only_when_upgrade_was_offered() -> None:
+    data = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nnot http any more"
+    headers = [("Host", "h"), ("Upgrade", "x")]
+    _, parser = wire_writer().start("GET", b"/", headers, MAX_HEAD_SIZE)
+    parser.receive(data)
+    assert parser.next_event() == wire.INFORMATIONAL and parser.status == 101
+    assert parser.next_event() == wire.PAUSED  # h11 pauses too; the exchange calls it eof_error
+    offered_nothing = wire.ResponseParser(b"GET", False, MAX_HEAD_SIZE)
+    offered_nothing.receive(data)
+    with pytest.raises(wire.WireError):
+        offered_nothing.next_event()
+
+
+def test_fixed_headers_may_not_frame_a_body() -> None:
+    with pytest.raises(ValueError, match="framing"):
+        request_wire.RequestWriter([("Content-Length", "0")])
+
+
+def wire_writer() -> request_wire.RequestWriter:
+    return request_wire.RequestWriter(BROWSER_HEADERS)
