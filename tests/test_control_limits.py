@@ -224,7 +224,7 @@ async def test_caller_roots_are_used_from_memory_and_never_written_to_disk(tmp_p
 # --- 2. bounded reply ------------------------------------------------------------------------
 
 HOPS = 11  # the first request and max_redirects (10) redirects
-FAT_HEADERS = 600  # x ~100 bytes: a 60 KB head, under h11's 64 KiB limit
+FAT_HEADERS = 600  # x ~100 bytes: a 60 KB head, under the HTTP step's 64 KiB bound
 
 
 @contextlib.asynccontextmanager

@@ -797,7 +797,7 @@ async def test_http_headers_are_bounded(path: str, failure: str | None) -> None:
     assert time.monotonic() - started <= bound(timeout)
     [transaction] = observations.requests
     assert transaction.failure == failure
-    # 10k headers are kept (50 KB on the wire); an endless head is cut at h11's 64 KiB bound.
+    # 10k headers are kept (50 KB on the wire); an endless head is cut at 64 KiB.
     assert peak[0] < 2 * MEMORY_BOUND
 
 

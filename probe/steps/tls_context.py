@@ -13,7 +13,8 @@ import functools
 import ssl
 import weakref
 
-#: Our HTTP layer speaks HTTP/1.1 (h11); offering h2 would invite a protocol we cannot read.
+#: Our HTTP layer speaks HTTP/1.1 only (steps/http/wire.py); offering h2 would invite a
+#: protocol we cannot read.
 ALPN_PROTOCOLS = ["http/1.1"]
 
 

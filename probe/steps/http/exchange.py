@@ -1,31 +1,37 @@
-"""One HTTP/1.1 request/response round trip over a stream we opened, with h11.
+"""One HTTP/1.1 request/response round trip over a stream we opened (the codec: wire.py).
 
 The request goes to exactly the address we connected to while Host (and, below us, SNI) carry
-the URL's host name. One deadline covers the whole exchange (write, head, body), the head is
-bounded by h11's `max_incomplete_event_size`, and we stop reading as soon as the body cap is
-reached (an endless body is never downloaded)."""
+the URL's host name. One deadline covers the whole exchange (write, head, body), an incomplete
+head is bounded by MAX_HEAD_SIZE, and we stop reading as soon as the body cap is reached (an
+endless body is never downloaded)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, quote, urlsplit
-
-import h11
 
 from probe import failures
 from probe.observations import HTTPTransaction, NetworkEvent, Trace
 from probe.observations.http import REDIRECT_CODES, extract_title
 from probe.steps.http.body import _BodyReader, _charset
 from probe.steps.http.redirects import FOLLOWABLE_SCHEMES, resolve_location
+from probe.steps.http.request_wire import RequestWriter
+from probe.steps.http.wire import (
+    DATA,
+    INFORMATIONAL,
+    NEED_DATA,
+    RESPONSE,
+    ResponseParser,
+    WireError,
+)
 from probe.steps.tcp import ByteStream
 
 DEFAULT_BODY_CAP = 65536
 #: Bytes asked of the stream per read.
 READ_SIZE = 65536
-#: The largest response head (status line + headers) we accept; h11 refuses a longer one.
+#: The largest incomplete response head (status line + headers) we hold (as h11 did).
 MAX_HEAD_SIZE = 65536
 #: 1xx responses tolerated before the real one (a peer could send them forever).
 MAX_INFORMATIONAL_RESPONSES = 8
@@ -43,6 +49,8 @@ BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
     ("Connection", "close"),
 )
 
+#: Our own headers are checked once, here; the Host header and any extra ones per request.
+_WRITER = RequestWriter(BROWSER_HEADERS)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HTTP_PREFIX = b"HTTP/"
 
@@ -124,34 +132,34 @@ async def _exchange(
     response: _PartialResponse,
     body_cap: int,
 ) -> None:
-    connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
-    request = h11.Request(method=method, target=_request_target(parts), headers=request_headers)
-    wire = (connection.send(request) or b"") + (connection.send(h11.EndOfMessage()) or b"")
+    try:
+        wire, parser = _WRITER.start(method, _request_target(parts), request_headers, MAX_HEAD_SIZE)
+    except WireError as exc:  # a header or method we were given that HTTP/1.1 cannot carry
+        raise failures.ProbeFailure(failures.HTTP_INVALID_RESPONSE, str(exc)) from exc
     await stream.send_all(wire)
-    reader = _EventReader(stream, connection)
+    reader = _EventReader(stream, parser)
 
     # The response head: after one 1xx too many, or bytes that cannot begin "HTTP/", give up.
     informational = 0
     while True:
         event = await reader.next_event(before_response=True)
-        if isinstance(event, h11.InformationalResponse):
+        if event == INFORMATIONAL:
             informational += 1
             if informational > MAX_INFORMATIONAL_RESPONSES:
                 raise failures.ProbeFailure(failures.HTTP_INVALID_RESPONSE, "endless 1xx")
             continue
-        if isinstance(event, h11.Response):
+        if event == RESPONSE:
             break
-        # ConnectionClosed (or anything else) before a response: the peer hung up.
+        # The protocol was switched (a 101 to an Upgrade we offered): no response to read.
         raise failures.ProbeFailure(failures.EOF_ERROR, "closed before a response")
 
-    response.status = event.status_code
-    response.headers = [(_text(name), _text(value)) for name, value in event.headers.raw_items()]
-    encoding = _header(event.headers, b"content-encoding")
-    response.content_type = _header(event.headers, b"content-type")
-    response.body = _BodyReader(encoding, body_cap)
+    response.status = parser.status
+    response.headers = parser.headers
+    response.content_type = parser.content_type
+    response.body = _BodyReader(parser.content_encoding, body_cap)
 
-    # The body, until its end or the cap: once the cap is reached we only look at what h11
-    # already holds (to tell a body of exactly `body_cap` bytes from a longer one), never read.
+    # The body, until its end or the cap: once the cap is reached we only look at what the
+    # parser already holds (to tell a body of exactly `body_cap` bytes from a longer one).
     while True:
         # Ask for no more than the cap still needs (+1 to see that the body is longer): what we
         # read is what a volunteer pays for (bench/data_usage.py).
@@ -160,40 +168,40 @@ async def _exchange(
         if not response.body.full:
             stream.expect(response.body.to_read())
         event = await reader.next_event(before_response=False, may_read=not response.body.full)
-        if event is h11.NEED_DATA:  # only when the cap is reached and nothing is buffered
+        if event == NEED_DATA:  # only when the cap is reached and nothing is buffered
             response.body.truncated = True
             return
-        if isinstance(event, h11.Data):
-            response.body.feed(bytes(event.data))
+        if event == DATA:
+            response.body.feed(parser.data)
             if response.body.truncated:
                 return
-        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+        else:  # END
             response.body.finish()
             return
 
 
 class _EventReader:
-    """h11 events, reading from the stream when h11 needs data; EOF and garbage classified."""
+    """Parser events, reading from the stream when it needs data; EOF and garbage classified."""
 
-    def __init__(self, stream: ByteStream, connection: h11.Connection) -> None:
+    def __init__(self, stream: ByteStream, parser: ResponseParser) -> None:
         self.stream = stream
-        self.connection = connection
+        self.parser = parser
         self.eof = False
         self.seen = b""  # the first few bytes of the response, to spot non-HTTP early
         #: bytes asked of the stream per read; lowered near the body cap (see `_exchange`)
         self.read_size = READ_SIZE
 
-    async def next_event(self, *, before_response: bool, may_read: bool = True) -> object:
+    async def next_event(self, *, before_response: bool, may_read: bool = True) -> int:
         while True:
             try:
-                event = self.connection.next_event()
-            except h11.RemoteProtocolError as exc:
+                event = self.parser.next_event()
+            except WireError as exc:
                 if self.eof and (not before_response or _could_be_http(self.seen)):
                     raise failures.ProbeFailure(failures.EOF_ERROR, str(exc)) from exc
                 raise failures.ProbeFailure(failures.HTTP_INVALID_RESPONSE, str(exc)) from exc
-            if event is not h11.NEED_DATA or not may_read:
+            if event != NEED_DATA or not may_read:
                 return event
-            if self.eof:  # h11 wants more after the peer closed: the message is cut short
+            if self.eof:  # the parser wants more after the peer closed: the message is cut
                 raise failures.ProbeFailure(failures.EOF_ERROR, "closed mid-message")
             data = await self.stream.receive_some(self.read_size)
             if before_response and len(self.seen) < len(_HTTP_PREFIX):
@@ -205,7 +213,7 @@ class _EventReader:
                         failures.HTTP_INVALID_RESPONSE, "response does not begin with HTTP/"
                     )
             self.eof = not data
-            self.connection.receive_data(data)
+            self.parser.receive(data)
 
 
 def _could_be_http(seen: bytes) -> bool:
@@ -234,18 +242,6 @@ def _fill_response(transaction: HTTPTransaction, response: _PartialResponse, url
         if transaction.location is None and transaction.failure is None:
             transaction.failure = failures.HTTP_REDIRECT_REFUSED
             transaction.failed_operation = failures.HTTP_ROUND_TRIP
-
-
-def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
-    """The first value of header `name` (iterating h11's headers gives lower-case names)."""
-    for key, value in headers:
-        if key == name:
-            return _text(value)
-    return None
-
-
-def _text(value: bytes) -> str:
-    return value.decode("utf-8", errors="replace")
 
 
 def _event(trace: Trace, operation: str, address: str, failure: str | None, t0: float) -> None:
