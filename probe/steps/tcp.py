@@ -14,6 +14,7 @@ from typing import Protocol
 
 from probe import failures
 from probe.observations import NetworkEvent, TCPConnect, Trace, format_address
+from probe.steps.deadline import deadline
 from probe.steps.receive_window import WindowClamp
 
 
@@ -88,13 +89,27 @@ class SocketStream:
     def _now(self) -> float:
         return self.trace.now() if self.trace is not None else 0.0
 
-    async def send_all(self, data: bytes) -> None:
+    async def send_all(self, data: bytes, *, timeout: float | None = None) -> None:
+        """All of `data`; what the socket does not take at once waits for room, at most
+        `timeout` seconds when one is given (a timer only when there is a wait)."""
         t0 = self._now()
+        limit: deadline | None = None
         try:
-            await self._loop.sock_sendall(self.sock, data)
+            # The socket nearly always takes the bytes at once: send them here, and go through
+            # the event loop (a writer registration, a future) only for what is left.
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent < len(data):
+                limit = deadline(timeout)
+                with limit:
+                    await self._loop.sock_sendall(self.sock, memoryview(data)[sent:])
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if limit is not None and limit.expired:
+                raise  # the caller's bound, like a deadline around the call: not a write failure
             self._event("write", t0, None, failures.classify(exc))
             raise
         self.bytes_sent += len(data)
@@ -105,7 +120,12 @@ class SocketStream:
     async def receive_some(self, max_bytes: int = 65536) -> bytes:
         t0 = self._now()
         try:
-            data = await self._loop.sock_recv(self.sock, max_bytes)
+            # Bytes already waiting are read here; only an empty socket costs the event loop's
+            # reader registration (sock_recv tries the read once more, then waits).
+            try:
+                data = self.sock.recv(max_bytes)
+            except (BlockingIOError, InterruptedError):
+                data = await self._loop.sock_recv(self.sock, max_bytes)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -157,7 +177,7 @@ async def tcp_connect(
     failure: str | None = None
     try:
         sock = _stream_socket(ip, source_address, receive_buffer)
-        async with asyncio.timeout(timeout):
+        with deadline(timeout):
             await asyncio.get_running_loop().sock_connect(sock, (ip, port))
     except asyncio.CancelledError:
         if sock is not None:
