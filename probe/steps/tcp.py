@@ -71,6 +71,10 @@ class SocketStream:
         self.address = address
         self._loop = asyncio.get_running_loop()
         self._window: WindowClamp | None = None  # made when a reader first says what it needs
+        #: the read waiting for bytes and how many it takes (see `_receive_waiting`)
+        self._waiter: asyncio.Future[bytes] | None = None
+        self._wanted = 0
+        self._watched = -1  # the descriptor our reader callback is registered for (-1: none)
 
     def _event(self, operation: str, t0: float, num_bytes: int | None, failure: str | None) -> None:
         if self.trace is not None:
@@ -125,7 +129,7 @@ class SocketStream:
             try:
                 data = self.sock.recv(max_bytes)
             except (BlockingIOError, InterruptedError):
-                data = await self._loop.sock_recv(self.sock, max_bytes)
+                data = await self._receive_waiting(max_bytes)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -137,6 +141,44 @@ class SocketStream:
         self._event("read", t0, len(data), None if data else failures.EOF_ERROR)
         return data
 
+    async def _receive_waiting(self, max_bytes: int) -> bytes:
+        """Wait for bytes and read them, as loop.sock_recv does (the read happens in the reader
+        callback, with the same size), but the reader stays registered from one wait to the
+        next instead of being added and removed each time (a selector change each way)."""
+        waiter: asyncio.Future[bytes] = self._loop.create_future()
+        self._waiter, self._wanted = waiter, max_bytes
+        if self._watched < 0:
+            fd = self.sock.fileno()
+            self._loop.add_reader(fd, self._on_readable)
+            self._watched = fd
+        try:
+            return await waiter
+        finally:
+            self._waiter = None
+
+    def _on_readable(self) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            # No read waits: readiness is level-triggered and would call us on every pass of
+            # the loop, so stop watching until the next wait.
+            self._unwatch()
+            return
+        try:
+            data = self.sock.recv(self._wanted)
+        except (BlockingIOError, InterruptedError):
+            return  # woken for nothing; keep waiting
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # the reader's to classify, as with sock_recv
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(data)
+
+    def _unwatch(self) -> None:
+        if self._watched >= 0:
+            self._loop.remove_reader(self._watched)
+            self._watched = -1
+
     def expect(self, needed: int | None) -> None:
         if self._window is None:
             if needed is None:
@@ -145,6 +187,8 @@ class SocketStream:
         self._window.expect(needed)
 
     async def aclose(self) -> None:
+        # Never leave a closed descriptor in the selector: its number is reused at once.
+        self._unwatch()
         self.sock.close()
 
 
