@@ -222,7 +222,7 @@ async def tcp_connect(
     try:
         sock = _stream_socket(ip, source_address, receive_buffer)
         with deadline(timeout):
-            await asyncio.get_running_loop().sock_connect(sock, (ip, port))
+            await _connect(sock, ip, port)
     except asyncio.CancelledError:
         if sock is not None:
             sock.close()
@@ -241,6 +241,48 @@ async def tcp_connect(
     except OSError:
         pass  # already reset by the peer: the first read will say so
     return TCPConnectResult(observation, SocketStream(sock, trace, counter, address=address))
+
+
+async def _connect(sock: socket.socket, ip: str, port: int) -> None:
+    """loop.sock_connect for an address we hold as an IP literal already: the same connect
+    call and the same error (errno and message), without asyncio's resolution of the literal
+    and its writer bookkeeping."""
+    loop = asyncio.get_running_loop()
+    if "%" in ip:  # a scoped IPv6 address: asyncio resolves the scope
+        await loop.sock_connect(sock, (ip, port))
+        return
+    address = (ip, port, 0, 0) if sock.family == socket.AF_INET6 else (ip, port)
+    try:
+        sock.connect(address)
+        return
+    except (BlockingIOError, InterruptedError):
+        pass  # in progress: done when the socket is writable
+    connected = loop.create_future()
+    fd = sock.fileno()
+    loop.add_writer(fd, _connect_done, connected, sock, address)
+    try:
+        await connected
+    finally:
+        loop.remove_writer(fd)  # also when cancelled: before the caller closes the socket
+
+
+def _connect_done(
+    connected: asyncio.Future[None], sock: socket.socket, address: tuple[str | int, ...]
+) -> None:
+    if connected.done():
+        return
+    try:
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err != 0:
+            raise OSError(err, f"Connect call failed {address}")
+    except (BlockingIOError, InterruptedError):
+        pass  # not yet: called again
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        connected.set_exception(exc)
+    else:
+        connected.set_result(None)
 
 
 def _stream_socket(
