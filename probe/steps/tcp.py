@@ -158,11 +158,13 @@ class SocketStream:
 
     def _on_readable(self) -> None:
         waiter = self._waiter
-        if waiter is None or waiter.done():
+        if waiter is None:
             # No read waits: readiness is level-triggered and would call us on every pass of
             # the loop, so stop watching until the next wait.
             self._unwatch()
             return
+        if waiter.done():
+            return  # its reader has not resumed yet (it clears `_waiter` when it does)
         try:
             data = self.sock.recv(self._wanted)
         except (BlockingIOError, InterruptedError):
