@@ -14,6 +14,7 @@ from typing import Protocol
 
 from probe import failures
 from probe.observations import NetworkEvent, TCPConnect, Trace, format_address
+from probe.steps.deadline import deadline
 from probe.steps.receive_window import WindowClamp
 
 
@@ -70,6 +71,10 @@ class SocketStream:
         self.address = address
         self._loop = asyncio.get_running_loop()
         self._window: WindowClamp | None = None  # made when a reader first says what it needs
+        #: the read waiting for bytes and how many it takes (see `_receive_waiting`)
+        self._waiter: asyncio.Future[bytes] | None = None
+        self._wanted = 0
+        self._watched = -1  # the descriptor our reader callback is registered for (-1: none)
 
     def _event(self, operation: str, t0: float, num_bytes: int | None, failure: str | None) -> None:
         if self.trace is not None:
@@ -88,13 +93,27 @@ class SocketStream:
     def _now(self) -> float:
         return self.trace.now() if self.trace is not None else 0.0
 
-    async def send_all(self, data: bytes) -> None:
+    async def send_all(self, data: bytes, *, timeout: float | None = None) -> None:
+        """All of `data`; what the socket does not take at once waits for room, at most
+        `timeout` seconds when one is given (a timer only when there is a wait)."""
         t0 = self._now()
+        limit: deadline | None = None
         try:
-            await self._loop.sock_sendall(self.sock, data)
+            # The socket nearly always takes the bytes at once: send them here, and go through
+            # the event loop (a writer registration, a future) only for what is left.
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent < len(data):
+                limit = deadline(timeout)
+                with limit:
+                    await self._loop.sock_sendall(self.sock, memoryview(data)[sent:])
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if limit is not None and limit.expired:
+                raise  # the caller's bound, like a deadline around the call: not a write failure
             self._event("write", t0, None, failures.classify(exc))
             raise
         self.bytes_sent += len(data)
@@ -105,7 +124,12 @@ class SocketStream:
     async def receive_some(self, max_bytes: int = 65536) -> bytes:
         t0 = self._now()
         try:
-            data = await self._loop.sock_recv(self.sock, max_bytes)
+            # Bytes already waiting are read here; only an empty socket costs the event loop's
+            # reader registration (sock_recv tries the read once more, then waits).
+            try:
+                data = self.sock.recv(max_bytes)
+            except (BlockingIOError, InterruptedError):
+                data = await self._receive_waiting(max_bytes)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -117,6 +141,46 @@ class SocketStream:
         self._event("read", t0, len(data), None if data else failures.EOF_ERROR)
         return data
 
+    async def _receive_waiting(self, max_bytes: int) -> bytes:
+        """Wait for bytes and read them, as loop.sock_recv does (the read happens in the reader
+        callback, with the same size), but the reader stays registered from one wait to the
+        next instead of being added and removed each time (a selector change each way)."""
+        waiter: asyncio.Future[bytes] = self._loop.create_future()
+        self._waiter, self._wanted = waiter, max_bytes
+        if self._watched < 0:
+            fd = self.sock.fileno()
+            self._loop.add_reader(fd, self._on_readable)
+            self._watched = fd
+        try:
+            return await waiter
+        finally:
+            self._waiter = None
+
+    def _on_readable(self) -> None:
+        waiter = self._waiter
+        if waiter is None:
+            # No read waits: readiness is level-triggered and would call us on every pass of
+            # the loop, so stop watching until the next wait.
+            self._unwatch()
+            return
+        if waiter.done():
+            return  # its reader has not resumed yet (it clears `_waiter` when it does)
+        try:
+            data = self.sock.recv(self._wanted)
+        except (BlockingIOError, InterruptedError):
+            return  # woken for nothing; keep waiting
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # the reader's to classify, as with sock_recv
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(data)
+
+    def _unwatch(self) -> None:
+        if self._watched >= 0:
+            self._loop.remove_reader(self._watched)
+            self._watched = -1
+
     def expect(self, needed: int | None) -> None:
         if self._window is None:
             if needed is None:
@@ -125,6 +189,8 @@ class SocketStream:
         self._window.expect(needed)
 
     async def aclose(self) -> None:
+        # Never leave a closed descriptor in the selector: its number is reused at once.
+        self._unwatch()
         self.sock.close()
 
 
@@ -157,8 +223,8 @@ async def tcp_connect(
     failure: str | None = None
     try:
         sock = _stream_socket(ip, source_address, receive_buffer)
-        async with asyncio.timeout(timeout):
-            await asyncio.get_running_loop().sock_connect(sock, (ip, port))
+        with deadline(timeout):
+            await _connect(sock, ip, port)
     except asyncio.CancelledError:
         if sock is not None:
             sock.close()
@@ -177,6 +243,48 @@ async def tcp_connect(
     except OSError:
         pass  # already reset by the peer: the first read will say so
     return TCPConnectResult(observation, SocketStream(sock, trace, counter, address=address))
+
+
+async def _connect(sock: socket.socket, ip: str, port: int) -> None:
+    """loop.sock_connect for an address we hold as an IP literal already: the same connect
+    call and the same error (errno and message), without asyncio's resolution of the literal
+    and its writer bookkeeping."""
+    loop = asyncio.get_running_loop()
+    if "%" in ip:  # a scoped IPv6 address: asyncio resolves the scope
+        await loop.sock_connect(sock, (ip, port))
+        return
+    address = (ip, port, 0, 0) if sock.family == socket.AF_INET6 else (ip, port)
+    try:
+        sock.connect(address)
+        return
+    except (BlockingIOError, InterruptedError):
+        pass  # in progress: done when the socket is writable
+    connected = loop.create_future()
+    fd = sock.fileno()
+    loop.add_writer(fd, _connect_done, connected, sock, address)
+    try:
+        await connected
+    finally:
+        loop.remove_writer(fd)  # also when cancelled: before the caller closes the socket
+
+
+def _connect_done(
+    connected: asyncio.Future[None], sock: socket.socket, address: tuple[str | int, ...]
+) -> None:
+    if connected.done():
+        return
+    try:
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err != 0:
+            raise OSError(err, f"Connect call failed {address}")
+    except (BlockingIOError, InterruptedError):
+        pass  # not yet: called again
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        connected.set_exception(exc)
+    else:
+        connected.set_result(None)
 
 
 def _stream_socket(

@@ -21,6 +21,7 @@ from typing import Any
 
 from probe import failures
 from probe.observations import NetworkEvent, TLSHandshake, Trace
+from probe.steps.deadline import deadline
 from probe.steps.receive_window import RecordTracker
 from probe.steps.tcp import SocketStream
 from probe.steps.tls_context import without_hostname_check
@@ -99,12 +100,15 @@ class TLSStream:
     def address(self) -> str:
         return self.transport.address
 
-    async def _flush(self) -> None:
-        """Send whatever OpenSSL has queued for the wire (records, alerts, close_notify)."""
+    async def _flush(self, timeout: float | None = None) -> None:
+        """Send whatever OpenSSL has queued for the wire (records, alerts, close_notify); a
+        wait for room in the socket lasts at most `timeout` seconds when one is given."""
+        if not self._outgoing.pending and not self._send_lock.locked():
+            return  # nothing queued, and no other write of ours in flight to wait for
         async with self._send_lock:
             pending = self._outgoing.read()
             if pending:
-                await self.transport.send_all(pending)
+                await self.transport.send_all(pending, timeout=timeout)
 
     async def _fill(self, wire_size: int = WIRE_READ_SIZE) -> None:
         """Wait for wire bytes and hand them to OpenSSL; EOF becomes the BIO's EOF."""
@@ -177,12 +181,15 @@ class TLSStream:
             return
         self._closed = True
         try:
-            async with asyncio.timeout(CLOSE_NOTIFY_TIMEOUT):
-                try:
-                    self.ssl_object.unwrap()
-                except ssl.SSLWantReadError:
-                    pass  # close_notify is queued; we do not wait for the peer's
-                await self._flush()
+            try:
+                self.ssl_object.unwrap()
+            except ssl.SSLWantReadError:
+                pass  # close_notify is queued; we do not wait for the peer's
+            if self._send_lock.locked():  # another write first: all of it within the bound
+                with deadline(CLOSE_NOTIFY_TIMEOUT):
+                    await self._flush()
+            else:  # the socket takes close_notify at once, or it waits at most the bound
+                await self._flush(CLOSE_NOTIFY_TIMEOUT)
         except asyncio.CancelledError:
             raise
         except Exception:  # the peer may be gone; closing is all that is left
@@ -215,8 +222,7 @@ async def _send_alert(stream: SocketStream, outgoing: ssl.MemoryBIO) -> None:
     if not pending:
         return
     try:
-        async with asyncio.timeout(ALERT_SEND_TIMEOUT):
-            await stream.send_all(pending)
+        await stream.send_all(pending, timeout=ALERT_SEND_TIMEOUT)
     except asyncio.CancelledError:
         raise
     except Exception:  # the handshake already failed; this is a courtesy
@@ -248,7 +254,7 @@ async def tls_handshake(
         if server_name is None:
             context = without_hostname_check(context)
         ssl_object = context.wrap_bio(incoming, outgoing, server_hostname=server_name)
-        async with asyncio.timeout(timeout):
+        with deadline(timeout):
             await _drive_handshake(ssl_object, stream, incoming, outgoing)
     except asyncio.CancelledError:
         await stream.aclose()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from dataclasses import replace
 from urllib.parse import urlsplit
@@ -13,6 +12,7 @@ from probe.addresses import is_ip_literal, is_ipv6
 from probe.observations import HTTPTransaction
 from probe.round.measure.endpoint import Endpoint, Flow, open_stream
 from probe.steps import http
+from probe.steps.deadline import deadline
 
 #: A whole fetch, redirects included, ends within this many step timeouts: the first hop's
 #: connect, handshake and round trip (three steps) leave two for the redirects that follow, so
@@ -27,7 +27,7 @@ async def fetch(first: Endpoint, flow: Flow, *, follow: bool) -> None:
     # DNS): when the budget runs out meanwhile it is recorded before the timeout.
     pending: HTTPTransaction | None = None
     try:
-        async with asyncio.timeout(FETCH_BUDGET_STEPS * flow.timeout):
+        with deadline(FETCH_BUDGET_STEPS * flow.timeout):
             for hops in itertools.count():  # ends: check_redirect refuses past max_redirects
                 async with flow.state.endpoint_lock(hop.ip, hop.port):
                     pending = await fetch_hop(hop, flow)

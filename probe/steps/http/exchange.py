@@ -15,6 +15,7 @@ from urllib.parse import SplitResult, quote, urlsplit
 from probe import failures
 from probe.observations import HTTPTransaction, NetworkEvent, Trace
 from probe.observations.http import REDIRECT_CODES, extract_title
+from probe.steps.deadline import deadline
 from probe.steps.http.body import _BodyReader, _charset
 from probe.steps.http.redirects import FOLLOWABLE_SCHEMES, resolve_location
 from probe.steps.http.request_wire import RequestWriter
@@ -87,7 +88,7 @@ async def http_round_trip(
     try:
         parts = _parse_url(url)
         request_headers = _request_headers(parts, method, headers)
-        async with asyncio.timeout(timeout):
+        with deadline(timeout):
             await _exchange(stream, parts, method, request_headers, response, max(body_cap, 0))
     except asyncio.CancelledError:
         raise

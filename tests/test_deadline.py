@@ -1,0 +1,90 @@
+"""probe.steps.deadline behaves as asyncio.timeout: expiry is TimeoutError, an outer cancel
+stays a cancel, nested deadlines expire at the right level, a finished block is untouched."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from probe.steps.deadline import deadline
+
+
+def test_expiry_is_timeout_error() -> None:
+    async def main() -> bool:
+        limit = deadline(0.01)
+        with pytest.raises(TimeoutError), limit:
+            await asyncio.sleep(5)
+        return limit.expired
+
+    assert asyncio.run(main())
+
+
+def test_zero_or_negative_expires_at_the_first_wait() -> None:
+    async def main() -> None:
+        for delay in (0, -1):
+            with pytest.raises(TimeoutError), deadline(delay):
+                await asyncio.sleep(5)
+
+    asyncio.run(main())
+
+
+def test_none_and_finished_blocks_are_untouched() -> None:
+    async def main() -> int:
+        with deadline(None):
+            await asyncio.sleep(0)
+        limit = deadline(5)
+        with limit:
+            await asyncio.sleep(0)
+        assert not limit.expired
+        await asyncio.sleep(0.02)  # the timer was cancelled: no late cancel
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    assert asyncio.run(main()) == 0
+
+
+def test_outer_cancel_stays_a_cancel() -> None:
+    async def victim(started: asyncio.Event) -> None:
+        with deadline(5):
+            started.set()
+            await asyncio.sleep(5)
+
+    async def main() -> None:
+        started = asyncio.Event()
+        task = asyncio.create_task(victim(started))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+
+
+def test_nested_inner_expiry_caught_inside_outer() -> None:
+    async def main() -> str:
+        with deadline(5) as outer:
+            with pytest.raises(TimeoutError), deadline(0.01):
+                await asyncio.sleep(5)
+            await asyncio.sleep(0)
+        assert not outer.expired
+        return "ok"
+
+    assert asyncio.run(main()) == "ok"
+
+
+def test_nested_outer_expiry_passes_the_inner_one() -> None:
+    async def main() -> None:
+        inner = deadline(5)
+        with pytest.raises(TimeoutError), deadline(0.01):
+            with inner:
+                await asyncio.sleep(5)
+        assert not inner.expired
+
+    asyncio.run(main())
+
+
+def test_outside_a_task_is_an_error() -> None:
+    with pytest.raises(RuntimeError), deadline(1):
+        pass
