@@ -13,6 +13,7 @@ import base64
 import binascii
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,15 @@ class Run:
     #: for free-text scrubbing
     memo: dict[str, tuple[str | None, int, int]] = field(default_factory=dict)
     memo_free: dict[str, tuple[str | None, int, int]] = field(default_factory=dict)
+    #: what `keep` gains for this record (its measured addresses), made the first time `keeps`
+    #: is asked: most records hold no identifying address in free text and never ask
+    more: Callable[[], frozenset[IPAddress]] | None = None
+
+    def keeps(self, address: IPAddress) -> bool:
+        if self.more is not None:
+            self.keep = self.keep | self.more()
+            self.more = None
+        return address in self.keep
 
 
 def scrub_text(scrubber: Scrubber, text: str, run: Run, redact: bool) -> str:
@@ -133,11 +143,15 @@ def _plain_v4(
 
 
 def _redacts(scrubber: Scrubber, address: IPAddress, run: Run) -> bool:
-    """Whether redaction takes `address` (an identifying one not kept)."""
-    if address in run.keep:
+    """Whether redaction takes `address` (an identifying one not kept). Identifying first: an
+    address that is not needs no `keep` (nor the record's measured addresses), and a string
+    whose addresses are all like that comes out the same in every record (`Run.kept`)."""
+    if not scrubber.identifying(address):
+        return False
+    if run.keeps(address):
         run.kept += 1
         return False
-    return scrubber.identifying(address)
+    return True
 
 
 def _judge(scrubber: Scrubber, address: IPAddress, run: Run, redact: bool) -> bool:
