@@ -204,15 +204,16 @@ class Walker:
         # The loop runs for every key of every record: scalars and strings known clean go
         # on at once while nothing changed (most keys of most records).
         new: dict[Any, Any] | None = None
-        children = node.children
-        fallback = node.fallback
+        lookup = node.lookup
         clean = self.clean
         done: Any
         for key, item in value.items():
             new_key = key
-            child = children.get(key)  # the trie's keys are strings: others are not found
-            if child is None:  # a key not in the trie
-                child = fallback
+            try:  # a subscript, not a call: this runs for every key
+                child, known = lookup[key]
+            except KeyError:
+                child, known = node.step(key)
+            if not known:  # a key not in the trie: the trie's keys are strings
                 if type(key) is str:
                     # Header names come from the peer: response.headers is keyed by them.
                     key_kind = STRUCT if child.kind == STRUCT else FREE
