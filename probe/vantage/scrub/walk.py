@@ -93,13 +93,14 @@ class Cache:
         return (self.own, self.own, self.own, self.b64_own, self.hex_own)
 
     def remember(self, store: set[str], value: str) -> None:
-        if len(value) > MAX_CACHED_LENGTH:
+        length = len(value)
+        if length > MAX_CACHED_LENGTH:
             return
-        if self.entries >= MAX_CACHED or self.chars + len(value) > MAX_CACHED_CHARS:
+        if self.entries >= MAX_CACHED or self.chars + length > MAX_CACHED_CHARS:
             self.clear()
         store.add(value)
         self.entries += 1
-        self.chars += len(value)
+        self.chars += length
 
 
 assert (INTERIOR, STRUCT, FREE, B64, HEX) == (0, 1, 2, 3, 4)  # the order of `Cache.clean`
@@ -172,6 +173,7 @@ class Walker:
     def walk_list(self, value: list[Any] | tuple[Any, ...], node: Node) -> Any:
         star = node.fallback
         clean = self.clean[star.kind]
+        inner = self.clean[star.fallback.kind]
         new: list[Any] | None = None
         done: Any
         for index, item in enumerate(value):
@@ -186,7 +188,13 @@ class Walker:
             elif kind is dict:
                 done = self.walk_dict(item, star)
             elif kind is list or kind is tuple:
-                done = self.walk_list(item, star)
+                # A list of strings known clean (a header's name and value) stays as it is:
+                # a non-string is never in `inner`, and one that cannot be hashed means no.
+                try:
+                    same = inner.issuperset(item)
+                except TypeError:  # a dict or list among the items
+                    same = False
+                done = item if same else self.walk_list(item, star)
             else:
                 if new is None:
                     continue
