@@ -41,6 +41,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from probe.addresses import IPAddress, embedded_ipv4, in_networks, is_public, parse_unmapped
@@ -294,7 +295,7 @@ class Scrubber:
             run = Run(self.redact_unknown, self._keep)
             if self.redact_unknown:
                 # Made only when a redaction asks (`Run.keeps`): `record` is not modified.
-                run.more = lambda: _kept_by(record, keep)
+                run.more = partial(_kept_by, record, keep)
             # What the cache remembers holds for these own addresses and allowed networks.
             self._cache.check((tuple(self.addresses), tuple(self.prefixes), self._allow))
             scrubbed = Walker(self, run, self._cache).walk(record, TRIE)
