@@ -174,13 +174,23 @@ class Node:
     """One step of the path trie: what the strings below it are (`kind`), its children, and
     the node for anything else (`fallback`: the "*" child, or a leaf of this node's kind)."""
 
-    __slots__ = ("children", "fallback", "kind", "star")
+    __slots__ = ("children", "fallback", "kind", "lookup", "star")
 
     def __init__(self, kind: int = INTERIOR) -> None:
         self.kind = kind
         self.children: dict[str, Node] = {}
         self.star: Node | None = None
         self.fallback: Node = self
+        #: key -> (child, whether the key is the trie's): the children, and keys met before
+        #: that are not (their `fallback`), so the walker finds both with one subscript
+        self.lookup: dict[Any, tuple[Node, bool]] = {}
+
+    def step(self, key: Any) -> tuple[Node, bool]:
+        """`lookup` for a key not in it yet: the fallback, remembered (a bounded number)."""
+        entry = (self.fallback, False)
+        if len(self.lookup) < MAX_LEARNED:
+            self.lookup[key] = entry
+        return entry
 
     def _finish(self) -> None:
         """Set every `fallback`, and check that no key of the trie can hold an address: the
@@ -195,9 +205,13 @@ class Node:
             if len(key) > SHORT or TRIGGER.search(key):
                 raise ValueError(f"a record path key that could hold an address: {key!r}")
             node._finish()
+        self.lookup = {key: (node, True) for key, node in self.children.items()}
         if self.star is not None:
             self.star._finish()
 
+
+#: Bound of the keys a `Node.lookup` learns (header names come from peers: any number)
+MAX_LEARNED = 512
 
 _STRUCT_LEAF = Node(STRUCT)  # its own fallback
 _FREE_LEAF = Node(FREE)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from probe.addresses import IPAddress, embedded_ipv4, in_networks, is_public, parse_unmapped
@@ -94,6 +95,9 @@ PUBLIC_RESOLVERS: frozenset[IPAddress] = frozenset(
     )
 )
 
+
+#: Bound of `Scrubber._identifying` (addresses remembered)
+_MAX_IDENTIFYING = 4096
 
 #: Where every public IPv6 address is (RFC 4291): anything else that parses, like CSS's
 #: ``a::before`` (a::bef), identifies nobody.
@@ -160,6 +164,10 @@ class Scrubber:
     _keep: frozenset[IPAddress] = field(default_factory=frozenset, init=False, repr=False)
     _allow: tuple[Network, ...] = field(default=(), init=False, repr=False)
     _cache: Cache = field(default_factory=Cache, init=False, repr=False, compare=False)
+    #: `identifying` per address, for these `_allow` (it depends on nothing else)
+    _identifying: dict[IPAddress, bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self._allow = tuple(ipaddress.ip_network(n, strict=False) for n in self.allow_nets)
@@ -191,6 +199,7 @@ class Scrubber:
         """Accept addresses in `nets` as own too (a test bed's ranges, ``RoundOptions.own_nets``),
         for a scrubber made before they were known."""
         self._allow += tuple(ipaddress.ip_network(n, strict=False) for n in nets)
+        self._identifying.clear()
 
     def _may_be_own(self, address: IPAddress) -> bool:
         if address.is_unspecified or address.is_loopback:
@@ -232,6 +241,15 @@ class Scrubber:
         ones in `allow_nets`, and IPv6 addresses whose interface identifier is a MAC (EUI-64).
         Private, loopback, link-local and reserved addresses locate nobody on the internet and
         stay: national blockpages live at such addresses (10.10.34.34) and are evidence."""
+        memo = self._identifying
+        answer = memo.get(address)
+        if answer is None:
+            if len(memo) >= _MAX_IDENTIFYING:
+                memo.clear()
+            answer = memo[address] = self._judge_identifying(address)
+        return answer
+
+    def _judge_identifying(self, address: IPAddress) -> bool:
         if self._allowed(address) or _eui64(address):
             return True
         if isinstance(address, ipaddress.IPv6Address) and address not in _GLOBAL_UNICAST:
@@ -274,11 +292,10 @@ class Scrubber:
         (``x_scrubbed`` = the mode, ``x_scrubbed_count``)."""
         report = ScrubReport(self.mode)
         if self.addresses or self.prefixes or self.redact_unknown:
-            kept = self._keep
+            run = Run(self.redact_unknown, self._keep)
             if self.redact_unknown:
-                kept = kept | measured_addresses(record) | frozenset(_addresses_of(keep))
-                kept |= PUBLIC_RESOLVERS
-            run = Run(self.redact_unknown, kept)
+                # Made only when a redaction asks (`Run.keeps`): `record` is not modified.
+                run.more = partial(_kept_by, record, keep)
             # What the cache remembers holds for these own addresses and allowed networks.
             self._cache.check((tuple(self.addresses), tuple(self.prefixes), self._allow))
             scrubbed = Walker(self, run, self._cache).walk(record, TRIE)
@@ -290,6 +307,11 @@ class Scrubber:
         if annotate and isinstance(record.get("annotations"), dict):
             record = {**record, "annotations": {**record["annotations"], **report.annotations()}}
         return record, report
+
+
+def _kept_by(record: dict[str, Any], keep: Iterable[str | IPAddress]) -> frozenset[IPAddress]:
+    """What redaction keeps in `record` besides the scrubber's own `keep`."""
+    return measured_addresses(record) | frozenset(_addresses_of(keep)) | PUBLIC_RESOLVERS
 
 
 # --- the resolver -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import base64
 import binascii
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -44,13 +45,16 @@ class Run:
     replaced: int = 0
     redacted: int = 0
     hashes_cleared: int = 0
-    #: how often an identifying address was spared because it is in `keep`: a string scanned
+    #: how often an address was spared because it is in `keep`: a string scanned
     #: without this moving would come out the same whatever is kept
     kept: int = 0
     #: short string -> (result or None when unchanged, replaced, redacted), for own-only and
     #: for free-text scrubbing
     memo: dict[str, tuple[str | None, int, int]] = field(default_factory=dict)
     memo_free: dict[str, tuple[str | None, int, int]] = field(default_factory=dict)
+    #: what `keep` gains for this record (its measured addresses), made by `_redacts` when it
+    #: first needs it: most records hold no identifying address in free text and never do
+    more: Callable[[], frozenset[IPAddress]] | None = None
 
 
 def scrub_text(scrubber: Scrubber, text: str, run: Run, redact: bool) -> str:
@@ -134,6 +138,14 @@ def _plain_v4(
 
 def _redacts(scrubber: Scrubber, address: IPAddress, run: Run) -> bool:
     """Whether redaction takes `address` (an identifying one not kept)."""
+    if run.more is not None:
+        # `keep` not made yet: identifying first. An address that is not needs no `keep` (nor
+        # the record's measured addresses), and leaves `Run.kept` alone: a string whose
+        # addresses are all like that comes out the same in every record.
+        if not scrubber.identifying(address):
+            return False
+        run.keep = run.keep | run.more()
+        run.more = None
     if address in run.keep:
         run.kept += 1
         return False

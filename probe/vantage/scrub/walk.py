@@ -93,13 +93,14 @@ class Cache:
         return (self.own, self.own, self.own, self.b64_own, self.hex_own)
 
     def remember(self, store: set[str], value: str) -> None:
-        if len(value) > MAX_CACHED_LENGTH:
+        length = len(value)
+        if length > MAX_CACHED_LENGTH:
             return
-        if self.entries >= MAX_CACHED or self.chars + len(value) > MAX_CACHED_CHARS:
+        if self.entries >= MAX_CACHED or self.chars + length > MAX_CACHED_CHARS:
             self.clear()
         store.add(value)
         self.entries += 1
-        self.chars += len(value)
+        self.chars += length
 
 
 assert (INTERIOR, STRUCT, FREE, B64, HEX) == (0, 1, 2, 3, 4)  # the order of `Cache.clean`
@@ -172,6 +173,7 @@ class Walker:
     def walk_list(self, value: list[Any] | tuple[Any, ...], node: Node) -> Any:
         star = node.fallback
         clean = self.clean[star.kind]
+        inner = self.clean[star.fallback.kind]
         new: list[Any] | None = None
         done: Any
         for index, item in enumerate(value):
@@ -186,7 +188,13 @@ class Walker:
             elif kind is dict:
                 done = self.walk_dict(item, star)
             elif kind is list or kind is tuple:
-                done = self.walk_list(item, star)
+                # A list of strings known clean (a header's name and value) stays as it is:
+                # a non-string is never in `inner`, and one that cannot be hashed means no.
+                try:
+                    same = inner.issuperset(item)
+                except TypeError:  # a dict or list among the items
+                    same = False
+                done = item if same else self.walk_list(item, star)
             else:
                 if new is None:
                     continue
@@ -204,15 +212,16 @@ class Walker:
         # The loop runs for every key of every record: scalars and strings known clean go
         # on at once while nothing changed (most keys of most records).
         new: dict[Any, Any] | None = None
-        children = node.children
-        fallback = node.fallback
+        lookup = node.lookup
         clean = self.clean
         done: Any
         for key, item in value.items():
             new_key = key
-            child = children.get(key)  # the trie's keys are strings: others are not found
-            if child is None:  # a key not in the trie
-                child = fallback
+            try:  # a subscript, not a call: this runs for every key
+                child, known = lookup[key]
+            except KeyError:
+                child, known = node.step(key)
+            if not known:  # a key not in the trie: the trie's keys are strings
                 if type(key) is str:
                     # Header names come from the peer: response.headers is keyed by them.
                     key_kind = STRUCT if child.kind == STRUCT else FREE

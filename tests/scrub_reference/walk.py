@@ -1,0 +1,254 @@
+"""The record walker: every string of a record (dict keys too) looked at once, copy on write.
+
+The walker descends the record and the path trie (`tests.scrub_reference.paths.TRIE`) together, so
+each
+string is scanned as what it is: structured (only an own address goes), free text (redacted in
+redaction mode) or bytes. A subtree in which nothing changed is returned as it is (the same
+object); a changed dict or list is copied once.
+
+Speed: most strings of a record cannot change (field names, vocabulary, times, the addresses of
+what was measured), and most of them come again in the next record. `Cache` remembers, across
+records, the strings that came out unchanged in a way that does not depend on the record (on
+what it measured); the walker then only looks them up. The cache belongs to one scrubber and is
+emptied when its own addresses or allowed networks change; it is bounded.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tests.scrub_reference.candidates import SHORT, TRIGGER_SEARCH
+from tests.scrub_reference.paths import B64, FREE, HEX, INTERIOR, STRUCT, Node
+from tests.scrub_reference.text import Run, scrub_binary, scrub_text
+
+if TYPE_CHECKING:
+    from tests.scrub_reference.scrubber import Scrubber
+
+#: Bounds of `Cache`: strings remembered, their characters in all, and the longest one (longer
+#: strings are bodies, seldom seen twice).
+MAX_CACHED = 8192
+MAX_CACHED_CHARS = 1 << 20
+MAX_CACHED_LENGTH = 4096
+
+#: a memo entry for a short string that came out unchanged
+_UNCHANGED: tuple[str | None, int, int] = (None, 0, 0)
+
+
+class Cache:
+    """Strings that a scrubber found unchanged, per way of scanning: own addresses only
+    (`own`), redaction with nothing kept (`free`: unchanged with nothing kept means unchanged
+    whatever a record keeps), and the same for base64 and hex fields. Valid while `token` (the
+    scrubber's own addresses, prefixes and allowed networks) is."""
+
+    __slots__ = (
+        "b64_free",
+        "b64_own",
+        "chars",
+        "entries",
+        "free",
+        "hex_free",
+        "hex_own",
+        "own",
+        "packed",
+        "token",
+    )
+
+    def __init__(self) -> None:
+        self.token: object = None
+        #: `Scrubber.packed()` for `token`, once asked for
+        self.packed: list[tuple[bytes, int]] | None = None
+        self.entries = 0
+        self.chars = 0
+        self.own: set[str] = set()
+        self.free: set[str] = set()
+        self.b64_own: set[str] = set()
+        self.b64_free: set[str] = set()
+        self.hex_own: set[str] = set()
+        self.hex_free: set[str] = set()
+
+    def check(self, token: object) -> None:
+        """Empty the cache unless it was made for `token`."""
+        if token != self.token:
+            self.clear()
+            self.token = token
+            self.packed = None
+
+    def clear(self) -> None:
+        for store in (
+            self.own,
+            self.free,
+            self.b64_own,
+            self.b64_free,
+            self.hex_own,
+            self.hex_free,
+        ):
+            store.clear()
+        self.entries = self.chars = 0
+
+    def clean(self, redact: bool) -> tuple[set[str], ...]:
+        """The set to look a string up in, by its node's kind (see `tests.scrub_reference.paths`):
+        strings where no field is named and free text are redacted in redaction mode."""
+        if redact:
+            return (self.free, self.own, self.free, self.b64_free, self.hex_free)
+        return (self.own, self.own, self.own, self.b64_own, self.hex_own)
+
+    def remember(self, store: set[str], value: str) -> None:
+        if len(value) > MAX_CACHED_LENGTH:
+            return
+        if self.entries >= MAX_CACHED or self.chars + len(value) > MAX_CACHED_CHARS:
+            self.clear()
+        store.add(value)
+        self.entries += 1
+        self.chars += len(value)
+
+
+assert (INTERIOR, STRUCT, FREE, B64, HEX) == (0, 1, 2, 3, 4)  # the order of `Cache.clean`
+
+
+class Walker:
+    """One scrub of one record (see `Scrubber.scrub_record`)."""
+
+    __slots__ = ("cache", "clean", "run", "scrubber")
+
+    def __init__(self, scrubber: Scrubber, run: Run, cache: Cache) -> None:
+        self.scrubber = scrubber
+        self.run = run
+        self.cache = cache
+        self.clean = cache.clean(run.redact)
+
+    def walk(self, value: Any, node: Node) -> Any:
+        kind = type(value)
+        if kind is str:
+            return value if value in self.clean[node.kind] else self.string(value, node.kind)
+        if kind is dict:
+            return self.walk_dict(value, node)
+        if kind is list or kind is tuple:
+            return self.walk_list(value, node)
+        return value
+
+    def string(self, value: str, kind: int) -> str:
+        """A string that is not known to stay unchanged."""
+        run = self.run
+        kept = run.kept
+        if kind >= B64:
+            cache = self.cache
+            if cache.packed is None:
+                cache.packed = self.scrubber.packed()
+            done = scrub_binary(self.scrubber, value, kind, run, run.redact, cache.packed)
+        elif len(value) > SHORT:
+            done = scrub_text(self.scrubber, value, run, run.redact and kind != STRUCT)
+        else:
+            return self._short(value, kind)
+        if done is value and run.kept == kept:
+            self.cache.remember(self.clean[kind], value)
+        return done
+
+    def _short(self, value: str, kind: int) -> str:
+        # Short strings repeat within a record (a header value is in headers_list and headers).
+        run = self.run
+        redact = run.redact and kind != STRUCT
+        memo = run.memo_free if redact else run.memo
+        seen = memo.get(value)
+        if seen is not None:
+            done, replaced, redacted = seen
+            if done is None:
+                return value  # this very object: unchanged subtrees stay identical
+            run.replaced += replaced
+            run.redacted += redacted
+            return done
+        if not TRIGGER_SEARCH(value):
+            self.cache.remember(self.clean[kind], value)
+            return value
+        replaced, redacted, kept = run.replaced, run.redacted, run.kept
+        done = scrub_text(self.scrubber, value, run, redact)
+        if done is value:
+            memo[value] = _UNCHANGED
+            if run.kept == kept:
+                self.cache.remember(self.clean[kind], value)
+        else:
+            memo[value] = (done, run.replaced - replaced, run.redacted - redacted)
+        return done
+
+    def walk_list(self, value: list[Any] | tuple[Any, ...], node: Node) -> Any:
+        star = node.fallback
+        clean = self.clean[star.kind]
+        new: list[Any] | None = None
+        done: Any
+        for index, item in enumerate(value):
+            kind = type(item)
+            if kind is str:
+                if item in clean:
+                    if new is None:
+                        continue
+                    done = item
+                else:
+                    done = self.string(item, star.kind)
+            elif kind is dict:
+                done = self.walk_dict(item, star)
+            elif kind is list or kind is tuple:
+                done = self.walk_list(item, star)
+            else:
+                if new is None:
+                    continue
+                done = item
+            if new is None:
+                if done is item:
+                    continue
+                new = list(value[:index])
+            new.append(done)
+        if new is None:
+            return value
+        return tuple(new) if type(value) is tuple else new
+
+    def walk_dict(self, value: dict[Any, Any], node: Node) -> dict[Any, Any]:
+        # The loop runs for every key of every record: scalars and strings known clean go
+        # on at once while nothing changed (most keys of most records).
+        new: dict[Any, Any] | None = None
+        children = node.children
+        fallback = node.fallback
+        clean = self.clean
+        done: Any
+        for key, item in value.items():
+            new_key = key
+            child = children.get(key)  # the trie's keys are strings: others are not found
+            if child is None:  # a key not in the trie
+                child = fallback
+                if type(key) is str:
+                    # Header names come from the peer: response.headers is keyed by them.
+                    key_kind = STRUCT if child.kind == STRUCT else FREE
+                    if key not in clean[key_kind]:
+                        new_key = self.string(key, key_kind)
+            # (The trie's own keys cannot hold an address: `paths.Node._finish` checks.)
+            kind = type(item)
+            if kind is str:
+                if item in clean[child.kind]:
+                    if new is None and new_key is key:
+                        continue
+                    done = item
+                else:
+                    done = self.string(item, child.kind)
+            elif kind is dict:
+                done = self.walk_dict(item, child)
+            elif kind is list or kind is tuple:
+                done = self.walk_list(item, child)
+            else:
+                if new is None and new_key is key:
+                    continue
+                done = item
+            if new is None:
+                if done is item and new_key is key:
+                    continue
+                new = {}
+                for before, earlier in value.items():  # what came before this key, unchanged
+                    if before is key:
+                        break
+                    new[before] = earlier
+            new.setdefault(new_key, done)
+        if new is None:
+            return value
+        body = value.get("body")
+        if isinstance(body, str) and new.get("body") is not body and new.get("x_body_sha256"):
+            # The hash of the original body would confirm a guessed address.
+            new["x_body_sha256"] = None
+            self.run.hashes_cleared += 1
+        return new
