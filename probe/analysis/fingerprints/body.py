@@ -155,8 +155,8 @@ _BodyEntry = tuple[int, Fingerprint, frozenset[str], tuple[str, ...]]
 def _index_key(keys: list[tuple[str, str]]) -> tuple[str, str] | None:
     """The key a pattern with `keys` (most selective first) is indexed by: a whole word when it
     has one (a set lookup, and work only on the bodies that hold it; common words last), else
-    a start or end of a word (found by one regex for all of them), else a part of a word (a
-    substring search each). None: no key, test the pattern on every body."""
+    a start, end or part of a word (a substring search each, on every body). None: no key,
+    test the pattern on every body."""
     for kind in (WHOLE_WORD, WORD_START, WORD_END, IN_WORD):
         key = next((key for key in keys if key[0] == kind and not _is_common(key[1])), None)
         if kind == WHOLE_WORD and key is None:
@@ -166,49 +166,15 @@ def _index_key(keys: list[tuple[str, str]]) -> tuple[str, str] | None:
     return next(iter(keys), None)
 
 
-def _start_regex(words: Iterable[str]) -> re.Pattern[str] | None:
-    """Finds, in `_joined` words, each word that starts with one of `words`: the sre engine
-    finds the "\n" before each word in C and tries the alternatives there (a substring search
-    per key cost ~2 k instructions each on a 2 KB page's words, 120 keys: 0.24 M)."""
-    alternatives = "|".join(re.escape(word) for word in sorted(words))
-    return re.compile(f"\n((?:{alternatives})[^\n]*)") if alternatives else None
-
-
-class _MarkFinder:
-    """Which `_mark`s (starts, ends and parts of words) the `_joined` words of a body hold."""
-
-    __slots__ = ("_ends", "_ends_regex", "_inside", "_starts", "_starts_regex")
-
-    def __init__(self, keys: Iterable[tuple[str, str]]) -> None:
-        keys = set(keys)
-        #: key word -> its mark (ends reversed, to be found as starts in the reversed words)
-        self._starts = {word: _mark(kind, word) for kind, word in keys if kind == WORD_START}
-        self._ends = {word[::-1]: _mark(kind, word) for kind, word in keys if kind == WORD_END}
-        self._inside = tuple(word for kind, word in keys if kind == IN_WORD)
-        self._starts_regex = _start_regex(self._starts)
-        self._ends_regex = _start_regex(self._ends)
-
-    def found(self, joined: str) -> set[str]:
-        marks = set(filter(joined.__contains__, self._inside))
-        for regex, keys, text in (
-            (self._starts_regex, self._starts, joined),
-            (self._ends_regex, self._ends, joined[::-1]),
-        ):
-            if regex is not None:
-                for word in regex.findall(text):  # rarely any: only words that start so
-                    marks.update(map(keys.__getitem__, filter(word.startswith, keys)))
-        return marks
-
-
 class BodyIndex:
     """The body patterns, indexed by their keys (see `body_keys`).
 
     Nearly every pattern holds words that any matching body holds too (whole, or as the start,
     end or part of a word). Each pattern is indexed by one of them (`_index_key`); only
     patterns whose keys all hold are searched. Per body, the work is a handful of calls into
-    C: the words (`body_words`), one set intersection for the whole-word keys, two regex scans
-    and a few substring searches for the other keys (`_MarkFinder`), all in the words joined by
-    "\n". Every key test is exact. Results are the same as searching every pattern
+    C: the words (`body_words`), one set intersection for the whole-word keys and one `filter`
+    of substring searches for the other keys (`_mark`s) in the words joined by "\n". Every key
+    test is exact. Results are the same as searching every pattern
     (tests/test_fingerprint_equivalence.py compares with that on generated bodies)."""
 
     __slots__ = ("_always", "_by_mark", "_by_word", "_marks", "_words")
@@ -218,7 +184,6 @@ class BodyIndex:
         self._by_word: dict[str, list[_BodyEntry]] = {}
         self._by_mark: dict[str, list[_BodyEntry]] = {}
         self._always: list[_BodyEntry] = []
-        indexed: list[tuple[str, str]] = []
         for position, fp in enumerate(patterns):
             keys = body_keys(fp)
             index = _index_key(keys)
@@ -232,9 +197,8 @@ class BodyIndex:
                 self._by_word.setdefault(index[1], []).append(entry)
             else:
                 self._by_mark.setdefault(_mark(*index), []).append(entry)
-                indexed.append(index)
         self._words = frozenset(self._by_word)
-        self._marks = _MarkFinder(indexed)
+        self._marks = tuple(self._by_mark)
 
     def candidates(self, body: str) -> list[Fingerprint]:
         """The body patterns whose keys all hold for `body`, in the files' order."""
@@ -242,7 +206,8 @@ class BodyIndex:
         joined = _joined(words)
         found = list(self._always)
         found.extend(chain.from_iterable(map(self._by_word.__getitem__, words & self._words)))
-        found.extend(chain.from_iterable(map(self._by_mark.__getitem__, self._marks.found(joined))))
+        marks = filter(joined.__contains__, self._marks)
+        found.extend(chain.from_iterable(map(self._by_mark.__getitem__, marks)))
         kept = [e for e in found if e[2] <= words and all(map(joined.__contains__, e[3]))]
         kept.sort()  # the files' order, as without the index (positions are distinct)
         return [entry[1] for entry in kept]
