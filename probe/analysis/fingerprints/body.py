@@ -85,14 +85,27 @@ def body_keys(fp: Fingerprint) -> list[tuple[str, str]]:
         at_end = fp.pattern_type == "full"
     else:
         return []
-    keys: dict[tuple[str, str], tuple[bool, int, int]] = {}
-    for m in _WORD.finditer(literal):
-        left = m.start() > 0 or at_start
-        right = m.end() < len(literal) or at_end
-        kind = (WHOLE_WORD if right else WORD_START) if left else (WORD_END if right else IN_WORD)
-        word = m.group()
-        keys[(kind, word)] = (not _is_common(word), _KIND_RANK[kind], len(word))
-    return sorted(keys, key=keys.__getitem__, reverse=True)
+    words = _WORD.findall(literal)
+    if not words:
+        return []
+    # Only the first and the last word can be unbounded (a word character at the literal's
+    # start or end: then the literal starts or ends with that word); those between are whole.
+    left = at_start or not literal.startswith(words[0])
+    right = at_end or not literal.endswith(words[-1])
+    kinds = [WHOLE_WORD] * len(words)
+    if len(words) == 1:
+        kinds[0] = (
+            (WHOLE_WORD if right else WORD_START) if left else (WORD_END if right else IN_WORD)
+        )
+    else:
+        kinds[0] = WHOLE_WORD if left else WORD_END
+        kinds[-1] = WHOLE_WORD if right else WORD_START
+    return sorted(dict.fromkeys(zip(kinds, words, strict=True)), key=_selectivity, reverse=True)
+
+
+def _selectivity(key: tuple[str, str]) -> tuple[bool, int, int]:
+    kind, word = key
+    return (not _is_common(word), _KIND_RANK[kind], len(word))
 
 
 def required_word(fp: Fingerprint) -> str | None:
