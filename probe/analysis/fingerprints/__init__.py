@@ -10,7 +10,6 @@ e.g. Iran's IPv6 injection addresses); users add newer copies or their own rows 
 
 from probe.analysis.fingerprints.body import (
     IN_WORD,
-    SHORT_KEY,
     WHOLE_WORD,
     WORD_END,
     WORD_START,
@@ -52,7 +51,6 @@ __all__ = [
     "PATTERN_TYPES",
     "REGEX_INPUT_LIMIT",
     "SCOPES",
-    "SHORT_KEY",
     "UNKNOWN_COUNTRY",
     "WHOLE_WORD",
     "WORD_END",

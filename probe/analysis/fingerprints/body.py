@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from itertools import chain
 
 from probe.analysis.fingerprints.rows import Fingerprint
 
@@ -84,29 +85,33 @@ def body_keys(fp: Fingerprint) -> list[tuple[str, str]]:
         at_end = fp.pattern_type == "full"
     else:
         return []
-    keys: dict[tuple[str, str], tuple[bool, int, int]] = {}
-    for m in _WORD.finditer(literal):
-        left = m.start() > 0 or at_start
-        right = m.end() < len(literal) or at_end
-        kind = (WHOLE_WORD if right else WORD_START) if left else (WORD_END if right else IN_WORD)
-        word = m.group()
-        keys[(kind, word)] = (not _is_common(word), _KIND_RANK[kind], len(word))
-    return sorted(keys, key=keys.__getitem__, reverse=True)
+    words = _WORD.findall(literal)
+    if not words:
+        return []
+    # Only the first and the last word can be unbounded (a word character at the literal's
+    # start or end: then the literal starts or ends with that word); those between are whole.
+    left = at_start or not literal.startswith(words[0])
+    right = at_end or not literal.endswith(words[-1])
+    kinds = [WHOLE_WORD] * len(words)
+    if len(words) == 1:
+        kinds[0] = (
+            (WHOLE_WORD if right else WORD_START) if left else (WORD_END if right else IN_WORD)
+        )
+    else:
+        kinds[0] = WHOLE_WORD if left else WORD_END
+        kinds[-1] = WHOLE_WORD if right else WORD_START
+    return sorted(dict.fromkeys(zip(kinds, words, strict=True)), key=_selectivity, reverse=True)
+
+
+def _selectivity(key: tuple[str, str]) -> tuple[bool, int, int]:
+    kind, word = key
+    return (not _is_common(word), _KIND_RANK[kind], len(word))
 
 
 def required_word(fp: Fingerprint) -> str | None:
     """The word of the most selective of `body_keys` (None when there is none)."""
     keys = body_keys(fp)
     return keys[0][1] if keys else None
-
-
-#: Start and end keys are indexed by their first (last) SHORT_KEY characters, which any word
-#: they start (end) starts (ends) with too: one set of such pieces per body then tests them all
-#: at once, where a sorted search per key cost ~0.4 us each (150 keys: 60 us a body). The whole
-#: key is still tested, for the few patterns the piece lets through.
-SHORT_KEY = 4
-_SHORT_START = "short-start"
-_SHORT_END = "short-end"
 
 
 # ASCII characters other than word characters ([A-Za-z0-9_]) become spaces; bytes of UTF-8
@@ -139,145 +144,83 @@ def body_words(body: str) -> set[str]:
     return tokens
 
 
-class _BodyWords:
-    """The words of one body, and the views of them that `body_keys` are tested against (each
-    built on first use)."""
-
-    __slots__ = ("_joined", "_short_ends", "_short_starts", "words")
-
-    def __init__(self, body: str) -> None:
-        self.words = body_words(body)
-        self._short_starts: set[str] | None = None
-        self._short_ends: set[str] | None = None
-        self._joined: str | None = None
-
-    def short_starts(self) -> set[str]:
-        """The first SHORT_KEY characters of every word at least that long."""
-        if self._short_starts is None:
-            self._short_starts = {w[:SHORT_KEY] for w in self.words if len(w) >= SHORT_KEY}
-        return self._short_starts
-
-    def short_ends(self) -> set[str]:
-        """The last SHORT_KEY characters of every word at least that long."""
-        if self._short_ends is None:
-            self._short_ends = {w[-SHORT_KEY:] for w in self.words if len(w) >= SHORT_KEY}
-        return self._short_ends
-
-    def has_inside(self, part: str) -> bool:
-        """Some word contains `part` (words are joined by a non-word character)."""
-        return part in self.joined()
-
-    def joined(self) -> str:
-        """The words joined by a non-word character (a part of a word is in it, or not)."""
-        if self._joined is None:
-            self._joined = "\n".join(self.words)
-        return self._joined
+def _mark(kind: str, word: str) -> str:
+    """How a key other than a whole word is found in `_joined` words: a word starts with
+    `word` when "\\n" + word is there, ends with it when word + "\\n" is, holds it when it is."""
+    if kind == WORD_START:
+        return "\n" + word
+    if kind == WORD_END:
+        return word + "\n"
+    return word
 
 
-def _index_key(keys: list[tuple[str, str]]) -> tuple[str, str, list[tuple[str, str]]] | None:
-    """How a pattern with `keys` (most selective first) is indexed: (kind, word, the keys left
-    to test). A whole word if it has one; else a start or end of SHORT_KEY characters or more,
-    indexed by that many; else a part of a word. None: test its keys on every body."""
-
-    def others(key: tuple[str, str]) -> list[tuple[str, str]]:
-        return [k for k in keys if k != key]
-
-    whole = [(kind, word) for kind, word in keys if kind == WHOLE_WORD]
-    for key in whole:
-        if not _is_common(key[1]):
-            return WHOLE_WORD, key[1], others(key)
-    for kind, word in keys:
-        if kind == WORD_START and len(word) >= SHORT_KEY and not _is_common(word):
-            return _SHORT_START, word[:SHORT_KEY], keys
-        if kind == WORD_END and len(word) >= SHORT_KEY and not _is_common(word):
-            return _SHORT_END, word[-SHORT_KEY:], keys
-    if whole:
-        return WHOLE_WORD, whole[0][1], others(whole[0])
-    for kind, word in keys:
-        if kind == IN_WORD:
-            return kind, word, others((kind, word))
-    return None
+def _joined(words: set[str]) -> str:
+    """The words, each between two "\\n" (never part of a word)."""
+    return "\n" + "\n".join(words) + "\n"
 
 
 #: A body pattern in the index: its position in the files' order, the fingerprint, and what
-#: must hold too before the pattern is searched: its whole words, the SHORT_KEY-character starts
-#: and ends of its other words (each a subset test), and the words that may sit inside others.
-#: Starts and ends shorter than SHORT_KEY are not tested: they select little, and testing them
-#: exactly needed sorted views of the words (sorting them cost more than the searches it saved).
-_BodyEntry = tuple[
-    int, Fingerprint, frozenset[str], frozenset[str], frozenset[str], tuple[str, ...]
-]
+#: must hold too before the pattern is searched: its other whole words (a subset test) and its
+#: other keys as `_mark`s (each a substring of `_joined`). Every test is exact.
+_BodyEntry = tuple[int, Fingerprint, frozenset[str], tuple[str, ...]]
 
 
-def _entry(position: int, fp: Fingerprint, keys: list[tuple[str, str]]) -> _BodyEntry:
-    def words(kind: str) -> list[str]:
-        return [word for k, word in keys if k == kind]
-
-    return (
-        position,
-        fp,
-        frozenset(words(WHOLE_WORD)),
-        frozenset(w[:SHORT_KEY] for w in words(WORD_START) if len(w) >= SHORT_KEY),
-        frozenset(w[-SHORT_KEY:] for w in words(WORD_END) if len(w) >= SHORT_KEY),
-        tuple(words(IN_WORD)),
-    )
+def _index_key(keys: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """The key a pattern with `keys` (most selective first) is indexed by: a whole word when it
+    has one (a set lookup, and work only on the bodies that hold it; common words last), else
+    a start, end or part of a word (a substring search each, on every body). None: no key,
+    test the pattern on every body."""
+    for kind in (WHOLE_WORD, WORD_START, WORD_END, IN_WORD):
+        key = next((key for key in keys if key[0] == kind and not _is_common(key[1])), None)
+        if kind == WHOLE_WORD and key is None:
+            key = next((key for key in keys if key[0] == kind), None)
+        if key is not None:
+            return key
+    return next(iter(keys), None)
 
 
 class BodyIndex:
     """The body patterns, indexed by their keys (see `body_keys`).
 
     Nearly every pattern holds words that any matching body holds too (whole, or as the start,
-    end or part of a word). Each pattern is indexed by its most selective one; only patterns
-    whose words are all there are searched. The words of a body are found once (`body_words`).
-    match_http against the previous index (longest bounded word only; 127 patterns searched on
-    every body), same process: the 2 KB page of bench/success_overhead.py 250 -> 79 us, 64 KiB
-    of text 7.8 -> 1.3 ms, real 35-60 KB HTML pages 4.7-8.7 -> 1.0-3.5 ms. Results are the same
-    as searching every pattern (tests/test_fingerprints.py compares with that on generated
-    bodies)."""
+    end or part of a word). Each pattern is indexed by one of them (`_index_key`); only
+    patterns whose keys all hold are searched. Per body, the work is a handful of calls into
+    C: the words (`body_words`), one set intersection for the whole-word keys and one `filter`
+    of substring searches for the other keys (`_mark`s) in the words joined by "\n". Every key
+    test is exact. Results are the same as searching every pattern
+    (tests/test_fingerprint_equivalence.py compares with that on generated bodies)."""
 
-    __slots__ = ("_always", "_by_kind", "_keys")
+    __slots__ = ("_always", "_by_mark", "_by_word", "_marks", "_words")
 
     def __init__(self, patterns: Iterable[Fingerprint]) -> None:
         """`patterns`: the body fingerprints, in the files' order."""
-        self._by_kind: dict[str, dict[str, list[_BodyEntry]]] = {
-            kind: {} for kind in (WHOLE_WORD, _SHORT_START, _SHORT_END, IN_WORD)
-        }
+        self._by_word: dict[str, list[_BodyEntry]] = {}
+        self._by_mark: dict[str, list[_BodyEntry]] = {}
         self._always: list[_BodyEntry] = []
         for position, fp in enumerate(patterns):
             keys = body_keys(fp)
             index = _index_key(keys)
+            others = [key for key in keys if key != index]
+            whole = frozenset(word for kind, word in others if kind == WHOLE_WORD)
+            marks = tuple(_mark(kind, word) for kind, word in others if kind != WHOLE_WORD)
+            entry = (position, fp, whole, marks)
             if index is None:
-                self._always.append(_entry(position, fp, keys))
+                self._always.append(entry)
+            elif index[0] == WHOLE_WORD:
+                self._by_word.setdefault(index[1], []).append(entry)
             else:
-                kind, word, left = index
-                self._by_kind[kind].setdefault(word, []).append(_entry(position, fp, left))
-        self._keys = {kind: frozenset(index) for kind, index in self._by_kind.items()}
+                self._by_mark.setdefault(_mark(*index), []).append(entry)
+        self._words = frozenset(self._by_word)
+        self._marks = tuple(self._by_mark)
 
     def candidates(self, body: str) -> list[Fingerprint]:
         """The body patterns whose keys all hold for `body`, in the files' order."""
-        words = _BodyWords(body)
+        words = body_words(body)
+        joined = _joined(words)
         found = list(self._always)
-        for kind, pieces in (
-            (WHOLE_WORD, words.words),
-            (_SHORT_START, words.short_starts()),
-            (_SHORT_END, words.short_ends()),
-        ):
-            index = self._by_kind[kind]
-            # A set & a set walks the smaller one (a set & a dict would walk the dict).
-            for word in pieces & self._keys[kind]:
-                found.extend(index[word])
-        joined = words.joined()  # one `in` per key below, not a method call each
-        for word, entries in self._by_kind[IN_WORD].items():
-            if word in joined:
-                found.extend(entries)
-        whole, starts, ends = words.words, words.short_starts(), words.short_ends()
-        kept = [
-            entry
-            for entry in found
-            if entry[2] <= whole
-            and entry[3] <= starts
-            and entry[4] <= ends
-            and all(part in joined for part in entry[5])
-        ]
-        kept.sort(key=lambda entry: entry[0])  # the files' order, as without the index
+        found.extend(chain.from_iterable(map(self._by_word.__getitem__, words & self._words)))
+        marks = filter(joined.__contains__, self._marks)
+        found.extend(chain.from_iterable(map(self._by_mark.__getitem__, marks)))
+        kept = [e for e in found if e[2] <= words and all(map(joined.__contains__, e[3]))]
+        kept.sort()  # the files' order, as without the index (positions are distinct)
         return [entry[1] for entry in kept]

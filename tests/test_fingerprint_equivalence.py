@@ -1,0 +1,106 @@
+"""The indexed matching (`FingerprintDB.match_http`) against today's (tests/
+fingerprints_reference.py: every pattern searched): the same rows, in the same order, with the
+same fields, over the bundled database and bodies and headers built from its own patterns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from probe.analysis.fingerprints import default_db
+from probe.observations import HTTPTransaction
+from tests.fingerprints_reference import reference_match_http
+
+_DB = default_db()
+_BODY = [fp.pattern for fp in _DB.fingerprints if fp.location == "body"]
+_HEADERS = [
+    (fp.location.removeprefix("header."), fp.pattern)
+    for fp in _DB.fingerprints
+    if fp.location.startswith("header.")
+]
+_NOISE = st.text(
+    alphabet=st.sampled_from([*"aZ09_ -<>/.\"'\n\t", "é", "中", "\xa0", "\u2028", "\ufffd"]),
+    max_size=20,
+)
+
+
+def _same(body: str, headers: list[tuple[str, str]], cc: str | None = None) -> None:
+    transaction = HTTPTransaction(
+        "http://x/", response_code=200, body=body, response_headers=headers
+    )
+    assert _DB.match_http(transaction, probe_cc=cc) == reference_match_http(_DB, transaction, cc)
+
+
+@st.composite
+def _piece(draw: st.DrawFn) -> str:
+    """A pattern, a slice of one (a near miss, words cut in two), or one in another case."""
+    text = draw(st.sampled_from(_BODY))
+    how = draw(st.sampled_from(["whole", "slice", "upper", "lower", "noise"]))
+    if how == "slice":
+        start = draw(st.integers(0, len(text)))
+        return text[start : draw(st.integers(start, len(text)))]
+    if how == "upper":
+        return text.upper()
+    if how == "lower":
+        return text.lower()
+    if how == "noise":
+        return draw(_NOISE)
+    return text
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pieces=st.lists(_piece(), min_size=1, max_size=5),
+    glue=st.sampled_from(["", " ", "x", "_", "é", "<", "\n", "Blocked", "中"]),
+    header=st.sampled_from(_HEADERS),
+    cut=st.integers(0, 40),
+    cc=st.sampled_from([None, "IR", "IT", "ZZ"]),
+)
+def test_generated_bodies_and_headers(pieces, glue, header, cut, cc) -> None:
+    name, pattern = header
+    headers = [("Server", "nginx"), (name.title(), pattern[: len(pattern) - cut] + glue)]
+    _same(glue.join(pieces), headers, cc)
+
+
+def test_every_pattern_alone_and_in_a_page() -> None:
+    page = "<html><head><title>x</title></head><body>{}</body></html>"
+    for pattern in _BODY:
+        for body in (pattern, page.format(pattern), pattern[1:], pattern[:-1]):
+            _same(body, [])
+    for name, pattern in _HEADERS:
+        _same("", [(name, pattern), (name.upper(), pattern + "/x"), (name, "x" + pattern)])
+
+
+def test_huge_bodies() -> None:
+    words = " ".join(f"w{i}q{i * 7}" for i in range(20_000))
+    _same(words + " " + " ".join(_BODY[::50]), [])
+    _same("y" * (2 << 20), [])
+
+
+def _fixture_bodies() -> list[str]:
+    """Response bodies in the OONI measurements under tests/data (real pages, blockpages)."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            body = node.get("body")
+            if isinstance(body, str) and body:
+                found.append(body)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in sorted(Path(__file__).parent.joinpath("data", "ooni").rglob("*.json")):
+        walk(json.loads(path.read_text(encoding="utf-8")))
+    return found
+
+
+@pytest.mark.parametrize("body", _fixture_bodies())
+def test_fixture_bodies(body: str) -> None:
+    _same(body, [("Server", "Protected by WireFilter 8000")])
