@@ -4,7 +4,7 @@ matching body must hold, so that `match_http` searches only those (`BodyIndex`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import chain
 
 from probe.analysis.fingerprints.rows import Fingerprint
@@ -179,6 +179,30 @@ def _index_key(keys: list[tuple[str, str]]) -> tuple[str, str] | None:
     return next(iter(keys), None)
 
 
+#: Where a body pattern is filed in the index: searched on every body, under a whole word, or
+#: under a `_mark`.
+_ALWAYS, _BY_WORD, _BY_MARK = 0, 1, 2
+
+#: How one body pattern is indexed, as plain data (cache.py keeps it so that a load need not
+#: recompute `body_keys`): where it is filed (above), the word or `_mark` it is filed under ("" for
+#: _ALWAYS), its other whole words and its other keys as `_mark`s.
+BodyLayout = tuple[int, str, frozenset[str], tuple[str, ...]]
+
+
+def body_layout(fp: Fingerprint) -> BodyLayout:
+    """How `fp` is indexed in a `BodyIndex`: by `_index_key`, its other keys still to test."""
+    keys = body_keys(fp)
+    index = _index_key(keys)
+    others = [key for key in keys if key != index]
+    whole = frozenset(word for kind, word in others if kind == WHOLE_WORD)
+    marks = tuple(_mark(kind, word) for kind, word in others if kind != WHOLE_WORD)
+    if index is None:
+        return (_ALWAYS, "", whole, marks)
+    if index[0] == WHOLE_WORD:
+        return (_BY_WORD, index[1], whole, marks)
+    return (_BY_MARK, _mark(*index), whole, marks)
+
+
 class BodyIndex:
     """The body patterns, indexed by their keys (see `body_keys`).
 
@@ -192,24 +216,22 @@ class BodyIndex:
 
     __slots__ = ("_always", "_by_mark", "_by_word", "_marks", "_words")
 
-    def __init__(self, patterns: Iterable[Fingerprint]) -> None:
-        """`patterns`: the body fingerprints, in the files' order."""
+    def __init__(self, patterns: Iterable[Fingerprint], layouts: Sequence[BodyLayout] = ()) -> None:
+        """`patterns`: the body fingerprints, in the files' order; `layouts`: the `body_layout`
+        of the first ones when already known (the cached bundled files), the rest are computed."""
         self._by_word: dict[str, list[_BodyEntry]] = {}
         self._by_mark: dict[str, list[_BodyEntry]] = {}
         self._always: list[_BodyEntry] = []
+        known = len(layouts)
         for position, fp in enumerate(patterns):
-            keys = body_keys(fp)
-            index = _index_key(keys)
-            others = [key for key in keys if key != index]
-            whole = frozenset(word for kind, word in others if kind == WHOLE_WORD)
-            marks = tuple(_mark(kind, word) for kind, word in others if kind != WHOLE_WORD)
+            where, key, whole, marks = layouts[position] if position < known else body_layout(fp)
             entry = (position, fp, whole, marks)
-            if index is None:
-                self._always.append(entry)
-            elif index[0] == WHOLE_WORD:
-                self._by_word.setdefault(index[1], []).append(entry)
+            if where == _BY_WORD:
+                self._by_word.setdefault(key, []).append(entry)
+            elif where == _BY_MARK:
+                self._by_mark.setdefault(key, []).append(entry)
             else:
-                self._by_mark.setdefault(_mark(*index), []).append(entry)
+                self._always.append(entry)
         self._words = frozenset(self._by_word)
         self._marks = tuple(self._by_mark)
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
-from probe.analysis.fingerprints.body import BodyIndex
+from probe.analysis.fingerprints.body import BodyIndex, BodyLayout
+from probe.analysis.fingerprints.cache import load_bundled
 from probe.analysis.fingerprints.rows import (
     BODY_MATCH_LIMIT,
-    BUNDLED_FILES,
     Fingerprint,
     Match,
     _normalise_ip,
@@ -25,14 +24,20 @@ from probe.observations import HTTPTransaction
 class FingerprintDB:
     """All fingerprints, indexed for matching. Build with `load()` (or `default_db()`)."""
 
-    def __init__(self, fingerprints: Iterable[Fingerprint], warnings: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        fingerprints: Iterable[Fingerprint],
+        warnings: Sequence[str] = (),
+        body_layouts: Sequence[BodyLayout] = (),
+    ) -> None:
+        """`body_layouts`: the `body_layout` of the first body patterns, when known (cache.py)."""
         self.fingerprints: tuple[Fingerprint, ...] = tuple(fingerprints)
         self.warnings: tuple[str, ...] = tuple(warnings)
         self._dns_exact: dict[str, list[Fingerprint]] = {}
         self._dns_other: list[Fingerprint] = []
         #: the body patterns in the files' order
         self._body: list[Fingerprint] = [fp for fp in self.fingerprints if fp.location == "body"]
-        self._body_index = BodyIndex(self._body)
+        self._body_index = BodyIndex(self._body, body_layouts)
         self._headers: dict[str, list[Fingerprint]] = {}
         for fp in self.fingerprints:
             if fp.location == "dns":
@@ -56,20 +61,15 @@ class FingerprintDB:
     def load(cls, extra_paths: Iterable[str | Path] = ()) -> FingerprintDB:
         """The bundled files plus `extra_paths`. Bad rows are skipped (see `warnings`); an
         extra file that is missing or not in the format raises ValueError naming file:line."""
-        found: list[Fingerprint] = []
-        warnings: list[str] = []
-        package = resources.files("probe.data")
-        for name in BUNDLED_FILES:
-            text = package.joinpath(name).read_text(encoding="utf-8-sig")
-            rows, row_warnings = parse_csv(text, name)
-            found.extend(rows)
-            warnings.extend(row_warnings)
+        bundled = load_bundled()  # from the cache when it holds the bundled files
+        found = list(bundled.fingerprints)
+        warnings = list(bundled.warnings)
         for extra in extra_paths:
             path = Path(extra)
             rows, row_warnings = parse_csv(_read_text(path), str(path))
             found.extend(rows)
             warnings.extend(row_warnings)
-        return cls(found, warnings)
+        return cls(found, warnings, bundled.layouts)
 
     def match_dns(self, ip: str, *, probe_cc: str | None = None) -> list[Match]:
         """Fingerprints matching one DNS answer (an IP literal)."""
