@@ -55,15 +55,20 @@ class Bundled(NamedTuple):
     fingerprints: list[Fingerprint]
     warnings: list[str]
     layouts: list[BodyLayout]
+    from_cache: bool = False
 
 
 def load_bundled(cache_dir: Path | None = None) -> Bundled:
     """The bundled files, from the cache in `cache_dir` (default: the user's) when it holds
     them, else parsed (and then cached)."""
     package = resources.files("probe.data")
-    datas = [package.joinpath(name).read_bytes() for name in BUNDLED_FILES]
+    return load_files([package.joinpath(name).read_bytes() for name in BUNDLED_FILES], cache_dir)
+
+
+def load_files(datas: Sequence[bytes], cache_dir: Path | None = None) -> Bundled:
+    """`load_bundled` for these bytes of the bundled files (in BUNDLED_FILES' order)."""
     key = cache_key(datas)
-    path = _cache_file(cache_dir)
+    path = cache_file(cache_dir)
     cached = _read(path, key) if path is not None else None
     if cached is not None:
         return cached
@@ -98,7 +103,8 @@ def cache_key(datas: Sequence[bytes]) -> bytes:
     return digest.digest()
 
 
-def _cache_file(cache_dir: Path | None) -> Path | None:
+def cache_file(cache_dir: Path | None = None) -> Path | None:
+    """The cache file in `cache_dir` (default: the user's; None when there is none)."""
     try:
         return (cache_dir if cache_dir is not None else user_cache_dir()) / FILE_NAME
     except Exception:  # e.g. no home directory: no cache, the files are parsed
@@ -174,4 +180,4 @@ def _unpack(plain: Any) -> Bundled:
     fingerprints = fingerprints_from_columns((*columns, regexes))
     if len(layouts) != columns[FIELDS.index("location")].count("body"):
         raise ValueError("body layouts do not match the rows")
-    return Bundled(fingerprints, list(warnings), list(layouts))
+    return Bundled(fingerprints, list(warnings), list(layouts), from_cache=True)
