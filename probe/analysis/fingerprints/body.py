@@ -105,7 +105,9 @@ def body_keys(fp: Fingerprint) -> list[tuple[str, str]]:
 
 def _selectivity(key: tuple[str, str]) -> tuple[bool, int, int]:
     kind, word = key
-    return (not _is_common(word), _KIND_RANK[kind], len(word))
+    # not _is_common(word), inlined: this runs for every key of every pattern on a load that
+    # does not come from the cache (cache.py)
+    return (len(word) > 2 and word.lower() not in _COMMON_WORDS, _KIND_RANK[kind], len(word))
 
 
 def required_word(fp: Fingerprint) -> str | None:
@@ -168,15 +170,26 @@ _BodyEntry = tuple[int, Fingerprint, frozenset[str], tuple[str, ...]]
 def _index_key(keys: list[tuple[str, str]]) -> tuple[str, str] | None:
     """The key a pattern with `keys` (most selective first) is indexed by: a whole word when it
     has one (a set lookup, and work only on the bodies that hold it; common words last), else
-    a start, end or part of a word (a substring search each, on every body). None: no key,
-    test the pattern on every body."""
-    for kind in (WHOLE_WORD, WORD_START, WORD_END, IN_WORD):
-        key = next((key for key in keys if key[0] == kind and not _is_common(key[1])), None)
-        if kind == WHOLE_WORD and key is None:
-            key = next((key for key in keys if key[0] == kind), None)
-        if key is not None:
-            return key
-    return next(iter(keys), None)
+    a start, end or part of a word (a substring search each, on every body), in that order of
+    kinds. None: no key, test the pattern on every body."""
+    first_whole: tuple[str, str] | None = None
+    uncommon: dict[str, tuple[str, str]] = {}  # kind -> its first key not on a common word
+    for key in keys:  # one pass (the first of each sort is kept)
+        kind, word = key
+        common = _is_common(word)
+        if kind == WHOLE_WORD:
+            if not common:
+                return key
+            if first_whole is None:
+                first_whole = key
+        elif not common:
+            uncommon.setdefault(kind, key)
+    if first_whole is not None:
+        return first_whole
+    for kind in (WORD_START, WORD_END, IN_WORD):
+        if kind in uncommon:
+            return uncommon[kind]
+    return keys[0] if keys else None
 
 
 #: Where a body pattern is filed in the index: searched on every body, under a whole word, or

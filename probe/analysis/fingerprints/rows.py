@@ -229,7 +229,8 @@ def parse_csv(text: str, path: str) -> tuple[list[Fingerprint], list[str]]:
             raise ValueError(f"{path}:{line}: bad CSV: {exc}") from None
         if len(found) + len(warnings) >= MAX_ROWS_PER_FILE:
             raise ValueError(f"{path}:{line}: more than {MAX_ROWS_PER_FILE} rows")
-        if not row or all(not c.strip() for c in row):
+        # a blank row: every cell empty or spaces (tested on the first cell, then all at once)
+        if not row or (not row[0].strip() and not "".join(row).strip()):
             continue
         try:
             found.append(_parse_row(row, f"{path}:{line}"))
