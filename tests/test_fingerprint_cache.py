@@ -221,6 +221,11 @@ def test_no_usable_cache_directory(tmp_path: Path, capfd: pytest.CaptureFixture[
     missing = tmp_path / "new" / "deeper"
     assert not fpcache.load_files(_DATAS, missing).from_cache
     assert fpcache.load_files(_DATAS, missing).from_cache
+    fifo_in_the_way = tmp_path / "fifo-cache"
+    fifo_in_the_way.mkdir()
+    os.mkfifo(fifo_in_the_way / fpcache.FILE_NAME)  # opening it for reading would block
+    assert not fpcache.load_files(_DATAS, fifo_in_the_way).from_cache
+    assert fpcache.load_files(_DATAS, fifo_in_the_way).from_cache  # replaced by the file
     directory_in_the_way = tmp_path / "dir-cache"
     (directory_in_the_way / fpcache.FILE_NAME).mkdir(parents=True)
     for _ in range(2):

@@ -23,6 +23,7 @@ import hashlib
 import marshal
 import os
 import re
+import stat
 import sys
 import zlib
 from collections.abc import Sequence
@@ -113,7 +114,11 @@ def cache_file(cache_dir: Path | None = None) -> Path | None:
 
 def _read(path: Path, key: bytes) -> Bundled | None:
     try:
-        with path.open("rb") as handle:
+        # Non-blocking, and only a regular file is read: a FIFO or a device put in its place
+        # must not hang the start of the probe.
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
             data = handle.read(_MAX_BYTES + 1)
     except OSError:
         return None
