@@ -210,6 +210,24 @@ def test_another_cache_format_or_python_is_stale(
     assert fpcache.load_files(_DATAS, tmp_path).from_cache
 
 
+def test_changed_code_rebuilds_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code = tmp_path / "body.py"
+    code.write_bytes(Path(fpcache.code_files()[1]).read_bytes())
+    files = (fpcache.code_files()[0], str(code), fpcache.code_files()[2])
+    monkeypatch.setattr(fpcache, "code_files", lambda: files)
+    cache_dir = tmp_path / "cache"
+    assert not fpcache.load_files(_DATAS, cache_dir).from_cache
+    assert fpcache.load_files(_DATAS, cache_dir).from_cache
+    code.write_bytes(code.read_bytes() + b"\n# another version\n")
+    assert not fpcache.load_files(_DATAS, cache_dir).from_cache
+    assert fpcache.load_files(_DATAS, cache_dir).from_cache
+    code.unlink()  # the code cannot be read: no cache at all, never a stale one
+    for _ in range(2):
+        loaded = fpcache.load_files(_DATAS, cache_dir)
+        assert not loaded.from_cache
+        _assert_same(loaded)
+
+
 def test_no_usable_cache_directory(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")

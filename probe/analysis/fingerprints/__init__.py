@@ -2,7 +2,9 @@
 `rows` reads and checks the community database's CSV files (OONI's blocking-fingerprints, FACTS.md
 §5) into `Fingerprint`s and says what a `Match` proves (confirmed, foreign, false positive);
 `body` is the prefilter that lets `match_http` search only the body patterns a page can match;
-`db` holds `FingerprintDB` (`load`, `match_dns`, `match_http`) and `default_db()`. The package
+`db` holds `FingerprintDB` (`load`, `match_dns`, `match_http`) and `default_db()`; `cache` keeps
+the bundled files parsed and indexed in the user cache directory, so that a start does not parse
+them again (any problem with it only means parsing them). The package
 ships copies of the community files plus `fingerprints_extra.csv` (rows the community files lack,
 e.g. Iran's IPv6 injection addresses); users add newer copies or their own rows with
 ``--fingerprints FILE``.

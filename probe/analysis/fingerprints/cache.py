@@ -1,15 +1,17 @@
 """The bundled fingerprint files, parsed and indexed once per version of them: every start of
 the probe would otherwise parse their 1,959 CSV rows and compute the body index again (about
-250 M instructions, a fifth of the start-up cost of `probe run`); read back from the per-user
-cache directory (probe/paths.py: `$PROBE_CACHE_DIR`, else e.g. `~/.cache/probe`) they cost a
-few million.
+255 M instructions, a sixth of the start-up cost of `probe run`); read back from the per-user
+cache directory (probe/paths.py: `$PROBE_CACHE_DIR`, else e.g. `~/.cache/probe`) they cost
+about 55 M (callgrind, 2026-12-06).
 
 The cache is only ever a shortcut, never a source: its file is keyed by a digest of the bundled
-files' bytes, the cache `FORMAT` and the Python version (marshal's format may change with it),
-and holds a checksum of its payload. Anything else — no file, another key, a truncated or
-corrupt file, an unreadable or read-only directory, any error while reading — means "parse the
-files", and the file is written again (best effort, atomically: a temporary file, then
-os.replace, so that a reader never sees half a file and two writers leave one whole file).
+files' bytes, of the code that parses and indexes them (rows.py, body.py, this module: a
+change there must not meet rows cached by the old code), the cache `FORMAT` and the Python
+version (marshal's format may change with it), and holds a checksum of its payload. Anything
+else — no file, another key, a truncated or corrupt file, an unreadable or read-only directory,
+any error while reading — means "parse the files", and the file is written again (best effort,
+atomically: a temporary file, then os.replace, so that a reader never sees half a file and two
+writers leave one whole file).
 
 The payload is marshal of plain data only (tuples, frozensets, str, int): each row's fields and
 each body pattern's `body_layout`. Regular expressions are compiled again from their pattern;
@@ -32,6 +34,8 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import probe.analysis.fingerprints.body as _body
+import probe.analysis.fingerprints.rows as _rows
 from probe.analysis.fingerprints.body import BodyLayout, body_layout
 from probe.analysis.fingerprints.rows import (
     BUNDLED_FILES,
@@ -69,12 +73,12 @@ def load_bundled(cache_dir: Path | None = None) -> Bundled:
 def load_files(datas: Sequence[bytes], cache_dir: Path | None = None) -> Bundled:
     """`load_bundled` for these bytes of the bundled files (in BUNDLED_FILES' order)."""
     key = cache_key(datas)
-    path = cache_file(cache_dir)
-    cached = _read(path, key) if path is not None else None
+    path = cache_file(cache_dir) if key is not None else None
+    cached = _read(path, key) if path is not None and key is not None else None
     if cached is not None:
         return cached
     bundled = parse_bundled(datas)
-    if path is not None:
+    if path is not None and key is not None:
         _write(path, key, bundled)
     return bundled
 
@@ -94,14 +98,24 @@ def parse_bundled(datas: Sequence[bytes]) -> Bundled:
     return Bundled(fingerprints, warnings, layouts)
 
 
-def cache_key(datas: Sequence[bytes]) -> bytes:
-    """What a cache file must start with to hold these files' rows."""
+def cache_key(datas: Sequence[bytes]) -> bytes | None:
+    """What a cache file must start with to hold these files' rows (None: no cache, the code
+    that makes them cannot be read)."""
     digest = hashlib.blake2b(digest_size=_DIGEST)
     digest.update(f"probe fingerprints {FORMAT} {sys.version} {marshal.version}\n".encode())
-    for name, data in zip(BUNDLED_FILES, datas, strict=True):
+    try:
+        code = [Path(path).read_bytes() for path in code_files()]
+    except (OSError, TypeError):
+        return None
+    for name, data in zip((*BUNDLED_FILES, *code_files()), (*datas, *code), strict=True):
         digest.update(f"{name} {len(data)}\n".encode())
         digest.update(data)
     return digest.digest()
+
+
+def code_files() -> tuple[str, ...]:
+    """The modules whose code makes what is cached: the rows, the body layouts, the payload."""
+    return (_rows.__file__, _body.__file__, __file__)
 
 
 def cache_file(cache_dir: Path | None = None) -> Path | None:
@@ -134,11 +148,11 @@ def _read(path: Path, key: bytes) -> Bundled | None:
 
 
 def _write(path: Path, key: bytes, bundled: Bundled) -> None:
-    payload = marshal.dumps(_pack(bundled))
-    data = key + zlib.crc32(payload).to_bytes(4, "big") + payload
     try:
         import tempfile
 
+        payload = marshal.dumps(_pack(bundled))
+        data = key + zlib.crc32(payload).to_bytes(4, "big") + payload
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
@@ -148,8 +162,8 @@ def _write(path: Path, key: bytes, bundled: Bundled) -> None:
         except BaseException:
             _unlink(temporary)
             raise
-    except OSError:
-        pass  # a read-only or full cache directory: the next start parses the files again
+    except (OSError, ValueError):  # ValueError: marshal refused a value (none is expected)
+        pass  # e.g. a read-only or full cache directory: the next start parses the files again
 
 
 def _unlink(path: str) -> None:
