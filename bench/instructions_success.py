@@ -17,7 +17,9 @@ kernel: system calls count as the instructions that issue them, so a client maki
 calls costs more kernel time than this shows; see `--syscalls`). Ratios are per measurement:
 marginal (M - M0 targets) and "at 2,000" (fixed cost spread over 2,000 targets, as in
 bench/success_overhead.py). The cost of compiling Python sources is kept out: the package is
-compiled to bytecode before the first measured run and PYTHONDONTWRITEBYTECODE is unset.
+compiled to bytecode before the first measured run and PYTHONDONTWRITEBYTECODE is unset. Each
+client has its own cache directory (`PROBE_CACHE_DIR`), which the warm-up run fills: a measured
+start loads the fingerprint database from its cache, as every start but a volunteer's first does.
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ TIMEOUT = "600"
 _TOTALS = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
 
 
-def env_for(base: str | None) -> dict[str, str]:
-    env = dict(os.environ, PYTHONSAFEPATH="1")
+def env_for(base: str | None, cache_dir: Path) -> dict[str, str]:
+    """Each client gets its own cache directory (the fingerprint cache, probe/analysis/
+    fingerprints/cache.py), filled by the warm-up run: two trees sharing one would overwrite
+    each other's cache, and a measured run would pay the uncached load."""
+    env = dict(os.environ, PYTHONSAFEPATH="1", PROBE_CACHE_DIR=str(cache_dir))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if base is not None:
         env["PYTHONPATH"] = base
@@ -153,7 +158,11 @@ def main() -> None:
         )  # fmt: skip
 
     clients = ["probe"] + (["base"] if args.base else []) + ([] if args.no_floor else ["floor"])
-    envs = {"probe": env_for(args.tree), "base": env_for(args.base), "floor": env_for(None)}
+    envs = {
+        "probe": env_for(args.tree, work / "cache-probe"),
+        "base": env_for(args.base, work / "cache-base"),
+        "floor": env_for(None, work / "cache-floor"),
+    }
     samples: dict[str, dict[str, list[int]]] = {c: {"big": [], "small": []} for c in clients}
     with benchlib.world(world.spec):
         if args.cprofile:
