@@ -88,3 +88,57 @@ def test_nested_outer_expiry_passes_the_inner_one() -> None:
 def test_outside_a_task_is_an_error() -> None:
     with pytest.raises(RuntimeError), deadline(1):
         pass
+
+
+def test_deadlines_of_one_delay_each_expire_on_time() -> None:
+    """Deadlines of the same delay share one loop timer: one left early must not delay or
+    hasten the others, and each still expires at its own time."""
+
+    async def sleeper(start: float, hold: float) -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
+        limit = deadline(0.05)
+        try:
+            with limit:
+                await asyncio.sleep(hold)
+        except TimeoutError:
+            pass
+        return limit.expired, loop.time() - start
+
+    async def main() -> list[tuple[bool, float]]:
+        loop = asyncio.get_running_loop()
+        tasks = []
+        for hold in (0.0, 5, 0.01, 5):
+            tasks.append(asyncio.create_task(sleeper(loop.time(), hold)))
+            await asyncio.sleep(0.02)
+        return list(await asyncio.gather(*tasks))
+
+    results = asyncio.run(main())
+    assert [expired for expired, _ in results] == [False, True, False, True]
+    for expired, elapsed in results:
+        if expired:
+            assert 0.045 <= elapsed < 0.5
+
+
+def test_a_queue_drains_and_a_new_loop_starts_afresh() -> None:
+    async def main() -> bool:
+        with pytest.raises(TimeoutError), deadline(0.01):
+            await asyncio.sleep(5)
+        with deadline(0.01):
+            pass
+        await asyncio.sleep(0.03)  # the shared timer passes the left deadline and goes
+        with pytest.raises(TimeoutError), deadline(0.01):
+            await asyncio.sleep(5)
+        return True
+
+    assert asyncio.run(main())
+    assert asyncio.run(main())  # another loop: its own queues and timer
+
+
+def test_a_left_deadline_does_not_hold_its_task() -> None:
+    async def main() -> None:
+        limit = deadline(60)
+        with limit:
+            pass
+        assert limit._task is None
+
+    asyncio.run(main())
