@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from probe.steps.deadline import deadline
+from probe.steps.deadline import Alarm, deadline, schedule
 
 
 def test_expiry_is_timeout_error() -> None:
@@ -142,3 +142,33 @@ def test_a_left_deadline_does_not_hold_its_task() -> None:
         assert limit._task is None
 
     asyncio.run(main())
+
+
+def test_alarms_set_out_of_order_still_expire_in_time_order() -> None:
+    class Note(Alarm):
+        __slots__ = ("fired", "name")
+
+        def __init__(self, name: str, fired: list[str]) -> None:
+            super().__init__()
+            self.name, self.fired = name, fired
+
+        def _expire(self) -> None:
+            self.fired.append(self.name)
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        fired: list[str] = []
+        now = loop.time()
+        for name, delay in (("b", 0.5), ("c", 0.6), ("a", 0.02), ("off", 0.03)):
+            note = Note(name, fired)
+            schedule(loop, 7.0, note, now + delay)
+            if name == "off":
+                note.cancel()
+        while not fired:
+            await asyncio.sleep(0.01)
+        # the earliest, set last, re-armed the lane's timer: not held until the first one's
+        assert fired == ["a"] and loop.time() - now < 0.4
+        await asyncio.sleep(0.7)
+        return fired
+
+    assert asyncio.run(main()) == ["a", "b", "c"]

@@ -17,24 +17,44 @@ handle, its cancel; docs/benchmarks.md, the CPU goal of issue 15). Each still ex
 from __future__ import annotations
 
 import asyncio
+import bisect
 import weakref
 from collections import deque
 from types import TracebackType
 
 
-class deadline:
+class Alarm:
+    """Something to do at a time (`_expire`, at `_when` on the loop's clock), queued behind
+    its lane's shared loop timer by `schedule`; `_queued` is False once it expired or was
+    called off (`cancel`)."""
+
+    __slots__ = ("_queued", "_when")
+
+    def __init__(self) -> None:
+        self._queued = False
+        self._when = 0.0
+
+    def _expire(self) -> None:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Called off: its lane skips it from now on."""
+        self._queued = False
+
+
+class deadline(Alarm):
     """Cancel the current task after `delay` seconds (None: never); the cancellation leaves the
     block as `TimeoutError`."""
 
-    __slots__ = ("_cancelling", "_delay", "_expired", "_handle", "_queued", "_task", "_when")
+    __slots__ = ("_cancelling", "_delay", "_expired", "_handle", "_task")
 
     def __init__(self, delay: float | None) -> None:
+        self._queued = False  # (Alarm's, set here: no call)
+        self._when = 0.0
         self._delay = delay
         self._expired = False
-        self._queued = False  # waiting in its delay's `_Expiries` (until it expires or is left)
         self._handle: asyncio.Handle | None = None
         self._task: asyncio.Task[object] | None = None
-        self._when = 0.0
 
     def __enter__(self) -> deadline:
         task = asyncio.current_task()
@@ -48,9 +68,7 @@ class deadline:
             if delay <= 0:
                 self._handle = loop.call_soon(self._expire)
             else:
-                self._when = loop.time() + delay
-                self._queued = True
-                _expiries(loop, delay).add(self)
+                schedule(loop, delay, self, loop.time() + delay)  # its lane: its delay
         return self
 
     def _expire(self) -> None:
@@ -85,37 +103,53 @@ class deadline:
         return self._expired
 
 
-class _Expiries:
-    """The deadlines of one delay on one loop, in the order they were set, which is the order
-    they expire in; one loop timer at the first of them that may still expire. A deadline that
-    was left stays in the queue, skipped, until the timer or a later deadline passes it."""
+def schedule(loop: asyncio.AbstractEventLoop, lane: float, alarm: Alarm, when: float) -> None:
+    """Queue `alarm` to expire at `when` in `lane` (alarms of one lane are best set in the
+    order of their times, e.g. now plus the lane's delay; one out of order is still on time)."""
+    alarm._when = when
+    alarm._queued = True
+    _lane(loop, lane).add(alarm)
 
-    __slots__ = ("_delay", "_entries", "_loop", "_queues", "_timer", "_timer_at")
+
+class _Expiries:
+    """The alarms of one lane on one loop, in the order they expire (for deadlines of one
+    delay, the order they were set); one loop timer at the first of them that may still expire.
+    An alarm called off stays in the queue, skipped, until the timer or a later alarm passes
+    it."""
+
+    __slots__ = ("_entries", "_lane", "_loop", "_queues", "_timer", "_timer_at")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, delay: float, queues: dict[float, _Expiries]
+        self, loop: asyncio.AbstractEventLoop, lane: float, queues: dict[float, _Expiries]
     ) -> None:
         self._loop = loop
-        self._delay = delay
+        self._lane = lane
         self._queues = queues
-        self._entries: deque[deadline] = deque()
+        self._entries: deque[Alarm] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
 
-    def add(self, limit: deadline) -> None:
+    def add(self, alarm: Alarm) -> None:
         entries = self._entries
-        while entries and not entries[0]._queued:  # left already: forget them (memory)
+        while entries and not entries[0]._queued:  # called off already: forget them (memory)
             entries.popleft()
-        entries.append(limit)
+        when = alarm._when
+        if entries and when < entries[-1]._when:  # out of order (rare): in its place
+            entries.insert(bisect.bisect_right(entries, when, key=_when_of), alarm)
+        else:
+            entries.append(alarm)
         if self._timer is None:
-            self._arm(limit._when)
+            self._arm(when)
+        elif when < self._timer_at:
+            self._timer.cancel()
+            self._arm(when)
 
     def _arm(self, when: float) -> None:
         self._timer = self._loop.call_at(when, self._fire)
         self._timer_at = when
 
     def _fire(self) -> None:
-        """Expire every deadline whose time is up, then wait for the next one in force."""
+        """Expire every alarm whose time is up, then wait for the next one in force."""
         self._timer = None
         # The loop runs a timer up to its clock resolution early: what it was armed for is due.
         now = max(self._loop.time(), self._timer_at)
@@ -126,21 +160,26 @@ class _Expiries:
                 if head._when > now:
                     self._arm(head._when)
                     return
+                head._queued = False
                 head._expire()
             entries.popleft()
-        if self._queues.get(self._delay) is self:  # empty: a later deadline makes a new queue
-            del self._queues[self._delay]
+        if self._queues.get(self._lane) is self:  # empty: a later alarm makes a new queue
+            del self._queues[self._lane]
 
 
-#: each loop's queues by delay, and the last loop asked for (nearly always the only one)
+def _when_of(alarm: Alarm) -> float:
+    return alarm._when
+
+
+#: each loop's queues by lane, and the last loop asked for (nearly always the only one)
 _QUEUES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _Expiries]] = (
     weakref.WeakKeyDictionary()
 )
 _last: tuple[asyncio.AbstractEventLoop | None, dict[float, _Expiries]] = (None, {})
 
 
-def _expiries(loop: asyncio.AbstractEventLoop, delay: float) -> _Expiries:
-    """The queue for deadlines of `delay` seconds on `loop`."""
+def _lane(loop: asyncio.AbstractEventLoop, lane: float) -> _Expiries:
+    """The queue of `lane` on `loop`."""
     global _last
     # One tuple, read and replaced whole: a loop in another thread (uploads) never sees a
     # pairing of its loop with another loop's queues.
@@ -148,7 +187,7 @@ def _expiries(loop: asyncio.AbstractEventLoop, delay: float) -> _Expiries:
     if last_loop is not loop:
         queues = _QUEUES.setdefault(loop, {})
         _last = (loop, queues)
-    queue = queues.get(delay)
+    queue = queues.get(lane)
     if queue is None:
-        queue = queues[delay] = _Expiries(loop, delay, queues)
+        queue = queues[lane] = _Expiries(loop, lane, queues)
     return queue

@@ -16,6 +16,7 @@ import dns.flags
 
 from probe import failures
 from probe.observations import DNSQuery, Trace, format_address
+from probe.steps.deadline import Alarm, schedule
 from probe.steps.dns.tcp import resolve_tcp
 from probe.steps.dns.wire import (
     MAX_DNS_MESSAGE,
@@ -98,7 +99,7 @@ async def resolve_udp_types(
     try:
         for listener in listeners:
             await listener.start(hostname, server, source_address)
-        await _listen_all(loop, listeners)
+        await _listen_all(loop, listeners, timeout)
     finally:
         for listener in listeners:
             listener.close()
@@ -124,10 +125,13 @@ async def resolve_udp_types(
     return results
 
 
-async def _listen_all(loop: asyncio.AbstractEventLoop, listeners: list[_Listener]) -> None:
+async def _listen_all(
+    loop: asyncio.AbstractEventLoop, listeners: list[_Listener], timeout: float
+) -> None:
     """Wait until every listener is done: its socket's reader ends it (a truncated first
     reply, an error, the datagram cap) or its listening time runs out (the deadline, or the
-    duplicate window after the first valid reply)."""
+    duplicate window after the first valid reply). The time is kept by an alarm in the shared
+    lanes of probe.steps.deadline (the step timeout's, then the window's), not a timer each."""
     while True:
         now = loop.time()
         active = [listener for listener in listeners if not listener.done]
@@ -140,13 +144,34 @@ async def _listen_all(loop: asyncio.AbstractEventLoop, listeners: list[_Listener
         wake = loop.create_future()
         for listener in active:
             listener.wake = wake
-        timer = loop.call_at(min(listener.until for listener in active), _set_done, wake)
+        first = min(active, key=_until)
+        alarm = _Wake(wake)
+        lane = timeout if first.until >= first.deadline else first.window
+        schedule(loop, lane, alarm, first.until)
         try:
             await wake
         finally:
-            timer.cancel()
+            alarm.cancel()
             for listener in active:
                 listener.wake = None
+
+
+def _until(listener: _Listener) -> float:
+    return listener.until
+
+
+class _Wake(Alarm):
+    """Ends a wait of `_listen_all` when its time is up."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self._queued = False  # (Alarm's, set here: no call)
+        self._when = 0.0
+        self.future = future
+
+    def _expire(self) -> None:
+        _set_done(self.future)
 
 
 def _set_done(future: asyncio.Future[None]) -> None:
