@@ -164,11 +164,10 @@ def test_alarms_set_out_of_order_still_expire_in_time_order() -> None:
             schedule(loop, 7.0, note, now + delay)
             if name == "off":
                 note.cancel()
-        while not fired:
-            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
         # the earliest, set last, re-armed the lane's timer: not held until the first one's
-        assert fired == ["a"] and loop.time() - now < 0.4
-        await asyncio.sleep(0.7)
+        assert fired == ["a"]
+        await asyncio.sleep(0.4)
         return fired
 
     assert asyncio.run(main()) == ["a", "b", "c"]
