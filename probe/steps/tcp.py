@@ -90,13 +90,12 @@ class SocketStream:
                 )
             )
 
-    def _now(self) -> float:
-        return self.trace.now() if self.trace is not None else 0.0
-
     async def send_all(self, data: bytes, *, timeout: float | None = None) -> None:
         """All of `data`; what the socket does not take at once waits for room, at most
         `timeout` seconds when one is given (a timer only when there is a wait)."""
-        t0 = self._now()
+        trace = self.trace
+        t0 = trace.now() if trace is not None else 0.0
+        size = len(data)
         limit: deadline | None = None
         try:
             # The socket nearly always takes the bytes at once: send them here, and go through
@@ -105,7 +104,7 @@ class SocketStream:
                 sent = self.sock.send(data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
-            if sent < len(data):
+            if sent < size:
                 limit = deadline(timeout)
                 with limit:
                     await self._loop.sock_sendall(self.sock, memoryview(data)[sent:])
@@ -116,13 +115,15 @@ class SocketStream:
                 raise  # the caller's bound, like a deadline around the call: not a write failure
             self._event("write", t0, None, failures.classify(exc))
             raise
-        self.bytes_sent += len(data)
+        self.bytes_sent += size
         if self.counter is not None:
-            self.counter.sent += len(data)
-        self._event("write", t0, len(data), None)
+            self.counter.sent += size
+        if trace is not None:
+            self._event("write", t0, size, None)
 
     async def receive_some(self, max_bytes: int = 65536) -> bytes:
-        t0 = self._now()
+        trace = self.trace
+        t0 = trace.now() if trace is not None else 0.0
         try:
             # Bytes already waiting are read here; only an empty socket costs the event loop's
             # reader registration (sock_recv tries the read once more, then waits).
@@ -135,10 +136,12 @@ class SocketStream:
         except Exception as exc:
             self._event("read", t0, None, failures.classify(exc))
             raise
-        self.bytes_received += len(data)
+        size = len(data)
+        self.bytes_received += size
         if self.counter is not None:
-            self.counter.received += len(data)
-        self._event("read", t0, len(data), None if data else failures.EOF_ERROR)
+            self.counter.received += size
+        if trace is not None:
+            self._event("read", t0, size, None if size else failures.EOF_ERROR)
         return data
 
     async def _receive_waiting(self, max_bytes: int) -> bytes:
