@@ -134,17 +134,19 @@ async def _listen_all(
     lanes of probe.steps.deadline (the step timeout's, then the window's), not a timer each."""
     while True:
         now = loop.time()
-        active = [listener for listener in listeners if not listener.done]
-        for listener in active:
+        first: _Listener | None = None  # the active listener whose time runs out first
+        for listener in listeners:
+            if listener.done:
+                continue
             if listener.until <= now:
                 listener.finish()
-        active = [listener for listener in active if not listener.done]
-        if not active:
+            elif first is None or listener.until < first.until:
+                first = listener
+        if first is None:
             return
         wake = loop.create_future()
-        for listener in active:
-            listener.wake = wake
-        first = min(active, key=_until)
+        for listener in listeners:
+            listener.wake = wake  # (a finished listener's reader is gone: it never sets it)
         alarm = _Wake(wake)
         lane = timeout if first.until >= first.deadline else first.window
         schedule(loop, lane, alarm, first.until)
@@ -152,12 +154,8 @@ async def _listen_all(
             await wake
         finally:
             alarm.cancel()
-            for listener in active:
+            for listener in listeners:
                 listener.wake = None
-
-
-def _until(listener: _Listener) -> float:
-    return listener.until
 
 
 class _Wake(Alarm):
