@@ -8,10 +8,11 @@ no coroutine: a flow enters five of these, and asyncio.timeout costs about 20 Py
 
 Nearly every deadline is left long before it expires, and a round's deadlines share a handful of
 delays (the step timeout, the fetch budget). Deadlines of one delay on one loop expire in the
-order they were set, so they wait in a queue (`_Expiries`) behind one loop timer, armed at the
-first of them that is still in force: setting or leaving a deadline costs a few attribute writes
-and no timer of its own (a loop timer is about 20 Python calls: the heap's comparisons, its
-handle, its cancel; docs/benchmarks.md, the CPU goal of issue 15). Each still expires on time.
+order they were set, so they wait in a queue (`_Expiries`, a "lane") behind one loop timer,
+armed at the first of them that is still in force: setting or leaving a deadline costs a few
+attribute writes and no timer of its own (a loop timer is about 20 Python calls: the heap's
+comparisons, its handle, its cancel; docs/benchmarks.md, the CPU goal of issue 15). Each still
+expires on time. Other waits use the lanes too (`Alarm`, `Call`, `schedule`: the DNS listeners).
 """
 
 from __future__ import annotations
@@ -20,26 +21,27 @@ import asyncio
 import bisect
 import weakref
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 
 
 class Alarm:
-    """Something to do at a time (`_expire`, at `_when` on the loop's clock), queued behind
-    its lane's shared loop timer by `schedule`; `_queued` is False once it expired or was
-    called off (`cancel`)."""
+    """Something to do at a time (`_expire`, at `when` on the loop's clock), queued behind
+    its lane's shared loop timer by `schedule`; `queued` is False once it expired or was
+    called off (`cancel`). Both are read-only outside this module. An alarm is set once."""
 
-    __slots__ = ("_queued", "_when")
+    __slots__ = ("queued", "when")
 
     def __init__(self) -> None:
-        self._queued = False
-        self._when = 0.0
+        self.queued = False
+        self.when = 0.0
 
     def _expire(self) -> None:
         raise NotImplementedError
 
     def cancel(self) -> None:
         """Called off: its lane skips it from now on."""
-        self._queued = False
+        self.queued = False
 
 
 class deadline(Alarm):
@@ -49,8 +51,8 @@ class deadline(Alarm):
     __slots__ = ("_cancelling", "_delay", "_expired", "_handle", "_task")
 
     def __init__(self, delay: float | None) -> None:
-        self._queued = False  # (Alarm's, set here: no call)
-        self._when = 0.0
+        self.queued = False  # (Alarm's, set here: no call)
+        self.when = 0.0
         self._delay = delay
         self._expired = False
         self._handle: asyncio.Handle | None = None
@@ -72,7 +74,7 @@ class deadline(Alarm):
         return self
 
     def _expire(self) -> None:
-        self._queued = False
+        self.queued = False
         self._handle = None
         if self._task is not None:
             self._task.cancel()
@@ -84,7 +86,7 @@ class deadline(Alarm):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._queued = False  # its queue skips it from now on
+        self.queued = False  # its queue skips it from now on
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -103,11 +105,25 @@ class deadline(Alarm):
         return self._expired
 
 
+class Call(Alarm):
+    """An alarm that calls `callback(when)`, with the time it was set for, when it expires."""
+
+    __slots__ = ("_callback",)
+
+    def __init__(self, callback: Callable[[float], object]) -> None:
+        self.queued = False  # (Alarm's, set here: no call)
+        self.when = 0.0
+        self._callback = callback
+
+    def _expire(self) -> None:
+        self._callback(self.when)
+
+
 def schedule(loop: asyncio.AbstractEventLoop, lane: float, alarm: Alarm, when: float) -> None:
     """Queue `alarm` to expire at `when` in `lane` (alarms of one lane are best set in the
     order of their times, e.g. now plus the lane's delay; one out of order is still on time)."""
-    alarm._when = when
-    alarm._queued = True
+    alarm.when = when
+    alarm.queued = True
     _lane(loop, lane).add(alarm)
 
 
@@ -131,10 +147,10 @@ class _Expiries:
 
     def add(self, alarm: Alarm) -> None:
         entries = self._entries
-        while entries and not entries[0]._queued:  # called off already: forget them (memory)
+        while entries and not entries[0].queued:  # called off already: forget them (memory)
             entries.popleft()
-        when = alarm._when
-        if entries and when < entries[-1]._when:  # out of order (rare): in its place
+        when = alarm.when
+        if entries and when < entries[-1].when:  # out of order (rare): in its place
             entries.insert(bisect.bisect_right(entries, when, key=_when_of), alarm)
         else:
             entries.append(alarm)
@@ -156,11 +172,11 @@ class _Expiries:
         entries = self._entries
         while entries:
             head = entries[0]
-            if head._queued:
-                if head._when > now:
-                    self._arm(head._when)
+            if head.queued:
+                if head.when > now:
+                    self._arm(head.when)
                     return
-                head._queued = False
+                head.queued = False
                 head._expire()
             entries.popleft()
         if self._queues.get(self._lane) is self:  # empty: a later alarm makes a new queue
@@ -168,7 +184,7 @@ class _Expiries:
 
 
 def _when_of(alarm: Alarm) -> float:
-    return alarm._when
+    return alarm.when
 
 
 #: each loop's queues by lane, and the last loop asked for (nearly always the only one)
