@@ -69,8 +69,12 @@ class deadline(Alarm):
             loop = task.get_loop()
             if delay <= 0:
                 self._handle = loop.call_soon(self._expire)
-            else:
-                schedule(loop, delay, self, loop.time() + delay)  # its lane: its delay
+            else:  # `schedule(loop, delay, self, loop.time() + delay)`, its calls inlined
+                self.when = loop.time() + delay
+                self.queued = True
+                last_loop, queues = _last
+                lane = queues.get(delay) if last_loop is loop else None
+                (lane or _lane(loop, delay)).add(self)  # its lane: its delay
         return self
 
     def _expire(self) -> None:
