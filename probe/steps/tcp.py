@@ -71,7 +71,7 @@ class SocketStream:
         self.address = address
         self._loop = asyncio.get_running_loop()
         self._window: WindowClamp | None = None  # made when a reader first says what it needs
-        #: the read waiting for bytes and how many it takes (see `_receive_waiting`)
+        #: the read waiting for bytes and how many it takes (see `receive_some`)
         self._waiter: asyncio.Future[bytes] | None = None
         self._wanted = 0
         self._watched = -1  # the descriptor our reader callback is registered for (-1: none)
@@ -125,12 +125,21 @@ class SocketStream:
         trace = self.trace
         t0 = trace.now() if trace is not None else 0.0
         try:
-            # Bytes already waiting are read here; only an empty socket costs the event loop's
-            # reader registration (sock_recv tries the read once more, then waits).
+            # Bytes already waiting are read here; only an empty socket waits, as loop.sock_recv
+            # does (the read happens in the reader callback, `_on_readable`, with the same
+            # size), but the reader stays registered from one wait to the next instead of being
+            # added and removed each time (a selector change each way).
             try:
                 data = self.sock.recv(max_bytes)
             except (BlockingIOError, InterruptedError):
-                data = await self._receive_waiting(max_bytes)
+                waiter: asyncio.Future[bytes] = self._loop.create_future()
+                self._waiter, self._wanted = waiter, max_bytes
+                if self._watched < 0:
+                    self._watch()
+                try:
+                    data = await waiter
+                finally:
+                    self._waiter = None
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -144,20 +153,10 @@ class SocketStream:
             self._event("read", t0, size, None if size else failures.EOF_ERROR)
         return data
 
-    async def _receive_waiting(self, max_bytes: int) -> bytes:
-        """Wait for bytes and read them, as loop.sock_recv does (the read happens in the reader
-        callback, with the same size), but the reader stays registered from one wait to the
-        next instead of being added and removed each time (a selector change each way)."""
-        waiter: asyncio.Future[bytes] = self._loop.create_future()
-        self._waiter, self._wanted = waiter, max_bytes
-        if self._watched < 0:
-            fd = self.sock.fileno()
-            self._loop.add_reader(fd, self._on_readable)
-            self._watched = fd
-        try:
-            return await waiter
-        finally:
-            self._waiter = None
+    def _watch(self) -> None:
+        fd = self.sock.fileno()
+        self._loop.add_reader(fd, self._on_readable)
+        self._watched = fd
 
     def _on_readable(self) -> None:
         waiter = self._waiter
@@ -256,7 +255,9 @@ async def _connect(sock: socket.socket, ip: str, port: int) -> None:
     if "%" in ip:  # a scoped IPv6 address: asyncio resolves the scope
         await loop.sock_connect(sock, (ip, port))
         return
-    address = (ip, port, 0, 0) if sock.family == socket.AF_INET6 else (ip, port)
+    # the socket's family is IPv6 for an address with a colon (`_stream_socket`); asking the
+    # socket (`sock.family`) would cost an enum conversion
+    address = (ip, port, 0, 0) if ":" in ip else (ip, port)
     try:
         sock.connect(address)
         return
