@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from probe.steps.deadline import Alarm, deadline, schedule
+from probe.steps.deadline import Alarm, Call, deadline, schedule
 
 
 def test_expiry_is_timeout_error() -> None:
@@ -171,3 +171,29 @@ def test_alarms_set_out_of_order_still_expire_in_time_order() -> None:
         return fired
 
     assert asyncio.run(main()) == ["a", "b", "c"]
+
+
+def test_an_alarm_set_in_its_lane_as_another_expires_is_kept() -> None:
+    """An expiring alarm that sets the next one in the same lane (as a DNS wait does) must
+    not lose it or any other alarm of the lane."""
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        fired: list[str] = []
+        done = loop.create_future()
+
+        def second(when: float) -> None:
+            fired.append("second")
+
+        def first(when: float) -> None:
+            fired.append("first")
+            schedule(loop, 3.0, Call(second), when)  # due at once: the same time
+            schedule(loop, 3.0, Call(lambda when: done.set_result(None)), when + 0.02)
+
+        now = loop.time()
+        schedule(loop, 3.0, Call(first), now + 0.01)
+        schedule(loop, 3.0, Call(lambda when: fired.append("third")), now + 0.015)
+        await asyncio.wait_for(done, 2)
+        return fired
+
+    assert asyncio.run(main()) == ["first", "second", "third"]

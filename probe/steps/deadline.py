@@ -169,21 +169,32 @@ class _Expiries:
         self._timer_at = when
 
     def _fire(self) -> None:
-        """Expire every alarm whose time is up, then wait for the next one in force."""
+        """Expire every alarm whose time is up, then wait for the next one in force. An alarm
+        may set another in this lane as it expires (a DNS wait's next time): each is taken off
+        the queue before it runs, and the queue is read afresh after."""
         self._timer = None
         # The loop runs a timer up to its clock resolution early: what it was armed for is due.
         now = max(self._loop.time(), self._timer_at)
         entries = self._entries
         while entries:
             head = entries[0]
+            if head.queued and head.when > now:
+                break
+            entries.popleft()
             if head.queued:
-                if head.when > now:
-                    self._arm(head.when)
-                    return
                 head.queued = False
                 head._expire()
-            entries.popleft()
-        if self._queues.get(self._lane) is self:  # empty: a later alarm makes a new queue
+        if entries:  # the first is in force (the rest may not be: they are skipped in turn)
+            when = entries[0].when
+            if self._timer is None:
+                self._arm(when)
+            elif when < self._timer_at:  # (armed by an alarm set as another expired)
+                self._timer.cancel()
+                self._arm(when)
+        elif self._queues.get(self._lane) is self:  # empty: a later alarm makes a new queue
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             del self._queues[self._lane]
 
 
