@@ -197,3 +197,15 @@ def test_an_alarm_set_in_its_lane_as_another_expires_is_kept() -> None:
         return fired
 
     assert asyncio.run(main()) == ["first", "second", "third"]
+
+
+def test_a_called_off_alarm_holds_nothing() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        held = object()
+        alarm = Call(lambda when: print(held))
+        schedule(loop, 60.0, alarm, loop.time() + 60)
+        alarm.cancel()
+        assert alarm._callback.__closure__ is None  # the lambda and what it held are gone
+
+    asyncio.run(main())

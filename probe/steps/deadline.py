@@ -122,6 +122,15 @@ class Call(Alarm):
     def _expire(self) -> None:
         self._callback(self.when)
 
+    def cancel(self) -> None:
+        # It may wait in its lane up to the lane's delay: it holds nothing (memory) meanwhile.
+        self.queued = False
+        self._callback = _nothing
+
+
+def _nothing(when: float) -> None:
+    pass
+
 
 def schedule(loop: asyncio.AbstractEventLoop, lane: float, alarm: Alarm, when: float) -> None:
     """Queue `alarm` to expire at `when` in `lane` (alarms of one lane are best set in the
