@@ -410,6 +410,52 @@ async def test_aclose_is_idempotent_and_closes_the_socket(
     assert stream.transport.sock.fileno() == -1
 
 
+async def test_wire_writes_in_flight_are_serialised_in_order(context: ssl.SSLContext) -> None:
+    """A flush while another waits for room goes after it, a cancelled waiter takes no turn,
+    and a writer cancelled mid-send hands the turn on."""
+
+    class SlowTransport:
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+            self.room = asyncio.Event()
+
+        async def send_all(self, data: bytes, *, timeout: float | None = None) -> None:
+            await self.room.wait()
+            self.sent.append(data)
+
+    transport = SlowTransport()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    ssl_object = context.wrap_bio(incoming, outgoing, server_hostname=NAME)
+    stream = TLSStream(transport, ssl_object, incoming, outgoing)  # type: ignore[arg-type]
+    outgoing.write(b"first")
+    first = asyncio.create_task(stream._flush())
+    await asyncio.sleep(0)
+    outgoing.write(b"second")
+    second = asyncio.create_task(stream._flush())
+    cancelled = asyncio.create_task(stream._flush())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.sleep(0)
+    assert transport.sent == [] and not second.done()
+    transport.room.set()
+    await asyncio.wait_for(asyncio.gather(first, second), TIMEOUT)
+    assert transport.sent == [b"first", b"second"]
+    assert cancelled.cancelled()
+
+    transport.room.clear()
+    outgoing.write(b"third")
+    stuck = asyncio.create_task(stream._flush())
+    await asyncio.sleep(0)
+    outgoing.write(b"fourth")
+    after = asyncio.create_task(stream._flush())
+    await asyncio.sleep(0)
+    stuck.cancel()
+    await asyncio.sleep(0)
+    transport.room.set()
+    await asyncio.wait_for(after, TIMEOUT)
+    assert transport.sent == [b"first", b"second", b"fourth"]
+
+
 async def _read_to_end(stream: TLSStream) -> bytes:
     received = b""
     async with asyncio.timeout(TIMEOUT):

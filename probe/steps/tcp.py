@@ -71,7 +71,7 @@ class SocketStream:
         self.address = address
         self._loop = asyncio.get_running_loop()
         self._window: WindowClamp | None = None  # made when a reader first says what it needs
-        #: the read waiting for bytes and how many it takes (see `_receive_waiting`)
+        #: the read waiting for bytes and how many it takes (see `receive_some`)
         self._waiter: asyncio.Future[bytes] | None = None
         self._wanted = 0
         self._watched = -1  # the descriptor our reader callback is registered for (-1: none)
@@ -90,13 +90,12 @@ class SocketStream:
                 )
             )
 
-    def _now(self) -> float:
-        return self.trace.now() if self.trace is not None else 0.0
-
     async def send_all(self, data: bytes, *, timeout: float | None = None) -> None:
         """All of `data`; what the socket does not take at once waits for room, at most
         `timeout` seconds when one is given (a timer only when there is a wait)."""
-        t0 = self._now()
+        trace = self.trace
+        t0 = trace.now() if trace is not None else 0.0
+        size = len(data)
         limit: deadline | None = None
         try:
             # The socket nearly always takes the bytes at once: send them here, and go through
@@ -105,7 +104,7 @@ class SocketStream:
                 sent = self.sock.send(data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
-            if sent < len(data):
+            if sent < size:
                 limit = deadline(timeout)
                 with limit:
                     await self._loop.sock_sendall(self.sock, memoryview(data)[sent:])
@@ -116,45 +115,48 @@ class SocketStream:
                 raise  # the caller's bound, like a deadline around the call: not a write failure
             self._event("write", t0, None, failures.classify(exc))
             raise
-        self.bytes_sent += len(data)
+        self.bytes_sent += size
         if self.counter is not None:
-            self.counter.sent += len(data)
-        self._event("write", t0, len(data), None)
+            self.counter.sent += size
+        if trace is not None:
+            self._event("write", t0, size, None)
 
     async def receive_some(self, max_bytes: int = 65536) -> bytes:
-        t0 = self._now()
+        trace = self.trace
+        t0 = trace.now() if trace is not None else 0.0
         try:
-            # Bytes already waiting are read here; only an empty socket costs the event loop's
-            # reader registration (sock_recv tries the read once more, then waits).
+            # Bytes already waiting are read here; only an empty socket waits, as loop.sock_recv
+            # does (the read happens in the reader callback, `_on_readable`, with the same
+            # size), but the reader stays registered from one wait to the next instead of being
+            # added and removed each time (a selector change each way).
             try:
                 data = self.sock.recv(max_bytes)
             except (BlockingIOError, InterruptedError):
-                data = await self._receive_waiting(max_bytes)
+                waiter: asyncio.Future[bytes] = self._loop.create_future()
+                self._waiter, self._wanted = waiter, max_bytes
+                if self._watched < 0:
+                    self._watch()
+                try:
+                    data = await waiter
+                finally:
+                    self._waiter = None
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._event("read", t0, None, failures.classify(exc))
             raise
-        self.bytes_received += len(data)
+        size = len(data)
+        self.bytes_received += size
         if self.counter is not None:
-            self.counter.received += len(data)
-        self._event("read", t0, len(data), None if data else failures.EOF_ERROR)
+            self.counter.received += size
+        if trace is not None:
+            self._event("read", t0, size, None if size else failures.EOF_ERROR)
         return data
 
-    async def _receive_waiting(self, max_bytes: int) -> bytes:
-        """Wait for bytes and read them, as loop.sock_recv does (the read happens in the reader
-        callback, with the same size), but the reader stays registered from one wait to the
-        next instead of being added and removed each time (a selector change each way)."""
-        waiter: asyncio.Future[bytes] = self._loop.create_future()
-        self._waiter, self._wanted = waiter, max_bytes
-        if self._watched < 0:
-            fd = self.sock.fileno()
-            self._loop.add_reader(fd, self._on_readable)
-            self._watched = fd
-        try:
-            return await waiter
-        finally:
-            self._waiter = None
+    def _watch(self) -> None:
+        fd = self.sock.fileno()
+        self._loop.add_reader(fd, self._on_readable)
+        self._watched = fd
 
     def _on_readable(self) -> None:
         waiter = self._waiter
@@ -253,7 +255,9 @@ async def _connect(sock: socket.socket, ip: str, port: int) -> None:
     if "%" in ip:  # a scoped IPv6 address: asyncio resolves the scope
         await loop.sock_connect(sock, (ip, port))
         return
-    address = (ip, port, 0, 0) if sock.family == socket.AF_INET6 else (ip, port)
+    # the socket's family is IPv6 for an address with a colon (`_stream_socket`); asking the
+    # socket (`sock.family`) would cost an enum conversion
+    address = (ip, port, 0, 0) if ":" in ip else (ip, port)
     try:
         sock.connect(address)
         return

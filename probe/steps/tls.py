@@ -68,7 +68,7 @@ class TLSStream:
 
     `bytes_sent`/`bytes_received` count plaintext; the wire bytes are counted by the socket
     stream underneath. One reader and one writer may use it at the same time (the wire writes
-    are serialised by a lock); two concurrent readers are not supported.
+    are serialised, see `_flush`); two concurrent readers are not supported.
     """
 
     def __init__(
@@ -82,7 +82,9 @@ class TLSStream:
         self.ssl_object = ssl_object
         self._incoming = incoming
         self._outgoing = outgoing
-        self._send_lock = asyncio.Lock()
+        #: a write of ours is sending (waiting for room), and what the next one waits on
+        self._writing = False
+        self._written: asyncio.Future[None] | None = None
         self._closed = False
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -101,14 +103,28 @@ class TLSStream:
         return self.transport.address
 
     async def _flush(self, timeout: float | None = None) -> None:
-        """Send whatever OpenSSL has queued for the wire (records, alerts, close_notify); a
-        wait for room in the socket lasts at most `timeout` seconds when one is given."""
-        if not self._outgoing.pending and not self._send_lock.locked():
-            return  # nothing queued, and no other write of ours in flight to wait for
-        async with self._send_lock:
-            pending = self._outgoing.read()
-            if pending:
-                await self.transport.send_all(pending, timeout=timeout)
+        """Send whatever OpenSSL has queued for the wire (records, alerts, close_notify) after
+        any write of ours still in flight; a wait for room in the socket lasts at most
+        `timeout` seconds when one is given.
+
+        Writes are serialised by `_writing` rather than an asyncio.Lock: nearly every write
+        goes out at once with no other in flight, and then costs no lock calls (a lock is five
+        Python calls a write; docs/benchmarks.md, the CPU goal of issue 15)."""
+        while self._writing:  # its bytes were taken from OpenSSL before ours: they go first
+            if self._written is None:
+                self._written = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._written)  # a waiter cancelled leaves it to the others
+        pending = self._outgoing.read()
+        if not pending:
+            return
+        self._writing = True
+        try:
+            await self.transport.send_all(pending, timeout=timeout)
+        finally:
+            self._writing = False
+            written, self._written = self._written, None
+            if written is not None and not written.done():
+                written.set_result(None)
 
     async def _fill(self, wire_size: int = WIRE_READ_SIZE) -> None:
         """Wait for wire bytes and hand them to OpenSSL; EOF becomes the BIO's EOF."""
@@ -149,13 +165,22 @@ class TLSStream:
             try:
                 data = self.ssl_object.read(max_bytes)
             except ssl.SSLWantReadError:
-                await self._flush()  # e.g. a key-update reply OpenSSL queued while reading
+                if self._outgoing.pending or self._writing:
+                    await self._flush()  # e.g. a key-update reply OpenSSL queued while reading
                 # OpenSSL waits for the rest of a record: when that record completes what the
                 # reader needs, the window need not offer more than its end.
                 self.transport.expect(self._records.wire_needed(self._need))
                 # No more wire bytes than the caller asked for (plus record overhead): a reader
-                # near its body cap must not pull in 64 KiB it will throw away.
-                await self._fill(min(WIRE_READ_SIZE, max_bytes + TLS_RECORD_OVERHEAD))
+                # near its body cap must not pull in 64 KiB it will throw away. (`_fill`, inline:
+                # a coroutine less per read.)
+                wire = await self.transport.receive_some(
+                    min(WIRE_READ_SIZE, max_bytes + TLS_RECORD_OVERHEAD)
+                )
+                if wire:
+                    self._records.feed(wire)
+                    self._incoming.write(wire)
+                else:
+                    self._incoming.write_eof()
                 continue
             except ssl.SSLZeroReturnError:
                 return b""
@@ -185,7 +210,7 @@ class TLSStream:
                 self.ssl_object.unwrap()
             except ssl.SSLWantReadError:
                 pass  # close_notify is queued; we do not wait for the peer's
-            if self._send_lock.locked():  # another write first: all of it within the bound
+            if self._writing:  # another write first: all of it within the bound
                 with deadline(CLOSE_NOTIFY_TIMEOUT):
                     await self._flush()
             else:  # the socket takes close_notify at once, or it waits at most the bound

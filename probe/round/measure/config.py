@@ -89,11 +89,16 @@ class RunState:
         return len(self._endpoint_locks)
 
 
-@dataclass(slots=True)
 class _Entry:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    #: flows holding or waiting for `lock`
-    users: int = 0
+    """An endpoint's place in the table: how many flows hold or wait for it, and the lock they
+    queue on, made only when a second flow comes while the first holds the endpoint (nearly
+    every endpoint has one flow at a time, which then costs no lock)."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock: asyncio.Lock | None = None
+        self.users = 1
 
 
 class EndpointLock:
@@ -110,10 +115,16 @@ class EndpointLock:
 
     async def __aenter__(self) -> None:
         entry = self._table.get(self._key)
-        if entry is None:
-            entry = self._table[self._key] = _Entry()
+        if entry is None:  # nobody holds it: ours at once
+            self._entry = self._table[self._key] = _Entry()
+            return
         entry.users += 1
         try:
+            if entry.lock is None:
+                # The holder took the endpoint without a lock: the new lock is taken in its
+                # name (at once, no wait), and its release hands the endpoint on.
+                entry.lock = asyncio.Lock()
+                await entry.lock.acquire()
             await entry.lock.acquire()
         except BaseException:  # cancelled while waiting: not a user any more
             self._leave(entry)
@@ -123,7 +134,8 @@ class EndpointLock:
     async def __aexit__(self, *exc_info: object) -> None:
         entry, self._entry = self._entry, None
         assert entry is not None
-        entry.lock.release()
+        if entry.lock is not None:
+            entry.lock.release()
         self._leave(entry)
 
     def _leave(self, entry: _Entry) -> None:

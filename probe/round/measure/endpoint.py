@@ -107,20 +107,18 @@ class Flow:
     """What the steps of one flow share: the round's state, the flow's trace (one transaction
     id), and the sink its observations go to (`add`, read back as `observations`)."""
 
-    __slots__ = ("observations", "state", "tls_failure", "trace", "zero")
+    __slots__ = ("observations", "state", "timeout", "tls_failure", "trace", "zero")
 
     def __init__(self, state: RunState, zero: float) -> None:
         self.state = state
         self.zero = zero
+        #: each step's timeout (the round's), in seconds
+        self.timeout = state.config.timeout
         self.trace = Trace(zero, state.next_transaction_id())
         self.observations = Observations()
         #: the flow's first failed TLS handshake and its endpoint, for the SNI swap after the
         #: flow (sni_swap.py); kept only when the round asks for the swap
         self.tls_failure: tuple[Endpoint, TLSHandshake] | None = None
-
-    @property
-    def timeout(self) -> float:
-        return self.state.config.timeout
 
     def add(self, observation: Observation) -> None:
         """Record a final observation (appended to its list in `observations`)."""
@@ -148,7 +146,7 @@ async def connect(endpoint: Endpoint, flow: Flow) -> SocketStream | None:
         counter=flow.state.counter,
         receive_buffer=endpoint.receive_buffer,
     )
-    flow.add(result.observation)
+    flow.observations.tcp_connect.append(result.observation)  # (flow.add, without its lookup)
     return result.stream
 
 
@@ -165,7 +163,7 @@ async def open_stream(endpoint: Endpoint, flow: Flow) -> ByteStream | None:
         timeout=flow.timeout,
         context=tls_context.client_context(endpoint.ca_files),
     )
-    flow.add(result.observation)
+    flow.observations.tls_handshakes.append(result.observation)
     if result.stream is None:
         if flow.tls_failure is None and flow.state.config.neutral_sni is not None:
             flow.tls_failure = (endpoint, result.observation)

@@ -36,7 +36,7 @@ async def fetch(first: Endpoint, flow: Flow, *, follow: bool) -> None:
                 transaction, next_hop = pending, None
                 if follow:
                     transaction, next_hop = await redirect(hop, pending, hops, flow)
-                flow.add(transaction)
+                flow.observations.requests.append(transaction)
                 pending = None
                 if next_hop is None:
                     return

@@ -16,6 +16,7 @@ import dns.flags
 
 from probe import failures
 from probe.observations import DNSQuery, Trace, format_address
+from probe.steps.deadline import Call, schedule
 from probe.steps.dns.tcp import resolve_tcp
 from probe.steps.dns.wire import (
     MAX_DNS_MESSAGE,
@@ -98,7 +99,7 @@ async def resolve_udp_types(
     try:
         for listener in listeners:
             await listener.start(hostname, server, source_address)
-        await _listen_all(loop, listeners)
+        await _listen_all(loop, listeners, timeout)
     finally:
         for listener in listeners:
             listener.close()
@@ -124,29 +125,67 @@ async def resolve_udp_types(
     return results
 
 
-async def _listen_all(loop: asyncio.AbstractEventLoop, listeners: list[_Listener]) -> None:
+async def _listen_all(
+    loop: asyncio.AbstractEventLoop, listeners: list[_Listener], timeout: float
+) -> None:
     """Wait until every listener is done: its socket's reader ends it (a truncated first
     reply, an error, the datagram cap) or its listening time runs out (the deadline, or the
     duplicate window after the first valid reply)."""
-    while True:
-        now = loop.time()
-        active = [listener for listener in listeners if not listener.done]
-        for listener in active:
+    listening = _Listening(loop, listeners, timeout)
+    try:
+        listening.update()
+        await listening.done
+    finally:
+        listening.stop()
+
+
+class _Listening:
+    """The listeners of one name, kept by their readers and one alarm (in the shared lanes of
+    probe.steps.deadline: the step timeout's, then the window's) at the first time one of them
+    runs out; `done` once all are done. The task waits once: a first reply moves the alarm."""
+
+    __slots__ = ("alarm", "done", "listeners", "loop", "timeout")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, listeners: list[_Listener], timeout: float
+    ) -> None:
+        self.loop = loop
+        self.listeners = listeners
+        self.timeout = timeout
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.alarm: Call | None = None
+        for listener in listeners:
+            listener.listening = self
+
+    def update(self, due: float = 0.0) -> None:
+        """Finish the listeners whose time is up (by `due` at least: the time an alarm was set
+        for); set `done` when none is left, else set the alarm for the next to run out."""
+        now = max(self.loop.time(), due)
+        first: _Listener | None = None
+        for listener in self.listeners:
+            if listener.done:
+                continue
             if listener.until <= now:
                 listener.finish()
-        active = [listener for listener in active if not listener.done]
-        if not active:
-            return
-        wake = loop.create_future()
-        for listener in active:
-            listener.wake = wake
-        timer = loop.call_at(min(listener.until for listener in active), _set_done, wake)
-        try:
-            await wake
-        finally:
-            timer.cancel()
-            for listener in active:
-                listener.wake = None
+            elif first is None or listener.until < first.until:
+                first = listener
+        alarm = self.alarm
+        if first is None:
+            self.stop()
+            _set_done(self.done)
+        elif alarm is None or not alarm.queued or alarm.when != first.until:
+            if alarm is not None:
+                alarm.cancel()
+            self.alarm = Call(self.update)
+            lane = self.timeout if first.until >= first.deadline else first.window
+            schedule(self.loop, lane, self.alarm, first.until)
+
+    def stop(self) -> None:
+        if self.alarm is not None:
+            self.alarm.cancel()
+            self.alarm = None
+        for listener in self.listeners:
+            listener.listening = None
 
 
 def _set_done(future: asyncio.Future[None]) -> None:
@@ -165,12 +204,12 @@ class _Listener:
         "deadline",
         "done",
         "failure",
+        "listening",
         "loop",
         "recorder",
         "replies",
         "sock",
         "until",
-        "wake",
         "window",
     )
 
@@ -192,7 +231,7 @@ class _Listener:
         self.failure: str | None = None
         self.done = False
         self.datagrams = 0
-        self.wake: asyncio.Future[None] | None = None
+        self.listening: _Listening | None = None  # while `_listen_all` waits
 
     async def start(
         self, hostname: str, server: tuple[str, int], source_address: str | None
@@ -244,8 +283,8 @@ class _Listener:
             if self.datagrams >= MAX_DATAGRAMS_PER_QUERY:
                 self.finish()
                 changed = True
-        if changed and self.wake is not None:
-            _set_done(self.wake)
+        if changed and self.listening is not None:
+            self.listening.update()
 
     def finish(self) -> None:
         """Stop reading (the socket stays open until `close`)."""
