@@ -189,7 +189,9 @@ async def test_probe_report_over_the_collector_equals_the_original_files(
     async with running(directory, compact_bytes=64 * 1024) as c:  # several files per partition
         for start in range(0, len(lines), 97):
             assert (await upload(c.port, lines[start : start + 97])).status == 200
-    assert len(list(directory.rglob("*.parquet"))) > len({r[1:4] for r in stored_rows(directory)})
+    rows = stored_rows(directory)
+    assert len(rows) == len(lines)  # every record in Parquet once stopped, none left pending
+    assert len(list(directory.rglob("*.parquet"))) > len({r[1:4] for r in rows})
 
     tables = []
     for name, where in (("original", source), ("collector", directory)):

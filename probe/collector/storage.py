@@ -253,7 +253,24 @@ class Storage:
 
     async def compact(self, everything: bool = False) -> int:
         """Move pending records into Parquet, a batch at a time, while they are due (all of
-        them with `everything`); the number of records moved."""
+        them with `everything`); the number of records moved.
+
+        A compaction under way is never cut short: cancelling its caller (the collector
+        stopping while one runs in the background) waits for it to end, then raises. Its
+        worker threads cannot be stopped; cut short, it would release `_compacting` while
+        a thread still writes its claimed batch, and the final compaction would write that
+        batch again under the same temporary names at the same time: one writer's rename
+        takes the other's file, which then fails, and every later record stays pending."""
+        work = asyncio.ensure_future(self._compact(everything))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            await asyncio.wait([work])
+            if not work.cancelled():
+                work.exception()  # seen: the caller is going away, the next compaction retries
+            raise
+
+    async def _compact(self, everything: bool) -> int:
         moved = 0
         ledger = self._need_ledger()
         async with self._compacting:
