@@ -5,6 +5,7 @@ and parses, the engines do the I/O."""
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import socket
 import struct
@@ -14,7 +15,6 @@ from typing import TYPE_CHECKING
 import dns.exception
 import dns.flags
 import dns.ipv6
-import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdataclass
@@ -25,6 +25,7 @@ from probe.observations import DNSAnswer, DNSQuery, Trace
 
 if TYPE_CHECKING:
     import dns.message
+    import dns.name
 
 DNS_PORT = 53
 #: The largest DNS message: the TCP length prefix is two bytes, and no UDP datagram is larger.
@@ -55,15 +56,36 @@ def _check_query_type(query_type: str) -> None:
         raise ValueError(f"unsupported DNS query type {query_type!r} (expected A or AAAA)")
 
 
+#: A plain host name: ASCII labels of letters, digits, hyphens and underscores, 1-63 octets
+#: each, and an optional final dot. dnspython reads such text byte for byte (no IDNA, no
+#: escapes), so its wire form is the labels with their lengths, then the root label.
+_PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
+#: the longest name in wire form (RFC 1035 section 3.1), as dnspython checks it
+_MAX_NAME_WIRE = 255
+
+
 @lru_cache(maxsize=4096)
-def _query_name(hostname: str) -> tuple[dns.name.Name, bytes]:
-    """`hostname` as a DNS name and its wire form, converted once for its A and AAAA queries.
-    Names are immutable; a name that does not convert raises each time (exceptions are not
-    cached)."""
-    name = dns.name.from_text(hostname)
-    wire = name.to_wire()
-    assert wire is not None  # None only when writing into a file
-    return name, wire
+def _query_name(hostname: str) -> bytes:
+    """`hostname`'s wire form, converted once for its A and AAAA queries: the same bytes as
+    `dns.name.from_text(hostname).to_wire()` (tests/test_dns_queries.py compares them over
+    generated names). A plain name is converted here, since dnspython's name module costs
+    ~25 M instructions to import (it pulls importlib.metadata, email and idna); anything else
+    (IDNA, escapes, "@", too long, empty labels) goes to dnspython, which converts it or
+    raises as always. Exceptions are not cached: a bad name raises each time."""
+    if _PLAIN_NAME.fullmatch(hostname):
+        labels = hostname.rstrip(".").split(".")
+        wire = b"".join(bytes((len(label),)) + label.encode("ascii") for label in labels) + b"\0"
+        if len(wire) <= _MAX_NAME_WIRE:
+            return wire
+    converted = _dnspython_name(hostname).to_wire()
+    assert converted is not None  # None only when writing into a file
+    return converted
+
+
+def _dnspython_name(hostname: str) -> dns.name.Name:
+    import dns.name  # see _query_name: imported only for names it does not convert itself
+
+    return dns.name.from_text(hostname)
 
 
 #: Flags of every query (recursion desired, as make_query), then one question and one
@@ -85,13 +107,14 @@ class Query:
     compares them) for a twentieth of the CPU (dnspython builds a message object, an RRset per
     question and a renderer, ~25 us per query; this is a few bytes joined)."""
 
-    __slots__ = ("id", "name", "name_wire", "rdtype", "wire")
+    __slots__ = ("_name", "hostname", "id", "name_wire", "rdtype", "wire")
 
     def __init__(
-        self, name: dns.name.Name, name_wire: bytes, rdtype: int, query_id: int | None = None
+        self, hostname: str, name_wire: bytes, rdtype: int, query_id: int | None = None
     ) -> None:
         self.id = secrets.randbits(16) if query_id is None else query_id
-        self.name = name
+        self.hostname = hostname
+        self._name: dns.name.Name | None = None
         self.name_wire = name_wire
         self.rdtype = rdtype
         self.wire = (
@@ -104,6 +127,14 @@ class Query:
 
     def to_wire(self) -> bytes:
         return self.wire
+
+    @property
+    def name(self) -> dns.name.Name:
+        """The question's name as dnspython's object, made only when a reply needs dnspython
+        (`is_response`): the plain reader compares wire bytes."""
+        if self._name is None:
+            self._name = _dnspython_name(self.hostname)
+        return self._name
 
     def is_response(self, other: dns.message.Message) -> bool:
         """dnspython's `Message.is_response` for this query (opcode QUERY, one question, no
@@ -127,10 +158,10 @@ def _make_query(hostname: str, query_type: str, query_id: int | None = None) -> 
     """The query (with a random id unless `query_id`), or ProbeFailure(dns_invalid_hostname)
     for a name DNS cannot carry."""
     try:
-        name, name_wire = _query_name(hostname)
+        name_wire = _query_name(hostname)
     except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
         raise failures.ProbeFailure(failures.DNS_INVALID_HOSTNAME, str(exc)) from exc
-    return Query(name, name_wire, QUERY_TYPES[query_type], query_id)
+    return Query(hostname, name_wire, QUERY_TYPES[query_type], query_id)
 
 
 # --- reading a reply -------------------------------------------------------------------------
