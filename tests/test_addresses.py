@@ -5,8 +5,10 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from probe.addresses import is_ip_literal, parse_ip
+from probe.addresses import BOGON_NETWORKS, in_networks, is_bogon, is_ip_literal, parse_ip
 
 TRICKY = [
     "127.0.0.1",
@@ -23,6 +25,14 @@ TRICKY = [
     "dead::beef::1",
     "2130706433",
     "0x7f.1",
+    "01.2.3.4",
+    "1.2.3.04",
+    "256.1.1.1",
+    "255.255.255.255",
+    "0.0.0.0",
+    "1.2.3.4.",
+    "1..2.3",
+    "1.2.3.4.5",
     "1.2.3",
     "localhost",
     "h1.bench.test",
@@ -57,3 +67,32 @@ def test_literals_and_names() -> None:
     assert parse_ip("198.18.0.1") == ipaddress.IPv4Address("198.18.0.1")
     assert parse_ip("cafe.de") is None
     assert parse_ip("h1.bench.test") is None
+
+
+_octets = st.one_of(
+    st.integers(0, 255).map(str),
+    st.sampled_from(["00", "01", "010", "256", "999", "0255", "", "1a", "ff", "-1"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_octets, min_size=1, max_size=6).map(".".join))
+def test_dotted_quads_parse_as_the_ipaddress_module_reads_them(text: str) -> None:
+    """The packed-form shortcut for dotted quads: the same address, or None, as ipaddress."""
+    assert parse_ip(text) == _reference(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.ip_addresses(), st.ip_addresses(v=4)))
+def test_bogons_are_the_ranges_of_both_versions(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    """in_networks without a version test of its own: a network of the other version never
+    holds the address."""
+    expected = any(address.version == n.version and address in n for n in BOGON_NETWORKS)
+    assert in_networks(address, BOGON_NETWORKS) == expected
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    judged = mapped or address  # ::ffff:a.b.c.d is judged as a.b.c.d
+    assert is_bogon(str(address)) == any(
+        judged.version == n.version and judged in n for n in BOGON_NETWORKS
+    )
