@@ -96,3 +96,29 @@ def test_bogons_are_the_ranges_of_both_versions(
     assert is_bogon(str(address)) == any(
         judged.version == n.version and judged in n for n in BOGON_NETWORKS
     )
+
+
+def _edges() -> list[str]:
+    """Each bogon range's first and last address and the ones just outside it."""
+    edges = []
+    for n in BOGON_NETWORKS:
+        first, last = int(n.network_address), int(n.broadcast_address)
+        top = 2**32 - 1 if n.version == 4 else 2**128 - 1
+        for value in (first - 1, first, last, last + 1):
+            if 0 <= value <= top:
+                edges.append(
+                    str(
+                        ipaddress.ip_address(value)
+                        if n.version == 4
+                        else ipaddress.IPv6Address(value)
+                    )
+                )
+    return edges
+
+
+@pytest.mark.parametrize("text", _edges())
+def test_bogon_range_edges(text: str) -> None:
+    address = ipaddress.ip_address(text)
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    judged = mapped or address
+    assert is_bogon(text) == any(judged in n for n in BOGON_NETWORKS if n.version == judged.version)
