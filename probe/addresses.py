@@ -66,14 +66,19 @@ def parse_ip(text: str) -> IPAddress | None:
         return None
 
 
+# Cached like parse_ip: the steps ask these of the same address several times per
+# measurement, and a cache hit costs no Python call.
+@lru_cache(maxsize=4096)
 def is_ip_literal(text: str) -> bool:
     return parse_ip(text) is not None
 
 
+@lru_cache(maxsize=4096)
 def is_ipv6(text: str) -> bool:
     return isinstance(parse_ip(text), ipaddress.IPv6Address)
 
 
+@lru_cache(maxsize=4096)
 def parse_unmapped(text: str) -> IPAddress | None:
     """Like `parse_ip`, but an IPv4-mapped IPv6 address (::ffff:a.b.c.d) comes back as its
     IPv4 address: range checks must not be dodged by writing an address the other way."""
