@@ -138,7 +138,7 @@ def test_names_at_the_length_limit_are_dnspythons(size: int, dot: str) -> None:
     """Names around 255 octets in wire form: the last one that fits and the first that does
     not (63-octet labels, then one label making up the rest)."""
     labels = ["a" * 63] * 3
-    rest = size - 2 - sum(len(label) + 1 for label in labels) - 1  # its length byte, the root
+    rest = size - sum(len(label) + 1 for label in labels) - 2  # its length byte, the root
     hostname = ".".join([*labels, "b" * max(rest, 1)]) + dot
     assert _our_wire(hostname) == _reference_wire(hostname)
 
