@@ -199,4 +199,11 @@ def destinations(address: IPAddress) -> tuple[IPAddress, ...]:
 def is_public_destination(address: IPAddress) -> bool:
     """Whether a connection to `address` reaches only globally routable addresses, judged on
     the embedded IPv4 address of every IPv6 form that carries one (see `destinations`)."""
-    return all(not in_networks(d, _NEVER_PUBLIC_V6) and _public(d) for d in destinations(address))
+    for destination in destinations(address):
+        if not _public(destination):
+            return False
+        # the never-public ranges are IPv6 only: an IPv4 destination is not looked for there
+        v6 = isinstance(destination, ipaddress.IPv6Address)
+        if v6 and in_networks(destination, _NEVER_PUBLIC_V6):
+            return False
+    return True

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from probe import addresses
 from probe.addresses import BOGON_NETWORKS, in_networks, is_bogon, is_ip_literal, parse_ip
 
 TRICKY = [
@@ -122,3 +123,42 @@ def test_bogon_range_edges(text: str) -> None:
     mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
     judged = mapped or address
     assert is_bogon(text) == any(judged in n for n in BOGON_NETWORKS if n.version == judged.version)
+
+
+_PREFIXES = [
+    "::ffff:0:0:0/96",
+    "::/96",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "2002::/16",
+    "2001::/32",
+    "fec0::/10",
+    "fe80::/10",
+    "2001:db8::/32",
+    "100::/64",
+]
+
+
+@st.composite
+def _judged_addresses(draw: st.DrawFn) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Any address, or one inside a prefix that embeds or refuses addresses."""
+    if draw(st.booleans()):
+        return draw(st.ip_addresses())
+    network = ipaddress.ip_network(draw(st.sampled_from(_PREFIXES)))
+    host = draw(st.integers(0, network.num_addresses - 1))
+    return ipaddress.IPv6Address(int(network.network_address) + host)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_judged_addresses())
+def test_public_destination_is_every_destination_public(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    """The loop gives what the rule says: no destination in the never-public IPv6 ranges, and
+    each one public."""
+    expected = all(
+        not any(d.version == n.version and d in n for n in addresses._NEVER_PUBLIC_V6)
+        and addresses._public(d)
+        for d in addresses.destinations(address)
+    )
+    assert addresses.is_public_destination(address) == expected
