@@ -14,11 +14,6 @@ from typing import TYPE_CHECKING
 
 import dns.exception
 import dns.flags
-import dns.ipv6
-import dns.opcode
-import dns.rcode
-import dns.rdataclass
-import dns.rdatatype
 
 from probe import failures
 from probe.observations import DNSAnswer, DNSQuery, Trace
@@ -35,15 +30,20 @@ EDNS_PAYLOAD = 1232
 #: Answer records kept per reply (a 64 KB reply could carry thousands).
 MAX_ANSWERS_PER_REPLY = 64
 
-QUERY_TYPES: dict[str, dns.rdatatype.RdataType] = {
-    "A": dns.rdatatype.A,
-    "AAAA": dns.rdatatype.AAAA,
-}
+# The protocol's numbers (RFC 1035, 3596, 6891) rather than dnspython's enums: its rdatatype,
+# rcode, opcode and rdataclass modules cost ~25 M instructions to import at every start-up,
+# and only the replies the plain reader does not take need them (tests/test_dns_replies.py
+# checks these against dnspython's).
+_A, _CNAME, _AAAA, _OPT = 1, 5, 28, 41
+_IN = 1
+_NOERROR, _FORMERR, _SERVFAIL, _NXDOMAIN, _NOTIMP, _REFUSED = 0, 1, 2, 3, 4, 5
+
+QUERY_TYPES: dict[str, int] = {"A": _A, "AAAA": _AAAA}
 
 _RCODE_FAILURES: dict[int, str] = {
-    dns.rcode.NXDOMAIN: failures.DNS_NXDOMAIN,
-    dns.rcode.SERVFAIL: failures.DNS_SERVFAIL,
-    dns.rcode.REFUSED: failures.DNS_REFUSED,
+    _NXDOMAIN: failures.DNS_NXDOMAIN,
+    _SERVFAIL: failures.DNS_SERVFAIL,
+    _REFUSED: failures.DNS_REFUSED,
 }
 
 
@@ -93,12 +93,9 @@ def _dnspython_name(hostname: str) -> dns.name.Name:
 #: options).
 _QUERY_FLAGS = int(dns.flags.RD)
 _QUERY_COUNTS = struct.pack("!HHHH", 1, 0, 0, 1)
-_QUERY_OPT = b"\0" + struct.pack("!HHIH", dns.rdatatype.OPT, EDNS_PAYLOAD, 0, 0)
-_IN = int(dns.rdataclass.IN)
+_QUERY_OPT = b"\0" + struct.pack("!HHIH", _OPT, EDNS_PAYLOAD, 0, 0)
 #: rcodes for which dnspython's is_response accepts an empty question section
-_EMPTY_QUESTION_OK = frozenset(
-    {dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED}
-)
+_EMPTY_QUESTION_OK = frozenset({_FORMERR, _SERVFAIL, _NOTIMP, _REFUSED})
 
 
 class Query:
@@ -141,6 +138,8 @@ class Query:
         origin): QR set, the same id and opcode, and the same question (names compared as DNS
         names, ignoring case); a FORMERR, SERVFAIL, NOTIMP or REFUSED reply may leave the
         question out."""
+        import dns.opcode  # loaded with dns.message, which made `other`
+
         if (
             other.flags & dns.flags.QR == 0
             or self.id != other.id
@@ -149,7 +148,7 @@ class Query:
             return False
         if other.rcode() in _EMPTY_QUESTION_OK and len(other.question) == 0:
             return True
-        ours = (self.name, _IN, self.rdtype, dns.rdatatype.NONE)
+        ours = (self.name, _IN, self.rdtype, 0)  # 0: rdatatype NONE, no covered type
         theirs = other._absolute_question()
         return all(n == ours for n in theirs) and ours in theirs
 
@@ -192,11 +191,11 @@ def _answers(message: dns.message.Message) -> list[DNSAnswer]:
         for rdata in rrset:
             if len(answers) >= MAX_ANSWERS_PER_REPLY:
                 return answers
-            if rrset.rdtype == dns.rdatatype.A:
+            if rrset.rdtype == _A:
                 answers.append(DNSAnswer("A", ipv4=rdata.address, ttl=rrset.ttl))
-            elif rrset.rdtype == dns.rdatatype.AAAA:
+            elif rrset.rdtype == _AAAA:
                 answers.append(DNSAnswer("AAAA", ipv6=rdata.address, ttl=rrset.ttl))
-            elif rrset.rdtype == dns.rdatatype.CNAME:
+            elif rrset.rdtype == _CNAME:
                 hostname = rdata.target.to_text(omit_final_dot=True)
                 answers.append(DNSAnswer("CNAME", hostname=hostname, ttl=rrset.ttl))
     return answers
@@ -204,7 +203,7 @@ def _answers(message: dns.message.Message) -> list[DNSAnswer]:
 
 def _reply_failure(reply: Reply, query_type: str) -> str | None:
     rcode = reply.rcode
-    if rcode != dns.rcode.NOERROR:
+    if rcode != _NOERROR:
         return _RCODE_FAILURES.get(rcode, failures.DNS_SERVER_MISBEHAVING)
     if any(a.answer_type == query_type for a in reply.answers):
         return None
@@ -252,7 +251,6 @@ _SIMPLE_FLAGS = int(dns.flags.QR)
 #: an owner name that is a pointer to the question's name (offset 12)
 _POINTER_TO_QUESTION = b"\xc0\x0c"
 _RR_HEADER = struct.Struct("!HHIH")
-_A, _AAAA, _OPT = int(dns.rdatatype.A), int(dns.rdatatype.AAAA), int(dns.rdatatype.OPT)
 _MAX_TTL = 0x7FFFFFFF
 
 
@@ -323,8 +321,16 @@ def _rrset_answers(groups: dict[int, tuple[list[bytes], list[int]]]) -> list[DNS
             if rdtype == _A:
                 answers.append(DNSAnswer("A", ipv4=socket.inet_ntoa(rdata), ttl=ttl))
             else:
-                answers.append(DNSAnswer("AAAA", ipv6=dns.ipv6.inet_ntoa(rdata), ttl=ttl))
+                answers.append(DNSAnswer("AAAA", ipv6=_ipv6_text(rdata), ttl=ttl))
     return answers
+
+
+def _ipv6_text(packed: bytes) -> str:
+    """dnspython's text form of an IPv6 address (its own compression rules, as records have
+    always had), imported on the first AAAA answer rather than at start-up."""
+    import dns.ipv6
+
+    return dns.ipv6.inet_ntoa(packed)
 
 
 def _b64(wire: bytes) -> str:
