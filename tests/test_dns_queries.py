@@ -6,11 +6,15 @@ dnspython, and which replies answer it must be what dnspython's `is_response` sa
 
 from __future__ import annotations
 
+import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.rcode
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from probe import failures
 from probe.steps import dns as probe_dns
@@ -89,3 +93,61 @@ def test_a_name_dns_cannot_carry_fails_every_time(hostname: str) -> None:
         with pytest.raises(failures.ProbeFailure) as raised:
             probe_dns._make_query(hostname, "A")
         assert raised.value.failure == failures.DNS_INVALID_HOSTNAME
+
+
+# --- the name's wire form without dnspython ---------------------------------------------------
+
+_LABEL_CHARS = "abcXYZ019_-"
+_NEAR_MISS = ["", "@", ".", "..", " ", "\\065", "\\.", "\\", "é", "пример", "xn--p1ai", "a\0b"]
+_labels = st.one_of(
+    st.text(alphabet=_LABEL_CHARS, min_size=1, max_size=3),
+    st.sampled_from(["a" * 62, "b" * 63, "c" * 64, "Mixed-Case_1"]),
+    st.sampled_from(_NEAR_MISS),
+    st.text(max_size=4),
+)
+
+
+def _reference_wire(hostname: str) -> tuple[str, bytes | str]:
+    """dnspython's wire form of `hostname`, or the failure our query reports for it."""
+    try:
+        wire = dns.name.from_text(hostname).to_wire()
+    except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
+        return "fails", str(exc) or failures.DNS_INVALID_HOSTNAME
+    assert wire is not None
+    return "wire", wire
+
+
+def _our_wire(hostname: str) -> tuple[str, bytes | str]:
+    try:
+        return "wire", probe_dns._make_query(hostname, "A").name_wire
+    except failures.ProbeFailure as exc:
+        assert exc.failure == failures.DNS_INVALID_HOSTNAME
+        return "fails", str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(labels=st.lists(_labels, min_size=1, max_size=6), dot=st.booleans())
+def test_a_names_wire_form_is_dnspythons(labels: list[str], dot: bool) -> None:
+    hostname = ".".join(labels) + ("." if dot else "")
+    assert _our_wire(hostname) == _reference_wire(hostname)
+
+
+@pytest.mark.parametrize("size", [250, 251, 252, 253, 254, 255, 256])
+@pytest.mark.parametrize("dot", ["", "."])
+def test_names_at_the_length_limit_are_dnspythons(size: int, dot: str) -> None:
+    """Names around 255 octets in wire form: the last one that fits and the first that does
+    not (63-octet labels, then one label making up the rest)."""
+    labels = ["a" * 63] * 3
+    rest = size - sum(len(label) + 1 for label in labels) - 2  # its length byte, the root
+    hostname = ".".join([*labels, "b" * max(rest, 1)]) + dot
+    assert _our_wire(hostname) == _reference_wire(hostname)
+
+
+@pytest.mark.parametrize(
+    "hostname", ["example.org", "Mixed.Case.example.", "пример.рф", "\\065.org"]
+)
+def test_the_dnspython_name_of_a_query_is_made_only_when_asked(hostname: str) -> None:
+    query = probe_dns._make_query(hostname, "A")
+    assert query._name is None
+    assert query.name == dns.name.from_text(hostname)
+    assert query.name.to_wire() == query.name_wire

@@ -12,6 +12,7 @@ import dns.flags
 import dns.message
 import dns.opcode
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import pytest
@@ -163,3 +164,22 @@ def test_the_plain_form_skips_dnspython() -> None:
     query = wire._make_query(HOST, "A")
     assert wire._simple_reply(query, response(query, ("A", 300, "127.1.0.2"))) is not None
     assert wire._simple_reply(query, raw(query, [rr(5, b"\x00")])) is None
+
+
+def test_the_protocol_numbers_are_dnspythons() -> None:
+    """wire.py writes the protocol's numbers itself rather than import dnspython's enums."""
+    assert (wire._A, wire._CNAME, wire._AAAA, wire._OPT) == (
+        dns.rdatatype.A,
+        dns.rdatatype.CNAME,
+        dns.rdatatype.AAAA,
+        dns.rdatatype.OPT,
+    )
+    assert wire._IN == dns.rdataclass.IN
+    assert (wire._NOERROR, wire._FORMERR, wire._SERVFAIL) == (0, dns.rcode.FORMERR, 2)
+    assert (wire._NXDOMAIN, wire._NOTIMP, wire._REFUSED) == (
+        dns.rcode.NXDOMAIN,
+        dns.rcode.NOTIMP,
+        dns.rcode.REFUSED,
+    )
+    assert dns.rcode.NOERROR == 0 and dns.rcode.SERVFAIL == 2 and dns.opcode.QUERY == 0
+    assert wire.QUERY_TYPES == {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 from probe import failures
 from probe.addresses import parse_ip
@@ -13,6 +12,7 @@ from probe.i18n.message import Arg, Names
 from probe.i18n.message import sentence as sentence
 from probe.observations import DNSAnswer, HTTPTransaction
 from probe.observations.http import extract_title
+from probe.urls import url_parts
 
 # --- small helpers --------------------------------------------------------------------------
 
@@ -47,8 +47,8 @@ def norm_ip(ip: str) -> str:
 def url_endpoint(url: str) -> tuple[str, int] | None:
     """(host, port) of a URL; a bare `host[:port][/path]` without a scheme is read as http."""
     try:
-        parts = urlsplit(url if "://" in url else "//" + url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        parts = url_parts(url if "://" in url else "//" + url)
+        port = parts.checked_port() or (443 if parts.split.scheme == "https" else 80)
     except ValueError:
         return None
     host = parts.hostname or ""

@@ -11,7 +11,6 @@ downloads of a pair moved bytes) is inconclusive.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +65,8 @@ def _number(value: Any) -> float | None:
 
 def judge_throttle(x_throttle: Mapping[str, Any]) -> ThrottleJudgement:
     """The judgement of one stored check (malformed samples are skipped, never raised on)."""
+    import statistics  # ~10 M instructions (fractions, decimal, random): not at every start-up
+
     sni, neutral = x_throttle.get("sni"), x_throttle.get("neutral_sni")
     pairs: dict[int, dict[str, Mapping[str, Any]]] = {}
     samples = x_throttle.get("samples")

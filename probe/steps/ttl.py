@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dns.exception
-import dns.rdatatype
 
 from probe import failures
 
@@ -97,6 +96,7 @@ def payload(trigger: str, name: str) -> bytes:
             name.encode("idna")
         )
     import dns.message  # only for a TTL sweep with a DNS trigger, not at every start-up
+    import dns.rdatatype
 
     return dns.message.make_query(name, dns.rdatatype.A).to_wire()
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from probe.targets.schema import MAX_CA_BYTES
 from probe.targets.text import os_message, quote
+from probe.urls import url_parts
 
 #: whitespace (as str.isspace: Unicode's too) or a control character, one regex search rather
 #: than a Python test per character (most of the time of checking a URL)
@@ -87,9 +87,10 @@ def url_problem(url: str, check: str) -> str | None:
     if _has_control(url):
         return f"url {quote(url)} contains whitespace or control characters"
     try:
-        parts = urlsplit(url)
+        url_split = url_parts(url)
     except ValueError:
         return f"url {quote(url)} is not a valid URL (bad host)"
+    parts = url_split.split
     if parts.scheme.lower() != check:
         return f"url scheme {quote(parts.scheme)} does not match check {quote(check)}"
     if not url.lower().startswith(f"{check}://"):
@@ -97,10 +98,10 @@ def url_problem(url: str, check: str) -> str | None:
     if "@" in parts.netloc:
         return f"url {quote(url)} must not contain user info"
     try:
-        port = parts.port
+        port = url_split.checked_port()
     except ValueError:
         return f"url {quote(url)} has an invalid port"
-    host = parts.hostname
+    host = url_split.hostname
     if not host:
         return f"url {quote(url)} has no host"
     if port == 0:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from probe.observations import (
     DNSQuery,
@@ -27,6 +26,7 @@ from probe.round.measure.config import MeasureConfig, RunState, http_receive_buf
 from probe.steps import tls, tls_context
 from probe.steps.tcp import ByteStream, SocketStream, tcp_connect
 from probe.targets import Target
+from probe.urls import url_parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +66,12 @@ class Endpoint:
         cls, target: Target, url: str, ip: str, port: int, config: MeasureConfig
     ) -> Endpoint:
         """Fetching `url` from ip:port: TLS for https, with the URL's host as server name."""
-        parts = urlsplit(url)
+        parts = url_parts(url)
         return cls(
             ip,
             port,
             target,
-            tls=parts.scheme == "https",
+            tls=parts.split.scheme == "https",
             server_name=parts.hostname or "",
             ca_files=ca_files(target, config),
             url=url,

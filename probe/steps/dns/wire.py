@@ -5,6 +5,7 @@ and parses, the engines do the I/O."""
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import socket
 import struct
@@ -13,18 +14,13 @@ from typing import TYPE_CHECKING
 
 import dns.exception
 import dns.flags
-import dns.ipv6
-import dns.name
-import dns.opcode
-import dns.rcode
-import dns.rdataclass
-import dns.rdatatype
 
 from probe import failures
 from probe.observations import DNSAnswer, DNSQuery, Trace
 
 if TYPE_CHECKING:
     import dns.message
+    import dns.name
 
 DNS_PORT = 53
 #: The largest DNS message: the TCP length prefix is two bytes, and no UDP datagram is larger.
@@ -34,15 +30,20 @@ EDNS_PAYLOAD = 1232
 #: Answer records kept per reply (a 64 KB reply could carry thousands).
 MAX_ANSWERS_PER_REPLY = 64
 
-QUERY_TYPES: dict[str, dns.rdatatype.RdataType] = {
-    "A": dns.rdatatype.A,
-    "AAAA": dns.rdatatype.AAAA,
-}
+# The protocol's numbers (RFC 1035, 3596, 6891) rather than dnspython's enums: its rdatatype,
+# rcode, opcode and rdataclass modules cost ~16 M instructions to import at every start-up,
+# and only the replies the plain reader does not take need them (tests/test_dns_replies.py
+# checks these against dnspython's).
+_A, _CNAME, _AAAA, _OPT = 1, 5, 28, 41
+_IN = 1
+_NOERROR, _FORMERR, _SERVFAIL, _NXDOMAIN, _NOTIMP, _REFUSED = 0, 1, 2, 3, 4, 5
+
+QUERY_TYPES: dict[str, int] = {"A": _A, "AAAA": _AAAA}
 
 _RCODE_FAILURES: dict[int, str] = {
-    dns.rcode.NXDOMAIN: failures.DNS_NXDOMAIN,
-    dns.rcode.SERVFAIL: failures.DNS_SERVFAIL,
-    dns.rcode.REFUSED: failures.DNS_REFUSED,
+    _NXDOMAIN: failures.DNS_NXDOMAIN,
+    _SERVFAIL: failures.DNS_SERVFAIL,
+    _REFUSED: failures.DNS_REFUSED,
 }
 
 
@@ -55,15 +56,36 @@ def _check_query_type(query_type: str) -> None:
         raise ValueError(f"unsupported DNS query type {query_type!r} (expected A or AAAA)")
 
 
+#: A plain host name: ASCII labels of letters, digits, hyphens and underscores, 1-63 octets
+#: each, and an optional final dot. dnspython reads such text byte for byte (no IDNA, no
+#: escapes), so its wire form is the labels with their lengths, then the root label.
+_PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
+#: the longest name in wire form (RFC 1035 section 3.1), as dnspython checks it
+_MAX_NAME_WIRE = 255
+
+
 @lru_cache(maxsize=4096)
-def _query_name(hostname: str) -> tuple[dns.name.Name, bytes]:
-    """`hostname` as a DNS name and its wire form, converted once for its A and AAAA queries.
-    Names are immutable; a name that does not convert raises each time (exceptions are not
-    cached)."""
-    name = dns.name.from_text(hostname)
-    wire = name.to_wire()
-    assert wire is not None  # None only when writing into a file
-    return name, wire
+def _query_name(hostname: str) -> bytes:
+    """`hostname`'s wire form, converted once for its A and AAAA queries: the same bytes as
+    `dns.name.from_text(hostname).to_wire()` (tests/test_dns_queries.py compares them over
+    generated names). A plain name is converted here, since dnspython's name module costs
+    ~25 M instructions to import (it pulls importlib.metadata, email and idna); anything else
+    (IDNA, escapes, "@", too long, empty labels) goes to dnspython, which converts it or
+    raises as always. Exceptions are not cached: a bad name raises each time."""
+    if _PLAIN_NAME.fullmatch(hostname):
+        labels = hostname.rstrip(".").split(".")
+        wire = b"".join(bytes((len(label),)) + label.encode("ascii") for label in labels) + b"\0"
+        if len(wire) <= _MAX_NAME_WIRE:
+            return wire
+    converted = _dnspython_name(hostname).to_wire()
+    assert converted is not None  # None only when writing into a file
+    return converted
+
+
+def _dnspython_name(hostname: str) -> dns.name.Name:
+    import dns.name  # see _query_name: imported only for names it does not convert itself
+
+    return dns.name.from_text(hostname)
 
 
 #: Flags of every query (recursion desired, as make_query), then one question and one
@@ -71,12 +93,9 @@ def _query_name(hostname: str) -> tuple[dns.name.Name, bytes]:
 #: options).
 _QUERY_FLAGS = int(dns.flags.RD)
 _QUERY_COUNTS = struct.pack("!HHHH", 1, 0, 0, 1)
-_QUERY_OPT = b"\0" + struct.pack("!HHIH", dns.rdatatype.OPT, EDNS_PAYLOAD, 0, 0)
-_IN = int(dns.rdataclass.IN)
+_QUERY_OPT = b"\0" + struct.pack("!HHIH", _OPT, EDNS_PAYLOAD, 0, 0)
 #: rcodes for which dnspython's is_response accepts an empty question section
-_EMPTY_QUESTION_OK = frozenset(
-    {dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED}
-)
+_EMPTY_QUESTION_OK = frozenset({_FORMERR, _SERVFAIL, _NOTIMP, _REFUSED})
 
 
 class Query:
@@ -85,13 +104,14 @@ class Query:
     compares them) for a twentieth of the CPU (dnspython builds a message object, an RRset per
     question and a renderer, ~25 us per query; this is a few bytes joined)."""
 
-    __slots__ = ("id", "name", "name_wire", "rdtype", "wire")
+    __slots__ = ("_name", "hostname", "id", "name_wire", "rdtype", "wire")
 
     def __init__(
-        self, name: dns.name.Name, name_wire: bytes, rdtype: int, query_id: int | None = None
+        self, hostname: str, name_wire: bytes, rdtype: int, query_id: int | None = None
     ) -> None:
         self.id = secrets.randbits(16) if query_id is None else query_id
-        self.name = name
+        self.hostname = hostname
+        self._name: dns.name.Name | None = None
         self.name_wire = name_wire
         self.rdtype = rdtype
         self.wire = (
@@ -105,11 +125,21 @@ class Query:
     def to_wire(self) -> bytes:
         return self.wire
 
+    @property
+    def name(self) -> dns.name.Name:
+        """The question's name as dnspython's object, made only when a reply needs dnspython
+        (`is_response`): the plain reader compares wire bytes."""
+        if self._name is None:
+            self._name = _dnspython_name(self.hostname)
+        return self._name
+
     def is_response(self, other: dns.message.Message) -> bool:
         """dnspython's `Message.is_response` for this query (opcode QUERY, one question, no
         origin): QR set, the same id and opcode, and the same question (names compared as DNS
         names, ignoring case); a FORMERR, SERVFAIL, NOTIMP or REFUSED reply may leave the
         question out."""
+        import dns.opcode  # loaded with dns.message, which made `other`
+
         if (
             other.flags & dns.flags.QR == 0
             or self.id != other.id
@@ -118,7 +148,7 @@ class Query:
             return False
         if other.rcode() in _EMPTY_QUESTION_OK and len(other.question) == 0:
             return True
-        ours = (self.name, _IN, self.rdtype, dns.rdatatype.NONE)
+        ours = (self.name, _IN, self.rdtype, 0)  # 0: rdatatype NONE, no covered type
         theirs = other._absolute_question()
         return all(n == ours for n in theirs) and ours in theirs
 
@@ -127,10 +157,10 @@ def _make_query(hostname: str, query_type: str, query_id: int | None = None) -> 
     """The query (with a random id unless `query_id`), or ProbeFailure(dns_invalid_hostname)
     for a name DNS cannot carry."""
     try:
-        name, name_wire = _query_name(hostname)
+        name_wire = _query_name(hostname)
     except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
         raise failures.ProbeFailure(failures.DNS_INVALID_HOSTNAME, str(exc)) from exc
-    return Query(name, name_wire, QUERY_TYPES[query_type], query_id)
+    return Query(hostname, name_wire, QUERY_TYPES[query_type], query_id)
 
 
 # --- reading a reply -------------------------------------------------------------------------
@@ -161,11 +191,11 @@ def _answers(message: dns.message.Message) -> list[DNSAnswer]:
         for rdata in rrset:
             if len(answers) >= MAX_ANSWERS_PER_REPLY:
                 return answers
-            if rrset.rdtype == dns.rdatatype.A:
+            if rrset.rdtype == _A:
                 answers.append(DNSAnswer("A", ipv4=rdata.address, ttl=rrset.ttl))
-            elif rrset.rdtype == dns.rdatatype.AAAA:
+            elif rrset.rdtype == _AAAA:
                 answers.append(DNSAnswer("AAAA", ipv6=rdata.address, ttl=rrset.ttl))
-            elif rrset.rdtype == dns.rdatatype.CNAME:
+            elif rrset.rdtype == _CNAME:
                 hostname = rdata.target.to_text(omit_final_dot=True)
                 answers.append(DNSAnswer("CNAME", hostname=hostname, ttl=rrset.ttl))
     return answers
@@ -173,7 +203,7 @@ def _answers(message: dns.message.Message) -> list[DNSAnswer]:
 
 def _reply_failure(reply: Reply, query_type: str) -> str | None:
     rcode = reply.rcode
-    if rcode != dns.rcode.NOERROR:
+    if rcode != _NOERROR:
         return _RCODE_FAILURES.get(rcode, failures.DNS_SERVER_MISBEHAVING)
     if any(a.answer_type == query_type for a in reply.answers):
         return None
@@ -221,7 +251,6 @@ _SIMPLE_FLAGS = int(dns.flags.QR)
 #: an owner name that is a pointer to the question's name (offset 12)
 _POINTER_TO_QUESTION = b"\xc0\x0c"
 _RR_HEADER = struct.Struct("!HHIH")
-_A, _AAAA, _OPT = int(dns.rdatatype.A), int(dns.rdatatype.AAAA), int(dns.rdatatype.OPT)
 _MAX_TTL = 0x7FFFFFFF
 
 
@@ -292,8 +321,16 @@ def _rrset_answers(groups: dict[int, tuple[list[bytes], list[int]]]) -> list[DNS
             if rdtype == _A:
                 answers.append(DNSAnswer("A", ipv4=socket.inet_ntoa(rdata), ttl=ttl))
             else:
-                answers.append(DNSAnswer("AAAA", ipv6=dns.ipv6.inet_ntoa(rdata), ttl=ttl))
+                answers.append(DNSAnswer("AAAA", ipv6=_ipv6_text(rdata), ttl=ttl))
     return answers
+
+
+def _ipv6_text(packed: bytes) -> str:
+    """dnspython's text form of an IPv6 address (its own compression rules, as records have
+    always had), imported on the first AAAA answer rather than at start-up."""
+    import dns.ipv6
+
+    return dns.ipv6.inet_ntoa(packed)
 
 
 def _b64(wire: bytes) -> str:

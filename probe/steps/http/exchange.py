@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass, field
-from urllib.parse import SplitResult, quote, urlsplit
+from functools import lru_cache
+from urllib.parse import quote
 
 from probe import failures
 from probe.observations import HTTPTransaction, NetworkEvent, Trace
@@ -28,6 +29,7 @@ from probe.steps.http.wire import (
     WireError,
 )
 from probe.steps.tcp import ByteStream
+from probe.urls import URLParts, url_parts
 
 DEFAULT_BODY_CAP = 65536
 #: Bytes asked of the stream per read.
@@ -127,7 +129,7 @@ class _PartialResponse:
 
 async def _exchange(
     stream: ByteStream,
-    parts: SplitResult,
+    parts: URLParts,
     method: str,
     request_headers: list[tuple[str, str]],
     response: _PartialResponse,
@@ -261,15 +263,18 @@ def _event(trace: Trace, operation: str, address: str, failure: str | None, t0: 
 # --- URLs and the request --------------------------------------------------------------------
 
 
-def _parse_url(url: str) -> SplitResult:
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in FOLLOWABLE_SCHEMES or not parts.hostname:
+def _parse_url(url: str) -> URLParts:
+    parts = url_parts(url.strip())
+    if parts.split.scheme.lower() not in FOLLOWABLE_SCHEMES or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url[:200]!r}")
-    _ = parts.port  # raises ValueError for a bad port
+    parts.checked_port()  # raises ValueError for a bad port
     return parts
 
 
-def _host_header(parts: SplitResult) -> str:
+# The Host header and the request target are the same for every fetch of a URL: made once
+# per URL (`url_parts` gives one object per URL string). Exceptions are not cached.
+@lru_cache(maxsize=4096)
+def _host_header(parts: URLParts) -> str:
     hostname = parts.hostname or ""
     try:
         host = hostname.encode("ascii").decode("ascii")
@@ -278,21 +283,23 @@ def _host_header(parts: SplitResult) -> str:
     if ":" in host:
         host = f"[{host}]"
     port = parts.port
-    if port is not None and port != _DEFAULT_PORTS[parts.scheme.lower()]:
+    if port is not None and port != _DEFAULT_PORTS[parts.split.scheme.lower()]:
         host = f"{host}:{port}"
     return host
 
 
-def _request_target(parts: SplitResult) -> bytes:
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
+@lru_cache(maxsize=4096)
+def _request_target(parts: URLParts) -> bytes:
+    split = parts.split
+    target = split.path or "/"
+    if split.query:
+        target += "?" + split.query
     # Keep what is already escaped or reserved; percent-encode the rest (spaces, non-ASCII).
     return quote(target, safe="/%?=&:@!$'()*+,;~-._[]").encode("ascii")
 
 
 def _request_headers(
-    parts: SplitResult, method: str, extra: list[tuple[str, str]] | None
+    parts: URLParts, method: str, extra: list[tuple[str, str]] | None
 ) -> list[tuple[str, str]]:
     headers = [("Host", _host_header(parts)), *BROWSER_HEADERS]
     if method.upper() in ("POST", "PUT", "PATCH"):

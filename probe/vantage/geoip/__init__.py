@@ -5,6 +5,8 @@
 geoip update` (`update`: `update_databases`).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from probe.vantage.geoip.databases import (
     DATA_DIR_ENV,
     FILE_NAMES,
@@ -21,19 +23,48 @@ from probe.vantage.geoip.databases import (
     user_geoip_dir,
 )
 from probe.vantage.geoip.lookup import GeoIP, NetworkInfo
-from probe.vantage.geoip.update import (
-    DBIP_URL,
-    DEFAULT_MAX_BYTES,
-    DEFAULT_UPDATE_TIMEOUT,
-    SAMPLE_ADDRESSES,
-    DirectoryError,
-    Installed,
-    UpdateError,
-    check_url,
-    default_candidates,
-    update_databases,
-    validate_database,
+
+if TYPE_CHECKING:
+    from probe.vantage.geoip.update import (
+        DBIP_URL,
+        DEFAULT_MAX_BYTES,
+        DEFAULT_UPDATE_TIMEOUT,
+        SAMPLE_ADDRESSES,
+        DirectoryError,
+        Installed,
+        UpdateError,
+        check_url,
+        default_candidates,
+        update_databases,
+        validate_database,
+    )
+
+#: `update`'s names, imported on first use: a run never updates, and the module costs ~4 M
+#: instructions to import at every start-up
+_UPDATE_NAMES = frozenset(
+    {
+        "DBIP_URL",
+        "DEFAULT_MAX_BYTES",
+        "DEFAULT_UPDATE_TIMEOUT",
+        "SAMPLE_ADDRESSES",
+        "DirectoryError",
+        "Installed",
+        "UpdateError",
+        "check_url",
+        "default_candidates",
+        "update_databases",
+        "validate_database",
+    }
 )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _UPDATE_NAMES:
+        from probe.vantage.geoip import update
+
+        return getattr(update, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DATA_DIR_ENV",

@@ -82,9 +82,10 @@ class GeoIP:
         if address is None or not self._readers:
             return NetworkInfo()
         asn = org = cc = None
+        text = str(address)  # once, not per database
         for reader in self._readers:
             try:
-                record = reader.get(str(address))
+                record = reader.get(text)
             except ValueError:  # e.g. an IPv6 address in an IPv4-only database
                 continue
             except maxminddb.InvalidDatabaseError:  # a damaged file: it knows nothing
