@@ -181,13 +181,16 @@ class Node:
         self.children: dict[str, Node] = {}
         self.star: Node | None = None
         self.fallback: Node = self
-        #: key -> (child, whether the key is the trie's): the children, and keys met before
-        #: that are not (their `fallback`), so the walker finds both with one subscript
-        self.lookup: dict[Any, tuple[Node, bool]] = {}
+        #: key -> (child, how the key itself is scanned): the children (0: a key of the trie
+        #: is never scanned), and keys met before that are not the trie's (their `fallback`;
+        #: STRUCT or FREE, see `step`), so the walker finds both with one subscript
+        self.lookup: dict[Any, tuple[Node, int]] = {}
 
-    def step(self, key: Any) -> tuple[Node, bool]:
-        """`lookup` for a key not in it yet: the fallback, remembered (a bounded number)."""
-        entry = (self.fallback, False)
+    def step(self, key: Any) -> tuple[Node, int]:
+        """`lookup` for a key not in it yet: the fallback, remembered (a bounded number). Such
+        a key is scanned as structured below a structured node, else as free text (header
+        names come from the peer: response.headers is keyed by them)."""
+        entry = (self.fallback, STRUCT if self.fallback.kind == STRUCT else FREE)
         if len(self.lookup) < MAX_LEARNED:
             self.lookup[key] = entry
         return entry
@@ -205,7 +208,7 @@ class Node:
             if len(key) > SHORT or TRIGGER.search(key):
                 raise ValueError(f"a record path key that could hold an address: {key!r}")
             node._finish()
-        self.lookup = {key: (node, True) for key, node in self.children.items()}
+        self.lookup = {key: (node, INTERIOR) for key, node in self.children.items()}
         if self.star is not None:
             self.star._finish()
 

@@ -15,6 +15,7 @@ emptied when its own addresses or allowed networks change; it is bounded.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from probe.vantage.scrub.candidates import SHORT, TRIGGER_SEARCH
@@ -32,6 +33,12 @@ MAX_CACHED_LENGTH = 4096
 
 #: a memo entry for a short string that came out unchanged
 _UNCHANGED: tuple[str | None, int, int] = (None, 0, 0)
+
+#: `Walker._rest`'s mark for a value not looked at yet
+_PENDING = object()
+
+#: the types of values the walker returns as they are (JSON's other scalars)
+_SCALARS = frozenset({type(None), bool, int, float})
 
 
 class Cache:
@@ -209,41 +216,72 @@ class Walker:
         return tuple(new) if type(value) is tuple else new
 
     def walk_dict(self, value: dict[Any, Any], node: Node) -> dict[Any, Any]:
-        # The loop runs for every key of every record: scalars and strings known clean go
-        # on at once while nothing changed (most keys of most records).
-        new: dict[Any, Any] | None = None
+        # Runs for every key of every record, and nearly always finds nothing to change: this
+        # loop does only that case (the key known clean, its value unchanged) and hands the
+        # first key that is not known clean, or the first change, to `_rest`.
         lookup = node.lookup
         clean = self.clean
+        items = iter(value.items())
         done: Any
-        for key, item in value.items():
-            new_key = key
+        for key, item in items:
             try:  # a subscript, not a call: this runs for every key
-                child, known = lookup[key]
+                child, key_kind = lookup[key]
             except KeyError:
-                child, known = node.step(key)
-            if not known:  # a key not in the trie: the trie's keys are strings
-                if type(key) is str:
-                    # Header names come from the peer: response.headers is keyed by them.
-                    key_kind = STRUCT if child.kind == STRUCT else FREE
-                    if key not in clean[key_kind]:
-                        new_key = self.string(key, key_kind)
-            # (The trie's own keys cannot hold an address: `paths.Node._finish` checks.)
+                child, key_kind = node.step(key)
+            # (The trie's own keys, kind 0, cannot hold an address: `paths.Node._finish`
+            # checks.) A key that is not a string is in no set, and `_rest` passes it.
+            if key_kind and key not in clean[key_kind]:
+                return self._rest(value, node, items, key, item, _PENDING)
             kind = type(item)
             if kind is str:
                 if item in clean[child.kind]:
-                    if new is None and new_key is key:
-                        continue
-                    done = item
-                else:
-                    done = self.string(item, child.kind)
+                    continue
+                done = self.string(item, child.kind)
+            elif kind in _SCALARS:
+                continue
             elif kind is dict:
                 done = self.walk_dict(item, child)
             elif kind is list or kind is tuple:
                 done = self.walk_list(item, child)
             else:
-                if new is None and new_key is key:
-                    continue
-                done = item
+                continue
+            if done is not item:
+                return self._rest(value, node, items, key, item, done)
+        return value
+
+    def _rest(
+        self,
+        value: dict[Any, Any],
+        node: Node,
+        items: Iterator[tuple[Any, Any]],
+        key: Any,
+        item: Any,
+        done: Any,
+    ) -> dict[Any, Any]:
+        """`walk_dict` from `key` on (`items` holds the keys after it): `done` is what `item`
+        became, or `_PENDING` when nothing of `key` was looked at yet."""
+        new: dict[Any, Any] | None = None
+        lookup = node.lookup
+        clean = self.clean
+        pending = True
+        while True:
+            if pending:
+                pending = False
+            else:
+                try:
+                    key, item = next(items)
+                except StopIteration:
+                    break
+                done = _PENDING
+            new_key = key
+            if done is _PENDING:
+                try:
+                    child, key_kind = lookup[key]
+                except KeyError:
+                    child, key_kind = node.step(key)
+                if key_kind and type(key) is str and key not in clean[key_kind]:
+                    new_key = self.string(key, key_kind)
+                done = self._value(item, child)
             if new is None:
                 if done is item and new_key is key:
                     continue
@@ -261,3 +299,13 @@ class Walker:
             new["x_body_sha256"] = None
             self.run.hashes_cleared += 1
         return new
+
+    def _value(self, item: Any, child: Node) -> Any:
+        kind = type(item)
+        if kind is str:
+            return item if item in self.clean[child.kind] else self.string(item, child.kind)
+        if kind is dict:
+            return self.walk_dict(item, child)
+        if kind is list or kind is tuple:
+            return self.walk_list(item, child)
+        return item
