@@ -174,10 +174,12 @@ class Node:
     """One step of the path trie: what the strings below it are (`kind`), its children, and
     the node for anything else (`fallback`: the "*" child, or a leaf of this node's kind)."""
 
-    __slots__ = ("children", "fallback", "kind", "lookup", "star")
+    __slots__ = ("children", "fallback", "kind", "lookup", "star", "steady")
 
     def __init__(self, kind: int = INTERIOR) -> None:
         self.kind = kind
+        #: one of `STEADY_PATHS`
+        self.steady = False
         self.children: dict[str, Node] = {}
         self.star: Node | None = None
         self.fallback: Node = self
@@ -247,6 +249,22 @@ TRIE = _build_trie(
     + [(p, FREE) for p in _paths(FREE_TEXT_PATHS)]
     + [(p, B64 if enc == "base64" else HEX) for path, enc in BINARY_PATHS for p in _expand(path)]
 )
+
+#: Subtrees the round writes alike into every record of a run (how the public address was
+#: learned, the vantage's baselines, the list's provenance): the walker remembers one that came
+#: out unchanged and passes an equal one on at once (`probe.vantage.scrub.walk.Walker._steady`).
+STEADY_PATHS = ("test_keys.x_ip_discovery", "test_keys.x_vantage", "test_keys.list")
+
+
+def _mark_steady(root: Node, paths: Iterable[str]) -> None:
+    for path in paths:
+        node = root
+        for key in path.split("."):
+            node = node.children[key]  # a KeyError here: a path the trie does not have
+        node.steady = True
+
+
+_mark_steady(TRIE, STEADY_PATHS)
 
 
 def _measured_trie(paths: Iterable[str]) -> dict[str | None, Any]:
