@@ -54,3 +54,11 @@ def test_the_flow_clock_rounds_as_round(monkeypatch: pytest.MonkeyPatch) -> None
     for _ in range(50_000):
         clock[0] = 1000.0 + rnd.choice([rnd.uniform(0, 2), rnd.uniform(0, 9000), rnd.random()])
         assert _bits(trace.now()) == _bits(round(clock[0] - 1000.0, 6))
+
+
+def test_events_to_dicts_is_to_dict_of_each() -> None:
+    one = events.NetworkEvent("connect", "1.2.3.4:443", None, None, 0.1, 0.2, 3)
+    two = events.NetworkEvent("read", None, 17, "eof_error", 0.3, 0.4, 3)
+    got = events.NetworkEvent.to_dicts([one, two])
+    assert got == [one.to_dict(), two.to_dict()]
+    assert [list(d) for d in got] == [list(one.to_dict()), list(two.to_dict())]  # key order

@@ -82,6 +82,22 @@ class NetworkEvent:
             "transaction_id": self.transaction_id,
         }
 
+    @staticmethod
+    def to_dicts(events: list[NetworkEvent]) -> list[dict[str, Any]]:
+        """`to_dict` of each: one comprehension, no call per event (a flow has up to 64)."""
+        return [
+            {
+                "operation": e.operation,
+                "address": e.address,
+                "num_bytes": e.num_bytes,
+                "failure": e.failure,
+                "t0": e.t0,
+                "t": e.t,
+                "transaction_id": e.transaction_id,
+            }
+            for e in events
+        ]
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NetworkEvent:
         # The most numerous observation (up to 64 a flow): an event as `to_dict` writes it (all
