@@ -109,6 +109,7 @@ _FIELDS: list[tuple[Any, ...]] = [
     ("x_ip_discovery", "ipv4", "x_note"),
     ("x_vantage", "x_note"),
     ("list", "name"),
+    ("x_service", "kinds", "https", "x_note"),
 ]
 
 
@@ -167,6 +168,7 @@ def _compare(
 def _insert(record: dict[str, Any], insertions: list[tuple[int, str]]) -> dict[str, Any]:
     keys = record["test_keys"]
     keys["x_ip_discovery"] = _discovery()
+    keys["x_service"] = {"name": "itest", "targets": 2, "kinds": {"https": {"ok": 2}}}
     for index, text in insertions:
         *parents, last = _FIELDS[index]
         node: Any = keys

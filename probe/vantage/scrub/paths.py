@@ -81,6 +81,7 @@ FREE_TEXT_PATHS: tuple[str, ...] = (
     "network_events.*.failure",
     "mtproto.*.failure",
     "mtproto.*.first_bytes",  # binary (hex)
+    "test_keys.x_service",  # the service's tallies (named only to be one of `STEADY_PATHS`)
 )
 
 #: Never redacted (only an own address is scrubbed from them): what was measured (DNS answers,
@@ -250,10 +251,17 @@ TRIE = _build_trie(
     + [(p, B64 if enc == "base64" else HEX) for path, enc in BINARY_PATHS for p in _expand(path)]
 )
 
-#: Subtrees the round writes alike into every record of a run (how the public address was
-#: learned, the vantage's baselines, the list's provenance): the walker remembers one that came
-#: out unchanged and passes an equal one on at once (`probe.vantage.scrub.walk.Walker._steady`).
-STEADY_PATHS = ("test_keys.x_ip_discovery", "test_keys.x_vantage", "test_keys.list")
+#: Subtrees the round writes alike into every record of a run, or of a service (the platform,
+#: how the public address was learned, the vantage's baselines, the list's provenance, the
+#: service's tallies): the walker remembers one that came out unchanged and passes an equal one
+#: on at once (`probe.vantage.scrub.walk.Walker._steady`).
+STEADY_PATHS = (
+    "annotations",
+    "test_keys.x_ip_discovery",
+    "test_keys.x_vantage",
+    "test_keys.list",
+    "test_keys.x_service",
+)
 
 
 def _mark_steady(root: Node, paths: Iterable[str]) -> None:
