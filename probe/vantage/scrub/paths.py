@@ -192,8 +192,13 @@ class Node:
     def step(self, key: Any) -> tuple[Node, int]:
         """`lookup` for a key not in it yet: the fallback, remembered (a bounded number). Such
         a key is scanned as structured below a structured node, else as free text (header
-        names come from the peer: response.headers is keyed by them)."""
-        entry = (self.fallback, STRUCT if self.fallback.kind == STRUCT else FREE)
+        names come from the peer: response.headers is keyed by them) — unless it cannot hold
+        an address at all (short, nothing that starts one: what `_finish` asks of the trie's
+        own keys), which no scan in any mode changes (`Walker._short`): kind 0, not scanned."""
+        if type(key) is str and len(key) <= SHORT and not TRIGGER.search(key):
+            entry = (self.fallback, INTERIOR)
+        else:
+            entry = (self.fallback, STRUCT if self.fallback.kind == STRUCT else FREE)
         if len(self.lookup) < MAX_LEARNED:
             self.lookup[key] = entry
         return entry
