@@ -57,7 +57,10 @@ TRIMMED_HEADERS = 16
 
 def _headers_map(headers_list: list[tuple[str, str]]) -> dict[str, str]:
     """OONI's `headers`: one value per name (the first one wins)."""
-    out: dict[str, str] = {}
+    out: dict[str, str] = dict(headers_list)  # in C: right when no name comes twice
+    if len(out) == len(headers_list):
+        return out
+    out = {}
     for name, value in headers_list:
         out.setdefault(name, value)
     return out
