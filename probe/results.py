@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import io
@@ -335,8 +336,6 @@ class ResultWriter:
 
     def write(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-        import fcntl
-
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             size_before = os.fstat(self._fd).st_size

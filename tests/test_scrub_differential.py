@@ -103,7 +103,28 @@ _FIELDS: list[tuple[Any, ...]] = [
     ("verdict", "reason"),
     ("target", "url"),
     ("x_endpoints", 0, "failure"),
+    # the subtrees every record of a round holds alike (`paths.STEADY_PATHS`)
+    ("x_ip_discovery", "observations", 0, "server"),
+    ("x_ip_discovery", "observations", 0, "failure"),
+    ("x_ip_discovery", "ipv4", "x_note"),
+    ("x_vantage", "x_note"),
+    ("list", "name"),
+    ("x_service", "kinds", "https", "x_note"),
 ]
+
+
+def _discovery() -> dict[str, Any]:
+    """How a round learned the public address: the same in each of its records."""
+    observation = {
+        "method": "stun",
+        "server": "stun.example:3478",
+        "server_address": "74.125.18.1",
+        "public": False,
+        "failure": None,
+        "t0": 0.003723,
+        "t": 0.325651,
+    }
+    return {"ipv4": {"found": False, "answers": 0}, "observations": [observation]}
 
 
 def _scrubbers(make: Any) -> list[Any]:
@@ -130,15 +151,24 @@ def _outcome(scrubber: Any, record: dict[str, Any], keep: Iterable[str]) -> tupl
     return json.dumps(out, ensure_ascii=False), fields
 
 
-def _compare(records: list[dict[str, Any]], keep: Iterable[str] = ()) -> None:
-    """Each configuration scrubs the series in order, today's and the reference's."""
+def _compare(
+    records: list[dict[str, Any]],
+    keep: Iterable[str] = (),
+    keeps: list[Iterable[str]] | None = None,
+) -> None:
+    """Each configuration scrubs the series in order, today's and the reference's, each record
+    with `keep` (or with its own of `keeps`)."""
+    if keeps is None:
+        keeps = [keep] * len(records)
     for new, old in zip(_scrubbers(Scrubber), _scrubbers(scrub_reference.Scrubber), strict=True):
-        for record in records:
-            assert _outcome(new, record, keep) == _outcome(old, record, keep), record
+        for record, kept in zip(records, keeps, strict=True):
+            assert _outcome(new, record, kept) == _outcome(old, record, kept), record
 
 
 def _insert(record: dict[str, Any], insertions: list[tuple[int, str]]) -> dict[str, Any]:
     keys = record["test_keys"]
+    keys["x_ip_discovery"] = _discovery()
+    keys["x_service"] = {"name": "itest", "targets": 2, "kinds": {"https": {"ok": 2}}}
     for index, text in insertions:
         *parents, last = _FIELDS[index]
         node: Any = keys
@@ -158,18 +188,25 @@ def _insert(record: dict[str, Any], insertions: list[tuple[int, str]]) -> dict[s
     st.lists(_TEXT, max_size=2),
     st.lists(st.tuples(_TEXT, _TEXT), max_size=2),
     st.one_of(st.none(), st.sampled_from(_TEXTS)),
+    st.one_of(st.none(), st.sampled_from(_TEXTS), _TEXT),
 )
 def test_generated_records_come_out_as_the_reference_s(
     series: list[list[tuple[int, str]]],
     keep: list[str],
     headers: list[tuple[str, str]],
     resolver_ip: str | None,
+    steady: str | None,
 ) -> None:
-    records = [
-        _insert(make_record(headers=headers or None, resolver_ip=resolver_ip), insertions)
-        for insertions in series
-    ]
+    records = []
+    for insertions in series:
+        record = _insert(make_record(headers=headers or None, resolver_ip=resolver_ip), insertions)
+        if steady is not None:  # the same text in every record's x_ip_discovery
+            record["test_keys"]["x_ip_discovery"]["observations"][0]["failure"] = steady
+        records.append(record)
     _compare(records, keep)
+    # What one record keeps must not spare anything in the next (which keeps nothing).
+    first = [*keep, *([steady] if steady is not None else [])]
+    _compare(records, keeps=[first, *[()] * (len(records) - 1)])
 
 
 @settings(max_examples=300, deadline=None)

@@ -40,7 +40,6 @@ class Context:
     control_failure: str | None
     doh: Sequence[DNSQuery]
     offline: bool
-    offline_reason: Msg
     ipv6_ok: bool | None
     db: FingerprintDB
     probe_cc: str | None
@@ -54,6 +53,11 @@ class Context:
     asn_of: dict[str, int] = field(default_factory=dict)
     trusted_ips: set[str] = field(default_factory=set)
     trusted_names: set[str] = field(default_factory=set)
+
+    @property
+    def offline_reason(self) -> Msg:
+        """Why `offline` (read only when it is: most records never need the message)."""
+        return self.case.vantage.unusable_reason(control_answered=self.control is not None)
 
 
 def context_of(case: Case, db: FingerprintDB) -> Context:
@@ -72,7 +76,6 @@ def context_of(case: Case, db: FingerprintDB) -> Context:
         doh=case.doh,
         # offline or cut off from abroad (a shutdown): no failure proves anything
         offline=case.vantage.unusable(control_answered=control is not None),
-        offline_reason=case.vantage.unusable_reason(control_answered=control is not None),
         ipv6_ok=case.vantage.ipv6_ok,
         db=db,
         probe_cc=case.probe_cc,

@@ -71,7 +71,7 @@ class Observations:
             "tcp_connect": [c.to_dict() for c in self.tcp_connect],
             "tls_handshakes": [h.to_dict() for h in self.tls_handshakes],
             "requests": [r.to_dict() for r in self.requests],
-            "network_events": [e.to_dict() for e in self.network_events],
+            "network_events": NetworkEvent.to_dicts(self.network_events),
             "mtproto": [m.to_dict() for m in self.mtproto],
         }
         if self.quic_handshakes:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
+from time import monotonic as _monotonic
 from typing import Any
 
 from probe.observations._read import (
@@ -14,6 +14,23 @@ from probe.observations._read import (
     read_str,
     read_str_or_none,
 )
+
+
+def round6(t: float) -> float:
+    """`round(t, 6)`, the same to the bit, at half the cost where it matters (round goes
+    through a decimal string).
+
+    Between 1e-6 and 8000 the nearest integer to t * 1e6 is that of the computed product
+    unless the exact product lies within one unit in the last place (< 1e-6 there) of a
+    half: those go to round(). An integer below 2**53 divided by 1e6 is the double nearest
+    its decimal, which is what round() returns. Anything else (small, negative, huge, not
+    a number) goes to round() as well."""
+    y = t * 1e6
+    f = y % 1.0  # exact, and so is y - f
+    if 1.0 <= y < 8e9 and (f < 0.49999 or f > 0.50001):
+        return (y - f + 1.0) / 1e6 if f > 0.5 else (y - f) / 1e6
+    return round(t, 6)
+
 
 # Caps that keep a hostile peer from growing a record without bound.
 MAX_NETWORK_EVENTS_PER_FLOW = 64
@@ -28,7 +45,14 @@ class Trace:
     events: list[NetworkEvent] = field(default_factory=list)
 
     def now(self) -> float:
-        return round(time.monotonic() - self.zero, 6)
+        """Seconds since `zero`, exactly as `round(t, 6)` has them (see `round6`)."""
+        t = _monotonic() - self.zero
+        # `round6`, inlined: a flow asks the time some 25 times
+        y = t * 1e6
+        f = y % 1.0
+        if 1.0 <= y < 8e9 and (f < 0.49999 or f > 0.50001):
+            return (y - f + 1.0) / 1e6 if f > 0.5 else (y - f) / 1e6
+        return round(t, 6)
 
     def add_event(self, event: NetworkEvent) -> None:
         if len(self.events) < MAX_NETWORK_EVENTS_PER_FLOW:
@@ -57,6 +81,22 @@ class NetworkEvent:
             "t": self.t,
             "transaction_id": self.transaction_id,
         }
+
+    @staticmethod
+    def to_dicts(events: list[NetworkEvent]) -> list[dict[str, Any]]:
+        """`to_dict` of each: one comprehension, no call per event (a flow has up to 64)."""
+        return [
+            {
+                "operation": e.operation,
+                "address": e.address,
+                "num_bytes": e.num_bytes,
+                "failure": e.failure,
+                "t0": e.t0,
+                "t": e.t,
+                "transaction_id": e.transaction_id,
+            }
+            for e in events
+        ]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NetworkEvent:

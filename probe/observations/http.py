@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,7 +43,11 @@ def extract_title(text: str | None) -> str | None:
     match = _TITLE_RE.search(text)
     if match is None:
         return None
-    text = html.unescape(match.group(1)[: MAX_TITLE_CHARS * 8])
+    text = match.group(1)[: MAX_TITLE_CHARS * 8]
+    if "&" in text:  # what html.unescape looks for; most titles have no entity to decode
+        import html  # imported here: it and its table of entities cost start-up otherwise
+
+        text = html.unescape(text)
     title = " ".join(_CONTROL_CHARS_RE.sub(" ", text).split())
     return title[:MAX_TITLE_CHARS]
 
@@ -54,7 +57,10 @@ TRIMMED_HEADERS = 16
 
 def _headers_map(headers_list: list[tuple[str, str]]) -> dict[str, str]:
     """OONI's `headers`: one value per name (the first one wins)."""
-    out: dict[str, str] = {}
+    out: dict[str, str] = dict(headers_list)  # in C: right when no name comes twice
+    if len(out) == len(headers_list):
+        return out
+    out = {}
     for name, value in headers_list:
         out.setdefault(name, value)
     return out

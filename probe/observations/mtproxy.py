@@ -81,5 +81,5 @@ class MTProxyCheck:
             "queries": [q.to_dict() for q in self.queries],
             "tcp_connect": [c.to_dict() for c in self.tcp_connect],
             "attempts": [a.to_dict() for a in self.attempts],
-            "network_events": [e.to_dict() for e in self.network_events],
+            "network_events": NetworkEvent.to_dicts(self.network_events),
         }

@@ -33,7 +33,17 @@ TEST_VERSION = "0.1.0"
 
 
 def ooni_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    """The OONI time "YYYY-mm-dd HH:MM:SS", as strftime writes it (at twice the cost)."""
+    if moment.year < 1000:  # strftime's %Y does not pad them (glibc)
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return "%04d-%02d-%02d %02d:%02d:%02d" % (  # noqa: UP031 (an f-string costs more here)
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+    )
 
 
 def new_report_id() -> str:

@@ -81,6 +81,7 @@ FREE_TEXT_PATHS: tuple[str, ...] = (
     "network_events.*.failure",
     "mtproto.*.failure",
     "mtproto.*.first_bytes",  # binary (hex)
+    "test_keys.x_service",  # the service's tallies (named only to be one of `STEADY_PATHS`)
 )
 
 #: Never redacted (only an own address is scrubbed from them): what was measured (DNS answers,
@@ -174,20 +175,30 @@ class Node:
     """One step of the path trie: what the strings below it are (`kind`), its children, and
     the node for anything else (`fallback`: the "*" child, or a leaf of this node's kind)."""
 
-    __slots__ = ("children", "fallback", "kind", "lookup", "star")
+    __slots__ = ("children", "fallback", "kind", "lookup", "star", "steady")
 
     def __init__(self, kind: int = INTERIOR) -> None:
         self.kind = kind
+        #: one of `STEADY_PATHS`
+        self.steady = False
         self.children: dict[str, Node] = {}
         self.star: Node | None = None
         self.fallback: Node = self
-        #: key -> (child, whether the key is the trie's): the children, and keys met before
-        #: that are not (their `fallback`), so the walker finds both with one subscript
-        self.lookup: dict[Any, tuple[Node, bool]] = {}
+        #: key -> (child, how the key itself is scanned): the children (0: a key of the trie
+        #: is never scanned), and keys met before that are not the trie's (their `fallback`;
+        #: STRUCT or FREE, see `step`), so the walker finds both with one subscript
+        self.lookup: dict[Any, tuple[Node, int]] = {}
 
-    def step(self, key: Any) -> tuple[Node, bool]:
-        """`lookup` for a key not in it yet: the fallback, remembered (a bounded number)."""
-        entry = (self.fallback, False)
+    def step(self, key: Any) -> tuple[Node, int]:
+        """`lookup` for a key not in it yet: the fallback, remembered (a bounded number). Such
+        a key is scanned as structured below a structured node, else as free text (header
+        names come from the peer: response.headers is keyed by them) — unless it cannot hold
+        an address at all (short, nothing that starts one: what `_finish` asks of the trie's
+        own keys), which no scan in any mode changes (`Walker._short`): kind 0, not scanned."""
+        if type(key) is str and len(key) <= SHORT and not TRIGGER.search(key):
+            entry = (self.fallback, INTERIOR)
+        else:
+            entry = (self.fallback, STRUCT if self.fallback.kind == STRUCT else FREE)
         if len(self.lookup) < MAX_LEARNED:
             self.lookup[key] = entry
         return entry
@@ -205,7 +216,7 @@ class Node:
             if len(key) > SHORT or TRIGGER.search(key):
                 raise ValueError(f"a record path key that could hold an address: {key!r}")
             node._finish()
-        self.lookup = {key: (node, True) for key, node in self.children.items()}
+        self.lookup = {key: (node, INTERIOR) for key, node in self.children.items()}
         if self.star is not None:
             self.star._finish()
 
@@ -244,6 +255,29 @@ TRIE = _build_trie(
     + [(p, FREE) for p in _paths(FREE_TEXT_PATHS)]
     + [(p, B64 if enc == "base64" else HEX) for path, enc in BINARY_PATHS for p in _expand(path)]
 )
+
+#: Subtrees the round writes alike into every record of a run, or of a service (the platform,
+#: how the public address was learned, the vantage's baselines, the list's provenance, the
+#: service's tallies): the walker remembers one that came out unchanged and passes an equal one
+#: on at once (`probe.vantage.scrub.walk.Walker._steady`).
+STEADY_PATHS = (
+    "annotations",
+    "test_keys.x_ip_discovery",
+    "test_keys.x_vantage",
+    "test_keys.list",
+    "test_keys.x_service",
+)
+
+
+def _mark_steady(root: Node, paths: Iterable[str]) -> None:
+    for path in paths:
+        node = root
+        for key in path.split("."):
+            node = node.children[key]  # a KeyError here: a path the trie does not have
+        node.steady = True
+
+
+_mark_steady(TRIE, STEADY_PATHS)
 
 
 def _measured_trie(paths: Iterable[str]) -> dict[str | None, Any]:

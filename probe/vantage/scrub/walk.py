@@ -10,11 +10,14 @@ Speed: most strings of a record cannot change (field names, vocabulary, times, t
 what was measured), and most of them come again in the next record. `Cache` remembers, across
 records, the strings that came out unchanged in a way that does not depend on the record (on
 what it measured); the walker then only looks them up. The cache belongs to one scrubber and is
-emptied when its own addresses or allowed networks change; it is bounded.
+emptied when its own addresses or allowed networks change; it is bounded. It also holds a copy
+of each steady subtree (`paths.STEADY_PATHS`: written alike into every record of a round) that
+came out unchanged, so an equal one is passed after one C-level comparison (`Walker._steady`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from probe.vantage.scrub.candidates import SHORT, TRIGGER_SEARCH
@@ -32,6 +35,12 @@ MAX_CACHED_LENGTH = 4096
 
 #: a memo entry for a short string that came out unchanged
 _UNCHANGED: tuple[str | None, int, int] = (None, 0, 0)
+
+#: `Walker._rest`'s mark for a value not looked at yet
+_PENDING = object()
+
+#: the types of values the walker returns as they are (JSON's other scalars)
+_SCALARS = frozenset({type(None), bool, int, float})
 
 
 class Cache:
@@ -51,6 +60,8 @@ class Cache:
         "own",
         "packed",
         "token",
+        "trees_free",
+        "trees_own",
     )
 
     def __init__(self) -> None:
@@ -65,6 +76,10 @@ class Cache:
         self.b64_free: set[str] = set()
         self.hex_own: set[str] = set()
         self.hex_free: set[str] = set()
+        #: per steady node (`paths.STEADY_PATHS`), a copy of the last subtree there that came
+        #: out unchanged with nothing kept, own addresses only and redacting
+        self.trees_own: dict[Node, Any] = {}
+        self.trees_free: dict[Node, Any] = {}
 
     def check(self, token: object) -> None:
         """Empty the cache unless it was made for `token`."""
@@ -81,6 +96,8 @@ class Cache:
             self.b64_free,
             self.hex_own,
             self.hex_free,
+            self.trees_own,
+            self.trees_free,
         ):
             store.clear()
         self.entries = self.chars = 0
@@ -109,13 +126,14 @@ assert (INTERIOR, STRUCT, FREE, B64, HEX) == (0, 1, 2, 3, 4)  # the order of `Ca
 class Walker:
     """One scrub of one record (see `Scrubber.scrub_record`)."""
 
-    __slots__ = ("cache", "clean", "run", "scrubber")
+    __slots__ = ("cache", "clean", "run", "scrubber", "trees")
 
     def __init__(self, scrubber: Scrubber, run: Run, cache: Cache) -> None:
         self.scrubber = scrubber
         self.run = run
         self.cache = cache
         self.clean = cache.clean(run.redact)
+        self.trees = cache.trees_free if run.redact else cache.trees_own
 
     def walk(self, value: Any, node: Node) -> Any:
         kind = type(value)
@@ -208,42 +226,95 @@ class Walker:
             return value
         return tuple(new) if type(value) is tuple else new
 
-    def walk_dict(self, value: dict[Any, Any], node: Node) -> dict[Any, Any]:
-        # The loop runs for every key of every record: scalars and strings known clean go
-        # on at once while nothing changed (most keys of most records).
-        new: dict[Any, Any] | None = None
+    def walk_dict(self, value: dict[Any, Any], node: Node, again: bool = False) -> dict[Any, Any]:
+        # Runs for every key of every record, and nearly always finds nothing to change: this
+        # loop does only that case (the key known clean, its value unchanged) and hands the
+        # first key that is not known clean, or the first change, to `_rest`.
+        if node.steady and not again:
+            return self._steady(value, node)
         lookup = node.lookup
         clean = self.clean
+        items = iter(value.items())
         done: Any
-        for key, item in value.items():
-            new_key = key
+        for key, item in items:
             try:  # a subscript, not a call: this runs for every key
-                child, known = lookup[key]
+                child, key_kind = lookup[key]
             except KeyError:
-                child, known = node.step(key)
-            if not known:  # a key not in the trie: the trie's keys are strings
-                if type(key) is str:
-                    # Header names come from the peer: response.headers is keyed by them.
-                    key_kind = STRUCT if child.kind == STRUCT else FREE
-                    if key not in clean[key_kind]:
-                        new_key = self.string(key, key_kind)
-            # (The trie's own keys cannot hold an address: `paths.Node._finish` checks.)
+                child, key_kind = node.step(key)
+            # (The trie's own keys, kind 0, cannot hold an address: `paths.Node._finish`
+            # checks.) A key that is not a string is in no set, and `_rest` passes it.
+            if key_kind and key not in clean[key_kind]:
+                return self._rest(value, node, items, key, item, _PENDING)
             kind = type(item)
             if kind is str:
                 if item in clean[child.kind]:
-                    if new is None and new_key is key:
-                        continue
-                    done = item
-                else:
-                    done = self.string(item, child.kind)
+                    continue
+                done = self.string(item, child.kind)
+            elif kind in _SCALARS:
+                continue
             elif kind is dict:
                 done = self.walk_dict(item, child)
             elif kind is list or kind is tuple:
                 done = self.walk_list(item, child)
             else:
-                if new is None and new_key is key:
-                    continue
-                done = item
+                continue
+            if done is not item:
+                return self._rest(value, node, items, key, item, done)
+        return value
+
+    def _steady(self, value: dict[Any, Any], node: Node) -> dict[Any, Any]:
+        """A subtree the round writes alike into every record (`paths.STEADY_PATHS`).
+
+        One equal (==) to a copy of one that came out unchanged is unchanged: the walk is a
+        function of the strings and the keys, and the copy was made when nothing had been kept
+        yet in its record (`Run.kept` 0: no result of that walk, memo included, relied on what
+        that record keeps; keeping more only spares more). The copy holds only JSON's exact
+        types, so all of it was scanned; whatever is not of those types in `value` the walker
+        passes as it is anyway."""
+        trees = self.trees
+        if value == trees.get(node):
+            return value
+        done = self.walk_dict(value, node, again=True)
+        if done is value and self.run.kept == 0:
+            try:
+                trees[node] = _copy(value)
+            except _NotJSON:
+                trees.pop(node, None)
+        return done
+
+    def _rest(
+        self,
+        value: dict[Any, Any],
+        node: Node,
+        items: Iterator[tuple[Any, Any]],
+        key: Any,
+        item: Any,
+        done: Any,
+    ) -> dict[Any, Any]:
+        """`walk_dict` from `key` on (`items` holds the keys after it): `done` is what `item`
+        became, or `_PENDING` when nothing of `key` was looked at yet."""
+        new: dict[Any, Any] | None = None
+        lookup = node.lookup
+        clean = self.clean
+        pending = True
+        while True:
+            if pending:
+                pending = False
+            else:
+                try:
+                    key, item = next(items)
+                except StopIteration:
+                    break
+                done = _PENDING
+            new_key = key
+            if done is _PENDING:
+                try:
+                    child, key_kind = lookup[key]
+                except KeyError:
+                    child, key_kind = node.step(key)
+                if key_kind and type(key) is str and key not in clean[key_kind]:
+                    new_key = self.string(key, key_kind)
+                done = self._value(item, child)
             if new is None:
                 if done is item and new_key is key:
                     continue
@@ -261,3 +332,36 @@ class Walker:
             new["x_body_sha256"] = None
             self.run.hashes_cleared += 1
         return new
+
+    def _value(self, item: Any, child: Node) -> Any:
+        kind = type(item)
+        if kind is str:
+            return item if item in self.clean[child.kind] else self.string(item, child.kind)
+        if kind is dict:
+            return self.walk_dict(item, child)
+        if kind is list or kind is tuple:
+            return self.walk_list(item, child)
+        return item
+
+
+class _NotJSON(Exception):
+    """A value `_copy` does not copy."""
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of a tree of JSON's exact types (str keys; tuples stay tuples)."""
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotJSON
+            out[key] = _copy(item)
+        return out
+    if kind is list:
+        return [_copy(item) for item in value]
+    if kind is tuple:
+        return tuple(_copy(item) for item in value)
+    if kind is str or kind in _SCALARS:
+        return value
+    raise _NotJSON
