@@ -205,50 +205,65 @@ def _no_answer(lookups: Lookups) -> DNSResult:
 
 
 def _conclude(lookups: Lookups, suspicion: Suspicion) -> DNSResult:
-    ctx, name, ips = lookups.ctx, lookups.name, lookups.ips
-    result = DNSResult(answers=ips, fingerprints=list(dict.fromkeys(suspicion.fingerprints)))
-    suspicious = suspicion.why
+    """The DNS verdict of one name: an engine that failed where the reference answered, else
+    a clean answer, else the suspicious addresses."""
+    result = DNSResult(
+        answers=lookups.ips, fingerprints=list(dict.fromkeys(suspicion.fingerprints))
+    )
+    if suspicion.why:
+        return _suspicious(lookups, suspicion, result)
     failed_engines = [q for q in lookups.queries if _query_family_failed(q, lookups.ref_answers)]
-    if not suspicious and failed_engines:
-        q = failed_engines[0]
-        engine = (
-            ENGINE_WORDS["getaddrinfo"]
-            if q.engine == "getaddrinfo"
-            else M("the {engine} query", engine=q.engine)
-        )
-        result.status = BLOCKED
+    if failed_engines:
+        return _engine_failed(lookups, failed_engines[0], result)
+    return _clean(lookups, result)
+
+
+def _engine_failed(lookups: Lookups, q: DNSQuery, result: DNSResult) -> DNSResult:
+    engine = (
+        ENGINE_WORDS["getaddrinfo"]
+        if q.engine == "getaddrinfo"
+        else M("the {engine} query", engine=q.engine)
+    )
+    result.status = BLOCKED
+    result.reason = M(
+        "DNS for {name} failed in {engine} ({failure}) but {reference}",
+        name=lookups.name,
+        engine=engine,
+        failure=str(q.failure),
+        reference=lookups.ref_text or "",
+    )
+    return result
+
+
+def _clean(lookups: Lookups, result: DNSResult) -> DNSResult:
+    ctx, name, ips = lookups.ctx, lookups.name, lookups.ips
+    result.status = OK if lookups.reference or name in ctx.trusted_names else INCONCLUSIVE
+    if result.status == OK and lookups.reference:
         result.reason = M(
-            "DNS for {name} failed in {engine} ({failure}) but {reference}",
+            "{name} resolved to {addresses}, consistent with {reference}",
             name=name,
-            engine=engine,
-            failure=str(q.failure),
-            reference=lookups.ref_text or "",
+            addresses=name_list(ips),
+            reference=lookups.ref_name,
         )
-        return result
-    if not suspicious:
-        result.status = OK if lookups.reference or name in ctx.trusted_names else INCONCLUSIVE
-        if result.status == OK and lookups.reference:
-            result.reason = M(
-                "{name} resolved to {addresses}, consistent with {reference}",
-                name=name,
-                addresses=name_list(ips),
-                reference=lookups.ref_name,
-            )
-        elif result.status == OK:
-            result.reason = M(
-                "{name} resolved to {addresses}, in the expected network",
-                name=name,
-                addresses=name_list(ips),
-            )
-        else:
-            result.reason = M(
-                "{name} resolved to {addresses}; {no_control}, the answer cannot be checked",
-                name=name,
-                addresses=name_list(ips),
-                no_control=no_control_phrase(ctx),
-            )
-        result.fingerprints = []
-        return result
+    elif result.status == OK:
+        result.reason = M(
+            "{name} resolved to {addresses}, in the expected network",
+            name=name,
+            addresses=name_list(ips),
+        )
+    else:
+        result.reason = M(
+            "{name} resolved to {addresses}; {no_control}, the answer cannot be checked",
+            name=name,
+            addresses=name_list(ips),
+            no_control=no_control_phrase(ctx),
+        )
+    result.fingerprints = []
+    return result
+
+
+def _suspicious(lookups: Lookups, suspicion: Suspicion, result: DNSResult) -> DNSResult:
+    name, suspicious = lookups.name, suspicion.why
     first_ip = next(iter(suspicious))
     others = [ip for ip in suspicious if ip != first_ip]
     reason = (
@@ -273,7 +288,7 @@ def _conclude(lookups: Lookups, suspicion: Suspicion) -> DNSResult:
         # Without anything to compare with, only a confirmed fingerprint or a known ASN
         # outside the list proves a lie; a private address alone may be how the name resolves.
         result.status = INCONCLUSIVE
-        result.reason = Clauses((reason, no_control_phrase(ctx)))
+        result.reason = Clauses((reason, no_control_phrase(lookups.ctx)))
         result.doubtful = set(suspicious)
         return result
     result.status = BLOCKED

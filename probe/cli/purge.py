@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from probe.cli.answers import ask_yes_no
 from probe.cli.common import CONFIG_FILE, EXIT_ERROR, EXIT_OK, BadInput, fail
 from probe.cli.localized import LocalizedCommand, lang_option
 from probe.i18n import N_, _, joined, ngettext
+
+if TYPE_CHECKING:
+    from probe.localdata.purge import PurgeDone, PurgePlan, ResultsDir
 
 #: without a terminal and without --yes: one line, exit 2
 NO_TERMINAL = N_(
@@ -59,19 +63,31 @@ def purge_command(ctx: click.Context, yes: bool, out_dirs: tuple[str, ...]) -> i
         dirs.append(ResultsDir(path, path == own))
     config_file = ctx.find_root().meta.get(CONFIG_FILE)
     plan = plan_purge(dirs, config_file, user_data_dir())
-    if not yes:
-        if not sys.stdin.isatty():
-            raise BadInput(_(NO_TERMINAL))
-        click.echo(_("probe purge will remove:"))
-        schedule_line = _("the schedule (timer or cron line), if one is installed")
-        for line in [*plan.describe(), schedule_line]:
-            click.echo(f"  - {line}")
-        if not ask_yes_no(_("Remove all of this?"), default_no=True, err=False):
-            click.echo(_("Nothing removed."))
-            return EXIT_ERROR
+    if not yes and not _confirmed(plan):
+        click.echo(_("Nothing removed."))
+        return EXIT_ERROR
     # the schedule first: no new round may start writing while the files go
     click.echo(schedule.remove())
     done = execute(plan)
+    _say_what_went(plan, done, dirs)
+    for error in done.errors:
+        fail(_("could not remove {error}").format(error=error))
+    click.echo(_program_note())
+    return EXIT_ERROR if done.errors else EXIT_OK
+
+
+def _confirmed(plan: PurgePlan) -> bool:
+    """Show what will go and ask (a terminal is needed: without one, `--yes` must be given)."""
+    if not sys.stdin.isatty():
+        raise BadInput(_(NO_TERMINAL))
+    click.echo(_("probe purge will remove:"))
+    schedule_line = _("the schedule (timer or cron line), if one is installed")
+    for line in [*plan.describe(), schedule_line]:
+        click.echo(f"  - {line}")
+    return ask_yes_no(_("Remove all of this?"), default_no=True, err=False)
+
+
+def _say_what_went(plan: PurgePlan, done: PurgeDone, dirs: list[ResultsDir]) -> None:
     removed = set(done.removed)
     for directory, files in plan.results.items():
         count = sum(f in removed for f in files)
@@ -105,10 +121,6 @@ def purge_command(ctx: click.Context, yes: bool, out_dirs: tuple[str, ...]) -> i
                 "In {directories} only this probe's result files were removed; nothing else there."
             ).format(directories=joined(list(dict.fromkeys(custom))))
         )
-    for error in done.errors:
-        fail(_("could not remove {error}").format(error=error))
-    click.echo(_program_note())
-    return EXIT_ERROR if done.errors else EXIT_OK
 
 
 def _program_note() -> str:
