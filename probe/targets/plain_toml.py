@@ -21,14 +21,18 @@ from typing import Any
 #: control character other than tab (tomllib refuses those)
 _CHARS = r'[^"\\\x00-\x08\x0a-\x1f\x7f]*'
 _INTEGER = r"[+-]?(?:0|[1-9][0-9]*)"
-_LINE = re.compile(r"[ \t]*([A-Za-z0-9_-]+)[ \t]*=[ \t]*(.*?)[ \t]*")
 _STRING = re.compile(f'"({_CHARS})"')
 _INTEGER_RE = re.compile(_INTEGER)
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _ITEM = re.compile(f'[ \\t]*(?:"({_CHARS})"|({_INTEGER}))[ \\t]*(,?)')
-_COMMENT = re.compile(r"[ \t]*(?:#[^\x00-\x08\x0a-\x1f\x7f]*)?")
-_LIST_HEADER = re.compile(r"[ \t]*\[list\][ \t]*")
-_TARGETS_HEADER = re.compile(r"[ \t]*\[\[targets\]\][ \t]*")
+#: any line of the plain shape, in one match (a list has thousands): blank or a comment; a
+#: key with a basic string (group 2) or another value (group 3, read by `_value`); a
+#: `[[targets]]` header (group 4); a `[list]` header (group 5)
+_ANY_LINE = re.compile(
+    r"[ \t]*(?:#[^\x00-\x08\x0a-\x1f\x7f]*"
+    f'|([A-Za-z0-9_-]+)[ \\t]*=[ \\t]*(?:"({_CHARS})"|(.*?))'
+    r"|(\[\[targets\]\])|(\[list\]))?[ \t]*"
+)
 
 
 class _NotPlain(Exception):
@@ -51,22 +55,21 @@ def _parse(text: str) -> dict[str, Any]:
     for line in text.split("\n"):
         if line.endswith("\r"):
             line = line[:-1]
-        if _COMMENT.fullmatch(line):
-            continue
-        match = _LINE.fullmatch(line)
-        if match is not None:
-            key = match.group(1)
+        match = _ANY_LINE.fullmatch(line)
+        if match is None:
+            raise _NotPlain
+        key, string, other, targets_header, list_header = match.groups()
+        if key is not None:
             if table is None or key in table:
                 raise _NotPlain  # a top-level key, or a key defined twice
-            table[key] = _value(match.group(2))
-        elif _TARGETS_HEADER.fullmatch(line):
-            targets = document.setdefault("targets", [])
+            table[key] = string if string is not None else _value(other)
+        elif targets_header is not None:
             table = {}
-            targets.append(table)
-        elif _LIST_HEADER.fullmatch(line) and "list" not in document:
+            document.setdefault("targets", []).append(table)
+        elif list_header is not None:
+            if "list" in document:
+                raise _NotPlain
             table = document["list"] = {}
-        else:
-            raise _NotPlain
     if not document:
         raise _NotPlain
     return document
