@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import tomllib
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,12 +106,17 @@ class FileChecker:
             self.report_at(line, Said(M("not UTF-8 text (byte {byte})", byte=exc.start + 1)))
             return
         text = text.removeprefix("\ufeff")
-        try:
-            document = parse_plain(text) or tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            line, message = toml_error(exc, text)
-            self.report_at(line, Said(M("invalid TOML: {message}", message=message)))
-            return
+        document = parse_plain(text)
+        if document is None:
+            # Imported here: a list of the plain shape (the usual one) never needs tomllib.
+            import tomllib
+
+            try:
+                document = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                line, message = toml_error(exc, text)
+                self.report_at(line, Said(M("invalid TOML: {message}", message=message)))
+                return
         self.text = text
         self.check_document(document)
 

@@ -5,10 +5,13 @@ for the line of a problem."""
 from __future__ import annotations
 
 import re
-import tomllib
 from bisect import bisect_right
+from typing import TYPE_CHECKING
 
 from probe.targets.schema import Position
+
+if TYPE_CHECKING:
+    import tomllib
 
 _TOML_ERROR_POSITION = re.compile(
     r"\s*\((?:at line (?P<line>\d+), column (?P<column>\d+)|at end of document)\)\s*\Z"
@@ -135,6 +138,9 @@ class _PositionScanner:
             c = self.peek()
             if c == '"':
                 raw = self.string()
+                # Imported here: only a quoted key needs it, and only when a list has a problem.
+                import tomllib
+
                 keys.append(tomllib.loads(f"k = {raw}")["k"])
             elif c == "'":
                 keys.append(self.string()[1:-1])
