@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from probe.analysis.censor_location import AT_ENDPOINT, CENSOR_HOP, locate
-from probe.analysis.throttle import THROTTLED, judge_throttle
 from probe.analysis.vocabulary import Analysis
 from probe.i18n.message import M, Msg, sentence
 
@@ -21,6 +19,8 @@ from probe.i18n.message import M, Msg, sentence
 def throttle_clause(x_throttle: Any) -> Msg | None:
     if not isinstance(x_throttle, dict):
         return None
+    from probe.analysis.throttle import THROTTLED, judge_throttle  # few records have one
+
     judged = judge_throttle(x_throttle)
     if judged.verdict != THROTTLED or judged.median_ratio is None or judged.p_value is None:
         return None
@@ -39,6 +39,8 @@ def throttle_clause(x_throttle: Any) -> Msg | None:
 def location_clause(x_censor_location: Any) -> Msg | None:
     if not isinstance(x_censor_location, dict):
         return None
+    from probe.analysis.censor_location import AT_ENDPOINT, CENSOR_HOP, locate  # few have one
+
     found = locate(x_censor_location)
     if found["location"] == CENSOR_HOP:
         return M(

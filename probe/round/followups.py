@@ -14,11 +14,7 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from probe.analysis.censor_location import locate
-from probe.analysis.throttle import judge_throttle
 from probe.steps import dns
-from probe.steps.throttle import throttle_check
-from probe.steps.ttl import ttl_sweep
 
 if TYPE_CHECKING:
     from probe.round.measure import MeasureConfig
@@ -115,6 +111,12 @@ async def follow_up(
     Baselines get none (they are the vantage's own reference)."""
     if target.is_baseline:
         return
+    # Imported here: most runs ask for no follow-up and never load the checks.
+    from probe.analysis.censor_location import locate
+    from probe.analysis.throttle import judge_throttle
+    from probe.steps.throttle import throttle_check
+    from probe.steps.ttl import ttl_sweep
+
     sni = _sni(target)
     if followups.throttle_server is not None and sni is not None:
         ip, port = followups.throttle_server
