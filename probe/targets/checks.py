@@ -107,7 +107,10 @@ class TargetChecker:
         values: dict[str, Any] = {}
         for key in STRING_KEYS:
             if key in table:
-                values[key] = self.expect_string(at, table, key)
+                value = table[key]  # a string as it is: no call for the usual case
+                values[key] = (
+                    value if isinstance(value, str) else self.expect_string(at, table, key)
+                )
         for key in INTEGER_ARRAY_KEYS:
             if key in table:
                 values[key] = self.expect_array(at, table, key, int)

@@ -14,7 +14,10 @@ from probe.urls import url_parts
 #: whitespace (as str.isspace: Unicode's too) or a control character, one regex search rather
 #: than a Python test per character (most of the time of checking a URL)
 _CONTROL_RE = re.compile(r"[\s\x00-\x1f\x7f]")
-_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_LABEL_RE = re.compile(_LABEL + r"\Z")
+#: every label good, in one match; only a bad name is split to say which label is bad
+_HOSTNAME_RE = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}\Z")
 _PEM_CERTIFICATE = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n.*?-----END CERTIFICATE-----", re.DOTALL
 )
@@ -29,15 +32,11 @@ def is_ip(text: str) -> bool:
     return "%" not in text
 
 
-def _has_control(text: str) -> bool:
-    return _CONTROL_RE.search(text) is not None
-
-
 def host_problem(host: str) -> str | None:
     """Why `host` is not a hostname (IDNA allowed) or a bare IPv4/IPv6 literal; None if it is."""
     if not host:
         return "is empty"
-    if _has_control(host):
+    if _CONTROL_RE.search(host) is not None:
         return "contains whitespace or control characters"
     if host.startswith("[") or host.endswith("]"):
         return "is not a valid address (write IPv6 addresses without brackets)"
@@ -50,7 +49,8 @@ def host_problem(host: str) -> str | None:
             return "is not a valid IPv6 address"
         return None
     labels = host.split(".")
-    if all(label.isdigit() for label in labels if label) and labels[-1].isdigit():
+    # the last label first: a hostname's is not all digits, and the generator is not started
+    if labels[-1].isdigit() and all(label.isdigit() for label in labels if label):
         try:
             ipaddress.IPv4Address(host)
         except ValueError:
@@ -74,9 +74,10 @@ def _hostname_problem(host: str) -> str | None:
     ascii_host = ascii_host.lower()
     if len(ascii_host) > 253:
         return "is not a valid hostname (longer than 253 characters)"
-    for label in ascii_host.split("."):
-        if not _LABEL_RE.match(label):
-            return f"is not a valid hostname (bad label {quote(label)})"
+    if _HOSTNAME_RE.match(ascii_host) is None:
+        for label in ascii_host.split("."):
+            if not _LABEL_RE.match(label):
+                return f"is not a valid hostname (bad label {quote(label)})"
     if ascii_host.rsplit(".", 1)[-1].isdigit():
         return "is not a valid hostname (the last label is all digits)"
     return None
@@ -84,7 +85,7 @@ def _hostname_problem(host: str) -> str | None:
 
 def url_problem(url: str, check: str) -> str | None:
     """Why `url` cannot be fetched by `check` (http or https); None if it can."""
-    if _has_control(url):
+    if _CONTROL_RE.search(url) is not None:
         return f"url {quote(url)} contains whitespace or control characters"
     try:
         url_split = url_parts(url)

@@ -127,11 +127,17 @@ class Target:
             table["url"] = self.url
         if self.ports and self.check in HOST_CHECKS and self.check != "dns":
             table["ports"] = list(self.ports)
-        optional = {
-            "sni": self.sni, "dc": self.dc, "stun_port": self.stun_port, "ca": self.ca,
-            "note": self.note,
-        }  # fmt: skip
-        table.update((key, value) for key, value in optional.items() if value is not None)
+        # one test per key, not a dict and a generator: a record asks for this table twice
+        if self.sni is not None:
+            table["sni"] = self.sni
+        if self.dc is not None:
+            table["dc"] = self.dc
+        if self.stun_port is not None:
+            table["stun_port"] = self.stun_port
+        if self.ca is not None:
+            table["ca"] = self.ca
+        if self.note is not None:
+            table["note"] = self.note
         if self.expect_asn:
             table["expect_asn"] = list(self.expect_asn)
         if self.check == "mtproto" and self.transports:

@@ -63,7 +63,8 @@ def type_name(value: Any) -> str:
 def jsonable(value: Any) -> Any:
     """The loaded TOML value with dates and times as ISO strings (for JSON records)."""
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        # a string (most values of a target's table) is its own answer: no call for it
+        return {str(k): v if type(v) is str else jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [jsonable(v) for v in value]
     if isinstance(value, date | time):
