@@ -84,6 +84,10 @@ def test_the_plain_shape_reads_as_tomllib_reads_it() -> None:
         "[list]\nv = tru\n",
         "[list]\nv = {a = 1}\n",
         "[list]\nv=\n",
+        '[list]\nname = "a" "b"\n',
+        '[list]\nname = "a"x\n',
+        "[[targets]] # a comment\n",
+        "[list]\n[[targets]]\n[list]\n",
     ],
 )
 def test_anything_else_is_left_to_tomllib(text: str) -> None:
@@ -112,3 +116,22 @@ def test_damaged_lists_read_as_tomllib_or_not_at_all() -> None:
             accepted += 1
             assert repr(plain) == repr(_tomllib(text)), repr(text)  # types and order too
     assert accepted > 500  # most damage lands in notes and ids, which stay plain
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[list]\nname="a"\n',
+        '[list]\n\tname\t=\t"a"\t\n',
+        '  [[targets]]  \nid = ""\n',
+        '[[targets]]\nid = "a"\n[[targets]]\nid = "b"\n[list]\nname = "c"\n',
+        "[list]\n   # indented comment\n\n   \nv = 0\n",
+        '[list]\nv = "#" \n',
+    ],
+)
+def test_each_kind_of_line_reads_as_tomllib_reads_it(text: str) -> None:
+    """Blank lines, comments, headers and keys with a string or another value, as spacing
+    varies: the one match a line is read with tells them apart as tomllib does."""
+    plain = parse_plain(text)
+    assert plain is not None
+    assert repr(plain) == repr(tomllib.loads(text))
