@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from probe.observations._read import (
@@ -171,7 +172,8 @@ def bound_http(observations: Observations, budget: int = MAX_KEPT_HTTP_CHARS) ->
     trimmed = 0
     for transaction in observations.requests:
         # heads count twice: a record holds them as a list and as a map
-        head = 2 * sum(len(n) + len(v) for n, v in transaction.response_headers)
+        # names and values summed in C (map, chain): no generator step per header
+        head = 2 * sum(map(len, chain.from_iterable(transaction.response_headers)))
         body = len(transaction.body or "")
         if used + head + body <= budget:
             used += head + body
@@ -180,5 +182,5 @@ def bound_http(observations: Observations, budget: int = MAX_KEPT_HTTP_CHARS) ->
         transaction.body = None
         if head > budget - used or len(transaction.response_headers) > TRIMMED_HEADERS:
             transaction.response_headers = transaction.response_headers[:TRIMMED_HEADERS]
-        used += 2 * sum(len(n) + len(v) for n, v in transaction.response_headers)
+        used += 2 * sum(map(len, chain.from_iterable(transaction.response_headers)))
     return trimmed
