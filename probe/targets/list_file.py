@@ -239,6 +239,7 @@ def _target(fields: dict[str, Any], list_name: str, definition: dict[str, Any]) 
     """The loaded target, without a copy of its table when its fields give the same table
     (the same keys in the same order with the same values: the record is then identical)."""
     target = Target(**fields, list_name=list_name, definition=None)
-    if list(target.table_as_written().items()) == list(definition.items()):
+    table = target.table_as_written()
+    if table == definition and list(table) == list(definition):  # equal values, same order
         return target
     return Target(**fields, list_name=list_name, definition=definition)
