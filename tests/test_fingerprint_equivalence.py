@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probe.analysis.fingerprints import default_db
+from probe.analysis.fingerprints import Fingerprint, FingerprintDB, default_db
 from probe.observations import HTTPTransaction
 from tests.fingerprints_reference import reference_match_http
 
@@ -104,3 +104,32 @@ def _fixture_bodies() -> list[str]:
 @pytest.mark.parametrize("body", _fixture_bodies())
 def test_fixture_bodies(body: str) -> None:
     _same(body, [("Server", "Protected by WireFilter 8000")])
+
+
+#: Body patterns whose keys are start, end and inside marks of every length around the index's
+#: prefix of start marks (3 characters): shorter, equal, longer, non-ASCII ones, one mark under
+#: another's prefix, a mark that starts or ends mid-word.
+_MARK_PATTERNS = [
+    " a", " ab", " abc", " abcd", " abcé", " abd", " éab", " 中文x", " xé中", " é",
+    "a ", "ab ", "cdab ", "éa ", "中 ", "b", "bé", "dab", "中文", "<abc", "ab<",
+]  # fmt: skip
+_MARK_DB = FingerprintDB(
+    Fingerprint(f"m{i}", "isp", "body", "contains", pattern, frozenset(), f"t:{i}")
+    for i, pattern in enumerate(_MARK_PATTERNS)
+)
+
+
+def test_mark_patterns_are_indexed_by_marks() -> None:
+    index = _MARK_DB._body_index
+    assert {"\nabc", "\nabcd", "\nabd", "\néab", "\n中文x"} <= {
+        mark for marks in index._starts.values() for mark in marks
+    }
+    assert {"\na", "\nab", "a\n", "b", "中文"} <= set(index._marks)
+    assert "中文" not in index._ascii_marks
+
+
+@settings(max_examples=500, deadline=None)
+@given(body=st.text(alphabet=st.sampled_from([*"abcdxA _<\n", "é", "中", "文"]), max_size=40))
+def test_generated_bodies_with_mark_patterns(body: str) -> None:
+    transaction = HTTPTransaction("http://x/", response_code=200, body=body)
+    assert _MARK_DB.match_http(transaction) == reference_match_http(_MARK_DB, transaction)

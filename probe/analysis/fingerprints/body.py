@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from itertools import chain
+from operator import itemgetter
 
 from probe.analysis.fingerprints.rows import Fingerprint
 
@@ -192,6 +193,11 @@ def _index_key(keys: list[tuple[str, str]]) -> tuple[str, str] | None:
     return keys[0] if keys else None
 
 
+#: How many first characters of a start mark's word `BodyIndex` files it under (start marks with
+#: a shorter word are searched on every body), and those characters of a body word.
+_HEAD = 3
+_head = itemgetter(slice(None, _HEAD))
+
 #: Where a body pattern is filed in the index: searched on every body, under a whole word, or
 #: under a `_mark`.
 _ALWAYS, _BY_WORD, _BY_MARK = 0, 1, 2
@@ -227,7 +233,16 @@ class BodyIndex:
     test is exact. Results are the same as searching every pattern
     (tests/test_fingerprint_equivalence.py compares with that on generated bodies)."""
 
-    __slots__ = ("_always", "_by_mark", "_by_word", "_marks", "_words")
+    __slots__ = (
+        "_always",
+        "_ascii_marks",
+        "_by_mark",
+        "_by_word",
+        "_heads",
+        "_marks",
+        "_starts",
+        "_words",
+    )
 
     def __init__(self, patterns: Iterable[Fingerprint], layouts: Sequence[BodyLayout] = ()) -> None:
         """`patterns`: the body fingerprints, in the files' order; `layouts`: the `body_layout`
@@ -246,7 +261,19 @@ class BodyIndex:
             else:
                 self._always.append(entry)
         self._words = frozenset(self._by_word)
-        self._marks = tuple(self._by_mark)
+        # Start marks are looked up by the first _HEAD characters of their word (see
+        # `candidates`); the other marks are searched on every body, those that are all ASCII
+        # only on an ASCII body (no word of one holds anything else).
+        self._starts: dict[str, list[str]] = {}
+        searched: list[str] = []
+        for mark in self._by_mark:
+            if mark.startswith("\n") and len(mark) > _HEAD and "\n" not in mark[1:]:
+                self._starts.setdefault(mark[1 : 1 + _HEAD], []).append(mark)
+            else:
+                searched.append(mark)
+        self._heads = frozenset(self._starts)
+        self._marks = tuple(searched)
+        self._ascii_marks = tuple(mark for mark in searched if mark.isascii())
 
     def candidates(self, body: str) -> list[Fingerprint]:
         """The body patterns whose keys all hold for `body`, in the files' order."""
@@ -254,7 +281,12 @@ class BodyIndex:
         joined = _joined(words)
         found = list(self._always)
         found.extend(chain.from_iterable(map(self._by_word.__getitem__, words & self._words)))
-        marks = filter(joined.__contains__, self._marks)
+        # A word starts with a start mark's word only when it starts with its first _HEAD
+        # characters: one C-level intersection leaves the few start marks worth a search.
+        heads = self._heads.intersection(map(_head, words))
+        starts = chain.from_iterable(map(self._starts.__getitem__, heads))
+        rest = self._ascii_marks if body.isascii() else self._marks
+        marks = filter(joined.__contains__, chain(rest, starts))
         found.extend(chain.from_iterable(map(self._by_mark.__getitem__, marks)))
         kept = [e for e in found if e[2] <= words and all(map(joined.__contains__, e[3]))]
         kept.sort()  # the files' order, as without the index (positions are distinct)
