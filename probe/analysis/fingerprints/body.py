@@ -46,6 +46,11 @@ def _is_common(word: str) -> bool:
 _REGEX_SPECIAL = frozenset(".^$*+?{}[]\\|()")
 
 
+#: What may follow a "{" that `re` could read as a quantifier (or "{}", "{" at the end): any
+#: other "{" is a plain character (a pattern like `{"msg":.*` starts with the literal `{"msg":`).
+_QUANTIFIER_START = frozenset([*"0123456789,}", ""])
+
+
 def regex_literal_prefix(pattern: str) -> str:
     """The literal text any match of `pattern` starts with ("" when none is certain).
 
@@ -63,6 +68,8 @@ def regex_literal_prefix(pattern: str) -> str:
             if not escaped or (escaped.isascii() and escaped.isalnum()):
                 break
             c, step = escaped, 2
+        elif c == "{" and pattern[i + 1 : i + 2] not in _QUANTIFIER_START:
+            step = 1  # not `{m}`, `{m,n}`, `{,n}` or `{}`: `re` reads a plain "{"
         elif c in _REGEX_SPECIAL:
             break
         else:
@@ -74,18 +81,20 @@ def regex_literal_prefix(pattern: str) -> str:
     return "".join(literal)
 
 
+def required_text(fp: Fingerprint) -> str:
+    """Text that every text `fp` matches holds ("" when none is certain)."""
+    if fp.pattern_type == "regexp":
+        return regex_literal_prefix(fp.pattern)
+    return fp.pattern if fp.pattern_type in ("contains", "full", "prefix") else ""
+
+
 def body_keys(fp: Fingerprint) -> list[tuple[str, str]]:
     """Every (kind, word) that any body matching `fp` holds (kinds above), the most selective
     first: not a common word, then the cheapest kind to test, then the longest. Empty for a
     regexp without a literal start and for patterns without a word character."""
-    if fp.pattern_type == "regexp":
-        literal, at_start, at_end = regex_literal_prefix(fp.pattern), False, False
-    elif fp.pattern_type in ("contains", "full", "prefix"):
-        literal = fp.pattern
-        at_start = fp.pattern_type in ("full", "prefix")
-        at_end = fp.pattern_type == "full"
-    else:
-        return []
+    literal = required_text(fp)
+    at_start = fp.pattern_type in ("full", "prefix")
+    at_end = fp.pattern_type == "full"
     words = _WORD.findall(literal)
     if not words:
         return []
@@ -240,6 +249,7 @@ class BodyIndex:
         "_by_word",
         "_heads",
         "_marks",
+        "_not_ascii",
         "_starts",
         "_words",
     )
@@ -250,6 +260,7 @@ class BodyIndex:
         self._by_word: dict[str, list[_BodyEntry]] = {}
         self._by_mark: dict[str, list[_BodyEntry]] = {}
         self._always: list[_BodyEntry] = []
+        self._not_ascii: list[_BodyEntry] = []  # searched on every body that is not ASCII
         known = len(layouts)
         for position, fp in enumerate(patterns):
             where, key, whole, marks = layouts[position] if position < known else body_layout(fp)
@@ -258,8 +269,10 @@ class BodyIndex:
                 self._by_word.setdefault(key, []).append(entry)
             elif where == _BY_MARK:
                 self._by_mark.setdefault(key, []).append(entry)
-            else:
+            elif required_text(fp).isascii():
                 self._always.append(entry)
+            else:  # it needs a character no ASCII body has
+                self._not_ascii.append(entry)
         self._words = frozenset(self._by_word)
         # Start marks are looked up by the first _HEAD characters of their word (see
         # `candidates`); the other marks are searched on every body, those that are all ASCII
@@ -279,13 +292,14 @@ class BodyIndex:
         """The body patterns whose keys all hold for `body`, in the files' order."""
         words = body_words(body)
         joined = _joined(words)
-        found = list(self._always)
+        is_ascii = body.isascii()
+        found = self._always + ([] if is_ascii else self._not_ascii)
         found.extend(chain.from_iterable(map(self._by_word.__getitem__, words & self._words)))
         # A word starts with a start mark's word only when it starts with its first _HEAD
         # characters: one C-level intersection leaves the few start marks worth a search.
         heads = self._heads.intersection(map(_head, words))
         starts = chain.from_iterable(map(self._starts.__getitem__, heads))
-        rest = self._ascii_marks if body.isascii() else self._marks
+        rest = self._ascii_marks if is_ascii else self._marks
         marks = filter(joined.__contains__, chain(rest, starts))
         found.extend(chain.from_iterable(map(self._by_mark.__getitem__, marks)))
         kept = [e for e in found if e[2] <= words and all(map(joined.__contains__, e[3]))]
