@@ -237,8 +237,10 @@ class BodyIndex:
     Nearly every pattern holds words that any matching body holds too (whole, or as the start,
     end or part of a word). Each pattern is indexed by one of them (`_index_key`); only
     patterns whose keys all hold are searched. Per body, the work is a handful of calls into
-    C: the words (`body_words`), one set intersection for the whole-word keys and one `filter`
-    of substring searches for the other keys (`_mark`s) in the words joined by "\n". Every key
+    C: the words (`body_words`), one set intersection for the whole-word keys, one for the
+    first `_HEAD` characters of the words (which start marks are worth a search) and one
+    `filter` of substring searches for the other keys (`_mark`s) in the words joined by "\n";
+    on an ASCII body, patterns and marks that need another character are left out. Every key
     test is exact. Results are the same as searching every pattern
     (tests/test_fingerprint_equivalence.py compares with that on generated bodies)."""
 
