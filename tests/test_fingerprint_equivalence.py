@@ -5,13 +5,14 @@ same fields, over the bundled database and bodies and headers built from its own
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probe.analysis.fingerprints import default_db
+from probe.analysis.fingerprints import Fingerprint, FingerprintDB, default_db
 from probe.observations import HTTPTransaction
 from tests.fingerprints_reference import reference_match_http
 
@@ -104,3 +105,40 @@ def _fixture_bodies() -> list[str]:
 @pytest.mark.parametrize("body", _fixture_bodies())
 def test_fixture_bodies(body: str) -> None:
     _same(body, [("Server", "Protected by WireFilter 8000")])
+
+
+#: Body patterns whose keys are start, end and inside marks of every length around the index's
+#: prefix of start marks (3 characters): shorter, equal, longer, non-ASCII ones, one mark under
+#: another's prefix, a mark that starts or ends mid-word.
+_MARK_PATTERNS = [
+    " a", " ab", " abc", " abcd", " abcé", " abd", " éab", " 中文x", " xé中", " é",
+    "a ", "ab ", "cdab ", "éa ", "中 ", "b", "bé", "dab", "中文", "<abc", "ab<",
+]  # fmt: skip
+#: Regexps searched on every body (no word in their literal start), only on bodies that are not
+#: ASCII (a non-ASCII literal start), or under a word after a plain "{".
+_MARK_REGEXPS = ["(a)b", "—.*a", "©", "é.*a", '{"ab":.*b', "{a"]
+_MARK_DB = FingerprintDB(
+    Fingerprint(f"m{i}", "isp", "body", kind, pattern, frozenset(), f"t:{i}", re.compile(pattern))
+    for i, (kind, pattern) in enumerate(
+        [*(("contains", p) for p in _MARK_PATTERNS), *(("regexp", p) for p in _MARK_REGEXPS)]
+    )
+)
+
+
+def test_mark_patterns_are_indexed_by_marks() -> None:
+    index = _MARK_DB._body_index
+    assert {"\nabc", "\nabcd", "\nabd", "\néab", "\n中文x"} <= {
+        mark for marks in index._starts.values() for mark in marks
+    }
+    assert {"\na", "\nab", "a\n", "b", "中文"} <= set(index._marks)
+    assert "中文" not in index._ascii_marks
+    assert [e[1].pattern for e in index._not_ascii] == ["—.*a", "©"]
+    assert [e[1].pattern for e in index._always] == ["(a)b"]
+    assert index._by_word["ab"][0][1].pattern == '{"ab":.*b'
+
+
+@settings(max_examples=500, deadline=None)
+@given(body=st.text(alphabet=st.sampled_from([*'abcdxA _<\n{":', *"é中文—©"]), max_size=40))
+def test_generated_bodies_with_mark_patterns(body: str) -> None:
+    transaction = HTTPTransaction("http://x/", response_code=200, body=body)
+    assert _MARK_DB.match_http(transaction) == reference_match_http(_MARK_DB, transaction)

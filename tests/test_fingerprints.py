@@ -364,6 +364,12 @@ def test_prefilter_is_exact_for_prefix_and_full_patterns(tmp_path: Path) -> None
         ("[ab]c", ""),
         ("\\(x\\)", "(x)"),
         ("ab\\", "ab"),
+        ('{"msg":.*"id":', '{"msg":'),  # a "{" that starts no quantifier is a plain one
+        ("{x}", "{x"),
+        ("{1}x", ""),
+        ("{,2}x", ""),
+        ("{}x", ""),
+        ("x{", ""),
     ],
 )
 def test_regex_literal_prefix(pattern: str, prefix: str) -> None:

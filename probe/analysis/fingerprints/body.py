@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from itertools import chain
+from operator import itemgetter
 
 from probe.analysis.fingerprints.rows import Fingerprint
 
@@ -45,6 +46,11 @@ def _is_common(word: str) -> bool:
 _REGEX_SPECIAL = frozenset(".^$*+?{}[]\\|()")
 
 
+#: What may follow a "{" that `re` could read as a quantifier (or "{}", "{" at the end): any
+#: other "{" is a plain character (a pattern like `{"msg":.*` starts with the literal `{"msg":`).
+_QUANTIFIER_START = frozenset([*"0123456789,}", ""])
+
+
 def regex_literal_prefix(pattern: str) -> str:
     """The literal text any match of `pattern` starts with ("" when none is certain).
 
@@ -62,6 +68,8 @@ def regex_literal_prefix(pattern: str) -> str:
             if not escaped or (escaped.isascii() and escaped.isalnum()):
                 break
             c, step = escaped, 2
+        elif c == "{" and pattern[i + 1 : i + 2] not in _QUANTIFIER_START:
+            step = 1  # not `{m}`, `{m,n}`, `{,n}` or `{}`: `re` reads a plain "{"
         elif c in _REGEX_SPECIAL:
             break
         else:
@@ -73,18 +81,20 @@ def regex_literal_prefix(pattern: str) -> str:
     return "".join(literal)
 
 
+def required_text(fp: Fingerprint) -> str:
+    """Text that every text `fp` matches holds ("" when none is certain)."""
+    if fp.pattern_type == "regexp":
+        return regex_literal_prefix(fp.pattern)
+    return fp.pattern if fp.pattern_type in ("contains", "full", "prefix") else ""
+
+
 def body_keys(fp: Fingerprint) -> list[tuple[str, str]]:
     """Every (kind, word) that any body matching `fp` holds (kinds above), the most selective
     first: not a common word, then the cheapest kind to test, then the longest. Empty for a
     regexp without a literal start and for patterns without a word character."""
-    if fp.pattern_type == "regexp":
-        literal, at_start, at_end = regex_literal_prefix(fp.pattern), False, False
-    elif fp.pattern_type in ("contains", "full", "prefix"):
-        literal = fp.pattern
-        at_start = fp.pattern_type in ("full", "prefix")
-        at_end = fp.pattern_type == "full"
-    else:
-        return []
+    literal = required_text(fp)
+    at_start = fp.pattern_type in ("full", "prefix")
+    at_end = fp.pattern_type == "full"
     words = _WORD.findall(literal)
     if not words:
         return []
@@ -192,6 +202,11 @@ def _index_key(keys: list[tuple[str, str]]) -> tuple[str, str] | None:
     return keys[0] if keys else None
 
 
+#: How many first characters of a start mark's word `BodyIndex` files it under (start marks with
+#: a shorter word are searched on every body), and those characters of a body word.
+_HEAD = 3
+_head = itemgetter(slice(None, _HEAD))
+
 #: Where a body pattern is filed in the index: searched on every body, under a whole word, or
 #: under a `_mark`.
 _ALWAYS, _BY_WORD, _BY_MARK = 0, 1, 2
@@ -222,12 +237,24 @@ class BodyIndex:
     Nearly every pattern holds words that any matching body holds too (whole, or as the start,
     end or part of a word). Each pattern is indexed by one of them (`_index_key`); only
     patterns whose keys all hold are searched. Per body, the work is a handful of calls into
-    C: the words (`body_words`), one set intersection for the whole-word keys and one `filter`
-    of substring searches for the other keys (`_mark`s) in the words joined by "\n". Every key
+    C: the words (`body_words`), one set intersection for the whole-word keys, one for the
+    first `_HEAD` characters of the words (which start marks are worth a search) and one
+    `filter` of substring searches for the other keys (`_mark`s) in the words joined by "\n";
+    on an ASCII body, patterns and marks that need another character are left out. Every key
     test is exact. Results are the same as searching every pattern
     (tests/test_fingerprint_equivalence.py compares with that on generated bodies)."""
 
-    __slots__ = ("_always", "_by_mark", "_by_word", "_marks", "_words")
+    __slots__ = (
+        "_always",
+        "_ascii_marks",
+        "_by_mark",
+        "_by_word",
+        "_heads",
+        "_marks",
+        "_not_ascii",
+        "_starts",
+        "_words",
+    )
 
     def __init__(self, patterns: Iterable[Fingerprint], layouts: Sequence[BodyLayout] = ()) -> None:
         """`patterns`: the body fingerprints, in the files' order; `layouts`: the `body_layout`
@@ -235,6 +262,7 @@ class BodyIndex:
         self._by_word: dict[str, list[_BodyEntry]] = {}
         self._by_mark: dict[str, list[_BodyEntry]] = {}
         self._always: list[_BodyEntry] = []
+        self._not_ascii: list[_BodyEntry] = []  # searched on every body that is not ASCII
         known = len(layouts)
         for position, fp in enumerate(patterns):
             where, key, whole, marks = layouts[position] if position < known else body_layout(fp)
@@ -243,18 +271,38 @@ class BodyIndex:
                 self._by_word.setdefault(key, []).append(entry)
             elif where == _BY_MARK:
                 self._by_mark.setdefault(key, []).append(entry)
-            else:
+            elif required_text(fp).isascii():
                 self._always.append(entry)
+            else:  # it needs a character no ASCII body has
+                self._not_ascii.append(entry)
         self._words = frozenset(self._by_word)
-        self._marks = tuple(self._by_mark)
+        # Start marks are looked up by the first _HEAD characters of their word (see
+        # `candidates`); the other marks are searched on every body, those that are all ASCII
+        # only on an ASCII body (no word of one holds anything else).
+        self._starts: dict[str, list[str]] = {}
+        searched: list[str] = []
+        for mark in self._by_mark:
+            if mark.startswith("\n") and len(mark) > _HEAD and "\n" not in mark[1:]:
+                self._starts.setdefault(mark[1 : 1 + _HEAD], []).append(mark)
+            else:
+                searched.append(mark)
+        self._heads = frozenset(self._starts)
+        self._marks = tuple(searched)
+        self._ascii_marks = tuple(mark for mark in searched if mark.isascii())
 
     def candidates(self, body: str) -> list[Fingerprint]:
         """The body patterns whose keys all hold for `body`, in the files' order."""
         words = body_words(body)
         joined = _joined(words)
-        found = list(self._always)
+        is_ascii = body.isascii()
+        found = self._always + ([] if is_ascii else self._not_ascii)
         found.extend(chain.from_iterable(map(self._by_word.__getitem__, words & self._words)))
-        marks = filter(joined.__contains__, self._marks)
+        # A word starts with a start mark's word only when it starts with its first _HEAD
+        # characters: one C-level intersection leaves the few start marks worth a search.
+        heads = self._heads.intersection(map(_head, words))
+        starts = chain.from_iterable(map(self._starts.__getitem__, heads))
+        rest = self._ascii_marks if is_ascii else self._marks
+        marks = filter(joined.__contains__, chain(rest, starts))
         found.extend(chain.from_iterable(map(self._by_mark.__getitem__, marks)))
         kept = [e for e in found if e[2] <= words and all(map(joined.__contains__, e[3]))]
         kept.sort()  # the files' order, as without the index (positions are distinct)

@@ -73,9 +73,12 @@ class FingerprintDB:
 
     def match_dns(self, ip: str, *, probe_cc: str | None = None) -> list[Match]:
         """Fingerprints matching one DNS answer (an IP literal)."""
-        text = _normalise_ip(ip)
-        hits = list(self._dns_exact.get(text, ()))
-        hits.extend(fp for fp in self._dns_other if fp.matches(text))
+        text = _answer_text(ip)
+        hits = self._dns_exact.get(text, ())
+        if self._dns_other:  # none in the bundled files: their DNS rows are all exact
+            hits = [*hits, *(fp for fp in self._dns_other if fp.matches(text))]
+        if not hits:  # the usual answer: no call to settle nothing
+            return []
         return _settle_countries([fp.match(probe_cc) for fp in hits])
 
     def match_http(
@@ -96,6 +99,8 @@ class FingerprintDB:
             for fp in self._headers[name.lower()]:
                 if fp.matches(value) and fp not in hits:
                     hits.append(fp)
+        if not hits:  # the usual response
+            return []
         return _settle_countries([fp.match(probe_cc) for fp in hits])
 
 
@@ -122,6 +127,11 @@ class _HeaderTest:
             or value.startswith(self._prefixes)
             or any(map(value.__contains__, self._contains))
         )
+
+
+#: An answer's text as the DNS rows hold it, cached like `parse_ip` (the same addresses come back
+#: for many targets: a CDN's, a blockpage server's; `str` of an address is ~10 Python calls).
+_answer_text = lru_cache(maxsize=4096)(_normalise_ip)
 
 
 @lru_cache(maxsize=1)
