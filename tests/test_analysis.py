@@ -1605,6 +1605,27 @@ def test_extra_fingerprints_change_the_verdict(tmp_path) -> None:
     assert verdict.fingerprints == ["mine.ir_1"]
 
 
+def test_a_page_over_verified_tls_is_matched_against_no_fingerprint() -> None:
+    """Over TLS verified for the name no fingerprint can change the outcome (a blockpage is
+    the service's own answer there): the analysis does not match the body at all, and the
+    verdict is what it was when it did."""
+
+    class NoHTTPMatching:
+        def __init__(self) -> None:
+            self.db = default_db()
+
+        def match_dns(self, ip: str, *, probe_cc: str | None = None) -> Any:
+            return self.db.match_dns(ip, probe_cc=probe_cc)
+
+        def match_http(self, transaction: Any, *, probe_cc: str | None = None) -> Any:
+            raise AssertionError("a page over verified TLS was matched")
+
+    case = next(c for c in CASES if c.name.startswith("http: a 403 over TLS verified"))
+    verdict = analyze(case.record, NoHTTPMatching()).verdict  # type: ignore[arg-type]
+    assert verdict == analyze(case.record).verdict
+    assert (verdict.status, verdict.blocking) == ("ok", None)
+
+
 def test_http_differences_follow_ooni_rules() -> None:
     a = HTTPTransaction(
         "http://x/", response_code=200, body="<title>Hello lovely world</title>" + "a" * 1000

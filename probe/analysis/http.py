@@ -164,6 +164,11 @@ def _judge_chain(
         outcome.why = M("{label} recorded no HTTP response", label=attempt.label)
         return outcome
     outcome.reached = REACHED_RESPONSE if attempt.redirected else REACHED_PAGE
+    if verified_tls:
+        # The fingerprints could change nothing here (the commonest success): over verified
+        # TLS a blockpage match is not evidence (below) and `_judge_page` returns before it
+        # looks at look-alikes. Matching a page's body is the analysis's dearest step.
+        return _judge_page(attempt, verified_tls, [])
     final_matches = ctx.db.match_http(final, probe_cc=ctx.probe_cc)
     matches = [m for r in chain[:-1] for m in ctx.db.match_http(r, probe_cc=ctx.probe_cc)]
     blocking_matches = [m for m in matches + final_matches if not m.false_positive]

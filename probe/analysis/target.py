@@ -93,9 +93,11 @@ class _Tally:
     connect_only: list[EndpointOutcome]
     #: what the connect-only endpoints showed, and what the check needs
     partial: Msg | None
+    #: `measured` by outcome, in order (sorted once: the verdict asks up to five times)
+    by_outcome: dict[Status, list[EndpointOutcome]]
 
     def of(self, status: Status) -> list[EndpointOutcome]:
-        return [o for o in self.measured if o.outcome == status]
+        return self.by_outcome.get(status) or []
 
 
 def _tally(ctx: Context, outcomes: list[EndpointOutcome]) -> _Tally:
@@ -117,8 +119,12 @@ def _tally(ctx: Context, outcomes: list[EndpointOutcome]) -> _Tally:
         if connect_only
         else None
     )
-    measured = [o for o in measured if all(o is not c for c in connect_only)]
-    return _Tally(measured, connect_only, partial)
+    if connect_only:
+        measured = [o for o in measured if all(o is not c for c in connect_only)]
+    by_outcome: dict[Status, list[EndpointOutcome]] = {}
+    for o in measured:
+        by_outcome.setdefault(o.outcome, []).append(o)
+    return _Tally(measured, connect_only, partial, by_outcome)
 
 
 def _verdict(ctx: Context, dns: DNSResult, outcomes: list[EndpointOutcome]) -> Verdict:
