@@ -107,7 +107,10 @@ def cache_key(datas: Sequence[bytes]) -> bytes | None:
         code = [Path(path).read_bytes() for path in code_files()]
     except (OSError, TypeError):
         return None
-    for name, data in zip((*BUNDLED_FILES, *code_files()), (*datas, *code), strict=True):
+    # Code files by their names only: the same code installed elsewhere (another venv, a copy
+    # of the package) shares the cache instead of rewriting it on every switch.
+    names = (*BUNDLED_FILES, *(Path(path).name for path in code_files()))
+    for name, data in zip(names, (*datas, *code), strict=True):
         digest.update(f"{name} {len(data)}\n".encode())
         digest.update(data)
     return digest.digest()
