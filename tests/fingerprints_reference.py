@@ -3,6 +3,9 @@ pattern searched on every body, header patterns in order; the index must give th
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from probe.analysis.fingerprints import BODY_MATCH_LIMIT, Fingerprint, FingerprintDB, Match
 from probe.analysis.fingerprints.rows import _settle_countries
 from probe.observations import HTTPTransaction
@@ -22,3 +25,23 @@ def reference_match_http(
             if fp.location == "header." + name.lower() and fp.matches(value) and fp not in hits:
                 hits.append(fp)
     return _settle_countries([fp.match(probe_cc) for fp in hits])
+
+
+def fixture_bodies() -> list[str]:
+    """Response bodies in the OONI measurements under tests/data (real pages, blockpages)."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            body = node.get("body")
+            if isinstance(body, str) and body:
+                found.append(body)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in sorted(Path(__file__).parent.joinpath("data", "ooni").rglob("*.json")):
+        walk(json.loads(path.read_text(encoding="utf-8")))
+    return found

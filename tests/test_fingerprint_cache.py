@@ -4,7 +4,6 @@ exactly the right one — stale, foreign, damaged, unwritable — only means par
 
 from __future__ import annotations
 
-import json
 import marshal
 import os
 import subprocess
@@ -21,7 +20,7 @@ from probe.analysis.fingerprints.body import body_layout
 from probe.analysis.fingerprints.rows import _read_text
 from probe.observations import HTTPTransaction
 from probe.paths import CACHE_DIR_ENV, user_cache_dir
-from tests.fingerprints_reference import reference_match_http
+from tests.fingerprints_reference import fixture_bodies, reference_match_http
 
 REPO = Path(__file__).resolve().parent.parent
 _DATAS = [resources.files("probe.data").joinpath(name).read_bytes() for name in BUNDLED_FILES]
@@ -61,25 +60,6 @@ def test_cached_load_is_the_parsed_load(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [fpcache.FILE_NAME]
 
 
-def _fixture_bodies() -> list[str]:
-    found: list[str] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            body = node.get("body")
-            if isinstance(body, str) and body:
-                found.append(body)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    for path in sorted(REPO.joinpath("tests", "data", "ooni").rglob("*.json")):
-        walk(json.loads(path.read_text(encoding="utf-8")))
-    return found
-
-
 def test_cached_database_matches_as_the_parsed_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -90,7 +70,7 @@ def test_cached_database_matches_as_the_parsed_one(
     parsed = FingerprintDB(_REFERENCE, _REFERENCE_WARNINGS)
     assert cached.fingerprints == parsed.fingerprints and cached.warnings == parsed.warnings
     page = "<html><head><title>x</title></head><body>{}</body></html>"
-    bodies = _fixture_bodies() + [page.format(fp.pattern) for fp in _REFERENCE]
+    bodies = fixture_bodies() + [page.format(fp.pattern) for fp in _REFERENCE]
     assert len(bodies) > len(_REFERENCE)
     for body in bodies:
         headers = [("Server", "Protected by WireFilter 8000"), ("Location", body[:80])]
@@ -102,7 +82,7 @@ def test_cached_database_matches_as_the_parsed_one(
             assert cached.match_http(transaction, probe_cc=cc) == parsed.match_http(
                 transaction, probe_cc=cc
             )
-    for body in _fixture_bodies()[:50]:
+    for body in fixture_bodies()[:50]:
         transaction = HTTPTransaction("http://x/", response_code=200, body=body)
         assert cached.match_http(transaction) == reference_match_http(parsed, transaction)
     for fp in _REFERENCE:

@@ -4,9 +4,7 @@ same fields, over the bundled database and bodies and headers built from its own
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +12,7 @@ from hypothesis import strategies as st
 
 from probe.analysis.fingerprints import Fingerprint, FingerprintDB, default_db
 from probe.observations import HTTPTransaction
-from tests.fingerprints_reference import reference_match_http
+from tests.fingerprints_reference import fixture_bodies, reference_match_http
 
 _DB = default_db()
 _BODY = [fp.pattern for fp in _DB.fingerprints if fp.location == "body"]
@@ -82,27 +80,7 @@ def test_huge_bodies() -> None:
     _same("y" * (2 << 20), [])
 
 
-def _fixture_bodies() -> list[str]:
-    """Response bodies in the OONI measurements under tests/data (real pages, blockpages)."""
-    found: list[str] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            body = node.get("body")
-            if isinstance(body, str) and body:
-                found.append(body)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    for path in sorted(Path(__file__).parent.joinpath("data", "ooni").rglob("*.json")):
-        walk(json.loads(path.read_text(encoding="utf-8")))
-    return found
-
-
-@pytest.mark.parametrize("body", _fixture_bodies())
+@pytest.mark.parametrize("body", fixture_bodies())
 def test_fixture_bodies(body: str) -> None:
     _same(body, [("Server", "Protected by WireFilter 8000")])
 
