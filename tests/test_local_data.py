@@ -59,6 +59,7 @@ def home_env(home: Path, **extra: str) -> dict[str, str]:
     PATH (purge must never touch the machine's own systemd)."""
     env = probe_env()
     env["PROBE_DATA_DIR"] = str(home / "data")
+    env["PROBE_CACHE_DIR"] = str(home / "cache")
     env["XDG_CONFIG_HOME"] = str(home / "config")
     bin_dir = home / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
@@ -419,6 +420,9 @@ def test_purge_yes_removes_the_probes_files_and_nothing_else(tmp_path: Path) -> 
     probe_id = (tmp_path / "data" / "probe_id").read_text().strip()
     for name in ("in_custom", "in_data"):
         assert json.loads(files[name].read_text().splitlines()[0])["probe_id"] == probe_id
+    cache_files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert cache_files and all(n.startswith("fingerprints-") for n in cache_files), cache_files
+    (tmp_path / "cache" / ".fingerprints-1-cpython-311.bin.x1y2.tmp").write_bytes(b"cut")
     result = probe_cli(["purge", "--yes"], tmp_path)
     assert result.returncode == 0, result.stderr
     _assert_purged(files)
@@ -431,6 +435,9 @@ def test_purge_yes_removes_the_probes_files_and_nothing_else(tmp_path: Path) -> 
     assert str(files["timer"]) in out  # the schedule's own message (round.schedule.remove)
     assert f"Left 1 file in {files['custom']}" in out
     assert f"In {files['custom']} only this probe's result files were removed" in out
+    # the fingerprint cache the rounds made (and a write of it cut short) goes too: nothing
+    # personal in it, but a trace that the probe ran here
+    assert not (tmp_path / "cache").exists()
     # the probe's own directories that are now empty are gone too
     assert not (tmp_path / "data" / "results").exists()
     assert not (tmp_path / "data" / "geoip").exists()

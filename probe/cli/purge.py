@@ -52,7 +52,7 @@ def purge_command(ctx: click.Context, yes: bool, out_dirs: tuple[str, ...]) -> i
     downloaded from this device. Nothing else is touched: in a results directory that is not
     the probe's own, only files that hold this probe's records are removed."""
     from probe.localdata import ResultsDir, execute, plan_purge
-    from probe.paths import default_results_dir, user_data_dir
+    from probe.paths import default_results_dir, user_cache_dir, user_data_dir
     from probe.round import schedule
 
     own = default_results_dir()
@@ -62,7 +62,7 @@ def purge_command(ctx: click.Context, yes: bool, out_dirs: tuple[str, ...]) -> i
         path = Path(os.path.abspath(extra))
         dirs.append(ResultsDir(path, path == own))
     config_file = ctx.find_root().meta.get(CONFIG_FILE)
-    plan = plan_purge(dirs, config_file, user_data_dir())
+    plan = plan_purge(dirs, config_file, user_data_dir(), user_cache_dir())
     if not yes and not _confirmed(plan):
         click.echo(_("Nothing removed."))
         return EXIT_ERROR
@@ -98,7 +98,9 @@ def _say_what_went(plan: PurgePlan, done: PurgeDone, dirs: list[ResultsDir]) -> 
                 count,
             ).format(count=count, directory=directory)
         )
-    others = {*plan.geoip, *plan.spool, *plan.dirs, *([plan.config] if plan.config else [])}
+    others = {*plan.geoip, *plan.spool, *plan.cache, *plan.dirs}
+    if plan.config:
+        others.add(plan.config)
     if plan.probe_id is not None:
         others.add(plan.probe_id)
     for path in done.removed:

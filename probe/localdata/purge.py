@@ -45,13 +45,21 @@ class PurgePlan:
     probe_id: Path | None = None
     #: the upload spool's files (probe/upload/spool.py): copies of records not yet uploaded
     spool: list[Path] = field(default_factory=list)
+    #: the fingerprint cache's files (probe/analysis/fingerprints/cache.py): nothing personal,
+    #: but a trace that the probe ran here
+    cache: list[Path] = field(default_factory=list)
     #: directories to remove if they are empty afterwards, innermost first
     dirs: list[Path] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         return not (
-            any(self.results.values()) or self.config or self.geoip or self.probe_id or self.spool
+            any(self.results.values())
+            or self.config
+            or self.geoip
+            or self.probe_id
+            or self.spool
+            or self.cache
         )
 
     def describe(self) -> list[str]:
@@ -80,6 +88,10 @@ class PurgePlan:
                     directory=self.spool[0].parent
                 )
             )
+        if self.cache:
+            lines.append(
+                _("the fingerprint cache in {directory}").format(directory=self.cache[0].parent)
+            )
         return lines
 
 
@@ -90,10 +102,15 @@ def _is_regular(path: Path) -> bool:
         return False
 
 
-def plan_purge(results_dirs: list[ResultsDir], config: Path | None, data_dir: Path) -> PurgePlan:
+def plan_purge(
+    results_dirs: list[ResultsDir],
+    config: Path | None,
+    data_dir: Path,
+    cache_dir: Path | None = None,
+) -> PurgePlan:
     """What to remove: round files of the results directories (only this probe's in one the
-    user chose), the config file when it exists, `probe geoip update`'s files and the probe
-    id."""
+    user chose), the config file when it exists, `probe geoip update`'s files, the probe id,
+    the upload spool and the fingerprint cache's files in `cache_dir`."""
     plan = PurgePlan()
     seen: set[str] = set()
     for entry in results_dirs:
@@ -128,7 +145,26 @@ def plan_purge(results_dirs: list[ResultsDir], config: Path | None, data_dir: Pa
     names = ["spool.sqlite3" + suffix for suffix in ("", "-wal", "-shm", "-journal", ".lock")]
     plan.spool = [spool_dir / name for name in names if _is_regular(spool_dir / name)]
     plan.dirs += [geoip_dir, spool_dir, data_dir]
+    if cache_dir is not None:
+        plan.cache = _cache_files(cache_dir)
+        plan.dirs.append(cache_dir)
     return plan
+
+
+def _cache_files(cache_dir: Path) -> list[Path]:
+    """The fingerprint cache's files, of any Python version (`fingerprints-FORMAT-TAG.bin`),
+    and the temporary files of a write that was cut short (`.fingerprints-….tmp`)."""
+    try:
+        names = sorted(os.listdir(cache_dir))
+    except OSError:
+        return []
+    ours = [
+        name
+        for name in names
+        if (name.startswith("fingerprints-") and name.endswith(".bin"))
+        or (name.startswith(".fingerprints-") and name.endswith(".tmp"))
+    ]
+    return [cache_dir / name for name in ours if _is_regular(cache_dir / name)]
 
 
 @dataclass(slots=True)
@@ -141,6 +177,7 @@ def execute(plan: PurgePlan) -> PurgeDone:
     """Remove what the plan lists; directories only when empty. Goes on after an error."""
     done = PurgeDone()
     files = [f for group in plan.results.values() for f in group] + plan.geoip + plan.spool
+    files += plan.cache
     if plan.probe_id is not None:
         files.append(plan.probe_id)
     if plan.config is not None:
