@@ -314,7 +314,7 @@ class Walker:
                     child, key_kind = node.step(key)
                 if key_kind and type(key) is str and key not in clean[key_kind]:
                     new_key = self.string(key, key_kind)
-                done = self._value(item, child)
+                done = self.walk(item, child)
             if new is None:
                 if done is item and new_key is key:
                     continue
@@ -332,16 +332,6 @@ class Walker:
             new["x_body_sha256"] = None
             self.run.hashes_cleared += 1
         return new
-
-    def _value(self, item: Any, child: Node) -> Any:
-        kind = type(item)
-        if kind is str:
-            return item if item in self.clean[child.kind] else self.string(item, child.kind)
-        if kind is dict:
-            return self.walk_dict(item, child)
-        if kind is list or kind is tuple:
-            return self.walk_list(item, child)
-        return item
 
 
 class _NotJSON(Exception):
